@@ -1,0 +1,65 @@
+# deconvd — see README.md. `make run` and `make test` do all set-up.
+CC      ?= cc
+BUILD   ?= build
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 $(WARN) -D_GNU_SOURCE -DDCV_VERSION='"$(VERSION)"' -Iinclude -MMD -MP
+LDLIBS  := -ldnnl -lgomp -lmicrohttpd -luv -lcjson -lpthread -lm
+TESTLIBS := -lcriterion
+
+ifeq ($(WERROR),1)
+CFLAGS  += -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+LIB_SRC  := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_BIN := $(BUILD)/tests/unit
+
+.PHONY: all deps run test unit-test asan-test check clean install uninstall
+all: $(BUILD)/libdeconvd.a $(BUILD)/deconvd
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj $(BUILD)/tests:
+	mkdir -p $@
+
+$(BUILD)/libdeconvd.a: $(LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(BUILD)/deconvd: $(BUILD)/obj/main.o $(BUILD)/libdeconvd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# All unit suites link into one Criterion binary: one run, one synthesis line.
+$(TEST_BIN): $(TEST_SRC) tests/unit/testutil.h $(BUILD)/libdeconvd.a | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(TEST_SRC) $(BUILD)/libdeconvd.a $(TESTLIBS) $(LDLIBS)
+
+run: deps all
+	$(BUILD)/deconvd --config config/deconvd.json
+
+unit-test: $(TEST_BIN) all
+	DCV_TEST_PYTHON=/usr/bin/python3 $(TEST_BIN) --jobs 2
+
+test: deps
+	$(MAKE) unit-test
+	scripts/run-tests $(BUILD)
+
+asan-test: deps
+	$(MAKE) BUILD=build-asan SANITIZE=address,undefined CFLAGS="-O1 -g" unit-test
+	scripts/run-tests build-asan
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/main.d

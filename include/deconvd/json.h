@@ -1,0 +1,75 @@
+/* json.h — the JSON document layer shared by config, model files and API.
+ *
+ * A thin, owning wrapper over cJSON so that exactly one module includes
+ * cJSON.h. Nodes are opaque (`struct dcv_json`). A parsed or built tree is
+ * owned by whoever holds its root; getters return borrowed pointers into it.
+ * Large tensor `data` arrays never go through this layer: see floatcodec.h.
+ * Not thread-safe per tree; distinct trees may be used from any thread.
+ */
+#ifndef DECONVD_JSON_H
+#define DECONVD_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct dcv_json;
+
+enum dcv_json_type {
+    DCV_JSON_INVALID = 0,
+    DCV_JSON_NULL,
+    DCV_JSON_BOOL,
+    DCV_JSON_NUMBER,
+    DCV_JSON_STRING,
+    DCV_JSON_ARRAY,
+    DCV_JSON_OBJECT,
+};
+
+/* Parses len bytes (need not be NUL-terminated). Returns a new tree the
+ * caller frees with dcv_json_free, or NULL with a message in err (DCV_ERRLEN)
+ * giving the byte offset of the problem. Nesting deeper than 1000 levels
+ * (cJSON's limit) is refused rather than recursed into. */
+struct dcv_json *dcv_json_parse(const char *text, size_t len, char *err);
+void dcv_json_free(struct dcv_json *root);
+
+enum dcv_json_type dcv_json_type(const struct dcv_json *node); /* NULL → INVALID */
+const char *dcv_json_type_name(const struct dcv_json *node);
+
+/* Object member by exact key, or NULL. */
+struct dcv_json *dcv_json_get(const struct dcv_json *obj, const char *key);
+/* Iteration over array elements or object members: first child, next sibling. */
+struct dcv_json *dcv_json_first(const struct dcv_json *node);
+struct dcv_json *dcv_json_next(const struct dcv_json *node);
+const char *dcv_json_key(const struct dcv_json *member);
+size_t dcv_json_size(const struct dcv_json *node);   /* array/object length */
+struct dcv_json *dcv_json_at(const struct dcv_json *arr, size_t i);
+
+double dcv_json_number(const struct dcv_json *node);      /* 0 if not a number */
+const char *dcv_json_string(const struct dcv_json *node); /* NULL if not a string */
+bool dcv_json_true(const struct dcv_json *node);
+/* True when node is a number holding an integer in [lo, hi]; stores it. */
+bool dcv_json_int(const struct dcv_json *node, int64_t lo, int64_t hi, int64_t *out);
+
+/* Builders. Each returns a new node (NULL on allocation failure). Adding a
+ * node to a container transfers its ownership to the container; adding NULL
+ * is a no-op that returns -ENOMEM-style failure (DCV_ENOMEM). */
+struct dcv_json *dcv_json_new_object(void);
+struct dcv_json *dcv_json_new_array(void);
+struct dcv_json *dcv_json_new_number(double v);
+struct dcv_json *dcv_json_new_string(const char *s);
+struct dcv_json *dcv_json_new_bool(bool v);
+struct dcv_json *dcv_json_new_null(void);
+struct dcv_json *dcv_json_new_int_array(const int64_t *v, size_t n);
+struct dcv_json *dcv_json_dup(const struct dcv_json *node);   /* deep copy */
+int dcv_json_add(struct dcv_json *obj, const char *key, struct dcv_json *item);
+int dcv_json_append(struct dcv_json *arr, struct dcv_json *item);
+/* Replaces (or adds) obj[key]; takes ownership of item. */
+int dcv_json_set(struct dcv_json *obj, const char *key, struct dcv_json *item);
+
+/* Compact serialization, malloc'd, caller frees with free(); NULL on OOM. */
+char *dcv_json_print(const struct dcv_json *node);
+/* Writes the JSON string literal for s (quotes and escapes) into buf of
+ * size cap; returns the length it needs (like snprintf). */
+size_t dcv_json_quote(char *buf, size_t cap, const char *s);
+
+#endif
