@@ -1,0 +1,64 @@
+/* engine.h — transposed convolutions on oneDNN.
+ *
+ * A dcv_engine_kernel holds one layer's weights, prepacked into the layout
+ * oneDNN's deconvolution prefers, and a bounded LRU cache of primitives per
+ * (batch, input size, output size, thread count). Execution takes
+ * caller-owned float32 buffers in the layer's data format; the only copies
+ * are the ones a layout or dtype conversion needs (bf16 input).
+ *
+ * Threads: dcv_engine_run may be called from many threads at once on one
+ * kernel (user-mode scratchpad, one per thread). Each execution uses the
+ * calling thread's OpenMP thread count, set with dcv_engine_set_threads.
+ */
+#ifndef DECONVD_ENGINE_H
+#define DECONVD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "deconvd/conv.h"
+
+struct dcv_engine_kernel;
+
+struct dcv_engine_stats {
+    size_t cache_entries;
+    uint64_t cache_hits, cache_misses, evictions;
+    char impl[64];          /* oneDNN implementation of the last primitive built */
+};
+
+/* Creates the process-wide oneDNN CPU engine. Idempotent and thread-safe;
+ * every other function calls it. Returns 0 or DCV_EENGINE. */
+int dcv_engine_init(char *err);
+
+/* Creates a kernel for conv (validated here too). `kernel` is in Keras
+ * layout (*kernel_size, filters, in_channels), `bias` has `filters` values
+ * or is NULL (zeros). Both are copied. `cache_cap` bounds the primitive
+ * cache (0 = default 16). `prepack_in` (rank spatial sizes, -1 = unknown →
+ * 8) is the input size used to build and pack a first primitive at load
+ * time; NULL skips that (one-off kernels).
+ * Returns 0 and *out, or a DCV_E* code with a message. Any thread. */
+int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
+                             const float *bias, size_t cache_cap, const int64_t *prepack_in,
+                             struct dcv_engine_kernel **out, char *err);
+
+/* Runs the transposed convolution + bias + activation for `batch` images:
+ * src has batch*in_channels*prod(in_sp) floats, dst batch*filters*prod(out_sp),
+ * both in the conv's data format. out_sp must be consistent with in_sp
+ * (callers check with dcv_conv_check_lengths). Returns 0, or DCV_ENOMEM /
+ * DCV_EENGINE / DCV_EUNSUPP with a message. Any thread, concurrently. */
+int dcv_engine_run(struct dcv_engine_kernel *k, const float *src, int64_t batch,
+                   const int64_t *in_sp, const int64_t *out_sp, float *dst, char *err);
+
+/* Frees a kernel. No run may be in progress on it. */
+void dcv_engine_kernel_free(struct dcv_engine_kernel *k);
+
+void dcv_engine_kernel_stats(struct dcv_engine_kernel *k, struct dcv_engine_stats *st);
+
+/* Sets / reads the OpenMP thread count of the calling thread. */
+void dcv_engine_set_threads(int n);
+int dcv_engine_threads(void);
+
+/* Test hook: makes the next n allocations of execution buffers fail. */
+void dcv_engine_inject_alloc_failures(int n);
+
+#endif

@@ -1,0 +1,68 @@
+/* model.h — model files: a Keras layer config plus its weights, ready to run.
+ *
+ * `<models_dir>/<name>.json` holds {"class_name", "config", "weights"} where
+ * each weight is a .npy path (relative, confined to models_dir) or an inline
+ * nested array; without weights the config's initializers fill them. A
+ * loaded model is immutable and may be used from any number of threads.
+ */
+#ifndef DECONVD_MODEL_H
+#define DECONVD_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "deconvd/layer.h"
+
+struct dcv_json;
+struct dcv_engine_kernel;
+
+#define DCV_MODEL_NAME_MAX 128
+
+struct dcv_model_opts {
+    size_t max_weight_elems;   /* refuse bigger kernels; 0 = 1<<28 */
+    size_t cache_cap;          /* primitive cache per model; 0 = default */
+};
+
+struct dcv_model {
+    char name[DCV_MODEL_NAME_MAX];
+    struct dcv_layer layer;
+    struct dcv_engine_kernel *kernel;
+    int64_t in_sig[DCV_MAX_DIMS], out_sig[DCV_MAX_DIMS]; /* -1 = dynamic */
+    int ndim;
+    struct dcv_json *sources;  /* {"kernel": "x.npy"|"inline"|"initializer", ...} */
+};
+
+/* True when name is a valid model name: 1..127 chars of [A-Za-z0-9_.-],
+ * not starting with '.'. Guards every path built from a request. */
+int dcv_model_name_valid(const char *name);
+
+/* Loads <models_dir>/<name>.json. Returns 0 and *out (free with
+ * dcv_model_free) or DCV_ENOENT / DCV_EPARSE / DCV_EINVAL / DCV_ESHAPE /
+ * DCV_EUNSUPP / DCV_EPATH / DCV_ETOOBIG / DCV_ENOMEM / DCV_EENGINE with a
+ * message. Any thread. */
+int dcv_model_load(const char *models_dir, const char *name, const struct dcv_model_opts *opts,
+                   struct dcv_model **out, char *err);
+
+/* Builds a model from an already parsed document; .npy paths resolve
+ * against models_dir (may be NULL: then only inline weights/initializers). */
+int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char *models_dir,
+                       const struct dcv_model_opts *opts, struct dcv_model **out, char *err);
+
+void dcv_model_free(struct dcv_model *m);
+
+/* Output shape for a concrete input shape (no unknown dims); see
+ * dcv_layer_output_shape for errors. *count gets the output element count. */
+int dcv_model_output_shape(const struct dcv_model *m, const int64_t *in, int ndim,
+                           int64_t *out, size_t *count, char *err);
+
+/* Runs the model on a concrete input. out must hold out_cap floats; the
+ * caller sizes it with dcv_model_output_shape. Returns 0 or a DCV_E* code
+ * with a message. Any thread, concurrently. */
+int dcv_model_infer(const struct dcv_model *m, const float *in, const int64_t *shape, int ndim,
+                    float *out, size_t out_cap, char *err);
+
+/* The normalized config plus deconvd's computed facts (signature, weight
+ * sources, padding for the declared input size). New tree for the caller. */
+struct dcv_json *dcv_model_config_json(const struct dcv_model *m);
+
+#endif

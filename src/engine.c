@@ -1,0 +1,689 @@
+/* engine.c — oneDNN deconvolution primitives behind dcv_engine_*.
+ *
+ * Design: one process-wide CPU engine. A kernel owns the Keras-layout
+ * weights, the packed copies oneDNN asked for (usually one) and an LRU cache
+ * of execution plans keyed by (batch, in size, out size, OpenMP threads),
+ * because a JIT primitive is specialised to shapes and fixes its thread
+ * count when it is created. A plan is: deconvolution without bias (fused
+ * bias/eltwise run a slow reference path in oneDNN 2.6), then an in-place
+ * binary_add of the bias carrying the activation as eltwise post-ops, then
+ * softmax or a portable pass for what post-ops cannot express.
+ * Primitives use user-mode scratchpads so that one plan can run on several
+ * threads at once; each thread keeps its scratchpad, bf16 staging buffer
+ * and stream in thread-specific storage, freed when the thread exits.
+ * The cache mutex is held only for lookups; plans are built outside it.
+ * The only module that includes dnnl.h; dnnl_status_t is translated here.
+ */
+#include <float.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "deconvd/engine.h"
+#include "deconvd/error.h"
+
+#define MAX_POSTOPS 3
+#define DEFAULT_CACHE 16
+
+struct plan {
+    int64_t batch, in_sp[DCV_MAX_SPATIAL], out_sp[DCV_MAX_SPATIAL];
+    int nthreads;
+    dnnl_primitive_t deconv, post, softmax, to_bf16;
+    dnnl_memory_desc_t src_md, dst_md, bf16_md, bias_md, wei_md;
+    int wei;                   /* index into kernel->packed */
+    size_t scratch_bytes, bf16_bytes;
+    int refs;
+    uint64_t last_used;
+};
+
+struct packed {
+    dnnl_memory_desc_t md;
+    void *data;
+};
+
+struct dcv_engine_kernel {
+    struct dcv_conv conv;
+    float *keras_kernel;       /* (*k, filters, in_channels) */
+    float *bias;               /* filters values, zeros when !use_bias */
+    pthread_mutex_t lock;      /* guards everything below */
+    struct packed packed[4];
+    int npacked;
+    struct plan **plans;
+    size_t nplans, cap;
+    uint64_t tick;
+    struct dcv_engine_stats stats;
+};
+
+/* Per-thread execution state. */
+struct tls {
+    dnnl_stream_t stream;
+    void *scratch;
+    size_t scratch_cap;
+    void *bf16;
+    size_t bf16_cap;
+};
+
+static dnnl_engine_t g_engine;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static pthread_key_t g_tls_key;
+static dnnl_status_t g_init_status = dnnl_runtime_error;
+static atomic_int g_fail_allocs;
+
+static int dnnl_error(dnnl_status_t st, char *err, const char *what)
+{
+    static const char *const names[] = {
+        [dnnl_success] = "success", [dnnl_out_of_memory] = "out of memory",
+        [dnnl_invalid_arguments] = "invalid arguments", [dnnl_unimplemented] = "unimplemented",
+        [dnnl_iterator_ends] = "iterator ends", [dnnl_runtime_error] = "runtime error",
+        [dnnl_not_required] = "not required",
+    };
+    const char *name = (unsigned)st < sizeof names / sizeof *names && names[st] ? names[st]
+                                                                               : "unknown";
+    int code = st == dnnl_out_of_memory ? DCV_ENOMEM
+             : st == dnnl_unimplemented ? DCV_EUNSUPP : DCV_EENGINE;
+    return dcv_errf(err, code, "oneDNN %s failed: %s (status %d)", what, name, (int)st);
+}
+
+#define DNNL_TRY(call, what)                                          \
+    do {                                                              \
+        dnnl_status_t st_ = (call);                                   \
+        if (st_ != dnnl_success) { rc = dnnl_error(st_, err, what); goto out; } \
+    } while (0)
+
+static void tls_free(void *p)
+{
+    struct tls *t = p;
+    if (t->stream) dnnl_stream_destroy(t->stream);
+    free(t->scratch);
+    free(t->bf16);
+    free(t);
+}
+
+static void init_once(void)
+{
+    if (pthread_key_create(&g_tls_key, tls_free) != 0) return;
+    g_init_status = dnnl_engine_create(&g_engine, dnnl_cpu, 0);
+}
+
+int dcv_engine_init(char *err)
+{
+    pthread_once(&g_once, init_once);
+    if (g_init_status != dnnl_success)
+        return dnnl_error(g_init_status, err, "engine creation");
+    return 0;
+}
+
+void dcv_engine_set_threads(int n) { if (n > 0) omp_set_num_threads(n); }
+int dcv_engine_threads(void) { return omp_get_max_threads(); }
+void dcv_engine_inject_alloc_failures(int n) { atomic_store(&g_fail_allocs, n); }
+
+/* Grows *buf to at least need bytes, 64-byte aligned. */
+static int reserve(void **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) return 0;
+    if (atomic_load(&g_fail_allocs) > 0 && atomic_fetch_sub(&g_fail_allocs, 1) > 0)
+        return DCV_ENOMEM;
+    void *p = NULL;
+    size_t sz = (need + 4095) & ~(size_t)4095;
+    if (posix_memalign(&p, 64, sz) != 0) return DCV_ENOMEM;
+    free(*buf);
+    *buf = p;
+    *cap = sz;
+    return 0;
+}
+
+static struct tls *tls_get(char *err)
+{
+    struct tls *t = pthread_getspecific(g_tls_key);
+    if (t) return t;
+    if (!(t = calloc(1, sizeof *t))) return NULL;
+    dnnl_status_t st = dnnl_stream_create(&t->stream, g_engine, dnnl_stream_default_flags);
+    if (st != dnnl_success || pthread_setspecific(g_tls_key, t) != 0) {
+        dnnl_error(st, err, "stream creation");
+        tls_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static dnnl_format_tag_t data_tag(const struct dcv_conv *c)
+{
+    static const dnnl_format_tag_t last[] = { dnnl_nwc, dnnl_nhwc, dnnl_ndhwc };
+    static const dnnl_format_tag_t first[] = { dnnl_ncw, dnnl_nchw, dnnl_ncdhw };
+    return c->channels_first ? first[c->rank - 1] : last[c->rank - 1];
+}
+
+/* oneDNN logical dims: N, C, spatial... */
+static void logical_dims(int64_t n, int64_t ch, const int64_t *sp, int rank, dnnl_dims_t d)
+{
+    d[0] = n;
+    d[1] = ch;
+    for (int i = 0; i < rank; i++) d[2 + i] = sp[i];
+}
+
+/* The Keras kernel (*k, O, I) seen as oneDNN's (O, I, *k) through strides. */
+static void keras_weights_md(const struct dcv_conv *c, dnnl_memory_desc_t *md)
+{
+    dnnl_dims_t dims, strides;
+    int64_t step = c->filters * c->in_channels;
+    dims[0] = c->filters;
+    dims[1] = c->in_channels;
+    strides[0] = c->in_channels;
+    strides[1] = 1;
+    for (int i = c->rank - 1; i >= 0; i--) {
+        dims[2 + i] = c->kernel[i];
+        strides[2 + i] = step;
+        step *= c->kernel[i];
+    }
+    dnnl_memory_desc_init_by_strides(md, c->rank + 2, dims, dnnl_f32, strides);
+}
+
+struct chain { int n; dnnl_alg_kind_t alg[MAX_POSTOPS]; float a[MAX_POSTOPS], b[MAX_POSTOPS]; };
+
+static void push(struct chain *ch, dnnl_alg_kind_t alg, float a, float b)
+{
+    ch->alg[ch->n] = alg, ch->a[ch->n] = a, ch->b[ch->n] = b, ch->n++;
+}
+
+/* Eltwise post-ops expressing the activation; false if they cannot. */
+static bool fusable(const struct dcv_activation *act, struct chain *ch)
+{
+    ch->n = 0;
+    switch (act->kind) {
+    case DCV_ACT_LINEAR: return true;
+    case DCV_ACT_RELU:
+    case DCV_ACT_LEAKY_RELU:
+    case DCV_ACT_RELU6:
+        if (act->threshold != 0) return false;
+        if (act->alpha == 0 && act->max_value < FLT_MAX) {
+            push(ch, dnnl_eltwise_clip, 0.0f, act->max_value);
+            return true;
+        }
+        push(ch, dnnl_eltwise_relu, act->alpha, 0);
+        if (act->max_value < FLT_MAX) push(ch, dnnl_eltwise_clip, -FLT_MAX, act->max_value);
+        return true;
+    case DCV_ACT_SIGMOID: push(ch, dnnl_eltwise_logistic, 0, 0); return true;
+    case DCV_ACT_TANH: push(ch, dnnl_eltwise_tanh, 0, 0); return true;
+    case DCV_ACT_SOFTPLUS: push(ch, dnnl_eltwise_soft_relu, 0, 0); return true;
+    case DCV_ACT_ELU: push(ch, dnnl_eltwise_elu, act->alpha, 0); return true;
+    case DCV_ACT_SELU:
+        push(ch, dnnl_eltwise_elu, 1.6732632423543772f, 0);
+        push(ch, dnnl_eltwise_linear, 1.0507009873554805f, 0);
+        return true;
+    case DCV_ACT_EXPONENTIAL: push(ch, dnnl_eltwise_exp, 0, 0); return true;
+    case DCV_ACT_HARD_SIGMOID:
+        push(ch, dnnl_eltwise_linear, 0.2f, 0.5f);
+        push(ch, dnnl_eltwise_clip, 0.0f, 1.0f);
+        return true;
+    case DCV_ACT_SWISH: push(ch, dnnl_eltwise_swish, 1.0f, 0); return true;
+    case DCV_ACT_GELU:
+        push(ch, act->approximate ? dnnl_eltwise_gelu_tanh : dnnl_eltwise_gelu_erf, 0, 0);
+        return true;
+    case DCV_ACT_MISH: push(ch, dnnl_eltwise_mish, 0, 0); return true;
+    case DCV_ACT_HARD_SILU: push(ch, dnnl_eltwise_hardswish, 0, 0); return true;
+    case DCV_ACT_LOG_SIGMOID: push(ch, dnnl_eltwise_logsigmoid, 0, 0); return true;
+    default: return false;
+    }
+}
+
+static void plan_free(struct plan *p)
+{
+    if (!p) return;
+    if (p->deconv) dnnl_primitive_destroy(p->deconv);
+    if (p->post) dnnl_primitive_destroy(p->post);
+    if (p->softmax) dnnl_primitive_destroy(p->softmax);
+    if (p->to_bf16) dnnl_primitive_destroy(p->to_bf16);
+    free(p);
+}
+
+static size_t scratch_size(const_dnnl_primitive_desc_t pd)
+{
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    return md ? dnnl_memory_desc_get_size(md) : 0;
+}
+
+static int user_attr(dnnl_primitive_attr_t *attr, char *err)
+{
+    int rc = 0;
+    DNNL_TRY(dnnl_primitive_attr_create(attr), "attribute creation");
+    DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user),
+             "scratchpad mode");
+out:
+    return rc;
+}
+
+/* Creates prim from pd, records its scratchpad need, destroys pd. */
+static int finish(dnnl_primitive_desc_t pd, dnnl_primitive_t *prim, struct plan *p, char *err)
+{
+    int rc = 0;
+    size_t s = scratch_size(pd);
+    if (s > p->scratch_bytes) p->scratch_bytes = s;
+    DNNL_TRY(dnnl_primitive_create(prim, pd), "primitive creation");
+out:
+    dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+/* Post step: bias add with the activation as post-ops (or nothing), then
+ * softmax when asked for. In place on dst. */
+static int build_post(const struct dcv_conv *c, struct plan *p, struct chain *ch, char *err)
+{
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    int rc = 0;
+    if (c->use_bias || ch->n > 0) {
+        dnnl_binary_desc_t bd;
+        if ((rc = user_attr(&attr, err))) goto out;
+        DNNL_TRY(dnnl_post_ops_create(&po), "post-ops creation");
+        for (int i = 0; i < ch->n; i++)
+            DNNL_TRY(dnnl_post_ops_append_eltwise(po, 1.0f, ch->alg[i], ch->a[i], ch->b[i]),
+                     "eltwise post-op");
+        DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, po), "post-ops");
+        DNNL_TRY(dnnl_binary_desc_init(&bd, dnnl_binary_add, &p->dst_md, &p->bias_md,
+                                       &p->dst_md), "bias add descriptor");
+        DNNL_TRY(dnnl_primitive_desc_create(&pd, &bd, attr, g_engine, NULL), "bias add");
+        rc = finish(pd, &p->post, p, err);
+        pd = NULL;
+        if (rc) goto out;
+    }
+    if (c->act.kind == DCV_ACT_SOFTMAX) {
+        dnnl_softmax_desc_t sd;
+        int axis = c->channels_first ? c->rank + 1 : 1; /* Keras: the last axis */
+        dnnl_primitive_attr_destroy(attr);
+        attr = NULL;
+        if ((rc = user_attr(&attr, err))) goto out;
+        DNNL_TRY(dnnl_softmax_forward_desc_init(&sd, dnnl_forward_inference, &p->dst_md, axis),
+                 "softmax descriptor");
+        DNNL_TRY(dnnl_primitive_desc_create(&pd, &sd, attr, g_engine, NULL), "softmax");
+        rc = finish(pd, &p->softmax, p, err);
+        pd = NULL;
+    }
+out:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return rc;
+}
+
+/* Finds or makes (under k->lock) a packed copy of the weights in md. */
+static int packed_weights(struct dcv_engine_kernel *k, const dnnl_memory_desc_t *md, char *err)
+{
+    dnnl_memory_desc_t kmd;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_t from = NULL, to = NULL;
+    dnnl_stream_t s = NULL;
+    void *buf = NULL;
+    int rc = 0;
+    for (int i = 0; i < k->npacked; i++)
+        if (dnnl_memory_desc_equal(&k->packed[i].md, md)) return i;
+    if (k->npacked == (int)(sizeof k->packed / sizeof *k->packed))
+        return dcv_errf(err, DCV_EENGINE, "too many weight layouts for one kernel");
+    keras_weights_md(&k->conv, &kmd);
+    if (posix_memalign(&buf, 64, dnnl_memory_desc_get_size(md) + 64) != 0)
+        return dcv_errf(err, DCV_ENOMEM, "out of memory packing weights");
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, &kmd, g_engine, md, g_engine, NULL),
+             "weights reorder descriptor");
+    DNNL_TRY(dnnl_primitive_create(&r, pd), "weights reorder");
+    DNNL_TRY(dnnl_memory_create(&from, &kmd, g_engine, k->keras_kernel), "memory");
+    DNNL_TRY(dnnl_memory_create(&to, md, g_engine, buf), "memory");
+    DNNL_TRY(dnnl_stream_create(&s, g_engine, dnnl_stream_default_flags), "stream");
+    dnnl_exec_arg_t args[] = { { DNNL_ARG_FROM, from }, { DNNL_ARG_TO, to } };
+    DNNL_TRY(dnnl_primitive_execute(r, s, 2, args), "weights reorder");
+    DNNL_TRY(dnnl_stream_wait(s), "weights reorder");
+    k->packed[k->npacked].md = *md;
+    k->packed[k->npacked].data = buf;
+    buf = NULL;
+    rc = k->npacked++;
+out:
+    free(buf);
+    if (s) dnnl_stream_destroy(s);
+    if (from) dnnl_memory_destroy(from);
+    if (to) dnnl_memory_destroy(to);
+    if (r) dnnl_primitive_destroy(r);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+static int build_deconv(struct dcv_engine_kernel *k, struct plan *p, char *err)
+{
+    const struct dcv_conv *c = &k->conv;
+    dnnl_memory_desc_t wany;
+    dnnl_deconvolution_desc_t dd;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_dims_t wd, strides, dil, pl, pr;
+    int64_t pad_l[DCV_MAX_SPATIAL], pad_r[DCV_MAX_SPATIAL];
+    int rc = 0;
+    bool bf16 = c->dtype == DCV_DTYPE_BFLOAT16;
+
+    dcv_conv_pads(c, p->in_sp, p->out_sp, pad_l, pad_r);
+    for (int i = 0; i < c->rank; i++) {
+        strides[i] = c->strides[i];
+        dil[i] = c->dilation[i] - 1;      /* oneDNN dilation is 0-based */
+        pl[i] = pad_l[i];
+        pr[i] = pad_r[i];
+    }
+    wd[0] = c->filters;
+    wd[1] = c->in_channels;
+    for (int i = 0; i < c->rank; i++) wd[2 + i] = c->kernel[i];
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&wany, c->rank + 2, wd, bf16 ? dnnl_bf16 : dnnl_f32,
+                                          dnnl_format_tag_any), "weights descriptor");
+    if ((rc = user_attr(&attr, err))) goto out;
+    DNNL_TRY(dnnl_dilated_deconvolution_forward_desc_init(
+                 &dd, dnnl_forward_inference, dnnl_deconvolution_direct,
+                 bf16 ? &p->bf16_md : &p->src_md, &wany, NULL, &p->dst_md, strides, dil, pl, pr),
+             "deconvolution descriptor");
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, &dd, attr, g_engine, NULL), "deconvolution");
+    p->wei_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
+        impl) {
+        pthread_mutex_lock(&k->lock);
+        snprintf(k->stats.impl, sizeof k->stats.impl, "%s", impl);
+        pthread_mutex_unlock(&k->lock);
+    }
+    rc = finish(pd, &p->deconv, p, err);
+    pd = NULL;
+out:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return rc;
+}
+
+static int build_to_bf16(struct plan *p, char *err)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    int rc = 0;
+    if ((rc = user_attr(&attr, err))) goto out;
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, &p->src_md, g_engine, &p->bf16_md,
+                                                g_engine, attr), "bf16 input reorder");
+    p->bf16_bytes = dnnl_memory_desc_get_size(&p->bf16_md);
+    rc = finish(pd, &p->to_bf16, p, err);
+    pd = NULL;
+out:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return rc;
+}
+
+static int build_plan(struct dcv_engine_kernel *k, int64_t batch, const int64_t *in_sp,
+                      const int64_t *out_sp, struct plan **out, char *err)
+{
+    const struct dcv_conv *c = &k->conv;
+    struct plan *p = calloc(1, sizeof *p);
+    dnnl_dims_t d;
+    struct chain ch;
+    int rc = 0;
+    if (!p) return dcv_errf(err, DCV_ENOMEM, "out of memory building a plan");
+    p->batch = batch;
+    p->nthreads = omp_get_max_threads();
+    memcpy(p->in_sp, in_sp, sizeof(int64_t) * c->rank);
+    memcpy(p->out_sp, out_sp, sizeof(int64_t) * c->rank);
+    logical_dims(batch, c->in_channels, in_sp, c->rank, d);
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&p->src_md, c->rank + 2, d, dnnl_f32, data_tag(c)),
+             "source descriptor");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&p->bf16_md, c->rank + 2, d, dnnl_bf16, data_tag(c)),
+             "source descriptor");
+    logical_dims(batch, c->filters, out_sp, c->rank, d);
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&p->dst_md, c->rank + 2, d, dnnl_f32, data_tag(c)),
+             "destination descriptor");
+    for (int i = 0; i < c->rank + 2; i++) d[i] = i == 1 ? c->filters : 1;
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&p->bias_md, c->rank + 2, d, dnnl_f32, data_tag(c)),
+             "bias descriptor");
+    if ((rc = build_deconv(k, p, err))) goto out;
+    if (c->dtype == DCV_DTYPE_BFLOAT16 && (rc = build_to_bf16(p, err))) goto out;
+    fusable(&c->act, &ch);
+    if ((rc = build_post(c, p, &ch, err))) goto out;
+    pthread_mutex_lock(&k->lock);
+    rc = packed_weights(k, &p->wei_md, err);
+    pthread_mutex_unlock(&k->lock);
+    if (rc < 0) goto out;
+    p->wei = rc;
+    rc = 0;
+out:
+    if (rc) plan_free(p);
+    else *out = p;
+    return rc;
+}
+
+static bool plan_matches(const struct plan *p, int rank, int64_t batch, const int64_t *in_sp,
+                         const int64_t *out_sp, int nthreads)
+{
+    if (p->batch != batch || p->nthreads != nthreads) return false;
+    for (int i = 0; i < rank; i++)
+        if (p->in_sp[i] != in_sp[i] || p->out_sp[i] != out_sp[i]) return false;
+    return true;
+}
+
+static struct plan *lookup_locked(struct dcv_engine_kernel *k, int64_t batch,
+                                  const int64_t *in_sp, const int64_t *out_sp)
+{
+    int nt = omp_get_max_threads();
+    for (size_t i = 0; i < k->nplans; i++)
+        if (plan_matches(k->plans[i], k->conv.rank, batch, in_sp, out_sp, nt)) {
+            k->plans[i]->refs++;
+            k->plans[i]->last_used = ++k->tick;
+            return k->plans[i];
+        }
+    return NULL;
+}
+
+/* Inserts p (refs already 1), evicting the least recently used idle plan
+ * when full. If every plan is busy the cache grows past cap for a while. */
+static void insert_locked(struct dcv_engine_kernel *k, struct plan *p)
+{
+    if (k->nplans >= k->cap) {
+        size_t victim = k->nplans;
+        for (size_t i = 0; i < k->nplans; i++)
+            if (!k->plans[i]->refs &&
+                (victim == k->nplans || k->plans[i]->last_used < k->plans[victim]->last_used))
+                victim = i;
+        if (victim < k->nplans) {
+            plan_free(k->plans[victim]);
+            k->plans[victim] = k->plans[--k->nplans];
+            k->stats.evictions++;
+        }
+    }
+    p->last_used = ++k->tick;
+    k->plans[k->nplans++] = p;
+}
+
+static int acquire(struct dcv_engine_kernel *k, int64_t batch, const int64_t *in_sp,
+                   const int64_t *out_sp, struct plan **out, char *err)
+{
+    struct plan *p, *fresh = NULL;
+    pthread_mutex_lock(&k->lock);
+    p = lookup_locked(k, batch, in_sp, out_sp);
+    if (p) k->stats.cache_hits++;
+    pthread_mutex_unlock(&k->lock);
+    if (p) {
+        *out = p;
+        return 0;
+    }
+    int rc = build_plan(k, batch, in_sp, out_sp, &fresh, err);
+    if (rc) return rc;
+    pthread_mutex_lock(&k->lock);
+    k->stats.cache_misses++;
+    p = lookup_locked(k, batch, in_sp, out_sp);   /* another thread may have won */
+    if (!p && k->nplans < 2 * k->cap + 64) {
+        fresh->refs = 1;
+        insert_locked(k, fresh);
+        p = fresh;
+        fresh = NULL;
+    } else if (!p) {
+        fresh->refs = 1;                         /* cache saturated: use once */
+        p = fresh;
+        fresh = NULL;
+        p->last_used = 0;
+        p->nthreads = -1;                        /* marks an uncached plan */
+    }
+    k->stats.cache_entries = k->nplans;
+    pthread_mutex_unlock(&k->lock);
+    plan_free(fresh);
+    *out = p;
+    return 0;
+}
+
+static void release(struct dcv_engine_kernel *k, struct plan *p)
+{
+    if (p->nthreads == -1) {
+        plan_free(p);
+        return;
+    }
+    pthread_mutex_lock(&k->lock);
+    p->refs--;
+    pthread_mutex_unlock(&k->lock);
+}
+
+static int exec(dnnl_primitive_t prim, struct tls *t, dnnl_exec_arg_t *args, int n,
+                const dnnl_memory_desc_t *scratch_md, char *err)
+{
+    dnnl_memory_t sp = NULL;
+    int rc = 0;
+    DNNL_TRY(dnnl_memory_create(&sp, scratch_md, g_engine, t->scratch), "scratchpad");
+    args[n].arg = DNNL_ARG_SCRATCHPAD;
+    args[n].memory = sp;
+    DNNL_TRY(dnnl_primitive_execute(prim, t->stream, n + 1, args), "execution");
+out:
+    if (sp) dnnl_memory_destroy(sp);
+    return rc;
+}
+
+static const dnnl_memory_desc_t *prim_scratch_md(dnnl_primitive_t prim)
+{
+    const_dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_get_primitive_desc(prim, &pd);
+    return dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+}
+
+static int run_plan(struct dcv_engine_kernel *k, struct plan *p, const float *src, float *dst,
+                    char *err)
+{
+    const struct dcv_conv *c = &k->conv;
+    struct tls *t = tls_get(err);
+    dnnl_memory_t msrc = NULL, mbf = NULL, mwei = NULL, mdst = NULL, mbias = NULL;
+    dnnl_exec_arg_t a[5];
+    int rc = 0;
+    if (!t) return dcv_errf(err, DCV_ENOMEM, "out of memory for thread state");
+    if (reserve(&t->scratch, &t->scratch_cap, p->scratch_bytes + 64) ||
+        reserve(&t->bf16, &t->bf16_cap, p->bf16_bytes + 64))
+        return dcv_errf(err, DCV_ENOMEM, "out of memory for execution buffers");
+    DNNL_TRY(dnnl_memory_create(&msrc, &p->src_md, g_engine, (void *)src), "memory");
+    DNNL_TRY(dnnl_memory_create(&mdst, &p->dst_md, g_engine, dst), "memory");
+    DNNL_TRY(dnnl_memory_create(&mwei, &k->packed[p->wei].md, g_engine, k->packed[p->wei].data),
+             "memory");
+    DNNL_TRY(dnnl_memory_create(&mbias, &p->bias_md, g_engine, k->bias), "memory");
+    if (p->to_bf16) {
+        DNNL_TRY(dnnl_memory_create(&mbf, &p->bf16_md, g_engine, t->bf16), "memory");
+        a[0] = (dnnl_exec_arg_t){ DNNL_ARG_FROM, msrc };
+        a[1] = (dnnl_exec_arg_t){ DNNL_ARG_TO, mbf };
+        if ((rc = exec(p->to_bf16, t, a, 2, prim_scratch_md(p->to_bf16), err))) goto out;
+    }
+    a[0] = (dnnl_exec_arg_t){ DNNL_ARG_SRC, mbf ? mbf : msrc };
+    a[1] = (dnnl_exec_arg_t){ DNNL_ARG_WEIGHTS, mwei };
+    a[2] = (dnnl_exec_arg_t){ DNNL_ARG_DST, mdst };
+    if ((rc = exec(p->deconv, t, a, 3, prim_scratch_md(p->deconv), err))) goto out;
+    if (p->post) {
+        a[0] = (dnnl_exec_arg_t){ DNNL_ARG_SRC_0, mdst };
+        a[1] = (dnnl_exec_arg_t){ DNNL_ARG_SRC_1, mbias };
+        a[2] = (dnnl_exec_arg_t){ DNNL_ARG_DST, mdst };
+        if ((rc = exec(p->post, t, a, 3, prim_scratch_md(p->post), err))) goto out;
+    }
+    if (p->softmax) {
+        a[0] = (dnnl_exec_arg_t){ DNNL_ARG_SRC, mdst };
+        a[1] = (dnnl_exec_arg_t){ DNNL_ARG_DST, mdst };
+        if ((rc = exec(p->softmax, t, a, 2, prim_scratch_md(p->softmax), err))) goto out;
+    }
+    DNNL_TRY(dnnl_stream_wait(t->stream), "execution");
+    struct chain ch;
+    if (!fusable(&c->act, &ch) && c->act.kind != DCV_ACT_SOFTMAX)
+        dcv_activation_apply(&c->act, dst, 1, dnnl_memory_desc_get_size(&p->dst_md) / 4, 1);
+out:
+    if (msrc) dnnl_memory_destroy(msrc);
+    if (mbf) dnnl_memory_destroy(mbf);
+    if (mwei) dnnl_memory_destroy(mwei);
+    if (mdst) dnnl_memory_destroy(mdst);
+    if (mbias) dnnl_memory_destroy(mbias);
+    return rc;
+}
+
+int dcv_engine_run(struct dcv_engine_kernel *k, const float *src, int64_t batch,
+                   const int64_t *in_sp, const int64_t *out_sp, float *dst, char *err)
+{
+    struct plan *p;
+    int rc = acquire(k, batch, in_sp, out_sp, &p, err);
+    if (rc) return rc;
+    rc = run_plan(k, p, src, dst, err);
+    release(k, p);
+    return rc;
+}
+
+int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
+                             const float *bias, size_t cache_cap, const int64_t *prepack_in,
+                             struct dcv_engine_kernel **out, char *err)
+{
+    struct dcv_engine_kernel *k = NULL;
+    int64_t nk = conv->filters * conv->in_channels, in_sp[DCV_MAX_SPATIAL], out_sp[DCV_MAX_SPATIAL];
+    int rc;
+    if ((rc = dcv_engine_init(err)) || (rc = dcv_conv_validate(conv, err))) return rc;
+    for (int i = 0; i < conv->rank; i++) nk *= conv->kernel[i];
+    if (!(k = calloc(1, sizeof *k)) || !(k->keras_kernel = malloc(sizeof(float) * nk)) ||
+        !(k->bias = calloc(conv->filters, sizeof(float))) ||
+        !(k->plans = calloc(2 * (cache_cap ? cache_cap : DEFAULT_CACHE) + 64, sizeof *k->plans))) {
+        rc = dcv_errf(err, DCV_ENOMEM, "out of memory for a kernel of %lld weights",
+                      (long long)nk);
+        goto fail;
+    }
+    k->conv = *conv;
+    k->cap = cache_cap ? cache_cap : DEFAULT_CACHE;
+    memcpy(k->keras_kernel, kernel, sizeof(float) * nk);
+    if (bias && conv->use_bias) memcpy(k->bias, bias, sizeof(float) * conv->filters);
+    pthread_mutex_init(&k->lock, NULL);
+    /* Pack weights now so the first request does not pay for it. */
+    if (!prepack_in) {
+        *out = k;
+        return 0;
+    }
+    for (int i = 0; i < conv->rank; i++) {
+        in_sp[i] = prepack_in[i] > 0 ? prepack_in[i] : 8;
+        out_sp[i] = dcv_conv_output_length(in_sp[i], conv->kernel[i], conv->strides[i],
+                                           conv->dilation[i], conv->padding, -1);
+    }
+    struct plan *p;
+    if ((rc = acquire(k, 1, in_sp, out_sp, &p, err))) goto fail;
+    release(k, p);
+    *out = k;
+    return 0;
+fail:
+    dcv_engine_kernel_free(k);
+    return rc;
+}
+
+void dcv_engine_kernel_free(struct dcv_engine_kernel *k)
+{
+    if (!k) return;
+    for (size_t i = 0; k->plans && i < k->nplans; i++) plan_free(k->plans[i]);
+    for (int i = 0; i < k->npacked; i++) free(k->packed[i].data);
+    if (k->plans) pthread_mutex_destroy(&k->lock);
+    free(k->plans);
+    free(k->keras_kernel);
+    free(k->bias);
+    free(k);
+}
+
+void dcv_engine_kernel_stats(struct dcv_engine_kernel *k, struct dcv_engine_stats *st)
+{
+    pthread_mutex_lock(&k->lock);
+    *st = k->stats;
+    st->cache_entries = k->nplans;
+    pthread_mutex_unlock(&k->lock);
+}

@@ -1,0 +1,408 @@
+/* model.c — loading model files into runnable models.
+ *
+ * A model file is parsed with the JSON layer, its layer config by layer.c,
+ * and its weights from .npy files, inline arrays or initializers, checked
+ * against the shapes the config implies before anything large is allocated.
+ * .npy paths are confined to models_dir: absolute paths and '..' are refused
+ * and the resolved real path (symlinks followed) must stay inside it.
+ * Runs on whichever thread loads (start-up, reload); a loaded model is
+ * read-only and shared by the worker threads that run it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "deconvd/engine.h"
+#include "deconvd/error.h"
+#include "deconvd/json.h"
+#include "deconvd/model.h"
+#include "deconvd/npy.h"
+
+#define DEFAULT_MAX_WEIGHTS ((size_t)1 << 28)
+#define MAX_MODEL_FILE (256u << 20)
+
+struct tensor {
+    int64_t shape[DCV_MAX_DIMS];
+    int ndim;
+    float *data;
+};
+
+int dcv_model_name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= DCV_MODEL_NAME_MAX || name[0] == '.') return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+static void shape_str(const int64_t *s, int n, char *buf, size_t cap)
+{
+    size_t k = (size_t)snprintf(buf, cap, "(");
+    for (int i = 0; i < n && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, i ? ", %lld" : "%lld", (long long)s[i]);
+    if (k < cap) snprintf(buf + k, cap - k, n == 1 ? ",)" : ")");
+}
+
+/* Shape of a nested JSON array (rectangular), into t->shape. */
+static int json_shape(const struct dcv_json *v, struct tensor *t, const char *what, char *err)
+{
+    t->ndim = 0;
+    while (dcv_json_type(v) == DCV_JSON_ARRAY) {
+        if (t->ndim == DCV_MAX_DIMS)
+            return dcv_errf(err, DCV_ESHAPE, "%s: inline array nested deeper than %d levels",
+                            what, DCV_MAX_DIMS);
+        t->shape[t->ndim++] = (int64_t)dcv_json_size(v);
+        v = dcv_json_first(v);
+    }
+    return 0;
+}
+
+static int json_fill(const struct dcv_json *v, const struct tensor *t, int depth, float **dst,
+                     const char *what, char *err)
+{
+    if (depth == t->ndim) {
+        if (dcv_json_type(v) != DCV_JSON_NUMBER)
+            return dcv_errf(err, DCV_EINVAL, "%s: inline array holds a %s where a number "
+                            "belongs", what, dcv_json_type_name(v));
+        *(*dst)++ = (float)dcv_json_number(v);
+        return 0;
+    }
+    if (dcv_json_type(v) != DCV_JSON_ARRAY || (int64_t)dcv_json_size(v) != t->shape[depth])
+        return dcv_errf(err, DCV_ESHAPE, "%s: inline array is ragged at depth %d", what, depth);
+    for (const struct dcv_json *e = dcv_json_first(v); e; e = dcv_json_next(e)) {
+        int rc = json_fill(e, t, depth + 1, dst, what, err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int check_shape(const struct tensor *t, const int64_t *want, int n, const char *what,
+                       char *err)
+{
+    bool ok = t->ndim == n;
+    for (int i = 0; ok && i < n; i++) ok = t->shape[i] == want[i];
+    if (ok) return 0;
+    char got[128], exp[128];
+    shape_str(t->shape, t->ndim, got, sizeof got);
+    shape_str(want, n, exp, sizeof exp);
+    return dcv_errf(err, DCV_ESHAPE, "%s has shape %s but the config needs %s", what, got, exp);
+}
+
+/* Resolves rel against dir, refusing anything that leaves dir. */
+static int confined_path(const char *dir, const char *rel, char *out, char *err)
+{
+    char root[PATH_MAX], joined[PATH_MAX];
+    if (!dir)
+        return dcv_errf(err, DCV_EPATH, "weights file '%.100s' given but no models directory",
+                        rel);
+    if (rel[0] == '/' || strstr(rel, "..") || rel[0] == '\0')
+        return dcv_errf(err, DCV_EPATH, "weights path '%.100s' must be relative to the "
+                        "models directory without '..'", rel);
+    if (!realpath(dir, root))
+        return dcv_errf(err, DCV_ENOENT, "models directory %.200s: %s", dir, strerror(errno));
+    if ((size_t)snprintf(joined, sizeof joined, "%s/%s", root, rel) >= sizeof joined)
+        return dcv_errf(err, DCV_EPATH, "weights path too long");
+    if (!realpath(joined, out))
+        return dcv_errf(err, DCV_ENOENT, "weights file '%.100s': %s", rel, strerror(errno));
+    size_t n = strlen(root);
+    if (strncmp(out, root, n) != 0 || (out[n] != '/' && out[n] != '\0'))
+        return dcv_errf(err, DCV_EPATH, "weights file '%.100s' resolves outside the models "
+                        "directory", rel);
+    return 0;
+}
+
+/* One weight tensor from a path or an inline array, checked against want. */
+static int load_weight(const struct dcv_json *src, const char *dir, const int64_t *want, int n,
+                       size_t max_elems, const char *what, struct tensor *t,
+                       const char **kind, char *err)
+{
+    const char *path = dcv_json_string(src);
+    int rc;
+    memset(t, 0, sizeof *t);
+    if (path) {
+        char real[PATH_MAX], sub[DCV_ERRLEN];
+        struct dcv_npy npy = { 0 };
+        *kind = path;
+        if ((rc = confined_path(dir, path, real, err))) return rc;
+        if ((rc = dcv_npy_load(real, max_elems, &npy, sub)))
+            return dcv_errf(err, rc, "%s (%.100s): %s", what, path, sub);
+        t->ndim = npy.ndim;
+        memcpy(t->shape, npy.shape, sizeof(int64_t) * (size_t)npy.ndim);
+        t->data = npy.data;
+        if ((rc = check_shape(t, want, n, what, err))) {
+            free(t->data);
+            t->data = NULL;
+        }
+        return rc;
+    }
+    if (dcv_json_type(src) != DCV_JSON_ARRAY)
+        return dcv_errf(err, DCV_EINVAL, "%s must be a .npy path or a nested array, got %s",
+                        what, dcv_json_type_name(src));
+    *kind = "inline";
+    if ((rc = json_shape(src, t, what, err)) || (rc = check_shape(t, want, n, what, err)))
+        return rc;
+    float *p = t->data = malloc(sizeof(float) * (size_t)dcv_shape_product(want, n) + 1);
+    if (!p) return dcv_errf(err, DCV_ENOMEM, "out of memory for %s", what);
+    if ((rc = json_fill(src, t, 0, &p, what, err))) {
+        free(t->data);
+        t->data = NULL;
+    }
+    return rc;
+}
+
+/* Kernel and bias sources from doc.weights ({kernel,bias} or [k, b]) or
+ * the config's R-style "weights" list. */
+static void weight_sources(const struct dcv_json *doc, const struct dcv_layer *l,
+                           const struct dcv_json **k, const struct dcv_json **b)
+{
+    const struct dcv_json *w = dcv_json_get(doc, "weights");
+    if (!w || dcv_json_type(w) == DCV_JSON_NULL) w = l->weights;
+    *k = *b = NULL;
+    if (dcv_json_type(w) == DCV_JSON_OBJECT) {
+        *k = dcv_json_get(w, "kernel");
+        *b = dcv_json_get(w, "bias");
+    } else if (dcv_json_type(w) == DCV_JSON_ARRAY) {
+        *k = dcv_json_at(w, 0);
+        *b = dcv_json_at(w, 1);
+    }
+}
+
+/* In-channels must be known before shapes can be checked. */
+static int resolve_in_channels(struct dcv_layer *l, const struct dcv_json *ksrc,
+                               const char *dir, char *err)
+{
+    if (l->conv.in_channels) return 0;
+    if (dcv_json_type(ksrc) == DCV_JSON_ARRAY) {
+        const struct dcv_json *v = ksrc;
+        while (dcv_json_type(dcv_json_first(v)) == DCV_JSON_ARRAY) v = dcv_json_first(v);
+        return dcv_layer_set_in_channels(l, (int64_t)dcv_json_size(v), err);
+    }
+    if (dcv_json_string(ksrc)) {
+        char real[PATH_MAX];
+        struct dcv_npy npy = { 0 };
+        int rc = confined_path(dir, dcv_json_string(ksrc), real, err);
+        if (!rc) rc = dcv_npy_load(real, 0, &npy, err);
+        if (!rc && npy.ndim > 0) rc = dcv_layer_set_in_channels(l, npy.shape[npy.ndim - 1], err);
+        dcv_npy_release(&npy);
+        return rc;
+    }
+    return dcv_errf(err, DCV_EINVAL, "the number of input channels is unknown: give kernel "
+                    "weights, or 'batch_input_shape' / 'input_shape' in the config");
+}
+
+static int build_weights(struct dcv_model *m, const struct dcv_json *doc, const char *dir,
+                         size_t max_elems, struct tensor *kt, struct tensor *bt, char *err)
+{
+    struct dcv_layer *l = &m->layer;
+    const struct dcv_json *ks, *bs;
+    const char *kkind = "initializer", *bkind = l->conv.use_bias ? "initializer" : "none";
+    int64_t kshape[DCV_MAX_DIMS];
+    int nk = l->conv.rank + 2, rc;
+    weight_sources(doc, l, &ks, &bs);
+    if ((rc = resolve_in_channels(l, ks, dir, err))) return rc;
+    for (int i = 0; i < l->conv.rank; i++) kshape[i] = l->conv.kernel[i];
+    kshape[nk - 2] = l->conv.filters;
+    kshape[nk - 1] = l->conv.in_channels;
+    int64_t count = dcv_shape_product(kshape, nk);
+    if (count < 0 || (size_t)count > max_elems)
+        return dcv_errf(err, DCV_ETOOBIG, "kernel has %lld weights, above the limit of %zu",
+                        (long long)count, max_elems);
+    if (bs && dcv_json_type(bs) != DCV_JSON_NULL && !l->conv.use_bias)
+        return dcv_errf(err, DCV_EINVAL, "use_bias is false but a bias was given");
+    if (ks && (rc = load_weight(ks, dir, kshape, nk, max_elems, "kernel", kt, &kkind, err)))
+        return rc;
+    if (bs && dcv_json_type(bs) != DCV_JSON_NULL &&
+        (rc = load_weight(bs, dir, &l->conv.filters, 1, max_elems, "bias", bt, &bkind, err)))
+        return rc;
+    if (!kt->data) {
+        if (!(kt->data = malloc(sizeof(float) * (size_t)count)))
+            return dcv_errf(err, DCV_ENOMEM, "out of memory for the kernel");
+        if ((rc = dcv_init_fill(&l->kernel_init, kshape, nk, 1, kt->data, err))) return rc;
+    }
+    if (!bt->data && l->conv.use_bias) {
+        if (!(bt->data = malloc(sizeof(float) * (size_t)l->conv.filters)))
+            return dcv_errf(err, DCV_ENOMEM, "out of memory for the bias");
+        if ((rc = dcv_init_fill(&l->bias_init, &l->conv.filters, 1, 2, bt->data, err)))
+            return rc;
+    }
+    m->sources = dcv_json_new_object();
+    dcv_json_add(m->sources, "kernel", dcv_json_new_string(kkind));
+    dcv_json_add(m->sources, "bias", dcv_json_new_string(bkind));
+    return m->sources ? 0 : dcv_errf(err, DCV_ENOMEM, "out of memory");
+}
+
+int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char *models_dir,
+                       const struct dcv_model_opts *opts, struct dcv_model **out, char *err)
+{
+    struct dcv_model *m = calloc(1, sizeof *m);
+    struct tensor kt = { 0 }, bt = { 0 };
+    size_t max_elems = opts && opts->max_weight_elems ? opts->max_weight_elems
+                                                      : DEFAULT_MAX_WEIGHTS;
+    int rc;
+    if (!m) return dcv_errf(err, DCV_ENOMEM, "out of memory");
+    snprintf(m->name, sizeof m->name, "%s", name);
+    if (dcv_json_type(doc) != DCV_JSON_OBJECT) {
+        rc = dcv_errf(err, DCV_EINVAL, "model file must hold a JSON object, got %s",
+                      dcv_json_type_name(doc));
+        goto out;
+    }
+    const struct dcv_json *cfg = dcv_json_get(doc, "config");
+    if ((rc = dcv_layer_parse(dcv_json_string(dcv_json_get(doc, "class_name")),
+                              cfg ? cfg : doc, &m->layer, err)) ||
+        (rc = build_weights(m, doc, models_dir, max_elems, &kt, &bt, err)))
+        goto out;
+    m->ndim = m->layer.conv.rank + 2;
+    dcv_layer_signature(&m->layer, m->in_sig, m->out_sig);
+    int sax = dcv_conv_spatial_axis(&m->layer.conv);
+    rc = dcv_engine_kernel_create(&m->layer.conv, kt.data, bt.data,
+                                  opts ? opts->cache_cap : 0, m->in_sig + sax, &m->kernel, err);
+out:
+    free(kt.data);
+    free(bt.data);
+    if (rc) dcv_model_free(m);
+    else *out = m;
+    return rc;
+}
+
+static int read_file(const char *path, char **buf, size_t *len, char *err)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    int rc = 0;
+    *buf = NULL;
+    if (!f)
+        return dcv_errf(err, errno == ENOENT ? DCV_ENOENT : DCV_EIO, "%.200s: %s", path,
+                        strerror(errno));
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        rc = dcv_errf(err, DCV_EIO, "%.200s: not a regular file", path);
+        goto out;
+    }
+    if ((size_t)st.st_size > MAX_MODEL_FILE) {
+        rc = dcv_errf(err, DCV_ETOOBIG, "%.200s: model file larger than %u bytes", path,
+                      MAX_MODEL_FILE);
+        goto out;
+    }
+    if (!(*buf = malloc((size_t)st.st_size + 1))) {
+        rc = dcv_errf(err, DCV_ENOMEM, "out of memory reading %.200s", path);
+        goto out;
+    }
+    *len = fread(*buf, 1, (size_t)st.st_size, f);
+    if (*len != (size_t)st.st_size) rc = dcv_errf(err, DCV_EIO, "%.200s: short read", path);
+out:
+    fclose(f);
+    if (rc) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return rc;
+}
+
+int dcv_model_load(const char *models_dir, const char *name, const struct dcv_model_opts *opts,
+                   struct dcv_model **out, char *err)
+{
+    char path[PATH_MAX], sub[DCV_ERRLEN];
+    char *text = NULL;
+    size_t len = 0;
+    struct dcv_json *doc = NULL;
+    int rc;
+    if (!dcv_model_name_valid(name))
+        return dcv_errf(err, DCV_EINVAL, "invalid model name");
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.json", models_dir, name) >= sizeof path)
+        return dcv_errf(err, DCV_EPATH, "model path too long");
+    if ((rc = read_file(path, &text, &len, err))) return rc;
+    if (!(doc = dcv_json_parse(text, len, sub))) {
+        rc = dcv_errf(err, DCV_EPARSE, "%s.json: %s", name, sub);
+        goto out;
+    }
+    if ((rc = dcv_model_from_doc(name, doc, models_dir, opts, out, sub)))
+        dcv_errf(err, rc, "%s.json: %s", name, sub);
+out:
+    dcv_json_free(doc);
+    free(text);
+    return rc;
+}
+
+void dcv_model_free(struct dcv_model *m)
+{
+    if (!m) return;
+    dcv_engine_kernel_free(m->kernel);
+    dcv_layer_release(&m->layer);
+    dcv_json_free(m->sources);
+    free(m);
+}
+
+int dcv_model_output_shape(const struct dcv_model *m, const int64_t *in, int ndim,
+                           int64_t *out, size_t *count, char *err)
+{
+    int rc;
+    for (int i = 0; i < ndim; i++)
+        if (in[i] < 1)
+            return dcv_errf(err, DCV_ESHAPE, "input dim %d must be a positive size, got %lld",
+                            i, (long long)in[i]);
+    if ((rc = dcv_layer_output_shape(&m->layer, in, ndim, out, err))) return rc;
+    int64_t n = dcv_shape_product(out, ndim);
+    if (n < 0 || dcv_shape_product(in, ndim) < 0)
+        return dcv_errf(err, DCV_ETOOBIG, "tensor size overflows");
+    *count = (size_t)n;
+    return 0;
+}
+
+int dcv_model_infer(const struct dcv_model *m, const float *in, const int64_t *shape, int ndim,
+                    float *out, size_t out_cap, char *err)
+{
+    int64_t oshape[DCV_MAX_DIMS];
+    size_t count;
+    int rc = dcv_model_output_shape(m, shape, ndim, oshape, &count, err);
+    if (rc) return rc;
+    if (count > out_cap)
+        return dcv_errf(err, DCV_EINVAL, "output buffer holds %zu values, %zu needed", out_cap,
+                        count);
+    int sax = dcv_conv_spatial_axis(&m->layer.conv);
+    return dcv_engine_run(m->kernel, in, shape[0], shape + sax, oshape + sax, out, err);
+}
+
+static struct dcv_json *dims_json(const int64_t *d, int n)
+{
+    return dcv_json_new_int_array(d, (size_t)n);
+}
+
+struct dcv_json *dcv_model_config_json(const struct dcv_model *m)
+{
+    const struct dcv_conv *c = &m->layer.conv;
+    struct dcv_json *o = dcv_json_dup(m->layer.config);
+    struct dcv_json *meta = dcv_json_get(o, "deconvd");
+    if (!meta) {
+        dcv_json_free(o);
+        return NULL;
+    }
+    dcv_json_add(meta, "class_name", dcv_json_new_string(m->layer.class_name));
+    dcv_json_add(meta, "input_shape", dims_json(m->in_sig, m->ndim));
+    dcv_json_add(meta, "output_shape", dims_json(m->out_sig, m->ndim));
+    dcv_json_add(meta, "weights", dcv_json_dup(m->sources));
+    int sax = dcv_conv_spatial_axis(c);
+    bool known = true;
+    for (int i = 0; i < c->rank; i++) known = known && m->in_sig[sax + i] > 0;
+    if (known) {
+        int64_t pl[DCV_MAX_SPATIAL], pr[DCV_MAX_SPATIAL];
+        dcv_conv_pads(c, m->in_sig + sax, m->out_sig + sax, pl, pr);
+        struct dcv_json *pad = dcv_json_new_object();
+        dcv_json_add(pad, "before", dims_json(pl, c->rank));
+        dcv_json_add(pad, "after", dims_json(pr, c->rank));
+        dcv_json_add(meta, "computed_padding", pad);
+    } else {
+        dcv_json_add(meta, "computed_padding", dcv_json_new_string(
+            c->padding == DCV_PADDING_SAME
+            ? "per input size: before = max((n-1)*s + (k-1)*d + 1 - out, 0) // 2, "
+              "after = (n-1)*s + (k-1)*d + 1 - out - before"
+            : "per input size: before = 0, after = (n-1)*s + (k-1)*d + 1 - out"));
+    }
+    return o;
+}
