@@ -63,3 +63,6 @@ clean:
 	rm -rf build build-asan
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/obj/main.d
+
+# Feature fragments: packaging, benchmarks, fuzzing (each owns its targets).
+include $(wildcard mk/*.mk)
