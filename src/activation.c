@@ -184,7 +184,8 @@ static float softplusf(float x)
 
 static float relu_general(const struct dcv_activation *a, float x)
 {
-    float y = x >= a->threshold ? x : a->alpha * (x - a->threshold);
+    /* Keras: x where x > threshold, negative_slope * (x - threshold) below */
+    float y = x > a->threshold ? x : a->alpha * (x - a->threshold);
     return y > a->max_value ? a->max_value : y;
 }
 

@@ -109,9 +109,12 @@ int dcv_conv_validate(const struct dcv_conv *c, char *err)
 int64_t dcv_shape_product(const int64_t *v, int n)
 {
     int64_t p = 1;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         if (v[i] < 0) return -1;
-        if (v[i] != 0 && p > INT64_MAX / v[i]) return -1;
+    for (int i = 0; i < n; i++)
+        if (v[i] == 0) return 0;
+    for (int i = 0; i < n; i++) {
+        if (p > INT64_MAX / v[i]) return -1;
         p *= v[i];
     }
     return p;

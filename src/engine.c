@@ -477,21 +477,21 @@ static struct plan *lookup_locked(struct dcv_engine_kernel *k, int64_t batch,
     return NULL;
 }
 
-/* Inserts p (refs already 1), evicting the least recently used idle plan
- * when full. If every plan is busy the cache grows past cap for a while. */
+/* Inserts p (refs already 1), evicting least recently used idle plans until
+ * there is room under cap. If every plan is busy the cache grows past cap
+ * for a while; the next insert with idle plans shrinks it back. */
 static void insert_locked(struct dcv_engine_kernel *k, struct plan *p)
 {
-    if (k->nplans >= k->cap) {
+    while (k->nplans >= k->cap) {
         size_t victim = k->nplans;
         for (size_t i = 0; i < k->nplans; i++)
             if (!k->plans[i]->refs &&
                 (victim == k->nplans || k->plans[i]->last_used < k->plans[victim]->last_used))
                 victim = i;
-        if (victim < k->nplans) {
-            plan_free(k->plans[victim]);
-            k->plans[victim] = k->plans[--k->nplans];
-            k->stats.evictions++;
-        }
+        if (victim == k->nplans) break;
+        plan_free(k->plans[victim]);
+        k->plans[victim] = k->plans[--k->nplans];
+        k->stats.evictions++;
     }
     p->last_used = ++k->tick;
     k->plans[k->nplans++] = p;

@@ -102,7 +102,10 @@ bool dcv_json_int(const struct dcv_json *n, int64_t lo, int64_t hi, int64_t *out
 {
     if (dcv_json_type(n) != DCV_JSON_NUMBER) return false;
     double v = C(n)->valuedouble;
-    if (!isfinite(v) || v != floor(v) || v < (double)lo || v > (double)hi) return false;
+    /* 2^63 passes `v <= (double)INT64_MAX` (it rounds up) but does not fit */
+    if (!isfinite(v) || v != floor(v) || v < (double)lo || v > (double)hi ||
+        v >= 9223372036854775808.0)
+        return false;
     *out = (int64_t)v;
     return true;
 }

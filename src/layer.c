@@ -96,9 +96,11 @@ static int parse_tuple(const struct dcv_json *cfg, const char *key, int rank, in
             out[i] = x;
         }
     } else {
+        if (dcv_json_type(v) == DCV_JSON_ARRAY)
+            return dcv_errf(err, DCV_EINVAL, "%s must be an integer or a list of %d integers, "
+                            "got a list of length %zu", key, rank, dcv_json_size(v));
         return dcv_errf(err, DCV_EINVAL, "%s must be an integer or a list of %d integers, "
-                        "got %s%s", key, rank, dcv_json_type_name(v),
-                        dcv_json_type(v) == DCV_JSON_ARRAY ? " of another length" : "");
+                        "got %s", key, rank, dcv_json_type_name(v));
     }
     for (int i = 0; i < rank; i++)
         if (out[i] < lo || out[i] > hi)
@@ -226,6 +228,9 @@ static int parse_input_shape(const struct dcv_json *cfg, struct dcv_layer *l, ch
         l->input_shape[0] = b;
     }
     int64_t c = l->input_shape[dcv_conv_channel_axis(&l->conv)];
+    if (c > DCV_MAX_CHANNELS)
+        return dcv_errf(err, DCV_EINVAL, "the declared input shape has %lld channels, above "
+                        "the limit of %d", (long long)c, DCV_MAX_CHANNELS);
     if (c > 0) l->conv.in_channels = c;
     return 0;
 }

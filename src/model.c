@@ -134,6 +134,11 @@ static int load_weight(const struct dcv_json *src, const char *dir, const int64_
         if ((rc = confined_path(dir, path, real, err))) return rc;
         if ((rc = dcv_npy_load(real, max_elems, &npy, sub)))
             return dcv_errf(err, rc, "%s (%.100s): %s", what, path, sub);
+        if (npy.ndim > DCV_MAX_DIMS) {
+            dcv_npy_release(&npy);
+            return dcv_errf(err, DCV_ESHAPE, "%s (%.100s) has %d dims but the config needs %d",
+                            what, path, npy.ndim, n);
+        }
         t->ndim = npy.ndim;
         memcpy(t->shape, npy.shape, sizeof(int64_t) * (size_t)npy.ndim);
         t->data = npy.data;
@@ -177,7 +182,7 @@ static void weight_sources(const struct dcv_json *doc, const struct dcv_layer *l
 
 /* In-channels must be known before shapes can be checked. */
 static int resolve_in_channels(struct dcv_layer *l, const struct dcv_json *ksrc,
-                               const char *dir, char *err)
+                               const char *dir, size_t max_elems, char *err)
 {
     if (l->conv.in_channels) return 0;
     if (dcv_json_type(ksrc) == DCV_JSON_ARRAY) {
@@ -186,10 +191,12 @@ static int resolve_in_channels(struct dcv_layer *l, const struct dcv_json *ksrc,
         return dcv_layer_set_in_channels(l, (int64_t)dcv_json_size(v), err);
     }
     if (dcv_json_string(ksrc)) {
-        char real[PATH_MAX];
+        char real[PATH_MAX], sub[DCV_ERRLEN];
         struct dcv_npy npy = { 0 };
-        int rc = confined_path(dir, dcv_json_string(ksrc), real, err);
-        if (!rc) rc = dcv_npy_load(real, 0, &npy, err);
+        const char *path = dcv_json_string(ksrc);
+        int rc = confined_path(dir, path, real, err);
+        if (!rc && (rc = dcv_npy_load(real, max_elems, &npy, sub)))
+            dcv_errf(err, rc, "kernel (%.100s): %s", path, sub);
         if (!rc && npy.ndim > 0) rc = dcv_layer_set_in_channels(l, npy.shape[npy.ndim - 1], err);
         dcv_npy_release(&npy);
         return rc;
@@ -207,7 +214,7 @@ static int build_weights(struct dcv_model *m, const struct dcv_json *doc, const 
     int64_t kshape[DCV_MAX_DIMS];
     int nk = l->conv.rank + 2, rc;
     weight_sources(doc, l, &ks, &bs);
-    if ((rc = resolve_in_channels(l, ks, dir, err))) return rc;
+    if ((rc = resolve_in_channels(l, ks, dir, max_elems, err))) return rc;
     for (int i = 0; i < l->conv.rank; i++) kshape[i] = l->conv.kernel[i];
     kshape[nk - 2] = l->conv.filters;
     kshape[nk - 1] = l->conv.in_channels;
@@ -389,7 +396,8 @@ struct dcv_json *dcv_model_config_json(const struct dcv_model *m)
     dcv_json_add(meta, "weights", dcv_json_dup(m->sources));
     int sax = dcv_conv_spatial_axis(c);
     bool known = true;
-    for (int i = 0; i < c->rank; i++) known = known && m->in_sig[sax + i] > 0;
+    for (int i = 0; i < c->rank; i++)
+        known = known && m->in_sig[sax + i] > 0 && m->out_sig[sax + i] > 0;
     if (known) {
         int64_t pl[DCV_MAX_SPATIAL], pr[DCV_MAX_SPATIAL];
         dcv_conv_pads(c, m->in_sig + sax, m->out_sig + sax, pl, pr);

@@ -1,0 +1,31 @@
+/* api.h — the HTTP API: KServe v2 / Triton, TF Serving, shapes, ops, metrics.
+ *
+ * dcv_api_handle is the HTTP module's request handler. Cheap endpoints
+ * answer on the loop thread; inference and ops decode, compute and encode
+ * on a pool thread and answer from the loop when done. Loop thread only.
+ */
+#ifndef DECONVD_API_H
+#define DECONVD_API_H
+
+#include <stdbool.h>
+
+struct dcv_api;
+struct dcv_config;
+struct dcv_registry;
+struct dcv_metrics;
+struct dcv_http_req;
+
+struct dcv_api *dcv_api_new(const struct dcv_config *cfg, struct dcv_registry *reg,
+                            struct dcv_metrics *metrics);
+void dcv_api_free(struct dcv_api *api);
+
+void dcv_api_handle(void *api, struct dcv_http_req *req);
+
+/* Readiness: false while loading and once draining. */
+void dcv_api_set_ready(struct dcv_api *api, bool ready);
+/* Requests accepted and not yet answered. */
+long dcv_api_inflight(const struct dcv_api *api);
+/* Called (loop thread) each time inflight drops to zero. */
+void dcv_api_on_idle(struct dcv_api *api, void (*cb)(void *), void *arg);
+
+#endif

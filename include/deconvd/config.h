@@ -1,0 +1,48 @@
+/* config.h — the daemon's configuration file and command-line overrides.
+ *
+ * Defaults, then the JSON config file, then --options. Everything is
+ * validated here so the server never sees a bad value. Main thread only.
+ */
+#ifndef DECONVD_CONFIG_H
+#define DECONVD_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct dcv_config {
+    char listen_host[64];        /* "127.0.0.1" */
+    int listen_port;             /* 8080; 0 = ephemeral */
+    char models_dir[PATH_MAX];   /* resolved against the config file's dir */
+    int workers;                 /* 0 = derive from cores */
+    int threads_per_request;     /* 0 = derive from cores */
+    size_t max_body_bytes;
+    int max_queue;
+    int request_timeout_ms;
+    int drain_timeout_ms;
+    int max_connections;
+    int connection_timeout_s;
+    size_t max_weight_elems;
+    size_t max_tensor_elems;
+    int cache_per_model;
+    int log_level;               /* enum dcv_log_level */
+    bool log_json;
+    char auth_token[256];        /* "" = no auth */
+    char config_path[PATH_MAX];
+};
+
+/* Fills built-in defaults. */
+void dcv_config_defaults(struct dcv_config *c);
+
+/* Reads the JSON file at path over the current values; models_dir is made
+ * relative to the file's directory. Unknown keys are an error (typos in a
+ * config must not pass silently). 0 or DCV_E* with a message. */
+int dcv_config_load(struct dcv_config *c, const char *path, char *err);
+
+/* "HOST:PORT", "[v6]:PORT" or ":PORT" → fields. 0 or DCV_EINVAL. */
+int dcv_config_parse_listen(struct dcv_config *c, const char *s, char *err);
+
+/* Derives workers × threads from the core count when they are 0. */
+void dcv_config_finalize(struct dcv_config *c, int cores);
+
+#endif

@@ -1,0 +1,68 @@
+/* http.h — the HTTP/1.1 server (libmicrohttpd in external-event mode).
+ *
+ * The server hands each request to one callback once its body is complete.
+ * The callback answers at once with dcv_http_respond, or later from the
+ * loop thread (the connection is suspended meanwhile, costing no thread).
+ * Bodies above max_body are refused with 413 before they are read when
+ * Content-Length says so, else as soon as they cross the limit.
+ * Everything runs on the loop thread.
+ */
+#ifndef DECONVD_HTTP_H
+#define DECONVD_HTTP_H
+
+#include <stddef.h>
+
+struct dcv_http;
+struct dcv_http_req;
+
+typedef void (*dcv_http_handler)(void *ctx, struct dcv_http_req *req);
+
+struct dcv_http_opts {
+    const char *host;
+    int port;                  /* 0 = ephemeral */
+    size_t max_body;
+    int max_connections;
+    int connection_timeout_s;
+    dcv_http_handler handler;
+    void *ctx;
+    void (*wake)(void *arg);   /* asks the loop to call dcv_http_process soon */
+    void *wake_arg;
+};
+
+/* Binds and listens. Returns 0 and *out, or DCV_EIO with a message. */
+int dcv_http_start(const struct dcv_http_opts *o, struct dcv_http **out, char *err);
+int dcv_http_fd(const struct dcv_http *h);       /* readable → dcv_http_process */
+int dcv_http_port(const struct dcv_http *h);     /* bound port */
+void dcv_http_process(struct dcv_http *h);
+long long dcv_http_timeout_ms(struct dcv_http *h);  /* -1: none pending */
+/* Stops accepting new connections (drain); existing ones go on. */
+void dcv_http_quiesce(struct dcv_http *h);
+void dcv_http_stop(struct dcv_http *h);
+/* Requests received and not yet completed (answered and sent, or aborted). */
+long dcv_http_active(const struct dcv_http *h);
+
+const char *dcv_http_method(const struct dcv_http_req *r);
+const char *dcv_http_path(const struct dcv_http_req *r);          /* decoded, no query */
+const char *dcv_http_header(const struct dcv_http_req *r, const char *name); /* any case */
+char *dcv_http_body(struct dcv_http_req *r, size_t *len);          /* mutable, NUL-ended */
+/* Takes the body buffer away from the request (caller frees). */
+char *dcv_http_take_body(struct dcv_http_req *r, size_t *len);
+
+/* Labels for the access log line. */
+void dcv_http_set_log(struct dcv_http_req *r, const char *model, const char *endpoint);
+const char *dcv_http_endpoint(const struct dcv_http_req *r);
+
+struct dcv_http_header {
+    const char *name, *value;
+};
+
+/* Sends the response: body (malloc'd, ownership taken; NULL allowed) of len
+ * bytes starting at body + off. Works both inside the handler and later;
+ * exactly once per request. */
+void dcv_http_respond(struct dcv_http_req *r, int status, const char *content_type, char *body,
+                      size_t off, size_t len, const struct dcv_http_header *hdrs, size_t nhdrs);
+
+/* Seconds since the request's body was complete. */
+double dcv_http_age(const struct dcv_http_req *r);
+
+#endif

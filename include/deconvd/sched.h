@@ -1,0 +1,55 @@
+/* sched.h — the event loop and the inference worker pool (libuv).
+ *
+ * One loop thread runs every callback given here except work functions,
+ * which run on the pool. The pool is sized once (workers) and the queue of
+ * jobs waiting for a worker is bounded (max_queue): submit fails at once
+ * with DCV_EBUSY instead of growing. Not thread-safe: call everything from
+ * the loop thread (or before dcv_sched_run), except where stated.
+ */
+#ifndef DECONVD_SCHED_H
+#define DECONVD_SCHED_H
+
+#include <stdint.h>
+
+struct dcv_timer;
+
+typedef void (*dcv_work_fn)(void *arg);              /* pool thread */
+typedef void (*dcv_done_fn)(void *arg);              /* loop thread */
+typedef void (*dcv_cb_fn)(void *arg);                /* loop thread */
+typedef void (*dcv_thread_init_fn)(void *arg);       /* pool thread, once per thread */
+
+/* Creates the loop; workers sets UV_THREADPOOL_SIZE (must run before any
+ * other libuv use). thread_init runs once in each pool thread before its
+ * first job (e.g. to set the OpenMP thread count). */
+int dcv_sched_init(int workers, int max_queue, dcv_thread_init_fn thread_init, void *arg,
+                   char *err);
+void dcv_sched_close(void);
+
+/* Queues an inference job. DCV_EBUSY when max_queue jobs already wait. */
+int dcv_sched_submit(dcv_work_fn work, dcv_done_fn done, void *arg);
+/* Queues background work (model loading) outside the inference limit. */
+int dcv_sched_submit_bg(dcv_work_fn work, dcv_done_fn done, void *arg);
+
+/* Jobs submitted but not yet started / started but not yet done. */
+long dcv_sched_queued(void);
+long dcv_sched_running(void);
+
+/* Calls cb whenever fd is readable. One watcher per fd. */
+int dcv_sched_watch(int fd, dcv_cb_fn cb, void *arg);
+void dcv_sched_unwatch(int fd);
+
+struct dcv_timer *dcv_sched_timer_new(dcv_cb_fn cb, void *arg);
+void dcv_sched_timer_start(struct dcv_timer *t, uint64_t ms, uint64_t repeat_ms);
+void dcv_sched_timer_stop(struct dcv_timer *t);
+
+/* Calls cb(arg) on the loop when signum arrives (SIGTERM, SIGINT, SIGHUP). */
+int dcv_sched_on_signal(int signum, dcv_cb_fn cb, void *arg);
+
+/* Runs the loop until dcv_sched_stop. */
+int dcv_sched_run(void);
+void dcv_sched_stop(void);
+
+/* Monotonic clock, nanoseconds. Any thread. */
+uint64_t dcv_now_ns(void);
+
+#endif

@@ -1,0 +1,104 @@
+/* tensor.h — wire formats of inference requests and responses.
+ *
+ * Decodes KServe v2 / Triton requests (JSON, and the binary tensor extension:
+ * a JSON header of Inference-Header-Content-Length bytes followed by raw
+ * little-endian tensors), TensorFlow Serving :predict bodies ("instances" row
+ * form, "inputs" columnar form), and tensors given as nested arrays or
+ * {"shape","data"} objects; encodes the answers. Large numeric arrays are
+ * decoded by the float codec straight into one float buffer: the generic
+ * JSON tree only ever sees a small skeleton. Pure functions, any thread.
+ */
+#ifndef DECONVD_TENSOR_H
+#define DECONVD_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct dcv_json;
+
+#define DCV_TENSOR_MAX_DIMS 8
+#define DCV_TENSOR_NAME_MAX 64
+#define DCV_TENSOR_ID_MAX 256
+
+struct dcv_tensor {
+    int64_t shape[DCV_TENSOR_MAX_DIMS];
+    int ndim;
+    size_t count;            /* product of shape */
+    float *data;             /* malloc'd float32, C order; owned */
+};
+
+struct dcv_infer_request {
+    char id[DCV_TENSOR_ID_MAX];      /* "" when absent */
+    bool has_id;
+    char input_name[DCV_TENSOR_NAME_MAX];
+    struct dcv_tensor input;         /* the one input, converted to FP32 */
+    bool binary_output;              /* answer with binary tensor data */
+    bool output_requested;           /* "outputs" present and names "output" */
+};
+
+struct dcv_decode_limits {
+    size_t max_elems;                /* refuse tensors above this; 0 = 1<<28 */
+    int max_depth;                   /* nesting of data arrays; 0 = 32 */
+};
+
+/* KServe v2 infer body. header_len is the Inference-Header-Content-Length
+ * value (0 when absent: the whole body is JSON); with binary data, the JSON
+ * header is body[0, header_len) and binary inputs follow in input order.
+ * Exactly one input is accepted, named anything (reported back). Accepted
+ * datatypes: FP32, FP64, FP16, BF16, INT8/16/32/64, UINT8/16/32/64, BOOL;
+ * all converted to float32. "data" may be flat or nested (row-major), its
+ * element count must equal the shape product, and a binary_data_size must
+ * equal shape product × element size. The body buffer is modified in place
+ * (the decoder blanks arrays it has consumed). Returns 0 and fills *req
+ * (release with dcv_infer_request_release) or DCV_EPARSE / DCV_EINVAL /
+ * DCV_ESHAPE / DCV_ETOOBIG / DCV_ENOMEM with a message naming expected vs
+ * received. Non-finite numbers (NaN, Infinity, 1e999) are refused. */
+int dcv_tensor_decode_kserve(char *body, size_t len, size_t header_len,
+                             const struct dcv_decode_limits *lim,
+                             struct dcv_infer_request *req, char *err);
+
+/* TF Serving :predict body: {"instances": [...]} (each instance one batch
+ * element: a nested array, or an object whose single key holds one) or
+ * {"inputs": nested-or-object}. *row_format tells which form was used. */
+int dcv_tensor_decode_tfserving(char *body, size_t len, const struct dcv_decode_limits *lim,
+                                struct dcv_infer_request *req, bool *row_format, char *err);
+
+/* A tensor given either as a nested array or as {"shape":[...],"data":[...]}
+ * (flat or nested data), as the ops endpoint takes. `node` is a member of a
+ * tree decoded with dcv_tensor_parse_body. */
+int dcv_tensor_from_json(const struct dcv_json *node, const struct dcv_decode_limits *lim,
+                         struct dcv_tensor *out, char *err);
+
+/* Parses a JSON body whose big numeric arrays go to a side table first, so
+ * that dcv_tensor_from_json on any member is fast. The returned tree and its
+ * side table are released together with dcv_tensor_body_free. */
+struct dcv_tensor_body;
+struct dcv_tensor_body *dcv_tensor_parse_body(char *body, size_t len,
+                                              const struct dcv_decode_limits *lim, char *err);
+const struct dcv_json *dcv_tensor_body_root(const struct dcv_tensor_body *b);
+void dcv_tensor_body_free(struct dcv_tensor_body *b);
+
+void dcv_tensor_release(struct dcv_tensor *t);
+void dcv_infer_request_release(struct dcv_infer_request *req);
+
+/* KServe v2 JSON response:
+ * {"model_name":m,"model_version":v,["id":id,]"outputs":[{"name":"output",
+ *  "datatype":"FP32","shape":[...],"data":[...]}]}.
+ * With binary, "data" is replaced by "parameters":{"binary_data_size":N}
+ * and the raw little-endian floats follow the JSON header; *header_len then
+ * receives the JSON header length (for Inference-Header-Content-Length).
+ * Returns a malloc'd buffer of *len bytes, or NULL on OOM. */
+char *dcv_tensor_encode_kserve(const char *model, const char *version, const char *id,
+                               bool has_id, const int64_t *shape, int ndim, const float *data,
+                               bool binary, size_t *len, size_t *header_len);
+
+/* TF Serving response: {"predictions": [one nested array per batch element]}
+ * when row_format, else {"outputs": nested}. */
+char *dcv_tensor_encode_tfserving(const int64_t *shape, int ndim, const float *data,
+                                  bool row_format, size_t *len);
+
+/* {"shape":[...],"data":[flat]} as the ops endpoint answers. */
+char *dcv_tensor_encode_plain(const int64_t *shape, int ndim, const float *data, size_t *len);
+
+#endif

@@ -1,0 +1,885 @@
+/* floatcodec.c — float32 <-> JSON number text, exact and fast.
+ *
+ * Tensor `data` arrays are the bulk of every request and response, so they
+ * bypass the generic JSON tree and come through here.
+ *
+ * Encoding finds the shortest decimal that rounds back to the same float32
+ * with Schubfach (R. Giulietti, "The Schubfach way to render doubles"): one
+ * 64-bit power-of-ten approximation, three round-to-odd products, then a
+ * choice among at most four candidates. Digits are laid out JavaScript/
+ * Python style: plain notation for 1e-5 <= |v| < 1e15, "d.ddde+XX" otherwise.
+ *
+ * Decoding accumulates up to 19 significant digits, scales them with one
+ * double multiply (Clinger-style fast path) and accepts the result unless it
+ * lands within a few double ulps of a float32 rounding midpoint; those rare
+ * cases, subnormals and absurd exponents go to glibc's correctly rounded
+ * strtof on a bounded, locale-proof copy of the digits.
+ *
+ * Pure functions: any thread, no allocation, no mutable state; the tables
+ * below are static const. Array decoding is iterative and keeps O(1) state.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deconvd/floatcodec.h"
+
+__extension__ typedef unsigned __int128 u128;
+
+#define ONES 0x0101010101010101u /* one in every byte of a word */
+
+/* The decoder's per-byte helpers are tiny and sit on the hottest path;
+ * calls would spill the lexer state that otherwise stays in registers. */
+#define HOT static inline __attribute__((always_inline))
+
+/* ---------------------------------------------------------------------- */
+/* Encoding                                                               */
+/* ---------------------------------------------------------------------- */
+
+#define G_KMIN (-45)
+
+/* g[k - G_KMIN] = floor(10^-k * 2^(62 - floor(log2 10^-k))) + 1: 10^-k
+ * normalised to [2^62, 2^63) and rounded up, as Schubfach's error analysis
+ * for binary32 requires. Generated with exact rational arithmetic. */
+static const uint64_t g_table[] = {
+    0x59aedfc10d7279c6u, 0x47bf19673df52e38u, 0x72cb5bd86321e38du,
+    0x5bd5e313828182d7u, 0x4977e8dc68679be0u, 0x758ca7c70d7292ffu,
+    0x5e0a1fd271287599u, 0x4b3b4ca85a86c47bu, 0x785ee10d5da46d91u,
+    0x604be73de4838adau, 0x4d0985cb1d3608afu, 0x7b426fab61f00de4u,
+    0x629b8c891b267183u, 0x4ee2d6d415b85acfu, 0x7e37be2022c0914cu,
+    0x64f964e68233a770u, 0x50c783eb9b5c85f3u, 0x409f9cbc7c4a04c3u,
+    0x6765c793fa10079eu, 0x52b7d2dcc80cd2e5u, 0x422ca8b0a00a4251u,
+    0x69e10de76676d081u, 0x54b40b1f852bda01u, 0x43c33c1937564801u,
+    0x6c6b935b8bbd4001u, 0x56bc75e2d6310001u, 0x4563918244f40001u,
+    0x6f05b59d3b200001u, 0x58d15e1762800001u, 0x470de4df82000001u,
+    0x71afd498d0000001u, 0x5af3107a40000001u, 0x48c2739500000001u,
+    0x746a528800000001u, 0x5d21dba000000001u, 0x4a817c8000000001u,
+    0x7735940000000001u, 0x5f5e100000000001u, 0x4c4b400000000001u,
+    0x7a12000000000001u, 0x61a8000000000001u, 0x4e20000000000001u,
+    0x7d00000000000001u, 0x6400000000000001u, 0x5000000000000001u,
+    0x4000000000000001u, 0x6666666666666667u, 0x51eb851eb851eb86u,
+    0x4189374bc6a7ef9eu, 0x68db8bac710cb296u, 0x53e2d6238da3c212u,
+    0x431bde82d7b634dbu, 0x6b5fca6af2bd215fu, 0x55e63b88c230e77fu,
+    0x44b82fa09b5a52ccu, 0x6df37f675ef6eae0u, 0x57f5ff85e5925580u,
+    0x465e6604b7a84466u, 0x709709a125da070au, 0x5a126e1a84ae6c08u,
+    0x480ebe7b9d58566du, 0x734aca5f6226f0aeu, 0x5c3bd5191b525a25u,
+    0x49c97747490eae84u, 0x760f253edb4ab0d3u, 0x5e72843249088d76u,
+    0x4b8ed0283a6d3df8u, 0x78e480405d7b9659u, 0x60b6cd004ac94514u,
+    0x4d5f0a66a23a9daau, 0x7bcb43d769f762a9u, 0x63090312bb2c4eeeu,
+    0x4f3a68dbc8f03f25u, 0x7ec3daf941806507u, 0x65697bfa9acd1da0u,
+    0x51212ffbaf0a7e19u, 0x40e7599625a1fe7bu,
+};
+
+static const char digit_pairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* Fixed-point logarithms, exact over the exponents binary32 needs (checked
+ * against exact arithmetic for q in [-160, 120], e in [-60, 60]). The bias
+ * keeps the shifted value non-negative so the shift is a true floor. */
+static int floor_log10_pow2(int q) { return ((q * 315653 + (256 << 20)) >> 20) - 256; }
+
+static int floor_log10_three_quarters_pow2(int q)
+{
+    return ((q * 315653 - 131237 + (256 << 20)) >> 20) - 256;
+}
+
+static int floor_log2_pow10(int e) { return ((e * 1741647 + (256 << 19)) >> 19) - 256; }
+
+/* High bits of g * cp, rounded to odd: an inexact product keeps its lowest
+ * bit set, so comparisons against even boundaries stay exact. */
+static uint32_t round_to_odd(uint64_t g, uint64_t cp)
+{
+    uint64_t hi = (uint64_t)(((u128)g * cp) >> 64);
+    return (uint32_t)(hi >> 31) | ((hi & 0x7fffffffu) != 0);
+}
+
+struct decimal {
+    uint32_t f; /* significand, may carry trailing zeros */
+    int e;      /* value = f * 10^e */
+};
+
+/* Shortest (then closest, then even) decimal in the rounding interval of
+ * c * 2^q. `irregular` marks c = 2^23 above the first binade, whose lower
+ * neighbour is twice as close. */
+static struct decimal schubfach(uint32_t c, int q, int irregular)
+{
+    uint32_t out = c & 1; /* odd significand: interval bounds excluded */
+    uint64_t cb = (uint64_t)c << 2, cbr = cb + 2, cbl = cb - 2;
+    int k = floor_log10_pow2(q);
+    if (irregular) {
+        cbl = cb - 1;
+        k = floor_log10_three_quarters_pow2(q);
+    }
+    int h = q + floor_log2_pow10(-k) + 33;
+    uint64_t g = g_table[k - G_KMIN];
+    uint32_t vb = round_to_odd(g, cb << h);
+    uint32_t vbl = round_to_odd(g, cbl << h);
+    uint32_t vbr = round_to_odd(g, cbr << h);
+    uint32_t s = vb >> 2;
+
+    /* The interval is narrower than 10^(k+1), so it holds at most one
+     * multiple of it; if so that one is the shortest. Otherwise one or both
+     * of s, s + 1 (times 10^k) are in it: the one inside, else the closer,
+     * else the even. All four candidates are weighed without branches:
+     * which one wins is as good as random from one element to the next. */
+    uint32_t sp10 = s / 10 * 10, tp10 = sp10 + 10, t = s + 1;
+    uint32_t upin = vbl + out <= sp10 << 2, wpin = (tp10 << 2) + out <= vbr;
+    uint32_t uin = vbl + out <= s << 2, win = (t << 2) + out <= vbr;
+    int32_t cmp = (int32_t)(vb - ((s + t) << 1));
+    uint32_t take_s = uin != win ? uin : (cmp < 0) | ((cmp == 0) & ~s & 1);
+    uint32_t fine = t - take_s, coarse = tp10 - 10 * upin;
+    return (struct decimal){ upin != wpin ? coarse : fine, k };
+}
+
+/* Bytes format_raw may scribble on past its output: it stores whole 16-byte
+ * words rather than a byte at a time. */
+#define FORMAT_SLOP 32
+
+/* Decimal digits of 0 < f < 10^9: the bit length estimates it (1233 / 4096
+ * is just above log10 2), one comparison corrects it. */
+static unsigned digit_count(uint32_t f)
+{
+    static const uint32_t pow10[] = { 1,      10,      100,      1000,     10000,
+                                      100000, 1000000, 10000000, 100000000, 1000000000 };
+    unsigned t = ((32u - (unsigned)__builtin_clz(f)) * 1233u) >> 12;
+    return t + (f >= pow10[t]);
+}
+
+/* Eight ASCII digits of x < 10^8, most significant in the lowest byte. x is
+ * split into 4-digit halves in 32-bit lanes, those into 2-digit quarters in
+ * 16-bit lanes, those into digits in bytes, every lane divided at once by a
+ * fixed-point reciprocal (5243 / 2^19 is exact below 10^4 for /100, 103 /
+ * 2^10 below 100 for /10), so no loop and no branch. */
+static uint64_t ascii8(uint32_t x)
+{
+    uint64_t v = (uint64_t)(x / 10000) | (uint64_t)(x % 10000) << 32;
+    uint64_t q = ((v * 5243) >> 19) & 0x0000007f0000007fu;
+    v = q | (v - q * 100) << 16;
+    q = ((v * 103) >> 10) & 0x000f000f000f000fu;
+    v = q | (v - q * 10) << 8;
+    return v | 0x30 * ONES;
+}
+
+/* The n digits of f (n = digit_count(f) <= 9) as text in the low bytes of a
+ * 16-byte word, zero bytes after them. */
+static u128 digit_string(uint32_t f, unsigned n)
+{
+    uint32_t lead = f / 100000000;
+    u128 s = (u128)ascii8(f - lead * 100000000) << 8 | (uint64_t)('0' + lead);
+    return s >> (8 * (9 - n));
+}
+
+/* s with a '.' inserted before byte k (1..8). */
+static u128 with_point(u128 s, unsigned k)
+{
+    u128 head = ((u128)1 << (8 * k)) - 1;
+    return (s & head) | (u128)'.' << (8 * k) | (s & ~head) << 8;
+}
+
+static void store16(char *p, u128 s)
+{
+    uint64_t lo = (uint64_t)s, hi = (uint64_t)(s >> 64);
+    memcpy(p, &lo, sizeof lo);
+    memcpy(p + 8, &hi, sizeof hi);
+}
+
+/* f (no trailing zeros) * 10^e as text at p; returns its length (15 at
+ * most) and may write up to FORMAT_SLOP bytes. Plain notation stops below
+ * 1e15 because "-1" followed by fifteen zeros would already exceed
+ * DCV_FLOAT_MAXLEN. */
+static size_t layout(char *p, uint32_t f, int e)
+{
+    unsigned n = digit_count(f);
+    int x = e + (int)n - 1; /* exponent in scientific notation */
+    u128 s = digit_string(f, n);
+    if (x >= -5 && x < 15) {
+        if (x < 0) {
+            unsigned z = (unsigned)(-x - 1);
+            memcpy(p, "0.000000", 8);
+            store16(p + 2 + z, s);
+            return 2 + z + n;
+        }
+        if (x >= (int)n - 1) { /* an integer: pad with zeros */
+            u128 zeros = (u128)(0x30 * ONES) << 64 | 0x30 * ONES;
+            store16(p, s | (zeros & ~(((u128)1 << (8 * n)) - 1)));
+            return (size_t)x + 1;
+        }
+        store16(p, with_point(s, (unsigned)x + 1));
+        return n + 1;
+    }
+    size_t len = n;
+    if (n > 1) {
+        s = with_point(s, 1);
+        len++;
+    }
+    store16(p, s);
+    unsigned ax = (unsigned)(x < 0 ? -x : x); /* 45 at most for binary32 */
+    char tail[4] = { 'e', x < 0 ? '-' : '+', digit_pairs[2 * ax], digit_pairs[2 * ax + 1] };
+    memcpy(p + len, tail, sizeof tail);
+    return len + 4;
+}
+
+/* dcv_float_format without the NUL: the text is DCV_FLOAT_MAXLEN bytes at
+ * most, but up to FORMAT_SLOP bytes at p may be written. */
+static size_t format_raw(float v, char *p)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    uint32_t t = bits & 0x7fffffu, be = (bits >> 23) & 0xffu;
+    size_t sign = bits >> 31;
+
+    if (be == 0xff) {
+        if (t) {
+            memcpy(p, "NaN", 3);
+            return 3;
+        }
+        p[0] = '-';
+        memcpy(p + sign, "Infinity", 8);
+        return sign + 8;
+    }
+    p[0] = '-';
+    p += sign;
+    if (be == 0 && t == 0) {
+        p[0] = '0';
+        return sign + 1;
+    }
+    uint32_t c = be ? t | 0x800000u : t;
+    int q = be ? (int)be - 150 : -149;
+    if (q < 0 && q > -24 && (c & ((1u << -q) - 1)) == 0) {
+        uint32_t f = c >> -q; /* an integer below 2^24: its digits are the text */
+        unsigned n = digit_count(f);
+        store16(p, digit_string(f, n));
+        return sign + n;
+    }
+    struct decimal d = schubfach(c, q, t == 0 && be > 1);
+    while (d.f % 10 == 0) {
+        d.f /= 10;
+        d.e++;
+    }
+    return sign + layout(p, d.f, d.e);
+}
+
+size_t dcv_float_format(float v, char *buf)
+{
+    char tmp[FORMAT_SLOP];
+    size_t n = format_raw(v, tmp);
+    memcpy(buf, tmp, n);
+    buf[n] = '\0';
+    return n;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Decoding                                                               */
+/* ---------------------------------------------------------------------- */
+
+#define P10_MIN (-128)
+#define P10_MAX 127
+
+/* Correctly rounded doubles 10^P10_MIN .. 10^P10_MAX (the compiler rounds
+ * the literals). Wide enough that the quick path never range-checks; a
+ * float32 result lies between 1e-46 and 3.5e38 anyway. */
+static const double pow10_table[] = {
+    1e-128, 1e-127, 1e-126, 1e-125, 1e-124, 1e-123, 1e-122, 1e-121,
+    1e-120, 1e-119, 1e-118, 1e-117, 1e-116, 1e-115, 1e-114, 1e-113,
+    1e-112, 1e-111, 1e-110, 1e-109, 1e-108, 1e-107, 1e-106, 1e-105,
+    1e-104, 1e-103, 1e-102, 1e-101, 1e-100, 1e-99, 1e-98, 1e-97,
+    1e-96, 1e-95, 1e-94, 1e-93, 1e-92, 1e-91, 1e-90, 1e-89,
+    1e-88, 1e-87, 1e-86, 1e-85, 1e-84, 1e-83, 1e-82, 1e-81,
+    1e-80, 1e-79, 1e-78, 1e-77, 1e-76, 1e-75, 1e-74, 1e-73,
+    1e-72, 1e-71, 1e-70, 1e-69, 1e-68, 1e-67, 1e-66, 1e-65,
+    1e-64, 1e-63, 1e-62, 1e-61, 1e-60, 1e-59, 1e-58, 1e-57,
+    1e-56, 1e-55, 1e-54, 1e-53, 1e-52, 1e-51, 1e-50, 1e-49,
+    1e-48, 1e-47, 1e-46, 1e-45, 1e-44, 1e-43, 1e-42, 1e-41,
+    1e-40, 1e-39, 1e-38, 1e-37, 1e-36, 1e-35, 1e-34, 1e-33,
+    1e-32, 1e-31, 1e-30, 1e-29, 1e-28, 1e-27, 1e-26, 1e-25,
+    1e-24, 1e-23, 1e-22, 1e-21, 1e-20, 1e-19, 1e-18, 1e-17,
+    1e-16, 1e-15, 1e-14, 1e-13, 1e-12, 1e-11, 1e-10, 1e-9,
+    1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1,
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+    1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22, 1e23,
+    1e24, 1e25, 1e26, 1e27, 1e28, 1e29, 1e30, 1e31,
+    1e32, 1e33, 1e34, 1e35, 1e36, 1e37, 1e38, 1e39,
+    1e40, 1e41, 1e42, 1e43, 1e44, 1e45, 1e46, 1e47,
+    1e48, 1e49, 1e50, 1e51, 1e52, 1e53, 1e54, 1e55,
+    1e56, 1e57, 1e58, 1e59, 1e60, 1e61, 1e62, 1e63,
+    1e64, 1e65, 1e66, 1e67, 1e68, 1e69, 1e70, 1e71,
+    1e72, 1e73, 1e74, 1e75, 1e76, 1e77, 1e78, 1e79,
+    1e80, 1e81, 1e82, 1e83, 1e84, 1e85, 1e86, 1e87,
+    1e88, 1e89, 1e90, 1e91, 1e92, 1e93, 1e94, 1e95,
+    1e96, 1e97, 1e98, 1e99, 1e100, 1e101, 1e102, 1e103,
+    1e104, 1e105, 1e106, 1e107, 1e108, 1e109, 1e110, 1e111,
+    1e112, 1e113, 1e114, 1e115, 1e116, 1e117, 1e118, 1e119,
+    1e120, 1e121, 1e122, 1e123, 1e124, 1e125, 1e126, 1e127,
+};
+
+/* The fast path's result is within 3.1 double ulps of the exact value (three
+ * roundings plus digits truncated past the 19th), so it rounds to float32
+ * correctly unless a midpoint lies within this many ulps. */
+#define MIDPOINT_GUARD 8u
+
+/* Significant digits the slow path keeps. A float32 rounding midpoint has at
+ * most 113 significant digits, so the first 120 plus a sticky digit compare
+ * against every midpoint exactly as the full string does. */
+#define SLOW_DIGITS 120
+
+HOT int is_digit(char c) { return (unsigned)(c - '0') < 10u; }
+
+/* Characters that may not directly follow a number: they would make the
+ * token something other than a JSON number ("01", "1.", "1e", "0x1", "1-"). */
+HOT int glues_to_number(char c)
+{
+    return is_digit(c) || ((unsigned)((c | 0x20) - 'a') < 26u) || c == '.' || c == '+' ||
+           c == '-' || c == '_';
+}
+
+struct lexeme {
+    const char *digits; /* first digit of the integer part */
+    const char *end;    /* one past the token */
+    uint64_t w;         /* significant digits, exact when nsig <= 19 */
+    size_t nsig;        /* significant digits (leading zeros excluded) */
+    int64_t e10;        /* value = all significant digits * 10^e10 */
+    int neg;
+};
+
+/* The quick decoding path needs x86-64 (SSE2 is baseline there, and it is
+ * little-endian, which the SWAR digit conversion assumes); elsewhere every
+ * number takes the general lexer. */
+#if defined(__SSE2__) && defined(__x86_64__)
+#define QUICK_PATH 1
+#include <emmintrin.h>
+#else
+#define QUICK_PATH 0
+#endif
+
+
+/* Value of eight digit bytes (each already minus '0', first digit in the
+ * lowest byte): neighbours pair up as 10a + b, then the four pairs are
+ * weighted 10^6, 10^4, 10^2, 1 by two multiplies whose wanted sums land in
+ * the high 32 bits. */
+HOT uint64_t swar8(uint64_t x)
+{
+    const uint64_t lanes = 0x000000ff000000ffu;
+    x = x * 10 + (x >> 8);
+    return ((x & lanes) * (100 + (1000000ull << 32)) +
+            ((x >> 16) & lanes) * (1 + (10000ull << 32))) >> 32;
+}
+
+/* Skips a run of digits, folding them into *w (wrapping past 19 digits). */
+static const char *eat_digits(const char *p, const char *end, uint64_t *w)
+{
+    uint64_t v = *w;
+    while (p < end && is_digit(*p))
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    *w = v;
+    return p;
+}
+
+static const char *eat_exponent(const char *p, const char *end, int64_t *e10)
+{
+    int neg = 0;
+    if (p < end && (*p == '+' || *p == '-'))
+        neg = *p++ == '-';
+    if (p == end || !is_digit(*p))
+        return NULL;
+    int64_t ev = 0;
+    for (; p < end && is_digit(*p); p++)
+        if (ev < 100000000) /* saturate: beyond this it is 0 or inf anyway */
+            ev = ev * 10 + (*p - '0');
+    *e10 += neg ? -ev : ev;
+    return p;
+}
+
+/* Matches JSON's number grammar at p; fills lx and returns 0 on success. */
+static int lex_number(const char *p, const char *end, struct lexeme *lx)
+{
+    lx->neg = p < end && *p == '-';
+    p += lx->neg;
+    lx->digits = p;
+    lx->w = 0;
+    p = eat_digits(p, end, &lx->w);
+    size_t nint = (size_t)(p - lx->digits), nfrac = 0;
+    if (nint == 0 || (nint > 1 && *lx->digits == '0')) /* "", "01" */
+        return -1;
+    const char *frac = p + 1;
+    if (p < end && *p == '.') {
+        p = eat_digits(frac, end, &lx->w);
+        nfrac = (size_t)(p - frac);
+        if (nfrac == 0)
+            return -1;
+    }
+    lx->e10 = -(int64_t)nfrac;
+    if (p < end && (*p | 0x20) == 'e' && !(p = eat_exponent(p + 1, end, &lx->e10)))
+        return -1;
+    if (p < end && glues_to_number(*p))
+        return -1;
+    lx->end = p;
+    lx->nsig = nint + nfrac;
+    if (lx->nsig > 19 && *lx->digits == '0') { /* "0.000…": leading zeros don't count */
+        lx->nsig = nfrac;
+        for (const char *z = frac; z < frac + nfrac && *z == '0'; z++)
+            lx->nsig--;
+    }
+    return 0;
+}
+
+/* The first 19 significant digits of a longer mantissa. */
+static uint64_t first19(const struct lexeme *lx)
+{
+    uint64_t w = 0;
+    int n = 0;
+    for (const char *p = lx->digits; n < 19; p++) {
+        if (*p == '.' || (w == 0 && *p == '0'))
+            continue;
+        w = w * 10 + (uint64_t)(*p - '0');
+        n++;
+    }
+    return w;
+}
+
+/* "e<int>" for |e| < 10^6; returns its length. */
+static size_t put_exponent(char *p, int e)
+{
+    char tmp[8];
+    size_t n = 0, len = 0;
+    unsigned u = (unsigned)(e < 0 ? -e : e);
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    p[len++] = 'e';
+    if (e < 0)
+        p[len++] = '-';
+    while (n)
+        p[len++] = tmp[--n];
+    return len;
+}
+
+/* Exact path: the token's digits, trimmed to SLOW_DIGITS plus a sticky
+ * digit, with an integer exponent and no decimal point (so LC_NUMERIC is
+ * irrelevant), handed to strtof. */
+static float parse_slow(const struct lexeme *lx)
+{
+    char buf[SLOW_DIGITS + 32];
+    size_t n = 0, kept = 0;
+    int sticky = 0;
+    int64_t e = lx->e10;
+    if (lx->neg)
+        buf[n++] = '-';
+    for (const char *p = lx->digits; p < lx->end && *p != 'e' && *p != 'E'; p++) {
+        if (*p == '.' || (kept == 0 && *p == '0'))
+            continue;
+        if (kept < SLOW_DIGITS) {
+            buf[n++] = *p;
+            kept++;
+        } else {
+            sticky |= *p != '0';
+            e++;
+        }
+    }
+    if (kept == 0)
+        buf[n++] = '0';
+    if (sticky) {
+        buf[n++] = '1';
+        e--;
+    }
+    if (e > 99999)
+        e = 99999;
+    if (e < -99999)
+        e = -99999;
+    n += put_exponent(buf + n, (int)e);
+    buf[n] = '\0';
+    int saved = errno;
+    float f = strtof(buf, NULL);
+    errno = saved;
+    return f;
+}
+
+/* w * 10^e10 as float32 through one double multiply, for e10 within the
+ * table and w (already a double) holding at most 19 significant digits,
+ * possibly truncated. Returns 0 when a float32 rounding midpoint is too
+ * close to call, or on overflow: the exact path settles those. Subnormal
+ * results round at 2^-149 whatever their exponent, so there the guard
+ * looks at the fraction of r / 2^-149 instead (r is within 2^-51 of the
+ * exact value relatively, far below 2^-20 units of 2^-149). */
+HOT int scale_fast(double w, int e10, float *out)
+{
+    double r = w * pow10_table[e10 - P10_MIN];
+    uint64_t bits;
+    memcpy(&bits, &r, sizeof bits);
+    uint32_t below = (uint32_t)(bits & 0x1fffffffu); /* bits float32 drops */
+    if (r < 0x1p-126) { /* subnormal: float32 keeps the bits above 2^-149 */
+        double units = r * 0x1p149, frac = units - (double)(int64_t)units;
+        if (fabs(frac - 0.5) < 0x1p-20)
+            return 0;
+    } else if (below - (0x10000000u - MIDPOINT_GUARD) <= 2 * MIDPOINT_GUARD ||
+               r >= 0x1.ffffffp127) {
+        return 0;
+    }
+    *out = (float)r;
+    return 1;
+}
+
+/* Correctly rounded float32 value of a lexed number (+-inf on overflow). */
+static float to_float(const struct lexeme *lx)
+{
+    uint64_t w = lx->w;
+    int64_t e = lx->e10;
+    if (lx->nsig > 19) {
+        w = first19(lx);
+        e += (int64_t)lx->nsig - 19;
+    }
+    float f;
+    if (w == 0 || e < P10_MIN)
+        f = 0.0f; /* below 1e-109: far under half the smallest subnormal */
+    else if (e > P10_MAX)
+        f = HUGE_VALF;
+    else if (!scale_fast((double)w, (int)e, &f))
+        return parse_slow(lx);
+    return lx->neg ? -f : f;
+}
+
+#if QUICK_PATH
+/* Bytes the quick path reads at a token, whatever its length: the 16 it
+ * classifies, and the exponent reads can look up to 3 past a 15-byte token's
+ * mantissa. */
+#define QUICK_READ 20
+
+/* The 16 bytes at a token, classified at once with SSE2 compares. Bit i of
+ * each mask describes byte i. */
+struct token {
+    __m128i digits_v;            /* digit values of the mantissa, 0 elsewhere */
+    unsigned len;                /* bytes before a ',', ']' or byte <= ' ' */
+    unsigned mant;               /* bytes before 'e'/'E' or the end */
+    unsigned digits, dots;       /* '0'..'9', '.' */
+};
+
+HOT void classify(const char *p, struct token *t)
+{
+    const __m128i index = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+    __m128i is_digit_v = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
+    __m128i end = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')),
+                               _mm_cmpeq_epi8(v, _mm_set1_epi8(']')));
+    end = _mm_or_si128(end, _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(' ')), v));
+    __m128i exp = _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('e'));
+    t->len = (unsigned)__builtin_ctz((unsigned)_mm_movemask_epi8(end) | 0x10000u);
+    /* an 'e' past the end loses to the end bit anyway */
+    t->mant = (unsigned)__builtin_ctz((unsigned)_mm_movemask_epi8(exp) | 1u << t->len);
+    t->digits = (unsigned)_mm_movemask_epi8(is_digit_v);
+    t->dots = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
+    __m128i in_mant = _mm_cmplt_epi8(index, _mm_set1_epi8((char)t->mant));
+    t->digits_v = _mm_and_si128(d, _mm_and_si128(is_digit_v, in_mant));
+}
+
+/* upto[k]: bytes 0..k set. */
+static const unsigned char upto[17][16] = {
+#define U(k) { 0xff, (k) >= 1 ? 0xff : 0, (k) >= 2 ? 0xff : 0, (k) >= 3 ? 0xff : 0,           \
+               (k) >= 4 ? 0xff : 0, (k) >= 5 ? 0xff : 0, (k) >= 6 ? 0xff : 0, (k) >= 7 ? 0xff : 0, \
+               (k) >= 8 ? 0xff : 0, (k) >= 9 ? 0xff : 0, (k) >= 10 ? 0xff : 0,                  \
+               (k) >= 11 ? 0xff : 0, (k) >= 12 ? 0xff : 0, (k) >= 13 ? 0xff : 0,                \
+               (k) >= 14 ? 0xff : 0, (k) >= 15 ? 0xff : 0 }
+    U(0), U(1), U(2), U(3), U(4), U(5), U(6), U(7), U(8),
+    U(9), U(10), U(11), U(12), U(13), U(14), U(15), U(15),
+#undef U
+};
+
+/* The 16-digit number whose digits (values 0..9, most significant first)
+ * are the bytes of d: pmaddwd folds neighbours with weights 10, then 100,
+ * then 10^4, leaving two 8-digit halves. */
+HOT uint64_t digits16(__m128i d)
+{
+    const __m128i zero = _mm_setzero_si128();
+    __m128i a = _mm_madd_epi16(_mm_unpacklo_epi8(d, zero), _mm_set1_epi32(0x0001000a));
+    __m128i b = _mm_madd_epi16(_mm_unpackhi_epi8(d, zero), _mm_set1_epi32(0x0001000a));
+    __m128i v = _mm_madd_epi16(_mm_packs_epi32(a, b), _mm_set1_epi32(0x00010064));
+    v = _mm_packs_epi32(v, v);
+    v = _mm_madd_epi16(v, _mm_set1_epi32(0x00012710));
+    uint64_t halves = (uint64_t)_mm_cvtsi128_si64(v);
+    return (halves & 0xffffffffu) * 100000000 + (halves >> 32);
+}
+
+/* The exponent of a classified token, "[eE][+-]?D{1,2}" between its
+ * mantissa and its end, read without branching on its shape (signs and
+ * digit counts vary from one element to the next). 0 when it is not one. */
+HOT int quick_exponent(const struct token *t, const char *p, int *e10)
+{
+    unsigned ep = t->mant, len = t->len;
+    char c = p[ep + 1];
+    unsigned neg = c == '-', sign = neg | (c == '+');
+    unsigned first = ep + 1 + sign, n = first <= len ? len - first : 0; /* digits */
+    unsigned want = (1u << (n & 3)) - 1;
+    int two = n == 2, v = (p[first] - '0') * (two ? 10 : 1) + two * (p[first + 1] - '0');
+    *e10 = (v ^ -(int)neg) + (int)neg;
+    return (n - 1 < 2) & (((t->digits >> first) & want) == want);
+}
+
+/* The classified token at p as a float32, when it is an everyday number:
+ * -?D+(.D+)?([eE][+-]?D{1,2})? in 15 bytes. The masks validate the grammar
+ * (with & and | rather than && and ||: element shapes vary at random, and
+ * every branch on them would be a misprediction). The digits sit in a
+ * 16-digit field with zeros where the sign and dot were; moving the bytes up
+ * to the dot one place closes the dot's gap, and the field converts to
+ * W = mantissa * 10^(16 - mant) (dot or not). Returns 0 for anything else
+ * (every error and every hard case), which the general lexer then decides. */
+HOT int quick_token(const struct token *t, const char *p, float *out)
+{
+    unsigned len = t->len, ep = t->mant, neg = *p == '-';
+    int e10 = 0;
+    if (len == 16 || (ep < len && !quick_exponent(t, p, &e10)))
+        return 0;
+    unsigned mant = ((1u << ep) - 1) & ~neg, dots = t->dots & mant;
+    unsigned first_dot = dots & (0 - dots), dot = (unsigned)__builtin_ctz(first_dot | 1u << ep);
+    unsigned nint = dot - neg;
+    unsigned bad = (((t->digits | first_dot) & mant) != mant) | (nint == 0) |
+                   ((first_dot << 1) == (1u << ep)) | ((nint > 1) & (p[neg] == '0'));
+    if (bad)
+        return 0; /* stray bytes or a second dot, ".5", "1.", "01" */
+    __m128i head = _mm_loadu_si128((const __m128i *)(const void *)upto[dot]);
+    __m128i d = _mm_or_si128(_mm_and_si128(head, _mm_slli_si128(t->digits_v, 1)),
+                             _mm_andnot_si128(head, t->digits_v));
+    uint64_t w = digits16(d);
+    e10 += (int)dot - 15;
+    float f = 0.0f;
+    if (w && !scale_fast((double)(int64_t)w, e10, &f)) /* e10 in -114..99 */
+        return 0;
+    uint32_t bits; /* f >= 0: the sign is one OR, not a branch */
+    memcpy(&bits, &f, sizeof bits);
+    bits |= (uint32_t)neg << 31;
+    memcpy(out, &bits, sizeof bits);
+    return 1;
+}
+#endif
+
+static size_t parse_general(const char *p, const char *end, float *out, int allow_overflow)
+{
+    struct lexeme lx;
+    if (lex_number(p, end, &lx))
+        return 0;
+    float f = to_float(&lx);
+    if (isinf(f) && !allow_overflow)
+        return 0;
+    *out = f;
+    return (size_t)(lx.end - p);
+}
+
+/* Quick path when 16 bytes are readable, else (or when it declines) the
+ * general lexer. The token's length comes from the classification, not
+ * from lexing, which keeps the lexer's arithmetic off the loop-carried path
+ * of an array: the CPU overlaps consecutive numbers. */
+HOT size_t parse_number(const char *p, const char *end, float *out, int allow_overflow)
+{
+#if QUICK_PATH
+    if (end - p >= QUICK_READ) {
+        struct token t;
+        classify(p, &t);
+        if (quick_token(&t, p, out))
+            return t.len;
+    }
+#endif
+    return parse_general(p, end, out, allow_overflow);
+}
+
+size_t dcv_float_parse(const char *p, const char *end, float *out, int allow_overflow)
+{
+    return p < end ? parse_number(p, end, out, allow_overflow) : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Arrays                                                                 */
+/* ---------------------------------------------------------------------- */
+
+#define DIMS_MAX 8
+
+struct walker {
+    float *out;
+    size_t cap, n;
+    int depth, max_depth;
+    int shaped;                /* caller wants dims: enforce rectangularity */
+    int leaf;                  /* depth at which numbers sit, 0 until known */
+    long long len[DIMS_MAX];   /* elements so far in the open array per level */
+    long long shape[DIMS_MAX]; /* agreed length per level, -1 until known */
+};
+
+/* Where each step of the array grammar stands. */
+enum expect { VALUE_OR_CLOSE, VALUE, COMMA_OR_CLOSE };
+
+HOT const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+static int open_array(struct walker *w)
+{
+    int level = w->depth;
+    if (level >= w->max_depth)
+        return -1;
+    if (w->shaped) {
+        if (level >= DIMS_MAX || (w->leaf && level >= w->leaf))
+            return -1;
+        if (level > 0)
+            w->len[level - 1]++;
+        w->len[level] = 0;
+    }
+    w->depth++;
+    return 0;
+}
+
+static int close_array(struct walker *w)
+{
+    int level = --w->depth;
+    if (!w->shaped)
+        return 0;
+    long long n = w->len[level];
+    if (n == 0) { /* an empty array is a leaf row: numbers would sit below it */
+        if (w->leaf && w->leaf != level + 1)
+            return -1;
+        w->leaf = level + 1;
+    }
+    if (w->shape[level] < 0)
+        w->shape[level] = n;
+    return w->shape[level] == n ? 0 : -1;
+}
+
+/* The hot loop: "number (, number)*" within one array. Returns the first
+ * byte it did not take (whitespace skipped) and what must come there, or
+ * NULL with *bad at the element that failed. All numbers of a run share a
+ * depth, so the shape bookkeeping happens once per run; kept out of line so
+ * the loop gets the registers to itself. */
+__attribute__((noinline)) static const char *number_run(struct walker *w, const char *p,
+                                                         const char *end, enum expect *next,
+                                                         const char **bad)
+{
+    if (w->shaped) {
+        if (w->leaf && w->leaf != w->depth) {
+            *bad = p;
+            return NULL;
+        }
+        w->leaf = w->depth;
+    }
+    float *out = w->out;
+    size_t cap = w->cap, n0 = w->n, n = n0;
+    for (;;) {
+        float f;
+        size_t k = parse_number(p, end, &f, 0);
+        if (!k) {
+            *bad = p;
+            p = NULL;
+            break;
+        }
+        if (n < cap)
+            out[n] = f;
+        n++;
+        p += k;
+        if (end - p >= 2 && p[0] == ',' && (is_digit(p[1]) | (p[1] == '-'))) {
+            p++; /* compact "a,b": the common case skips the general walk */
+            continue;
+        }
+        p = skip_ws(p, end);
+        if (p == end || *p != ',') {
+            *next = COMMA_OR_CLOSE;
+            break;
+        }
+        p = skip_ws(p + 1, end);
+        if (p == end || (*p != '-' && !is_digit(*p))) {
+            *next = VALUE;
+            break;
+        }
+    }
+    w->n = n;
+    if (w->shaped)
+        w->len[w->depth - 1] += (long long)(n - n0);
+    return p;
+}
+
+/* One token of the array grammar at p; returns the next position or NULL
+ * with *bad at the offending byte (end for truncated input). */
+static const char *array_step(struct walker *w, const char *p, const char *end,
+                              enum expect *next, const char **bad)
+{
+    *bad = p;
+    if (p == end)
+        return NULL;
+    char c = *p;
+    if (c == '[' && *next != COMMA_OR_CLOSE) {
+        if (open_array(w))
+            return NULL;
+        *next = VALUE_OR_CLOSE;
+        return skip_ws(p + 1, end);
+    }
+    if (c == ']' && *next != VALUE) {
+        if (close_array(w))
+            return NULL;
+        *next = COMMA_OR_CLOSE;
+        return w->depth ? skip_ws(p + 1, end) : p + 1;
+    }
+    if (c == ',' && *next == COMMA_OR_CLOSE) {
+        *next = VALUE;
+        return skip_ws(p + 1, end);
+    }
+    if (*next == COMMA_OR_CLOSE)
+        return NULL;
+    return number_run(w, p, end, next, bad);
+}
+
+size_t dcv_float_array_parse(const char *p, const char *end, float *out, size_t cap,
+                             size_t *count, int max_depth, long long *dims, int *ndim,
+                             size_t *errpos)
+{
+    struct walker w = { .out = out, .cap = cap, .max_depth = max_depth, .shaped = dims != NULL };
+    for (int i = 0; i < DIMS_MAX; i++)
+        w.shape[i] = -1;
+    enum expect next = VALUE;
+    const char *q = skip_ws(p, end), *bad = q;
+    if (q < end && *q == '[') {
+        do
+            q = array_step(&w, q, end, &next, &bad);
+        while (q && w.depth > 0);
+    } else {
+        q = NULL;
+    }
+    if (count)
+        *count = w.n;
+    if (!q) {
+        if (errpos)
+            *errpos = (size_t)(bad - p);
+        return 0;
+    }
+    if (dims) {
+        for (int i = 0; i < w.leaf; i++)
+            dims[i] = w.shape[i];
+        if (ndim)
+            *ndim = w.leaf;
+    }
+    return (size_t)(q - p);
+}
+
+static size_t append(char *buf, size_t cap, size_t len, const char *s, size_t n)
+{
+    if (len < cap)
+        memcpy(buf + len, s, n < cap - len ? n : cap - len);
+    return len + n;
+}
+
+size_t dcv_float_array_format(const float *v, size_t n, char *buf, size_t cap)
+{
+    size_t len = append(buf, cap, 0, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        size_t sep = i > 0;
+        if (len <= cap && cap - len > FORMAT_SLOP) { /* room for ',' and the slop */
+            buf[len] = ',';
+            len += sep + format_raw(v[i], buf + len + sep);
+        } else {
+            char tmp[1 + FORMAT_SLOP] = ",";
+            len = append(buf, cap, len, tmp + 1 - sep, sep + format_raw(v[i], tmp + 1));
+        }
+    }
+    return append(buf, cap, len, "]", 1);
+}

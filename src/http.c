@@ -1,0 +1,300 @@
+/* http.c — libmicrohttpd driven by the libuv loop.
+ *
+ * MHD runs without threads of its own (MHD_USE_EPOLL, no internal polling
+ * thread): the loop watches MHD's epoll fd and calls MHD_run, and re-arms a
+ * timer from MHD_get_timeout. A request object is created on the first
+ * callback for a connection, accumulates the body, and is dispatched once.
+ * When the handler defers its answer the connection is suspended, and
+ * dcv_http_respond resumes it; MHD then calls back and the stored response
+ * is queued. The request is freed in MHD's completion callback, which also
+ * writes the access log line, so a client that vanishes mid-request costs
+ * nothing but that line. Loop thread only. The only includer of
+ * microhttpd.h; MHD results are translated here.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "deconvd/error.h"
+#include "deconvd/http.h"
+#include "deconvd/log.h"
+#include "deconvd/sched.h"
+
+struct dcv_http {
+    struct MHD_Daemon *d;
+    struct dcv_http_opts o;
+    int port;
+    long active;
+};
+
+struct dcv_http_req {
+    struct dcv_http *srv;
+    struct MHD_Connection *conn;
+    const char *method, *url;
+    char *body;
+    size_t len, cap;
+    bool dispatched, suspended, too_large;
+    struct MHD_Response *resp;     /* waiting to be queued */
+    int status;
+    size_t out_bytes;
+    uint64_t start_ns, body_ns;
+    char model[128], endpoint[32];
+};
+
+const char *dcv_http_method(const struct dcv_http_req *r) { return r->method; }
+const char *dcv_http_path(const struct dcv_http_req *r) { return r->url; }
+double dcv_http_age(const struct dcv_http_req *r) { return (dcv_now_ns() - r->body_ns) / 1e9; }
+const char *dcv_http_endpoint(const struct dcv_http_req *r) { return r->endpoint; }
+
+const char *dcv_http_header(const struct dcv_http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+char *dcv_http_body(struct dcv_http_req *r, size_t *len)
+{
+    *len = r->len;
+    return r->body;
+}
+
+char *dcv_http_take_body(struct dcv_http_req *r, size_t *len)
+{
+    char *b = r->body;
+    *len = r->len;                /* r->len stays for the access log */
+    r->body = NULL;
+    r->cap = 0;
+    return b;
+}
+
+void dcv_http_set_log(struct dcv_http_req *r, const char *model, const char *endpoint)
+{
+    if (model) snprintf(r->model, sizeof r->model, "%s", model);
+    if (endpoint) snprintf(r->endpoint, sizeof r->endpoint, "%s", endpoint);
+}
+
+void dcv_http_respond(struct dcv_http_req *r, int status, const char *content_type, char *body,
+                      size_t off, size_t len, const struct dcv_http_header *hdrs, size_t nhdrs)
+{
+    struct MHD_Response *resp;
+    if (body && off) {             /* MHD frees the pointer it was given */
+        memmove(body, body + off, len);
+    }
+    resp = MHD_create_response_from_buffer(len, body ? body : (void *)"",
+                                           body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(body);
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        status = 500;
+    }
+    if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (size_t i = 0; i < nhdrs; i++) MHD_add_response_header(resp, hdrs[i].name, hdrs[i].value);
+    r->status = status;
+    r->out_bytes = len;
+    r->resp = resp;
+    if (r->suspended) {
+        /* In external epoll mode a resume does not wake MHD's epoll fd:
+         * ask the loop to run MHD (and re-arm its timeout) soon. */
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+        r->srv->o.wake(r->srv->o.wake_arg);
+    }
+}
+
+static enum MHD_Result queue_stored(struct dcv_http_req *r)
+{
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, r->resp);
+    MHD_destroy_response(r->resp);
+    r->resp = NULL;
+    return ok;
+}
+
+static void respond_error(struct dcv_http_req *r, int status, const char *msg)
+{
+    char *b = malloc(256);
+    int n = b ? snprintf(b, 256, "{\"error\":\"%s\"}", msg) : 0;
+    dcv_http_respond(r, status, "application/json", b, 0, (size_t)n, NULL, 0);
+}
+
+static bool append(struct dcv_http_req *r, const char *data, size_t n)
+{
+    if (r->len + n > r->srv->o.max_body) return false;
+    if (r->len + n + 1 > r->cap) {
+        size_t nc = r->cap ? r->cap * 2 : 4096;
+        while (nc < r->len + n + 1) nc *= 2;
+        if (nc > r->srv->o.max_body + 1) nc = r->srv->o.max_body + 1;
+        char *p = realloc(r->body, nc);
+        if (!p) return false;
+        r->body = p;
+        r->cap = nc;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    r->body[r->len] = '\0';
+    return true;
+}
+
+static struct dcv_http_req *begin(struct dcv_http *h, struct MHD_Connection *conn,
+                                  const char *url, const char *method)
+{
+    struct dcv_http_req *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->srv = h;
+    h->active++;
+    r->conn = conn;
+    r->url = url;
+    r->method = method;
+    r->start_ns = dcv_now_ns();
+    snprintf(r->endpoint, sizeof r->endpoint, "other");
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > h->o.max_body) r->too_large = true;
+    return r;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload, size_t *upload_size, void **con_cls)
+{
+    struct dcv_http *h = cls;
+    struct dcv_http_req *r = *con_cls;
+    (void)version;
+    if (!r) {
+        if (!(r = *con_cls = begin(h, conn, url, method))) return MHD_NO;
+        if (!r->too_large) return MHD_YES;
+    }
+    if (r->resp) return queue_stored(r);
+    if (*upload_size) {
+        if (!r->too_large && !append(r, upload, *upload_size)) r->too_large = true;
+        *upload_size = 0;            /* consumed (or discarded once too large) */
+        if (!r->too_large) return MHD_YES;
+    }
+    if (r->too_large) {
+        respond_error(r, 413, "request body larger than max_body_bytes");
+        return queue_stored(r);
+    }
+    if (!r->dispatched) {
+        r->dispatched = true;
+        r->body_ns = dcv_now_ns();
+        if (!r->body && !append(r, "", 0)) return MHD_NO;
+        h->o.handler(h->o.ctx, r);
+        if (r->resp) return queue_stored(r);
+        r->suspended = true;
+        MHD_suspend_connection(conn);
+        return MHD_YES;
+    }
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct dcv_http_req *r = *con_cls;
+    (void)cls;
+    (void)conn;
+    if (!r) return;
+    double ms = (dcv_now_ns() - r->start_ns) / 1e6;
+    DCV_LOG(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? DCV_LOG_INFO : DCV_LOG_WARN, "access",
+            KV_S("method", r->method), KV_S("path", r->url), KV_S("endpoint", r->endpoint),
+            KV_S("model", r->model), KV_I("status", r->status), KV_I("bytes_in", r->len),
+            KV_I("bytes_out", r->out_bytes), KV_F("ms", ms),
+            KV_S("outcome", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok"
+                            : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+                            : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client_abort"
+                            : "closed"));
+    if (r->resp) MHD_destroy_response(r->resp);
+    r->srv->active--;
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    DCV_LOG(DCV_LOG_DEBUG, "http", KV_S("detail", msg));
+}
+
+static int resolve(const char *host, int port, struct sockaddr_storage *ss, char *err)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE }, *res = NULL;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    int rc = getaddrinfo(host, ps, &hints, &res);
+    if (rc != 0)
+        return dcv_errf(err, DCV_EINVAL, "listen host '%.64s': %s", host, gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int dcv_http_start(const struct dcv_http_opts *o, struct dcv_http **out, char *err)
+{
+    struct sockaddr_storage ss;
+    struct dcv_http *h = calloc(1, sizeof *h);
+    int rc;
+    if (!h) return dcv_errf(err, DCV_ENOMEM, "out of memory");
+    h->o = *o;
+    if ((rc = resolve(o->host, o->port, &ss, err))) {
+        free(h);
+        return rc;
+    }
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_access, h,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout_s,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+                            MHD_OPTION_END);
+    if (!h->d) {
+        free(h);
+        return dcv_errf(err, DCV_EIO, "cannot listen on %s:%d (address in use or not "
+                        "available?)", o->host, o->port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : o->port;
+    *out = h;
+    return 0;
+}
+
+int dcv_http_fd(const struct dcv_http *h)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+    return info ? info->epoll_fd : -1;
+}
+
+int dcv_http_port(const struct dcv_http *h) { return h->port; }
+long dcv_http_active(const struct dcv_http *h) { return h->active; }
+void dcv_http_process(struct dcv_http *h) { MHD_run(h->d); }
+
+long long dcv_http_timeout_ms(struct dcv_http *h)
+{
+    MHD_UNSIGNED_LONG_LONG t;
+    return MHD_get_timeout(h->d, &t) == MHD_YES ? (long long)t : -1;
+}
+
+void dcv_http_quiesce(struct dcv_http *h)
+{
+    MHD_socket s = MHD_quiesce_daemon(h->d);
+    if (s != MHD_INVALID_SOCKET) close(s);
+}
+
+void dcv_http_stop(struct dcv_http *h)
+{
+    if (!h) return;
+    MHD_stop_daemon(h->d);
+    free(h);
+}

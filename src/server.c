@@ -1,0 +1,178 @@
+/* server.c — wiring and lifecycle of the daemon.
+ *
+ * Start-up listens first and loads models in the background, so liveness
+ * answers at once and readiness turns true (with sd_notify READY=1) when the
+ * models are in. SIGHUP reloads the models directory (RELOADING=1, then
+ * READY=1). SIGTERM/SIGINT drain: readiness goes false, the listening socket
+ * closes, requests already accepted finish (bounded by drain_timeout_ms),
+ * then everything is torn down in reverse order. Main thread = loop thread.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "deconvd/api.h"
+#include "deconvd/config.h"
+#include "deconvd/engine.h"
+#include "deconvd/error.h"
+#include "deconvd/http.h"
+#include "deconvd/log.h"
+#include "deconvd/metrics.h"
+#include "deconvd/notify.h"
+#include "deconvd/registry.h"
+#include "deconvd/sched.h"
+#include "deconvd/server.h"
+
+struct server {
+    const struct dcv_config *cfg;
+    struct dcv_http *http;
+    struct dcv_registry *reg;
+    struct dcv_metrics *metrics;
+    struct dcv_api *api;
+    struct dcv_timer *http_timer, *drain_timer;
+    bool draining;
+    uint64_t drain_start;
+};
+
+static void http_kick(void *arg)
+{
+    struct server *s = arg;
+    dcv_http_process(s->http);
+    long long ms = dcv_http_timeout_ms(s->http);
+    if (ms >= 0) dcv_sched_timer_start(s->http_timer, (uint64_t)ms, 0);
+    else dcv_sched_timer_stop(s->http_timer);
+}
+
+static void http_wake(void *arg)
+{
+    struct server *s = arg;
+    dcv_sched_timer_start(s->http_timer, 0, 0);
+}
+
+static void thread_init(void *arg)
+{
+    const struct dcv_config *cfg = arg;
+    dcv_engine_set_threads(cfg->threads_per_request);
+}
+
+static void notify_status(struct server *s, const char *prefix)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "%sSTATUS=serving %d models on %s:%d", prefix,
+             dcv_registry_ready_count(s->reg), s->cfg->listen_host, dcv_http_port(s->http));
+    dcv_notify(msg);
+}
+
+static void loaded(void *arg, int rc, const char *err)
+{
+    struct server *s = arg;
+    (void)err;
+    if (s->draining) return;
+    dcv_api_set_ready(s->api, true);
+    DCV_LOG(rc ? DCV_LOG_WARN : DCV_LOG_INFO, "ready",
+            KV_I("models", dcv_registry_ready_count(s->reg)),
+            KV_S("failures", rc ? "some models failed to load, see above" : "none"));
+    notify_status(s, "READY=1\n");
+}
+
+static void on_hup(void *arg)
+{
+    struct server *s = arg;
+    char msg[64];
+    struct timespec ts;
+    if (s->draining) return;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+    DCV_LOG(DCV_LOG_INFO, "reload requested", KV_S("models_dir", s->cfg->models_dir));
+    dcv_notify(msg);
+    int rc = dcv_registry_reload(s->reg, NULL, loaded, s);
+    if (rc) {
+        DCV_LOG(DCV_LOG_WARN, "reload not started", KV_S("reason", dcv_strerror(rc)));
+        notify_status(s, "READY=1\n");
+    }
+}
+
+static void drain_check(void *arg)
+{
+    struct server *s = arg;
+    double waited = (dcv_now_ns() - s->drain_start) / 1e6;
+    long inflight = dcv_api_inflight(s->api);
+    bool idle = inflight == 0 && dcv_http_active(s->http) == 0 && !dcv_registry_reloading(s->reg);
+    if (idle || waited >= s->cfg->drain_timeout_ms) {
+        DCV_LOG(idle ? DCV_LOG_INFO : DCV_LOG_WARN, "drained", KV_F("ms", waited),
+                KV_I("abandoned", inflight));
+        dcv_sched_stop();
+    }
+}
+
+static void on_term(void *arg)
+{
+    struct server *s = arg;
+    if (s->draining) return;
+    s->draining = true;
+    s->drain_start = dcv_now_ns();
+    dcv_api_set_ready(s->api, false);
+    dcv_notify("STOPPING=1");
+    DCV_LOG(DCV_LOG_INFO, "draining", KV_I("inflight", dcv_api_inflight(s->api)),
+            KV_I("timeout_ms", s->cfg->drain_timeout_ms));
+    dcv_http_quiesce(s->http);
+    dcv_sched_timer_start(s->drain_timer, 0, 10);
+}
+
+static int start(struct server *s, char *err)
+{
+    struct dcv_model_opts mo = { .max_weight_elems = s->cfg->max_weight_elems,
+                                 .cache_cap = (size_t)s->cfg->cache_per_model };
+    struct dcv_http_opts ho = { .host = s->cfg->listen_host, .port = s->cfg->listen_port,
+                                .max_body = s->cfg->max_body_bytes,
+                                .max_connections = s->cfg->max_connections,
+                                .connection_timeout_s = s->cfg->connection_timeout_s,
+                                .handler = dcv_api_handle, .wake = http_wake };
+    int rc;
+    if ((rc = dcv_engine_init(err)) ||
+        (rc = dcv_sched_init(s->cfg->workers, s->cfg->max_queue, thread_init, (void *)s->cfg,
+                             err)))
+        return rc;
+    s->reg = dcv_registry_new(s->cfg->models_dir, &mo);
+    s->metrics = dcv_metrics_new();
+    s->api = s->reg && s->metrics ? dcv_api_new(s->cfg, s->reg, s->metrics) : NULL;
+    s->http_timer = dcv_sched_timer_new(http_kick, s);
+    s->drain_timer = dcv_sched_timer_new(drain_check, s);
+    if (!s->api || !s->http_timer || !s->drain_timer)
+        return dcv_errf(err, DCV_ENOMEM, "out of memory at start-up");
+    ho.ctx = s->api;
+    ho.wake_arg = s;
+    if ((rc = dcv_http_start(&ho, &s->http, err))) return rc;
+    if ((rc = dcv_sched_watch(dcv_http_fd(s->http), http_kick, s)) ||
+        (rc = dcv_sched_on_signal(SIGTERM, on_term, s)) ||
+        (rc = dcv_sched_on_signal(SIGINT, on_term, s)) ||
+        (rc = dcv_sched_on_signal(SIGHUP, on_hup, s)))
+        return dcv_errf(err, rc, "cannot set up the event loop");
+    DCV_LOG(DCV_LOG_INFO, "listening", KV_S("host", s->cfg->listen_host),
+            KV_I("port", dcv_http_port(s->http)), KV_I("workers", s->cfg->workers),
+            KV_I("threads_per_request", s->cfg->threads_per_request),
+            KV_S("models_dir", s->cfg->models_dir), KV_S("version", DCV_VERSION));
+    if ((rc = dcv_registry_reload(s->reg, NULL, loaded, s)))
+        return dcv_errf(err, rc, "cannot start loading models");
+    http_kick(s);
+    return 0;
+}
+
+int dcv_server_run(const struct dcv_config *cfg, char *err)
+{
+    struct server s = { .cfg = cfg };
+    signal(SIGPIPE, SIG_IGN);
+    int rc = start(&s, err);
+    if (rc == 0) rc = dcv_sched_run();
+    if (s.http) dcv_sched_unwatch(dcv_http_fd(s.http));
+    dcv_sched_close();       /* finishes running jobs; they answer through http */
+    dcv_http_stop(s.http);
+    dcv_api_free(s.api);
+    dcv_registry_free(s.reg);
+    dcv_metrics_free(s.metrics);
+    if (rc == 0) DCV_LOG(DCV_LOG_INFO, "stopped", KV_S("reason", "signal"));
+    return rc;
+}
