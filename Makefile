@@ -5,16 +5,16 @@ PREFIX  ?= /usr/local
 VERSION := 0.1.0
 
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 $(WARN) -D_GNU_SOURCE -DDCV_VERSION='"$(VERSION)"' -Iinclude -MMD -MP
+OPT     ?= -O2 -g
+override CFLAGS += $(OPT) -std=c11 $(WARN) -D_GNU_SOURCE -DDCV_VERSION='"$(VERSION)"' -Iinclude -MMD -MP
 LDLIBS  := -ldnnl -lgomp -lmicrohttpd -luv -lcjson -lpthread -lm
 TESTLIBS := -lcriterion
 
 ifeq ($(WERROR),1)
-CFLAGS  += -Werror
+override CFLAGS += -Werror
 endif
 ifneq ($(SANITIZE),)
-CFLAGS  += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+override CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
@@ -48,15 +48,19 @@ $(TEST_BIN): $(TEST_SRC) tests/unit/testutil.h $(BUILD)/libdeconvd.a | $(BUILD)/
 run: deps all
 	$(BUILD)/deconvd --config config/deconvd.json
 
+# Sanitizer reports inside Criterion's workers do not fail a test by
+# themselves, so the log is searched for them as well.
 unit-test: $(TEST_BIN) all
-	DCV_TEST_PYTHON=/usr/bin/python3 $(TEST_BIN) --jobs 2
+	DCV_TEST_PYTHON=/usr/bin/python3 $(TEST_BIN) --jobs 2 2>&1 | tee $(BUILD)/unit.log; \
+	  status=$$?; ! grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" $(BUILD)/unit.log && \
+	  grep -q "Failing: 0 | Crashing: 0" $(BUILD)/unit.log
 
 test: deps
 	$(MAKE) unit-test
 	scripts/run-tests $(BUILD)
 
 asan-test: deps
-	$(MAKE) BUILD=build-asan SANITIZE=address,undefined CFLAGS="-O1 -g" unit-test
+	$(MAKE) BUILD=build-asan SANITIZE=address,undefined OPT="-O1 -g" unit-test
 	scripts/run-tests build-asan
 
 clean:
