@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "deconvd/config.h"
+#include "deconvd/engine.h"
 #include "deconvd/error.h"
 #include "deconvd/json.h"
 #include "deconvd/layer.h"
@@ -141,6 +142,12 @@ int main(int argc, char **argv)
     if (level >= 0) over.log_level = level;
     dcv_config_finalize(&over, (int)sysconf(_SC_NPROCESSORS_ONLN));
     dcv_log_setup((enum dcv_log_level)over.log_level, over.log_json);
+    /* Fault injection for tests: the next N execution-buffer allocations fail. */
+    const char *fail = getenv("DECONVD_TEST_FAIL_ALLOCS");
+    if (fail && atoi(fail) > 0) {
+        dcv_engine_inject_alloc_failures(atoi(fail));
+        DCV_LOG(DCV_LOG_WARN, "fault injection enabled", KV_I("failing_allocations", atoi(fail)));
+    }
     if (do_check) return check(&over);
     if (dcv_server_run(&over, err)) {
         DCV_LOG(DCV_LOG_ERROR, "cannot start", KV_S("error", err));
