@@ -301,8 +301,10 @@ static int build_config(const struct dcv_json *cfg, struct dcv_layer *l)
         const struct dcv_json *v = dcv_json_get(cfg, inactive_keys[i]);
         if (i + 1 < sizeof inactive_keys / sizeof *inactive_keys)
             rc |= dcv_json_add(o, inactive_keys[i], v ? dcv_json_dup(v) : dcv_json_new_null());
-        if (v && dcv_json_type(v) != DCV_JSON_NULL)
-            rc |= dcv_json_append(inactive, dcv_json_new_string(inactive_keys[i]));
+        /* trainable: true is every layer's default, so only false is news */
+        bool set = v && dcv_json_type(v) != DCV_JSON_NULL &&
+                   !(strcmp(inactive_keys[i], "trainable") == 0 && dcv_json_true(v));
+        if (set) rc |= dcv_json_append(inactive, dcv_json_new_string(inactive_keys[i]));
     }
     if (l->has_input_shape) {
         struct dcv_json *bis = dcv_json_new_array();

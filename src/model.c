@@ -246,6 +246,21 @@ static int build_weights(struct dcv_model *m, const struct dcv_json *doc, const 
     return m->sources ? 0 : dcv_errf(err, DCV_ENOMEM, "out of memory");
 }
 
+/* keras.saving.serialize_keras_object() puts the built input shape beside
+ * the config: {"build_config": {"input_shape": [null, 32, 32, 128]}}. */
+static int build_config_channels(struct dcv_layer *l, const struct dcv_json *doc, char *err)
+{
+    const struct dcv_json *is = dcv_json_get(dcv_json_get(doc, "build_config"), "input_shape");
+    int64_t c;
+    if (l->conv.in_channels || dcv_json_type(is) != DCV_JSON_ARRAY ||
+        (int)dcv_json_size(is) != l->conv.rank + 2)
+        return 0;
+    if (!dcv_json_int(dcv_json_at(is, (size_t)dcv_conv_channel_axis(&l->conv)), 1,
+                      DCV_MAX_CHANNELS, &c))
+        return 0;
+    return dcv_layer_set_in_channels(l, c, err);
+}
+
 int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char *models_dir,
                        const struct dcv_model_opts *opts, struct dcv_model **out, char *err)
 {
@@ -264,6 +279,7 @@ int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char 
     const struct dcv_json *cfg = dcv_json_get(doc, "config");
     if ((rc = dcv_layer_parse(dcv_json_string(dcv_json_get(doc, "class_name")),
                               cfg ? cfg : doc, &m->layer, err)) ||
+        (rc = build_config_channels(&m->layer, doc, err)) ||
         (rc = build_weights(m, doc, models_dir, max_elems, &kt, &bt, err)))
         goto out;
     m->ndim = m->layer.conv.rank + 2;

@@ -819,3 +819,13 @@ Test(layer, set_in_channels)
     cr_expect_eq(out[0], -1);
     dcv_layer_release(&l);
 }
+
+Test(layer, trainable_true_is_not_reported)
+{
+    struct dcv_layer l;
+    must_parse("Conv2DTranspose", "{\"filters\": 2, \"kernel_size\": 3, \"trainable\": true}", &l);
+    cr_expect(!str_array_has(meta(&l, "inactive"), "trainable"),
+              "trainable: true is the default and does nothing: not worth reporting");
+    cr_expect(dcv_json_true(dcv_json_get(l.config, "trainable")));
+    dcv_layer_release(&l);
+}

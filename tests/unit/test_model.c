@@ -1055,3 +1055,21 @@ Test(model, keras3_fixture_values)
     cr_expect_float_eq(out[(1 * 4 + 2) * 2 + 1], 11.0f, 1e-6);
     dcv_model_free(m);
 }
+
+Test(model, keras3_serialized_build_config_gives_channels)
+{
+    char err[DCV_ERRLEN];
+    const char *doc_text =
+        "{\"module\": \"keras.layers\", \"class_name\": \"Conv2DTranspose\", "
+        "\"config\": {\"name\": \"up\", \"filters\": 4, \"kernel_size\": [3, 3], "
+        "\"strides\": [2, 2], \"padding\": \"same\"}, \"registered_name\": null, "
+        "\"build_config\": {\"input_shape\": [null, 8, 8, 5]}}";
+    struct dcv_json *doc = dcv_json_parse(doc_text, strlen(doc_text), err);
+    cr_assert_not_null(doc, "%s", err);
+    struct dcv_model *m = NULL;
+    int rc = dcv_model_from_doc("up", doc, NULL, NULL, &m, err);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_expect_eq(m->layer.conv.in_channels, 5, "channels come from build_config.input_shape");
+    dcv_model_free(m);
+    dcv_json_free(doc);
+}
