@@ -116,17 +116,74 @@ static void send_json(struct dcv_api *a, struct dcv_http_req *req, const char *m
     send_text(a, req, model, status, JSON, s, s ? strlen(s) : 0);
 }
 
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs,
+ * surrogates or code points above U+10FFFF), 0 if there is none. */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    size_t n = (size_t)(end - p), k;
+    if (p[0] < 0x80) return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) k = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef) k = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4) k = 4;
+    else return 0;
+    if (n < k) return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return k;
+}
+
+/* JSON text must be UTF-8 (RFC 8259): strings from it are echoed in
+ * answers (ids, names in error messages). Any thread. */
+static int check_utf8(const char *s, size_t n, char *err)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        uint64_t w;
+        if (end - p >= 8 && (memcpy(&w, p, 8), !(w & 0x8080808080808080ull))) {
+            p += 8;                                 /* ASCII fast path */
+            continue;
+        }
+        size_t k = utf8_seq(p, end);
+        if (!k)
+            return dcv_errf(err, DCV_EPARSE, "request body is not valid UTF-8 (byte %zu)",
+                            (size_t)(p - (const unsigned char *)s));
+        p += k;
+    }
+    return 0;
+}
+
+/* {"error": msg} with msg quoted, any invalid UTF-8 in it (request bytes,
+ * or a multi-byte character cut by a length limit) replaced by '?'. */
+static char *error_body(const char *msg, size_t *len)
+{
+    char *clean = strdup(msg), *b = NULL;
+    *len = 0;
+    if (!clean) return NULL;
+    unsigned char *p = (unsigned char *)clean, *end = p + strlen(clean);
+    while (p < end) {
+        size_t k = utf8_seq(p, end);
+        if (!k) *p = '?', k = 1;
+        p += k;
+    }
+    size_t need = dcv_json_quote(NULL, 0, clean) + 16;
+    if ((b = malloc(need))) {
+        size_t n = (size_t)snprintf(b, need, "{\"error\":");
+        n += dcv_json_quote(b + n, need - n, clean);
+        b[n++] = '}';
+        *len = n;
+    }
+    free(clean);
+    return b;
+}
+
 static void send_error(struct dcv_api *a, struct dcv_http_req *req, const char *model, int code,
                        const char *msg)
 {
-    size_t need = dcv_json_quote(NULL, 0, msg) + 16;
-    char *b = malloc(need);
-    size_t n = 0;
-    if (b) {
-        n = (size_t)snprintf(b, need, "{\"error\":");
-        n += dcv_json_quote(b + n, need - n, msg);
-        b[n++] = '}';
-    }
+    size_t n;
+    char *b = error_body(msg, &n);
     send_text(a, req, model, dcv_error_http_status(code), JSON, b, n);
 }
 
@@ -248,6 +305,7 @@ static void infer_work(void *arg)
                          "request_timeout_ms (%d ms) for a worker", j->api->cfg->request_timeout_ms);
         goto out;
     }
+    if ((j->rc = check_utf8(j->body, j->header_len ? j->header_len : j->len, j->err))) goto out;
     j->rc = j->kind == JOB_KSERVE
           ? dcv_tensor_decode_kserve(j->body, j->len, j->header_len, &lim, &in, j->err)
           : dcv_tensor_decode_tfserving(j->body, j->len, &lim, &in, &rows, j->err);
@@ -313,7 +371,9 @@ static void op_work(void *arg)
     struct dcv_op op = { .rank = j->op_rank };
     float *out = NULL;
     j->t_start = dcv_now_ns();
-    struct dcv_tensor_body *b = dcv_tensor_parse_body(j->body, j->len, &lim, j->err);
+    struct dcv_tensor_body *b = NULL;
+    if ((j->rc = check_utf8(j->body, j->len, j->err))) goto out;
+    b = dcv_tensor_parse_body(j->body, j->len, &lim, j->err);
     const struct dcv_json *root = b ? dcv_tensor_body_root(b) : NULL;
     if (!b) {
         j->rc = DCV_EPARSE;
@@ -489,7 +549,7 @@ static struct dcv_json *parse_body(struct dcv_api *a, struct dcv_http_req *req,
     char err[DCV_ERRLEN];
     size_t len;
     char *body = dcv_http_body(req, &len);
-    struct dcv_json *doc = dcv_json_parse(body, len, err);
+    struct dcv_json *doc = check_utf8(body, len, err) ? NULL : dcv_json_parse(body, len, err);
     if (!doc) send_error(a, req, model, DCV_EPARSE, err);
     else if (dcv_json_type(doc) != DCV_JSON_OBJECT) {
         dcv_json_free(doc);
@@ -714,12 +774,22 @@ static bool method(struct dcv_api *a, struct dcv_http_req *req, const char *want
     char msg[96];
     snprintf(msg, sizeof msg, "method %.16s not allowed here: use %s", dcv_http_method(req), want);
     struct dcv_http_header h[] = { { "Allow", want } };
-    size_t need = strlen(msg) + 16;
-    char *b = malloc(need);
-    int n = b ? snprintf(b, need, "{\"error\":\"%s\"}", msg) : 0;
+    size_t n;
+    char *b = error_body(msg, &n);
     finish(a, req, model, 405);
-    dcv_http_respond(req, 405, JSON, b, 0, (size_t)n, h, 1);
+    dcv_http_respond(req, 405, JSON, b, 0, n, h, 1);
     return false;
+}
+
+/* Only the current version is served; any other number is unknown. */
+static bool version_exists(struct dcv_api *a, const char *m, const char *v)
+{
+    struct dcv_model_ref ref;
+    char buf[16];
+    if (!dcv_model_name_valid(m) || dcv_registry_acquire(a->reg, m, &ref, NULL)) return true;
+    snprintf(buf, sizeof buf, "%d", ref.version);
+    dcv_registry_release(a->reg, &ref);
+    return strcmp(buf, v) == 0;
 }
 
 static void route_model(struct dcv_api *a, struct dcv_http_req *req, struct route *r)
@@ -730,6 +800,10 @@ static void route_model(struct dcv_api *a, struct dcv_http_req *req, struct rout
     if (is(r, 3, "versions") && r->n >= 5) i = 5;
     const char *act = i < r->n ? r->seg[i] : "";
     if (i + 1 < r->n) { send_error(a, req, m, DCV_ENOENT, "no such endpoint"); return; }
+    if (i == 5 && !version_exists(a, m, r->seg[4])) {
+        send_error(a, req, m, DCV_ENOENT, "no such model version");
+        return;
+    }
     dcv_http_set_log(req, m, *act ? act : "metadata");
     if (!*act) {
         if (method(a, req, "GET", m)) h_metadata(a, req, m);

@@ -8,8 +8,12 @@
  * dcv_http_respond resumes it; MHD then calls back and the stored response
  * is queued. The request is freed in MHD's completion callback, which also
  * writes the access log line, so a client that vanishes mid-request costs
- * nothing but that line. Loop thread only. The only includer of
- * microhttpd.h; MHD results are translated here.
+ * nothing but that line. MHD's timeout only closes idle connections; a
+ * client trickling a byte now and then (slowloris) is cut here instead:
+ * a request must arrive within connection_timeout_s, plus one second per
+ * MIN_UPLOAD_RATE bytes of body received (the socket is shut down and MHD
+ * closes it). Loop thread only. The only includer of microhttpd.h; MHD
+ * results are translated here.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -27,20 +31,36 @@
 #include "deconvd/log.h"
 #include "deconvd/sched.h"
 
+#define MIN_UPLOAD_RATE 65536          /* bytes/s a slow upload must keep up */
+#define SWEEP_NS 250000000ull           /* how often deadlines are checked */
+
+/* An open connection, from MHD's connection notifications. */
+struct conn {
+    struct conn *prev, *next;
+    struct MHD_Connection *c;
+    struct dcv_http_req *req;      /* NULL while waiting for a request's headers */
+    uint64_t since_ns;             /* when it began waiting for the current request */
+    bool cut;
+};
+
 struct dcv_http {
     struct MHD_Daemon *d;
     struct dcv_http_opts o;
     int port;
-    long active;
+    long active, nconns;
+    struct conn *conns;
+    uint64_t next_sweep;
 };
 
 struct dcv_http_req {
     struct dcv_http *srv;
     struct MHD_Connection *conn;
-    const char *method, *url;
+    struct conn *track;
+    const char *url;
+    char method[32];
     char *body;
-    size_t len, cap;
-    bool dispatched, suspended, too_large;
+    size_t len, cap, discarded;
+    bool dispatched, suspended, too_large, cut;
     struct MHD_Response *resp;     /* waiting to be queued */
     int status;
     size_t out_bytes;
@@ -140,6 +160,15 @@ static bool append(struct dcv_http_req *r, const char *data, size_t n)
     return true;
 }
 
+/* Printable ASCII copy: the method reaches the log and error messages. */
+static void copy_printable(char *dst, size_t cap, const char *src)
+{
+    size_t i = 0;
+    for (; src && src[i] && i + 1 < cap; i++)
+        dst[i] = (unsigned char)src[i] < 0x20 || (unsigned char)src[i] >= 0x7f ? '?' : src[i];
+    dst[i] = '\0';
+}
+
 static struct dcv_http_req *begin(struct dcv_http *h, struct MHD_Connection *conn,
                                   const char *url, const char *method)
 {
@@ -149,9 +178,15 @@ static struct dcv_http_req *begin(struct dcv_http *h, struct MHD_Connection *con
     h->active++;
     r->conn = conn;
     r->url = url;
-    r->method = method;
+    copy_printable(r->method, sizeof r->method, method);
     r->start_ns = dcv_now_ns();
     snprintf(r->endpoint, sizeof r->endpoint, "other");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context) {
+        r->track = ci->socket_context;
+        r->track->req = r;
+    }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > h->o.max_body) r->too_large = true;
@@ -168,12 +203,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (!r) {
         if (!(r = *con_cls = begin(h, conn, url, method))) return MHD_NO;
         if (!r->too_large) return MHD_YES;
+        /* Content-Length already says too large: answer before the body. */
+        respond_error(r, 413, "request body larger than max_body_bytes");
+        return queue_stored(r);
     }
     if (r->resp) return queue_stored(r);
     if (*upload_size) {
         if (!r->too_large && !append(r, upload, *upload_size)) r->too_large = true;
+        if (r->too_large) r->discarded += *upload_size;
         *upload_size = 0;            /* consumed (or discarded once too large) */
-        if (!r->too_large) return MHD_YES;
+        /* MHD takes a response only once the upload is complete: discard
+         * the rest (up to another max_body bytes, then give up and close). */
+        return r->discarded > h->o.max_body ? MHD_NO : MHD_YES;
     }
     if (r->too_large) {
         respond_error(r, 413, "request body larger than max_body_bytes");
@@ -205,14 +246,80 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             KV_S("model", r->model), KV_I("status", r->status), KV_I("bytes_in", r->len),
             KV_I("bytes_out", r->out_bytes), KV_F("ms", ms),
             KV_S("outcome", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok"
-                            : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+                            : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED || r->cut ? "timeout"
                             : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client_abort"
                             : "closed"));
+    if (r->track) {                /* the connection waits for its next request */
+        r->track->req = NULL;
+        r->track->since_ns = dcv_now_ns();
+    }
     if (r->resp) MHD_destroy_response(r->resp);
     r->srv->active--;
     free(r->body);
     free(r);
     *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct dcv_http *h = cls;
+    struct conn *t = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        if (!(t = calloc(1, sizeof *t))) return;       /* untracked: MHD's timeout only */
+        t->c = c;
+        t->since_ns = dcv_now_ns();
+        t->next = h->conns;
+        if (h->conns) h->conns->prev = t;
+        h->conns = t;
+        h->nconns++;
+        *socket_context = t;
+    } else if (t) {
+        if (t->req) t->req->track = NULL;
+        if (t->prev) t->prev->next = t->next;
+        else h->conns = t->next;
+        if (t->next) t->next->prev = t->prev;
+        h->nconns--;
+        free(t);
+        *socket_context = NULL;
+    }
+}
+
+/* Shuts down connections whose request is late (see the top of the file);
+ * MHD sees the end of the stream and closes them. Requests handed to the
+ * API (waiting for inference, or being sent) have no deadline here. */
+static void sweep(struct dcv_http *h, uint64_t now)
+{
+    uint64_t limit = (uint64_t)h->o.connection_timeout_s * 1000000000ull;
+    for (struct conn *t = h->conns; t; t = t->next) {
+        struct dcv_http_req *r = t->req;
+        if (t->cut || (r && r->dispatched)) continue;
+        uint64_t body = r ? r->len + r->discarded : 0;
+        uint64_t allowed = limit + body / MIN_UPLOAD_RATE * 1000000000ull;
+        if (now - t->since_ns <= allowed) continue;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(t->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci) continue;
+        t->cut = true;
+        if (r) r->cut = true;
+        DCV_LOG(DCV_LOG_DEBUG, "http", KV_S("detail", r ? "request body too slow, closing"
+                                                        : "request headers too slow, closing"));
+        shutdown(ci->connect_fd, SHUT_RDWR);
+    }
+}
+
+/* URL unescaping: MHD's %HH decoding, then every byte that is not printable
+ * ASCII becomes '?'. No endpoint or model name has one; an encoded NUL can
+ * no longer cut a path short (/v2/models/up1d%00x is not up1d), and paths
+ * reach the router and the log as plain ASCII. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    size_t n = MHD_http_unescape(s);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f) s[i] = '?';
+    return n;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -256,8 +363,9 @@ int dcv_http_start(const struct dcv_http_opts *o, struct dcv_http **out, char *e
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout_s,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, h,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
                             MHD_OPTION_END);
     if (!h->d) {
         free(h);
@@ -278,12 +386,30 @@ int dcv_http_fd(const struct dcv_http *h)
 
 int dcv_http_port(const struct dcv_http *h) { return h->port; }
 long dcv_http_active(const struct dcv_http *h) { return h->active; }
-void dcv_http_process(struct dcv_http *h) { MHD_run(h->d); }
+void dcv_http_process(struct dcv_http *h)
+{
+    long before = h->nconns;
+    uint64_t now = dcv_now_ns();
+    if (now >= h->next_sweep) {
+        sweep(h, now);
+        h->next_sweep = now + SWEEP_NS;
+    }
+    MHD_run(h->d);
+    /* At max_connections MHD takes its listening socket out of the epoll
+     * set and puts it back only at the start of a later run. If this run
+     * closed connections, nothing else may come to trigger one (all idle
+     * connections timed out at once, say) and the daemon would never accept
+     * again: run once more. */
+    if (h->nconns < before) MHD_run(h->d);
+}
 
 long long dcv_http_timeout_ms(struct dcv_http *h)
 {
     MHD_UNSIGNED_LONG_LONG t;
-    return MHD_get_timeout(h->d, &t) == MHD_YES ? (long long)t : -1;
+    long long ms = MHD_get_timeout(h->d, &t) == MHD_YES ? (long long)t : -1;
+    long long sweep_ms = (long long)(SWEEP_NS / 1000000);
+    if (h->conns && (ms < 0 || ms > sweep_ms)) ms = sweep_ms;    /* deadlines to check */
+    return ms;
 }
 
 void dcv_http_quiesce(struct dcv_http *h)

@@ -415,6 +415,12 @@ int dcv_layer_output_shape(const struct dcv_layer *l, const int64_t *in, int ndi
         return dcv_errf(err, DCV_ESHAPE, "input has %lld channels (dim %d of %s) but the "
                         "layer expects %lld", (long long)in[cax], cax, dcv_layer_layout(l),
                         (long long)c->in_channels);
+    for (int i = 0; i < ndim; i++)
+        if (i != cax && in[i] > 0 && l->input_shape[i] > 0 && in[i] != l->input_shape[i])
+            return dcv_errf(err, DCV_ESHAPE, "input dim %d of %s is %lld but the layer "
+                            "declares %lld (batch_input_shape/input_shape)", i,
+                            dcv_layer_layout(l), (long long)in[i],
+                            (long long)l->input_shape[i]);
     out[0] = in[0];
     out[cax] = c->filters;
     for (int i = 0; i < c->rank; i++) {

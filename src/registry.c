@@ -51,6 +51,7 @@ struct load_job {
     char (*names)[DCV_MODEL_NAME_MAX];
     struct dcv_model **models;
     char (*errors)[DCV_ERRLEN];
+    int *codes;
     size_t n;
     bool full;                   /* whole directory: absent names are removed */
     dcv_registry_done_fn done;
@@ -174,8 +175,8 @@ static void load_work(void *arg)
 {
     struct load_job *j = arg;
     for (size_t i = 0; i < j->n; i++)
-        if (dcv_model_load(j->reg->dir, j->names[i], &j->reg->opts, &j->models[i],
-                           j->errors[i]))
+        if ((j->codes[i] = dcv_model_load(j->reg->dir, j->names[i], &j->reg->opts,
+                                          &j->models[i], j->errors[i])))
             j->models[i] = NULL;
 }
 
@@ -212,6 +213,12 @@ static void load_done(void *arg)
     struct dcv_registry *r = j->reg;
     int failures = 0;
     for (size_t i = 0; i < j->n; i++) {
+        /* a single-model load of a file that does not exist is a 404, not
+         * a new UNAVAILABLE entry */
+        if (!j->full && j->codes[i] == DCV_ENOENT && !find(r, j->names[i])) {
+            failures++;
+            continue;
+        }
         struct entry *e = find_or_add(r, j->names[i]);
         if (!e) {
             dcv_model_free(j->models[i]);
@@ -228,17 +235,19 @@ static void load_done(void *arg)
         if (!present && !e->removed) {
             DCV_LOG(DCV_LOG_INFO, "model removed", KV_S("model", e->name));
             e->removed = true;
-            retire(r, e);
-            entry_maybe_free(r, e);
+            if (e->cur) retire(r, e);      /* may free e through version_put */
+            else entry_maybe_free(r, e);
             i = (size_t)-1;                /* the array may have shifted: rescan */
         }
     }
     r->reloading = false;
     if (j->done)
-        j->done(j->arg, failures ? DCV_EINVAL : 0, failures && j->n == 1 ? j->errors[0] : "");
+        j->done(j->arg, !failures ? 0 : j->n == 1 && j->codes[0] ? j->codes[0] : DCV_EINVAL,
+                failures && j->n == 1 ? j->errors[0] : "");
     free(j->names);
     free(j->models);
     free(j->errors);
+    free(j->codes);
     free(j);
 }
 
@@ -257,10 +266,12 @@ static struct load_job *job_new(struct dcv_registry *r, const char *name)
     }
     j->models = calloc(j->n + 1, sizeof *j->models);
     j->errors = calloc(j->n + 1, sizeof *j->errors);
-    if ((j->n && !j->names) || !j->models || !j->errors) {
+    j->codes = calloc(j->n + 1, sizeof *j->codes);
+    if ((j->n && !j->names) || !j->models || !j->errors || !j->codes) {
         free(j->names);
         free(j->models);
         free(j->errors);
+        free(j->codes);
         free(j);
         return NULL;
     }
@@ -294,6 +305,7 @@ int dcv_registry_reload(struct dcv_registry *r, const char *name, dcv_registry_d
         free(j->names);
         free(j->models);
         free(j->errors);
+        free(j->codes);
         free(j);
     }
     return rc;

@@ -1,0 +1,512 @@
+"""dcvtest.py — shared helpers for the deconvd black-box tests.
+
+Starts deconvd in its own temporary directory (config + models dir), on an
+ephemeral port of 127.0.0.1, waits for readiness, and stops it with SIGTERM
+(asserting exit code 0). Also holds the check()/report() counters and an
+independent NumPy reference for transposed convolutions (TensorFlow's
+conv_transpose rule, Keras output lengths).
+
+Everything here is bounded in time: no wait loop runs without a deadline.
+"""
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+SHIPPED_MODELS = os.path.join(ROOT, "config", "models")
+
+
+def binary_path():
+    b = os.environ.get("DECONVD_BIN", os.path.join(ROOT, "build", "deconvd"))
+    return os.path.abspath(b)
+
+
+# ---------------------------------------------------------------- reporting
+
+class Report:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+        self.failures = []
+
+    def check(self, name, cond, detail=""):
+        if cond:
+            self.passed += 1
+            print("ok   - %s" % name, flush=True)
+        else:
+            self.failed += 1
+            self.failures.append(name)
+            msg = "FAIL - %s" % name
+            if detail:
+                d = str(detail)
+                msg += ": " + (d if len(d) < 1500 else d[:1500] + "...")
+            print(msg, flush=True)
+        return bool(cond)
+
+    def skip(self, name, why):
+        print("skip - %s: %s" % (name, why), flush=True)
+
+    def run(self, fn, *args):
+        """Runs one test function; an exception is one failure, not a crash."""
+        try:
+            fn(*args)
+        except Exception:
+            self.check("%s raised no exception" % fn.__name__, False, traceback.format_exc())
+
+    def finish(self):
+        if self.failures:
+            print("failed checks: " + "; ".join(self.failures), flush=True)
+        print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
+        return 0 if self.failed == 0 else 1
+
+
+R = Report()
+check = R.check
+
+
+# ------------------------------------------------------------------- daemon
+
+def write_npy(path, arr):
+    np.save(path, np.asarray(arr, dtype="<f4"))
+
+
+def copy_shipped_models(models_dir, names=None):
+    for f in os.listdir(SHIPPED_MODELS):
+        stem = f.split(".")[0]
+        if names is None or stem in names:
+            shutil.copy(os.path.join(SHIPPED_MODELS, f), os.path.join(models_dir, f))
+
+
+class Daemon:
+    """One deconvd process in a temp dir.
+
+    config: extra config keys (dict); models: {name: doc} written as
+    <models_dir>/<name>.json (doc may be a str for raw/broken content);
+    npy: {filename: array} written into models_dir; shipped: copy the
+    example models too (True, or a list of names).
+    """
+
+    def __init__(self, config=None, models=None, npy=None, shipped=False, args=(),
+                 name="deconvd"):
+        self.tmp = tempfile.mkdtemp(prefix="dcvtest-")
+        self.models_dir = os.path.join(self.tmp, "models")
+        os.mkdir(self.models_dir)
+        self.config_path = os.path.join(self.tmp, "deconvd.json")
+        self.stderr_path = os.path.join(self.tmp, "stderr.log")
+        self.name = name
+        cfg = {"listen": "127.0.0.1:0", "models_dir": "models", "log_level": "info"}
+        cfg.update(config or {})
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f)
+        if shipped:
+            copy_shipped_models(self.models_dir, None if shipped is True else shipped)
+        for fname, arr in (npy or {}).items():
+            write_npy(os.path.join(self.models_dir, fname), arr)
+        for mname, doc in (models or {}).items():
+            self.write_model(mname, doc)
+        self.args = list(args)
+        self.proc = None
+        self.port = None
+        self.base = None
+        self.token = cfg.get("auth_token")
+
+    def write_model(self, name, doc):
+        path = os.path.join(self.models_dir, name + ".json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(doc if isinstance(doc, str) else json.dumps(doc))
+        os.replace(tmp, path)        # atomic: a reload never sees half a file
+
+    def remove_model(self, name):
+        os.unlink(os.path.join(self.models_dir, name + ".json"))
+
+    def start(self, ready=True, timeout=20.0):
+        # cwd "/": models_dir must resolve against the config file, not the cwd
+        cmd = [binary_path(), "--config", self.config_path, "--listen", "127.0.0.1:0"]
+        cmd += self.args
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._err,
+                                     stderr=self._err, cwd="/", preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout
+        while self.port is None:
+            if self.proc.poll() is not None:
+                raise RuntimeError("deconvd exited with %s before listening:\n%s"
+                                   % (self.proc.returncode, self.log()))
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("deconvd did not log msg=listening in %.0fs:\n%s"
+                                   % (timeout, self.log()))
+            self.port = parse_listen_port(self.log())
+            if self.port is None:
+                time.sleep(0.02)
+        self.base = "http://127.0.0.1:%d" % self.port
+        if ready:
+            self.wait_ready(max(1.0, deadline - time.monotonic()))
+        return self
+
+    def wait_ready(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                r = requests.get(self.base + "/v2/health/ready", timeout=2)
+                if r.status_code == 200:
+                    return True
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("deconvd exited with %s while loading:\n%s"
+                                   % (self.proc.returncode, self.log()))
+            time.sleep(0.05)
+        raise RuntimeError("deconvd not ready after %.0fs:\n%s" % (timeout, self.log()))
+
+    def url(self, path):
+        return self.base + path
+
+    def headers(self, extra=None):
+        h = {}
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        h.update(extra or {})
+        return h
+
+    def get(self, path, **kw):
+        kw.setdefault("timeout", 30)
+        kw["headers"] = self.headers(kw.get("headers"))
+        return requests.get(self.url(path), **kw)
+
+    def post(self, path, body=None, **kw):
+        kw.setdefault("timeout", 60)
+        kw["headers"] = self.headers(kw.get("headers"))
+        if body is not None and "data" not in kw:
+            kw["data"] = json.dumps(body)
+        return requests.post(self.url(path), **kw)
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", 30)
+        kw["headers"] = self.headers(kw.get("headers"))
+        return requests.request(method, self.url(path), **kw)
+
+    def log(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def tail(self, n=10):
+        """The last n log lines that are not access lines (crash messages
+        such as glibc's 'double free detected' are kept)."""
+        lines = [ln for ln in self.log().splitlines() if "msg=access" not in ln
+                 and '"msg":"access"' not in ln]
+        return "\n".join(lines[-n:])
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=15.0):
+        """SIGTERM, wait (bounded), kill on timeout. Returns the exit code
+        (None if it had to be killed)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return None
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def cleanup(self):
+        self.kill()
+        try:
+            self._err.close()
+        except Exception:
+            pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc is not None and self.proc.poll() is None:
+            rc = self.stop()
+            check("%s: exits 0 on SIGTERM" % self.name, rc == 0,
+                  "exit code %r; log tail:\n%s" % (rc, self.tail()))
+        elif self.proc is not None and self.proc.returncode not in (0, None):
+            check("%s: still running at the end" % self.name, False,
+                  "exit code %r; log tail:\n%s" % (self.proc.returncode, self.tail()))
+        self.cleanup()
+        return False
+
+
+def _die_with_parent():
+    """In the child: SIGKILL when the test process dies, so no daemon outlives
+    an aborted test run (prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except Exception:
+        pass
+
+
+def answers_inference(d, model, x, timeout=5.0):
+    """Preflight: does an inference come back at all within timeout s?
+    When deferred answers hang, every later check would wait for its own
+    client timeout; callers skip their inference checks instead."""
+    try:
+        r = requests.post(d.url("/v2/models/%s/infer" % model),
+                          data=json.dumps(infer_body(x)), headers=d.headers(), timeout=timeout)
+        ok = r.status_code == 200
+        detail = "%s %s" % (r.status_code, r.text[:300])
+    except requests.RequestException as e:
+        ok, detail = False, "no answer within %.0f s (%s)" % (timeout, type(e).__name__)
+    check("%s: an inference on %s is answered within %.0f s" % (d.name, model, timeout), ok,
+          detail)
+    return ok
+
+
+def parse_listen_port(log):
+    for line in log.splitlines():
+        if "listening" not in line:
+            continue
+        if line.startswith("{"):
+            try:
+                d = json.loads(line)
+                if d.get("msg") == "listening":
+                    return int(d["port"])
+            except (ValueError, KeyError):
+                continue
+        elif re.search(r"\bmsg=listening\b", line):
+            m = re.search(r"\bport=(\d+)", line)
+            if m:
+                return int(m.group(1))
+    return None
+
+
+def wait_until(pred, timeout=10.0, step=0.05):
+    """Polls pred() until truthy or timeout; returns the last value."""
+    deadline = time.monotonic() + timeout
+    v = pred()
+    while not v and time.monotonic() < deadline:
+        time.sleep(step)
+        v = pred()
+    return v
+
+
+def raw_http(port, data, timeout=5.0, read=True, shutdown_write=False):
+    """Sends raw bytes to 127.0.0.1:port; returns what came back (bytes)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        if shutdown_write:
+            s.shutdown(socket.SHUT_WR)
+        if not read:
+            return b""
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                c = s.recv(65536)
+            except socket.timeout:
+                break
+            if not c:
+                break
+            chunks.append(c)
+            buf = b"".join(chunks)
+            # stop once a full response with Content-Length is in
+            m = re.search(rb"\r\ncontent-length:\s*(\d+)", buf, re.I)
+            he = buf.find(b"\r\n\r\n")
+            if m and he >= 0 and len(buf) >= he + 4 + int(m.group(1)):
+                break
+        return b"".join(chunks)
+    finally:
+        s.close()
+
+
+# ------------------------------------------------------ KServe helpers
+
+def infer_body(x, datatype="FP32", name="input", id=None, nested=False, outputs=True,
+               binary_output=False):
+    x = np.asarray(x)
+    inp = {"name": name, "shape": list(x.shape), "datatype": datatype}
+    if datatype == "BOOL":
+        vals = [bool(v) for v in x.ravel().tolist()]
+    else:
+        vals = x.ravel().tolist()
+    if nested:
+        vals = np.asarray(vals, dtype=object).reshape(x.shape).tolist() if x.size else []
+    inp["data"] = vals
+    body = {"inputs": [inp]}
+    if id is not None:
+        body["id"] = id
+    if outputs:
+        body["outputs"] = [{"name": "output"}]
+    if binary_output:
+        body["parameters"] = {"binary_data_output": True}
+    return body
+
+
+def binary_request(x_bytes, shape, datatype="FP32", binary_output=False, id=None,
+                   output_param=False, header_name="Inference-Header-Content-Length"):
+    """(body bytes, headers) of a binary-tensor-extension request."""
+    hdr = {"inputs": [{"name": "input", "shape": list(shape), "datatype": datatype,
+                       "parameters": {"binary_data_size": len(x_bytes)}}]}
+    if id is not None:
+        hdr["id"] = id
+    if output_param:
+        hdr["outputs"] = [{"name": "output", "parameters": {"binary_data": True}}]
+    elif binary_output:
+        hdr["parameters"] = {"binary_data_output": True}
+    j = json.dumps(hdr).encode()
+    return j + x_bytes, {header_name: str(len(j))}
+
+
+def parse_binary_response(r):
+    """(json header, float32 array or None) of a possibly binary answer."""
+    hl = r.headers.get("Inference-Header-Content-Length")
+    if hl is None:
+        return r.json(), None
+    hl = int(hl)
+    head = json.loads(r.content[:hl].decode())
+    raw = r.content[hl:]
+    return head, np.frombuffer(raw, dtype="<f4")
+
+
+def output_array(resp_json):
+    out = resp_json["outputs"][0]
+    return np.asarray(out["data"], dtype=np.float64).reshape(out["shape"])
+
+
+# ------------------------------------------------------ NumPy reference
+
+def conv_transpose_ref(x, w, strides, dilations, padding, out_sizes, dtype=np.float64):
+    """TF conv_transpose, channels last. x: (N, *sp, Cin); w: (*k, Cout, Cin).
+    Scatter input i, tap t to position i*s + t*d of a 'full' signal of
+    length (n-1)*s + (k-1)*d + 1 (no flip); keep out positions from
+    pad_before (SAME: max(full-out,0)//2, VALID 0), zero past full."""
+    x = np.asarray(x, dtype=dtype)
+    w = np.asarray(w, dtype=dtype)
+    rank = x.ndim - 2
+    n = x.shape[1:-1]
+    k = w.shape[:rank]
+    cout = w.shape[rank]
+    ke = [(k[j] - 1) * dilations[j] + 1 for j in range(rank)]
+    full = [(n[j] - 1) * strides[j] + ke[j] for j in range(rank)]
+    buf = np.zeros((x.shape[0],) + tuple(full) + (cout,), dtype=dtype)
+    for taps in itertools.product(*(range(kk) for kk in k)):
+        contrib = np.tensordot(x, w[taps], axes=([x.ndim - 1], [1]))   # (N,*n,Cout)
+        sl = tuple(slice(t * d, t * d + (m - 1) * s + 1, s)
+                   for t, d, m, s in zip(taps, dilations, n, strides))
+        buf[(slice(None),) + sl] += contrib
+    out = np.zeros((x.shape[0],) + tuple(out_sizes) + (cout,), dtype=dtype)
+    src, dst = [slice(None)], [slice(None)]
+    for j in range(rank):
+        before = max(full[j] - out_sizes[j], 0) // 2 if padding.lower() == "same" else 0
+        keep = max(0, min(out_sizes[j], full[j] - before))
+        src.append(slice(before, before + keep))
+        dst.append(slice(0, keep))
+    out[tuple(dst)] = buf[tuple(src)]
+    return out
+
+
+def keras_length(n, k, s, d, padding, op=None):
+    ke = (k - 1) * d + 1
+    if op is None:
+        return n * s + max(ke - s, 0) if padding == "valid" else n * s
+    pad = ke // 2 if padding == "same" else 0
+    return (n - 1) * s + ke - 2 * pad + op
+
+
+ACTS = {
+    "linear": lambda y: y,
+    "relu": lambda y: np.maximum(y, 0),
+    "tanh": np.tanh,
+    "sigmoid": lambda y: 1 / (1 + np.exp(-y)),
+    "elu": lambda y: np.where(y > 0, y, np.expm1(np.minimum(y, 0))),
+    "softplus": lambda y: np.logaddexp(0, y),
+    "swish": lambda y: y / (1 + np.exp(-y)),
+}
+
+
+def keras_ref(x, kernel, bias, strides, padding, dilation=None, activation="linear",
+              output_padding=None, channels_first=False):
+    """A Keras Conv{1,2,3}DTranspose layer on x."""
+    x = np.asarray(x, dtype=np.float64)
+    rank = x.ndim - 2
+    if channels_first:
+        x = np.moveaxis(x, 1, -1)
+    dilation = dilation or [1] * rank
+    n = x.shape[1:-1]
+    k = np.asarray(kernel).shape[:rank]
+    out = [keras_length(n[j], k[j], strides[j], dilation[j], padding,
+                        None if output_padding is None else output_padding[j])
+           for j in range(rank)]
+    y = conv_transpose_ref(x, kernel, strides, dilation, padding, out)
+    if bias is not None:
+        y = y + np.asarray(bias, dtype=np.float64)
+    y = ACTS[activation](y)
+    if channels_first:
+        y = np.moveaxis(y, -1, 1)
+    return y
+
+
+def close(got, want, rtol=1e-4, atol=1e-5):
+    """(ok, detail) comparing arrays, with the worst element on failure."""
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        return False, "shape %s, want %s" % (got.shape, want.shape)
+    if got.size == 0:
+        return True, ""
+    ok = np.allclose(got, want, rtol=rtol, atol=atol)
+    if ok:
+        return True, ""
+    err = np.abs(got - want) - atol - rtol * np.abs(want)
+    i = np.unravel_index(np.argmax(err), err.shape)
+    return False, "max deviation at %s: got %r want %r (%d of %d elements off)" % (
+        tuple(int(v) for v in i), float(got[i]), float(want[i]),
+        int((err > 0).sum()), got.size)
+
+
+def main_guard(fn):
+    """Runs a test module's main() and exits with the report's status."""
+    if not os.access(binary_path(), os.X_OK):
+        print("deconvd binary not found at %s (set DECONVD_BIN)" % binary_path())
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    def alarm(signum, frame):
+        raise TimeoutError("test module still running after %d s" % budget)
+    budget = int(os.environ.get("DCV_TEST_BUDGET_S", "170"))
+    signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(budget)
+    try:
+        fn()
+    except Exception:
+        check("test module ran to completion", False, traceback.format_exc())
+    signal.alarm(0)
+    sys.exit(R.finish())
