@@ -27,6 +27,7 @@
 
 #include "deconvd/engine.h"
 #include "deconvd/error.h"
+#include "deconvd/log.h"
 
 #define MAX_POSTOPS 3
 #define DEFAULT_CACHE 16
@@ -389,6 +390,11 @@ static int build_deconv(struct dcv_engine_kernel *k, struct plan *p, char *err)
         pthread_mutex_lock(&k->lock);
         snprintf(k->stats.impl, sizeof k->stats.impl, "%s", impl);
         pthread_mutex_unlock(&k->lock);
+        /* what ONEDNN_VERBOSE would say, once per plan: a ref: or gemm: here
+         * explains a slow model */
+        DCV_LOG(DCV_LOG_DEBUG, "primitive created", KV_S("impl", impl),
+                KV_I("batch", p->batch), KV_I("in0", p->in_sp[0]), KV_I("out0", p->out_sp[0]),
+                KV_I("threads", p->nthreads), KV_S("dtype", bf16 ? "bf16" : "f32"));
     }
     rc = finish(pd, &p->deconv, p, err);
     pd = NULL;
