@@ -30,6 +30,24 @@ struct tensor {
     float *data;
 };
 
+/* Mixes a file's identity (device, inode, size, mtime) into *fp, so that a
+ * reload can tell an untouched model from a changed one without rereading. */
+static void fingerprint_file(uint64_t *fp, const char *path)
+{
+    struct stat st;
+    uint64_t v[5] = { 0 };
+    if (stat(path, &st) == 0) {
+        v[0] = (uint64_t)st.st_dev, v[1] = (uint64_t)st.st_ino, v[2] = (uint64_t)st.st_size;
+        v[3] = (uint64_t)st.st_mtim.tv_sec, v[4] = (uint64_t)st.st_mtim.tv_nsec;
+    }
+    for (size_t i = 0; i < 5; i++) {               /* FNV-1a over the words */
+        for (int b = 0; b < 8; b++) {
+            *fp ^= (v[i] >> (8 * b)) & 0xff;
+            *fp *= 0x100000001b3ull;
+        }
+    }
+}
+
 int dcv_model_name_valid(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
@@ -122,7 +140,7 @@ static int confined_path(const char *dir, const char *rel, char *out, char *err)
 /* One weight tensor from a path or an inline array, checked against want. */
 static int load_weight(const struct dcv_json *src, const char *dir, const int64_t *want, int n,
                        size_t max_elems, const char *what, struct tensor *t,
-                       const char **kind, char *err)
+                       const char **kind, uint64_t *fp, char *err)
 {
     const char *path = dcv_json_string(src);
     int rc;
@@ -132,6 +150,7 @@ static int load_weight(const struct dcv_json *src, const char *dir, const int64_
         struct dcv_npy npy = { 0 };
         *kind = path;
         if ((rc = confined_path(dir, path, real, err))) return rc;
+        if (fp) fingerprint_file(fp, real);
         if ((rc = dcv_npy_load(real, max_elems, &npy, sub)))
             return dcv_errf(err, rc, "%s (%.100s): %s", what, path, sub);
         if (npy.ndim > DCV_MAX_DIMS) {
@@ -224,10 +243,12 @@ static int build_weights(struct dcv_model *m, const struct dcv_json *doc, const 
                         (long long)count, max_elems);
     if (bs && dcv_json_type(bs) != DCV_JSON_NULL && !l->conv.use_bias)
         return dcv_errf(err, DCV_EINVAL, "use_bias is false but a bias was given");
-    if (ks && (rc = load_weight(ks, dir, kshape, nk, max_elems, "kernel", kt, &kkind, err)))
+    if (ks && (rc = load_weight(ks, dir, kshape, nk, max_elems, "kernel", kt, &kkind,
+                                &m->fingerprint, err)))
         return rc;
     if (bs && dcv_json_type(bs) != DCV_JSON_NULL &&
-        (rc = load_weight(bs, dir, &l->conv.filters, 1, max_elems, "bias", bt, &bkind, err)))
+        (rc = load_weight(bs, dir, &l->conv.filters, 1, max_elems, "bias", bt, &bkind,
+                          &m->fingerprint, err)))
         return rc;
     if (!kt->data) {
         if (!(kt->data = malloc(sizeof(float) * (size_t)count)))
@@ -261,6 +282,28 @@ static int build_config_channels(struct dcv_layer *l, const struct dcv_json *doc
     return dcv_layer_set_in_channels(l, c, err);
 }
 
+/* Spatial input size to build and pack the first primitive for at load
+ * time: the declared one (unknown dims: the engine's default of 8), or NULL
+ * (no prepacking) when an image would hold more than INT32_MAX values in or
+ * out. oneDNN's index arithmetic overflows on such shapes (it dies of SIGFPE
+ * on some), and no request that large can be served anyway. */
+static const int64_t *prepack_size(const struct dcv_model *m, int64_t *sp)
+{
+    const struct dcv_conv *c = &m->layer.conv;
+    int64_t in[DCV_MAX_SPATIAL + 1], out[DCV_MAX_SPATIAL + 1];
+    int sax = dcv_conv_spatial_axis(c);
+    for (int i = 0; i < c->rank; i++) {
+        sp[i] = m->in_sig[sax + i];
+        in[i] = sp[i] > 0 ? sp[i] : 8;
+        out[i] = dcv_conv_output_length(in[i], c->kernel[i], c->strides[i], c->dilation[i],
+                                        c->padding, -1);
+    }
+    in[c->rank] = c->in_channels;
+    out[c->rank] = c->filters;
+    int64_t nin = dcv_shape_product(in, c->rank + 1), nout = dcv_shape_product(out, c->rank + 1);
+    return nin < 0 || nout < 0 || nin > INT32_MAX || nout > INT32_MAX ? NULL : sp;
+}
+
 int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char *models_dir,
                        const struct dcv_model_opts *opts, struct dcv_model **out, char *err)
 {
@@ -271,6 +314,7 @@ int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char 
     int rc;
     if (!m) return dcv_errf(err, DCV_ENOMEM, "out of memory");
     snprintf(m->name, sizeof m->name, "%s", name);
+    m->fingerprint = 0xcbf29ce484222325ull;
     if (dcv_json_type(doc) != DCV_JSON_OBJECT) {
         rc = dcv_errf(err, DCV_EINVAL, "model file must hold a JSON object, got %s",
                       dcv_json_type_name(doc));
@@ -284,9 +328,9 @@ int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char 
         goto out;
     m->ndim = m->layer.conv.rank + 2;
     dcv_layer_signature(&m->layer, m->in_sig, m->out_sig);
-    int sax = dcv_conv_spatial_axis(&m->layer.conv);
-    rc = dcv_engine_kernel_create(&m->layer.conv, kt.data, bt.data,
-                                  opts ? opts->cache_cap : 0, m->in_sig + sax, &m->kernel, err);
+    int64_t prepack[DCV_MAX_SPATIAL];
+    rc = dcv_engine_kernel_create(&m->layer.conv, kt.data, bt.data, opts ? opts->cache_cap : 0,
+                                  prepack_size(m, prepack), &m->kernel, err);
 out:
     free(kt.data);
     free(bt.data);
@@ -347,6 +391,8 @@ int dcv_model_load(const char *models_dir, const char *name, const struct dcv_mo
     }
     if ((rc = dcv_model_from_doc(name, doc, models_dir, opts, out, sub)))
         dcv_errf(err, rc, "%s.json: %s", name, sub);
+    else
+        fingerprint_file(&(*out)->fingerprint, path);
 out:
     dcv_json_free(doc);
     free(text);

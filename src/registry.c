@@ -189,6 +189,13 @@ static void swap_in(struct dcv_registry *r, struct entry *e, struct dcv_model *m
                 KV_S("error", error), KV_S("serving", e->cur ? "previous version" : "none"));
         return;
     }
+    if (e->cur && e->cur->model->fingerprint == m->fingerprint && !e->unloaded) {
+        dcv_model_free(m);                      /* untouched files: keep the version */
+        e->error[0] = '\0';
+        DCV_LOG(DCV_LOG_DEBUG, "model unchanged", KV_S("model", e->name),
+                KV_I("version", e->cur->number));
+        return;
+    }
     struct dcv_model_version *v = calloc(1, sizeof *v);
     if (!v) {
         dcv_model_free(m);

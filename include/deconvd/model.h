@@ -30,6 +30,7 @@ struct dcv_model {
     int64_t in_sig[DCV_MAX_DIMS], out_sig[DCV_MAX_DIMS]; /* -1 = dynamic */
     int ndim;
     struct dcv_json *sources;  /* {"kernel": "x.npy"|"inline"|"initializer", ...} */
+    uint64_t fingerprint;      /* of the files it was built from (0 = none) */
 };
 
 /* True when name is a valid model name: 1..127 chars of [A-Za-z0-9_.-],

@@ -468,6 +468,16 @@ def test_sighup():
         matches(r, k1, b1, "reload: a serves the first weights")
         check("reload: a starts at version 1", r.json().get("model_version") == "1", r.text)
 
+        # 0. nothing changed: a reload keeps the version (no churn)
+        d.signal(signal.SIGHUP)
+        ok = T.wait_until(lambda: d.log().count("msg=ready") >= 2, 15)
+        check("reload: SIGHUP with untouched files completes", ok, d.log()[-500:])
+        check("reload: untouched model keeps version 1",
+              index().get("a", {}).get("version") == "1", index().get("a"))
+        r = infer("a")
+        check("reload: untouched model still answers as version 1",
+              r.status_code == 200 and r.json().get("model_version") == "1", r.text[:200])
+
         # 1. changed weights swap in, version increments
         T.write_npy(os.path.join(d.models_dir, "a2.k.npy"), k2)
         T.write_npy(os.path.join(d.models_dir, "a2.b.npy"), b2)
