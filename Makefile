@@ -55,13 +55,19 @@ unit-test: $(TEST_BIN) all
 	  status=$$?; ! grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" $(BUILD)/unit.log && \
 	  grep -q "Failing: 0 | Crashing: 0" $(BUILD)/unit.log
 
+# Every suite runs even if an earlier one fails; the summary decides.
 test: deps
-	$(MAKE) unit-test
-	scripts/run-tests $(BUILD)
+	@rm -f $(BUILD)/unit.log $(BUILD)/blackbox.log $(BUILD)/packaging.log
+	-$(MAKE) unit-test
+	-scripts/run-tests $(BUILD) 2>&1 | tee $(BUILD)/blackbox.log
+	-$(MAKE) packaging-test 2>&1 | tee $(BUILD)/packaging.log
+	scripts/test-summary $(BUILD)
 
 asan-test: deps
-	$(MAKE) BUILD=build-asan SANITIZE=address,undefined OPT="-O1 -g" unit-test
-	scripts/run-tests build-asan
+	@rm -f build-asan/unit.log build-asan/blackbox.log
+	-$(MAKE) BUILD=build-asan SANITIZE=address,undefined OPT="-O1 -g" unit-test
+	-scripts/run-tests build-asan 2>&1 | tee build-asan/blackbox.log
+	scripts/test-summary build-asan
 
 clean:
 	rm -rf build build-asan
