@@ -31,6 +31,7 @@
 
 #define MAX_POSTOPS 3
 #define DEFAULT_CACHE 16
+#define DCV_SMALL_WORK 2e6     /* multiply-adds; see dcv_engine_run */
 
 struct plan {
     int64_t batch, in_sp[DCV_MAX_SPATIAL], out_sp[DCV_MAX_SPATIAL];
@@ -622,14 +623,29 @@ out:
     return rc;
 }
 
+/* Multiply-adds of one run (the useful ones, not the inserted zeros). */
+static double work_of(const struct dcv_engine_kernel *k, int64_t batch, const int64_t *in_sp)
+{
+    double w = (double)batch * (double)k->conv.in_channels * (double)k->conv.filters;
+    for (int i = 0; i < k->conv.rank; i++) w *= (double)in_sp[i] * (double)k->conv.kernel[i];
+    return w;
+}
+
 int dcv_engine_run(struct dcv_engine_kernel *k, const float *src, int64_t batch,
                    const int64_t *in_sp, const int64_t *out_sp, float *dst, char *err)
 {
     struct plan *p;
+    /* An OpenMP fork/join costs microseconds (milliseconds when the cores
+     * are busy); below ~2M multiply-adds one thread finishes sooner. */
+    int threads = omp_get_max_threads();
+    bool single = threads > 1 && work_of(k, batch, in_sp) < DCV_SMALL_WORK;
+    if (single) omp_set_num_threads(1);
     int rc = acquire(k, batch, in_sp, out_sp, &p, err);
-    if (rc) return rc;
-    rc = run_plan(k, p, src, dst, err);
-    release(k, p);
+    if (rc == 0) {
+        rc = run_plan(k, p, src, dst, err);
+        release(k, p);
+    }
+    if (single) omp_set_num_threads(threads);
     return rc;
 }
 

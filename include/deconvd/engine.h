@@ -8,7 +8,9 @@
  *
  * Threads: dcv_engine_run may be called from many threads at once on one
  * kernel (user-mode scratchpad, one per thread). Each execution uses the
- * calling thread's OpenMP thread count, set with dcv_engine_set_threads.
+ * calling thread's OpenMP thread count, set with dcv_engine_set_threads,
+ * except that runs of under ~2M multiply-adds use one thread (an OpenMP
+ * fork/join would cost more than it saves).
  */
 #ifndef DECONVD_ENGINE_H
 #define DECONVD_ENGINE_H
