@@ -8,7 +8,6 @@
  * dcv_activation_apply is the scalar fallback for what oneDNN cannot fuse;
  * it is written as simple loops the compiler vectorizes. Any thread.
  */
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "deconvd/activation.h"
 #include "deconvd/error.h"
 #include "deconvd/json.h"
+#include "deconvd/names.h"
 
 static const char *const act_names[DCV_ACT_COUNT] = {
 #define X(id, name) name,
@@ -26,18 +26,6 @@ static const char *const act_names[DCV_ACT_COUNT] = {
 const char *dcv_activation_name(enum dcv_act_kind kind)
 {
     return (unsigned)kind < DCV_ACT_COUNT ? act_names[kind] : "unknown";
-}
-
-/* Compares ignoring case and underscores: "LeakyReLU" == "leaky_relu". */
-static bool name_eq(const char *a, const char *b)
-{
-    for (;;) {
-        while (*a == '_') a++;
-        while (*b == '_') b++;
-        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return false;
-        if (!*a) return true;
-        a++, b++;
-    }
 }
 
 static const struct { const char *alias; enum dcv_act_kind kind; } aliases[] = {
@@ -56,12 +44,12 @@ static void set_defaults(struct dcv_activation *a, enum dcv_act_kind kind)
 static int lookup(const char *name, struct dcv_activation *out, char *err)
 {
     for (int k = 0; k < DCV_ACT_COUNT; k++)
-        if (name_eq(name, act_names[k])) {
+        if (dcv_names_equal(name, act_names[k])) {
             set_defaults(out, (enum dcv_act_kind)k);
             return 0;
         }
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
-        if (name_eq(name, aliases[i].alias)) {
+        if (dcv_names_equal(name, aliases[i].alias)) {
             set_defaults(out, aliases[i].kind);
             return 0;
         }
@@ -91,7 +79,7 @@ static int apply_params(const struct dcv_json *cfg, const char *cls, struct dcv_
 {
     int rc;
     if (dcv_json_type(cfg) != DCV_JSON_OBJECT) return 0;
-    if (name_eq(cls, "LeakyReLU")) a->alpha = 0.3f;      /* the layer's default differs */
+    if (dcv_names_equal(cls, "LeakyReLU")) a->alpha = 0.3f;      /* the layer's default differs */
     if ((rc = get_float(cfg, "alpha", &a->alpha, err)) < 0) return rc;
     if ((rc = get_float(cfg, "negative_slope", &a->alpha, err)) < 0) return rc;
     if ((rc = get_float(cfg, "max_value", &a->max_value, err)) < 0) return rc;
@@ -132,10 +120,10 @@ int dcv_activation_parse(const struct dcv_json *spec, struct dcv_activation *out
     if (!cls)
         return dcv_errf(err, DCV_EINVAL, "activation object needs a string 'class_name'");
     /* Keras 3 functions: {"class_name": "function", "config": "relu"} */
-    if (name_eq(cls, "function") || name_eq(cls, "Activation")) {
+    if (dcv_names_equal(cls, "function") || dcv_names_equal(cls, "Activation")) {
         const struct dcv_json *inner = dcv_json_type(cfg) == DCV_JSON_OBJECT
                                      ? dcv_json_get(cfg, "activation") : cfg;
-        if (name_eq(cls, "function") && dcv_json_type(inner) != DCV_JSON_STRING)
+        if (dcv_names_equal(cls, "function") && dcv_json_type(inner) != DCV_JSON_STRING)
             inner = dcv_json_get(spec, "registered_name");
         return dcv_activation_parse(inner, out, err);
     }

@@ -26,6 +26,7 @@
 #include "deconvd/error.h"
 #include "deconvd/init.h"
 #include "deconvd/json.h"
+#include "deconvd/names.h"
 
 /* ------------------------------------------------------------------ names */
 
@@ -76,27 +77,13 @@ static const struct { const char *alias, *name; } aliases[] = {
 static const char *const mode_names[] = { "fan_in", "fan_out", "fan_avg" };
 static const char *const dist_names[] = { "truncated_normal", "untruncated_normal", "uniform" };
 
-static int lower(int c) { return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c; }
-
-/* "HeNormal", "he_normal" and "HE_NORMAL" are one name: Keras accepts both
- * styles, and comparing with underscores skipped needs no buffer. */
-static bool same_name(const char *a, const char *b)
-{
-    for (;;) {
-        while (*a == '_') a++;
-        while (*b == '_') b++;
-        if (lower((unsigned char)*a) != lower((unsigned char)*b)) return false;
-        if (!*a) return true;
-        a++, b++;
-    }
-}
 
 static const struct preset *find_preset(const char *name)
 {
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
-        if (same_name(name, aliases[i].alias)) name = aliases[i].name;
+        if (dcv_names_equal(name, aliases[i].alias)) name = aliases[i].name;
     for (size_t i = 0; i < NPRESETS; i++)
-        if (same_name(name, presets[i].name)) return &presets[i];
+        if (dcv_names_equal(name, presets[i].name)) return &presets[i];
     return NULL;
 }
 
@@ -108,7 +95,7 @@ static bool is_vs_preset(const struct preset *p)
 static int lookup_word(const char *s, const char *const *words, int n)
 {
     for (int i = 0; s && i < n; i++)
-        if (same_name(s, words[i])) return i;
+        if (dcv_names_equal(s, words[i])) return i;
     return -1;
 }
 
@@ -210,7 +197,7 @@ static int read_vs(const struct ctx *c, const struct dcv_json *cfg, struct dcv_i
         rc = get_word(c, cfg, "mode", mode_names, 3, "\"fan_in\", \"fan_out\" or \"fan_avg\"",
                       &mode);
     /* Keras reads the legacy "normal" as truncated_normal. */
-    if (!rc && ds && same_name(ds, "normal"))
+    if (!rc && ds && dcv_names_equal(ds, "normal"))
         dist = TRUNC;
     else if (!rc)
         rc = get_word(c, cfg, "distribution", dist_names, 3,

@@ -8,13 +8,13 @@
  * here is what users see at /v2/models/{m}/config. Any thread; the parsed
  * layer owns its JSON trees.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "deconvd/error.h"
 #include "deconvd/json.h"
+#include "deconvd/names.h"
 #include "deconvd/layer.h"
 
 static const struct { const char *name; int rank; } classes[] = {
@@ -47,21 +47,10 @@ static bool in_list(const char *key, const char *const *list, size_t n)
     return false;
 }
 
-static bool name_eq(const char *a, const char *b)
-{
-    for (;;) {
-        while (*a == '_') a++;
-        while (*b == '_') b++;
-        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return false;
-        if (!*a) return true;
-        a++, b++;
-    }
-}
-
 static int parse_class(const char *cls, struct dcv_layer *l, char *err)
 {
     for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
-        if (name_eq(cls, classes[i].name)) {
+        if (dcv_names_equal(cls, classes[i].name)) {
             l->conv.rank = classes[i].rank;
             snprintf(l->class_name, sizeof l->class_name, "Conv%dDTranspose", classes[i].rank);
             return 0;
