@@ -77,7 +77,6 @@ static const struct { const char *alias, *name; } aliases[] = {
 static const char *const mode_names[] = { "fan_in", "fan_out", "fan_avg" };
 static const char *const dist_names[] = { "truncated_normal", "untruncated_normal", "uniform" };
 
-
 static const struct preset *find_preset(const char *name)
 {
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
