@@ -18,6 +18,7 @@
 
 #include "deconvd/api.h"
 #include "deconvd/config.h"
+#include "deconvd/engine.h"
 #include "deconvd/error.h"
 #include "deconvd/http.h"
 #include "deconvd/json.h"
@@ -103,19 +104,6 @@ static void send_text(struct dcv_api *a, struct dcv_http_req *req, const char *m
     dcv_http_respond(req, status, ctype, body, 0, len, h, status == 503 ? 1 : 0);
 }
 
-static void send_json(struct dcv_api *a, struct dcv_http_req *req, const char *model,
-                      int status, struct dcv_json *doc)
-{
-    char *s = dcv_json_print(doc);
-    dcv_json_free(doc);
-    if (!s) {
-        const char *oom = "{\"error\":\"out of memory\"}";
-        s = strdup(oom);
-        status = 500;
-    }
-    send_text(a, req, model, status, JSON, s, s ? strlen(s) : 0);
-}
-
 /* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs,
  * surrogates or code points above U+10FFFF), 0 if there is none. */
 static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
@@ -155,6 +143,17 @@ static int check_utf8(const char *s, size_t n, char *err)
     return 0;
 }
 
+/* Replaces each byte that is not part of valid UTF-8 by '?', in place. */
+static void utf8_scrub(char *s, size_t n)
+{
+    unsigned char *p = (unsigned char *)s, *end = p + n;
+    while (p < end) {
+        size_t k = utf8_seq(p, end);
+        if (!k) *p = '?', k = 1;
+        p += k;
+    }
+}
+
 /* {"error": msg} with msg quoted, any invalid UTF-8 in it (request bytes,
  * or a multi-byte character cut by a length limit) replaced by '?'. */
 static char *error_body(const char *msg, size_t *len)
@@ -162,12 +161,7 @@ static char *error_body(const char *msg, size_t *len)
     char *clean = strdup(msg), *b = NULL;
     *len = 0;
     if (!clean) return NULL;
-    unsigned char *p = (unsigned char *)clean, *end = p + strlen(clean);
-    while (p < end) {
-        size_t k = utf8_seq(p, end);
-        if (!k) *p = '?', k = 1;
-        p += k;
-    }
+    utf8_scrub(clean, strlen(clean));
     size_t need = dcv_json_quote(NULL, 0, clean) + 16;
     if ((b = malloc(need))) {
         size_t n = (size_t)snprintf(b, need, "{\"error\":");
@@ -177,6 +171,20 @@ static char *error_body(const char *msg, size_t *len)
     }
     free(clean);
     return b;
+}
+
+static void send_json(struct dcv_api *a, struct dcv_http_req *req, const char *model,
+                      int status, struct dcv_json *doc)
+{
+    char *s = dcv_json_print(doc);
+    dcv_json_free(doc);
+    if (s) utf8_scrub(s, strlen(s));      /* model-file text (index reasons, config) */
+    if (!s) {
+        const char *oom = "{\"error\":\"out of memory\"}";
+        s = strdup(oom);
+        status = 500;
+    }
+    send_text(a, req, model, status, JSON, s, s ? strlen(s) : 0);
 }
 
 static void send_error(struct dcv_api *a, struct dcv_http_req *req, const char *model, int code,
@@ -290,6 +298,16 @@ static int run_model(struct job *j, struct dcv_infer_request *in, int64_t *oshap
                            j->err);
 }
 
+/* Adaptive threads: the cores split among the jobs running now (this one
+ * included). Pool thread. */
+static void pick_threads(const struct dcv_config *cfg)
+{
+    if (cfg->threads_per_request) return;      /* fixed: set once per thread */
+    long running = dcv_sched_running();
+    int n = running > 0 ? cfg->cores / (int)running : cfg->cores;
+    dcv_engine_set_threads(n > 0 ? n : 1);
+}
+
 static void infer_work(void *arg)
 {
     struct job *j = arg;
@@ -300,6 +318,7 @@ static void infer_work(void *arg)
     size_t count = 0;
     bool rows = false;
     j->t_start = dcv_now_ns();
+    pick_threads(j->api->cfg);
     if (j->t_start > j->deadline) {
         j->rc = dcv_errf(j->err, DCV_ETIMEDOUT, "request waited longer than "
                          "request_timeout_ms (%d ms) for a worker", j->api->cfg->request_timeout_ms);
@@ -371,6 +390,7 @@ static void op_work(void *arg)
     struct dcv_op op = { .rank = j->op_rank };
     float *out = NULL;
     j->t_start = dcv_now_ns();
+    pick_threads(j->api->cfg);
     struct dcv_tensor_body *b = NULL;
     if ((j->rc = check_utf8(j->body, j->len, j->err))) goto out;
     b = dcv_tensor_parse_body(j->body, j->len, &lim, j->err);

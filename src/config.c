@@ -49,9 +49,12 @@ int dcv_config_parse_listen(struct dcv_config *c, const char *s, char *err)
     if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') s++, hl -= 2;
     if (hl >= sizeof c->listen_host)
         return dcv_errf(err, DCV_EINVAL, "listen host too long");
+    /* Never every interface unless asked for by name (":8080" is not). */
+    if (hl == 0)
+        return dcv_errf(err, DCV_EINVAL, "listen '%.64s' has no host: use 127.0.0.1:PORT "
+                        "(this machine only) or 0.0.0.0:PORT (every interface)", s);
     memcpy(c->listen_host, s, hl);
     c->listen_host[hl] = '\0';
-    if (hl == 0) snprintf(c->listen_host, sizeof c->listen_host, "0.0.0.0");
     c->listen_port = (int)port;
     return 0;
 }
@@ -183,12 +186,12 @@ out:
 
 void dcv_config_finalize(struct dcv_config *c, int cores)
 {
-    if (cores < 1) cores = 1;
-    /* One request at a time using every core gives the best latency for
-     * large tensors; more workers only help small ones (see docs/tuning). */
-    if (c->threads_per_request == 0)
-        c->threads_per_request = c->workers > 0 ? (cores / c->workers > 0 ? cores / c->workers : 1)
-                                                : cores;
+    c->cores = cores < 1 ? 1 : cores;
+    /* threads_per_request 0 = adaptive: a job running alone uses every core
+     * (best latency), concurrent jobs split them (best throughput; a fixed
+     * split loses one or the other, see bench/README.md). So by default
+     * there is one worker per core. */
     if (c->workers == 0)
-        c->workers = cores / c->threads_per_request > 0 ? cores / c->threads_per_request : 1;
+        c->workers = c->threads_per_request > 0 && c->cores / c->threads_per_request > 0
+                   ? c->cores / c->threads_per_request : c->cores;
 }

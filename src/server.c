@@ -3,7 +3,8 @@
  * Start-up listens first and loads models in the background, so liveness
  * answers at once and readiness turns true (with sd_notify READY=1) when the
  * models are in. SIGHUP reloads the models directory (RELOADING=1, then
- * READY=1). SIGTERM/SIGINT drain: readiness goes false, the listening socket
+ * READY=1); one that arrives during a reload starts another after it.
+ * SIGTERM/SIGINT drain: readiness goes false, the listening socket
  * closes, requests already accepted finish (bounded by drain_timeout_ms),
  * then everything is torn down in reverse order. Main thread = loop thread.
  */
@@ -31,7 +32,7 @@ struct server {
     struct dcv_registry *reg;
     struct dcv_metrics *metrics;
     struct dcv_api *api;
-    struct dcv_timer *http_timer, *drain_timer;
+    struct dcv_timer *http_timer, *drain_timer, *reload_timer;
     bool draining;
     uint64_t drain_start;
 };
@@ -54,7 +55,7 @@ static void http_wake(void *arg)
 static void thread_init(void *arg)
 {
     const struct dcv_config *cfg = arg;
-    dcv_engine_set_threads(cfg->threads_per_request);
+    dcv_engine_set_threads(cfg->threads_per_request ? cfg->threads_per_request : cfg->cores);
 }
 
 static void notify_status(struct server *s, const char *prefix)
@@ -77,6 +78,22 @@ static void loaded(void *arg, int rc, const char *err)
     notify_status(s, "READY=1\n");
 }
 
+static void start_reload(void *arg)
+{
+    struct server *s = arg;
+    if (s->draining) return;
+    int rc = dcv_registry_reload(s->reg, NULL, loaded, s);
+    if (rc == DCV_EBUSY) {
+        /* Another reload runs (an earlier SIGHUP, or the repository
+         * endpoint): it may have listed models_dir before the change this
+         * signal is about, so start a new one once it is done. */
+        dcv_sched_timer_start(s->reload_timer, 50, 0);
+    } else if (rc) {
+        DCV_LOG(DCV_LOG_WARN, "reload not started", KV_S("reason", dcv_strerror(rc)));
+        notify_status(s, "READY=1\n");
+    }
+}
+
 static void on_hup(void *arg)
 {
     struct server *s = arg;
@@ -88,11 +105,7 @@ static void on_hup(void *arg)
              (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
     DCV_LOG(DCV_LOG_INFO, "reload requested", KV_S("models_dir", s->cfg->models_dir));
     dcv_notify(msg);
-    int rc = dcv_registry_reload(s->reg, NULL, loaded, s);
-    if (rc) {
-        DCV_LOG(DCV_LOG_WARN, "reload not started", KV_S("reason", dcv_strerror(rc)));
-        notify_status(s, "READY=1\n");
-    }
+    start_reload(s);
 }
 
 static void drain_check(void *arg)
@@ -141,7 +154,8 @@ static int start(struct server *s, char *err)
     s->api = s->reg && s->metrics ? dcv_api_new(s->cfg, s->reg, s->metrics) : NULL;
     s->http_timer = dcv_sched_timer_new(http_kick, s);
     s->drain_timer = dcv_sched_timer_new(drain_check, s);
-    if (!s->api || !s->http_timer || !s->drain_timer)
+    s->reload_timer = dcv_sched_timer_new(start_reload, s);
+    if (!s->api || !s->http_timer || !s->drain_timer || !s->reload_timer)
         return dcv_errf(err, DCV_ENOMEM, "out of memory at start-up");
     ho.ctx = s->api;
     ho.wake_arg = s;
@@ -153,7 +167,9 @@ static int start(struct server *s, char *err)
         return dcv_errf(err, rc, "cannot set up the event loop");
     DCV_LOG(DCV_LOG_INFO, "listening", KV_S("host", s->cfg->listen_host),
             KV_I("port", dcv_http_port(s->http)), KV_I("workers", s->cfg->workers),
-            KV_I("threads_per_request", s->cfg->threads_per_request),
+            KV_S("threads_per_request", s->cfg->threads_per_request ? "fixed" : "adaptive"),
+            KV_I("threads", s->cfg->threads_per_request ? s->cfg->threads_per_request
+                                                          : s->cfg->cores),
             KV_S("models_dir", s->cfg->models_dir), KV_S("version", DCV_VERSION));
     if ((rc = dcv_registry_reload(s->reg, NULL, loaded, s)))
         return dcv_errf(err, rc, "cannot start loading models");

@@ -14,8 +14,9 @@ struct dcv_config {
     char listen_host[64];        /* "127.0.0.1" */
     int listen_port;             /* 8080; 0 = ephemeral */
     char models_dir[PATH_MAX];   /* resolved against the config file's dir */
-    int workers;                 /* 0 = derive from cores */
-    int threads_per_request;     /* 0 = derive from cores */
+    int workers;                 /* 0 = one per core (or cores / threads_per_request) */
+    int threads_per_request;     /* 0 = adaptive: cores / jobs running at that moment */
+    int cores;                   /* set by dcv_config_finalize */
     size_t max_body_bytes;
     int max_queue;
     int request_timeout_ms;
@@ -42,7 +43,7 @@ int dcv_config_load(struct dcv_config *c, const char *path, char *err);
 /* "HOST:PORT", "[v6]:PORT" or ":PORT" → fields. 0 or DCV_EINVAL. */
 int dcv_config_parse_listen(struct dcv_config *c, const char *s, char *err);
 
-/* Derives workers × threads from the core count when they are 0. */
+/* Derives the worker count from the core count when it is 0. */
 void dcv_config_finalize(struct dcv_config *c, int cores);
 
 #endif
