@@ -50,6 +50,7 @@ struct dcv_http {
     long active, nconns;
     struct conn *conns;
     uint64_t next_sweep;
+    bool quiesced;
 };
 
 struct dcv_http_req {
@@ -115,6 +116,9 @@ void dcv_http_respond(struct dcv_http_req *r, int status, const char *content_ty
     }
     if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (size_t i = 0; i < nhdrs; i++) MHD_add_response_header(resp, hdrs[i].name, hdrs[i].value);
+    /* Draining: no further request on this connection, or busy keep-alive
+     * clients would hold the drain open until its timeout. */
+    if (r->srv->quiesced) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
     r->out_bytes = len;
     r->resp = resp;
@@ -241,8 +245,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     if (!r) return;
     double ms = (dcv_now_ns() - r->start_ns) / 1e6;
+    char path[400];                /* keeps the line within the logger's line size */
+    snprintf(path, sizeof path, strlen(r->url) < sizeof path ? "%s" : "%.380s...", r->url);
     DCV_LOG(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? DCV_LOG_INFO : DCV_LOG_WARN, "access",
-            KV_S("method", r->method), KV_S("path", r->url), KV_S("endpoint", r->endpoint),
+            KV_S("method", r->method), KV_S("path", path), KV_S("endpoint", r->endpoint),
             KV_S("model", r->model), KV_I("status", r->status), KV_I("bytes_in", r->len),
             KV_I("bytes_out", r->out_bytes), KV_F("ms", ms),
             KV_S("outcome", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok"
@@ -389,12 +395,12 @@ long dcv_http_active(const struct dcv_http *h) { return h->active; }
 void dcv_http_process(struct dcv_http *h)
 {
     long before = h->nconns;
+    MHD_run(h->d);                 /* first, so that data already in is seen */
     uint64_t now = dcv_now_ns();
     if (now >= h->next_sweep) {
         sweep(h, now);
         h->next_sweep = now + SWEEP_NS;
     }
-    MHD_run(h->d);
     /* At max_connections MHD takes its listening socket out of the epoll
      * set and puts it back only at the start of a later run. If this run
      * closed connections, nothing else may come to trigger one (all idle
@@ -414,6 +420,7 @@ long long dcv_http_timeout_ms(struct dcv_http *h)
 
 void dcv_http_quiesce(struct dcv_http *h)
 {
+    h->quiesced = true;
     MHD_socket s = MHD_quiesce_daemon(h->d);
     if (s != MHD_INVALID_SOCKET) close(s);
 }

@@ -35,7 +35,8 @@ int dcv_http_fd(const struct dcv_http *h);       /* readable → dcv_http_proces
 int dcv_http_port(const struct dcv_http *h);     /* bound port */
 void dcv_http_process(struct dcv_http *h);
 long long dcv_http_timeout_ms(struct dcv_http *h);  /* -1: none pending */
-/* Stops accepting new connections (drain); existing ones go on. */
+/* Stops accepting new connections (drain); existing ones finish the request
+ * in progress and are closed after its answer (Connection: close). */
 void dcv_http_quiesce(struct dcv_http *h);
 void dcv_http_stop(struct dcv_http *h);
 /* Requests received and not yet completed (answered and sent, or aborted). */
