@@ -1,22 +1,16 @@
-/* floatcodec.c — float32 <-> JSON number text, exact and fast.
+/* floatcodec.c — float32 <-> JSON number text for tensor `data` arrays.
  *
- * Tensor `data` arrays are the bulk of every request and response, so they
- * bypass the generic JSON tree and come through here.
+ * Encoding: Schubfach (R. Giulietti) finds the shortest decimal that rounds
+ * back to the same float32 from three round-to-odd 64x64-bit products; the
+ * digits come out 8 at a time (SWAR) in JS/Python layout: plain notation for
+ * 1e-5 <= |v| < 1e15, "d.ddde+XX" otherwise. Decoding: SSE2 classifies a
+ * 16-byte token at once, pmaddwd folds its digits, one double multiply
+ * scales them (Clinger-style) and a guard refuses results near a float32
+ * rounding midpoint; those, long tokens and odd shapes take a scalar lexer
+ * backed by glibc's correctly rounded strtof on a bounded copy. Arrays are
+ * walked iteratively with O(1) state, so nesting depth costs no stack.
  *
- * Encoding finds the shortest decimal that rounds back to the same float32
- * with Schubfach (R. Giulietti, "The Schubfach way to render doubles"): one
- * 64-bit power-of-ten approximation, three round-to-odd products, then a
- * choice among at most four candidates. Digits are laid out JavaScript/
- * Python style: plain notation for 1e-5 <= |v| < 1e15, "d.ddde+XX" otherwise.
- *
- * Decoding accumulates up to 19 significant digits, scales them with one
- * double multiply (Clinger-style fast path) and accepts the result unless it
- * lands within a few double ulps of a float32 rounding midpoint; those rare
- * cases, subnormals and absurd exponents go to glibc's correctly rounded
- * strtof on a bounded, locale-proof copy of the digits.
- *
- * Pure functions: any thread, no allocation, no mutable state; the tables
- * below are static const. Array decoding is iterative and keeps O(1) state.
+ * Pure functions, any thread, no allocation; owns only static const tables.
  */
 #include <errno.h>
 #include <math.h>
@@ -135,8 +129,8 @@ static struct decimal schubfach(uint32_t c, int q, int irregular)
     return (struct decimal){ upin != wpin ? coarse : fine, k };
 }
 
-/* Bytes format_raw may scribble on past its output: it stores whole 16-byte
- * words rather than a byte at a time. */
+/* Bytes format_raw may write at p, past its text too: it stores whole
+ * 16-byte words rather than a byte at a time. */
 #define FORMAT_SLOP 32
 
 /* Decimal digits of 0 < f < 10^9: the bit length estimates it (1233 / 4096
@@ -346,28 +340,14 @@ struct lexeme {
     int neg;
 };
 
-/* The quick decoding path needs x86-64 (SSE2 is baseline there, and it is
- * little-endian, which the SWAR digit conversion assumes); elsewhere every
- * number takes the general lexer. */
+/* The quick decoding path needs x86-64, where SSE2 is baseline; elsewhere
+ * every number takes the general lexer. */
 #if defined(__SSE2__) && defined(__x86_64__)
 #define QUICK_PATH 1
 #include <emmintrin.h>
 #else
 #define QUICK_PATH 0
 #endif
-
-
-/* Value of eight digit bytes (each already minus '0', first digit in the
- * lowest byte): neighbours pair up as 10a + b, then the four pairs are
- * weighted 10^6, 10^4, 10^2, 1 by two multiplies whose wanted sums land in
- * the high 32 bits. */
-HOT uint64_t swar8(uint64_t x)
-{
-    const uint64_t lanes = 0x000000ff000000ffu;
-    x = x * 10 + (x >> 8);
-    return ((x & lanes) * (100 + (1000000ull << 32)) +
-            ((x >> 16) & lanes) * (1 + (10000ull << 32))) >> 32;
-}
 
 /* Skips a run of digits, folding them into *w (wrapping past 19 digits). */
 static const char *eat_digits(const char *p, const char *end, uint64_t *w)
@@ -512,13 +492,16 @@ HOT int scale_fast(double w, int e10, float *out)
     uint64_t bits;
     memcpy(&bits, &r, sizeof bits);
     uint32_t below = (uint32_t)(bits & 0x1fffffffu); /* bits float32 drops */
-    if (r < 0x1p-126) { /* subnormal: float32 keeps the bits above 2^-149 */
-        double units = r * 0x1p149, frac = units - (double)(int64_t)units;
-        if (fabs(frac - 0.5) < 0x1p-20)
+    /* r > 0, so its bits order like it: one compare keeps r within
+     * [2^-126, 0x1.ffffffp127), the float32 normal range short of overflow */
+    const uint64_t lowest = 0x3810000000000000u, overflow = 0x47effffff0000000u;
+    if (bits - lowest >= overflow - lowest ||
+        below - (0x10000000u - MIDPOINT_GUARD) <= 2 * MIDPOINT_GUARD) {
+        if (r >= 0x1p-126) /* overflow, or too close to a midpoint */
             return 0;
-    } else if (below - (0x10000000u - MIDPOINT_GUARD) <= 2 * MIDPOINT_GUARD ||
-               r >= 0x1.ffffffp127) {
-        return 0;
+        double units = r * 0x1p149, frac = units - (double)(int64_t)units;
+        if (fabs(frac - 0.5) < 0x1p-20) /* subnormal: rounds at 2^-149 */
+            return 0;
     }
     *out = (float)r;
     return 1;
@@ -668,8 +651,8 @@ static size_t parse_general(const char *p, const char *end, float *out, int allo
     return (size_t)(lx.end - p);
 }
 
-/* Quick path when 16 bytes are readable, else (or when it declines) the
- * general lexer. The token's length comes from the classification, not
+/* Quick path when QUICK_READ bytes are readable, else (or when it declines)
+ * the general lexer. The token's length comes from the classification, not
  * from lexing, which keeps the lexer's arithmetic off the loop-carried path
  * of an array: the CPU overlaps consecutive numbers. */
 HOT size_t parse_number(const char *p, const char *end, float *out, int allow_overflow)
@@ -748,6 +731,25 @@ static int close_array(struct walker *w)
     return w->shape[level] == n ? 0 : -1;
 }
 
+/* After an element not followed by a compact ",<number>": whitespace, one
+ * comma, whitespace. Returns the next element's first byte, or NULL with
+ * the stopping point in *stop and what must come there in *next. */
+static const char *spaced_separator(const char *p, const char *end, enum expect *next,
+                                    const char **stop)
+{
+    p = skip_ws(p, end);
+    *next = COMMA_OR_CLOSE;
+    *stop = p;
+    if (p == end || *p != ',')
+        return NULL;
+    p = skip_ws(p + 1, end);
+    *next = VALUE;
+    *stop = p;
+    if (p == end || (*p != '-' && !is_digit(*p)))
+        return NULL;
+    return p;
+}
+
 /* The hot loop: "number (, number)*" within one array. Returns the first
  * byte it did not take (whitespace skipped) and what must come there, or
  * NULL with *bad at the element that failed. All numbers of a run share a
@@ -782,14 +784,9 @@ __attribute__((noinline)) static const char *number_run(struct walker *w, const 
             p++; /* compact "a,b": the common case skips the general walk */
             continue;
         }
-        p = skip_ws(p, end);
-        if (p == end || *p != ',') {
-            *next = COMMA_OR_CLOSE;
-            break;
-        }
-        p = skip_ws(p + 1, end);
-        if (p == end || (*p != '-' && !is_digit(*p))) {
-            *next = VALUE;
+        const char *stop;
+        if (!(p = spaced_separator(p, end, next, &stop))) {
+            p = stop;
             break;
         }
     }
