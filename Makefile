@@ -45,8 +45,9 @@ $(BUILD)/deconvd: $(BUILD)/obj/main.o $(BUILD)/libdeconvd.a
 $(TEST_BIN): $(TEST_SRC) tests/unit/testutil.h $(BUILD)/libdeconvd.a | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(TEST_SRC) $(BUILD)/libdeconvd.a $(TESTLIBS) $(LDLIBS)
 
+# OMP_WAIT_POLICY is read by libgomp before main(): set where deconvd starts.
 run: deps all
-	$(BUILD)/deconvd --config config/deconvd.json
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BUILD)/deconvd --config config/deconvd.json
 
 # Sanitizer reports inside Criterion's workers do not fail a test by
 # themselves, so the log is searched for them as well.
