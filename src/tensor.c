@@ -15,6 +15,7 @@
  * side table; decoded tensors own their floats (stolen from the side table).
  */
 #include <float.h>
+#include <locale.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -483,6 +484,46 @@ static int add_slab(struct dcv_tensor_body *b, float *v, size_t count, const lon
     return 0;
 }
 
+/* A number token as the tree walker will see it: cJSON's strtod of its text
+ * (with the locale's decimal point, as cJSON does), narrowed to float32. */
+static float tree_float(const char *p, size_t n)
+{
+    char buf[MARKER_MAX + 1];
+    if (n >= sizeof buf)
+        n = sizeof buf - 1;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = p[i] == '.' ? localeconv()->decimal_point[0] : p[i];
+    buf[n] = '\0';
+    return narrow(strtod(buf, NULL));
+}
+
+/* Arrays too short for a marker stay in the tree, whose double-then-float
+ * reading rounds twice: one ulp off the codec's correctly rounded value
+ * when the double lands exactly on a float32 midpoint ("1.0000000596046448"
+ * gives 1, not 1.0000001). Such numbers of the short array at p are
+ * rewritten in place as the shortest text of the codec's value, padded with
+ * spaces, so that an array decodes the same whatever its length. */
+static void exact_in_tree(char *p, size_t len)
+{
+    for (char *end = p + len; p < end;) {
+        float f;
+        size_t n = *p == '-' || (*p >= '0' && *p <= '9') ? dcv_float_parse(p, end, &f, 0) : 0;
+        if (!n) {
+            p++;
+            continue;
+        }
+        char txt[DCV_FLOAT_MAXLEN + 1];
+        size_t m;
+        if (float_to_bits(tree_float(p, n)) != float_to_bits(f) &&
+            (m = dcv_float_format(f, txt)) <= n &&
+            float_to_bits(tree_float(txt, m)) == float_to_bits(f)) {
+            memcpy(p, txt, m);
+            memset(p + m, ' ', n - m);
+        }
+        p += n;
+    }
+}
+
 /* Decodes the array at s->p into the side table and blanks its text.
  * Returns 1 when lifted, 0 when left for the tree, or an error. The float
  * buffer is sized by the text left (a value and its comma take two bytes)
@@ -499,10 +540,12 @@ static int lift(struct scanner *s, char *err)
                         (unsigned long long)s->body->serial, s->body->n);
     size_t count = 0, errpos = 0;
     if (mlen < 0 || closes_within(s->p, s->end, (size_t)mlen)) {
-        if (dcv_float_array_parse(s->p, s->end, NULL, 0, &count, s->lim.max_depth, NULL, NULL,
-                                  &errpos))
-            return 0;
-        return refuse_literal(s, errpos, count, err);
+        size_t len = dcv_float_array_parse(s->p, s->end, NULL, 0, &count, s->lim.max_depth,
+                                           NULL, NULL, &errpos);
+        if (!len)
+            return refuse_literal(s, errpos, count, err);
+        exact_in_tree(s->p, len);
+        return 0;
     }
     size_t bound = (size_t)(s->end - s->p) / 2 + 1;
     if (bound > s->lim.max_elems)
@@ -517,6 +560,10 @@ static int lift(struct scanner *s, char *err)
     if (!len) {
         free(v);
         return refuse_literal(s, errpos, count, err);
+    }
+    if (!count) { /* empty arrays only: the tree keeps them, as it does short ones */
+        free(v);
+        return 0;
     }
     if (count > s->lim.max_elems) {
         char key[48];
@@ -575,12 +622,15 @@ static enum expect after_value(const struct scanner *s)
     return s->depth ? X_COMMA_OR_CLOSE : X_DONE;
 }
 
-/* The root and member values may be lifted; "shape" must stay exact ints. */
+/* The root and member values may be lifted; "shape" must stay exact ints.
+ * A key with an escape or a NUL byte is not what cJSON will make of it (it
+ * may be "sh\u0061pe"), so its value stays in the tree too. */
 static bool liftable(const struct scanner *s)
 {
     if (s->depth == 0)
         return true;
-    return s->key && !(s->keylen == 5 && !memcmp(s->key, "shape", 5));
+    return s->key && !memchr(s->key, '\\', s->keylen) && !memchr(s->key, '\0', s->keylen) &&
+           !(s->keylen == 5 && !memcmp(s->key, "shape", 5));
 }
 
 static int scan_value(struct scanner *s, enum expect *x, char *err)

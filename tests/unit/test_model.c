@@ -1073,3 +1073,32 @@ Test(model, keras3_serialized_build_config_gives_channels)
     dcv_model_free(m);
     dcv_json_free(doc);
 }
+
+/* Fuzzer find (tests/fuzz/regress/model/): a declared input shape whose
+ * images hold 2^36 values or more made the load-time prepack hand oneDNN a
+ * shape its index arithmetic overflows on, and the process died of SIGFPE.
+ * Such models now load (without prepacking at the declared size). */
+Test(model, huge_declared_input_shape_loads)
+{
+    static const char *const docs[] = {
+        "{\"class_name\": \"Conv3DTranspose\", \"config\": {\"filters\": 1, \"kernel_size\": 1, "
+        "\"batch_input_shape\": [null, 4096, 4096, 4096, 1]}}",
+        "{\"class_name\": \"Conv2DTranspose\", \"config\": {\"filters\": 1, \"kernel_size\": 1, "
+        "\"batch_input_shape\": [null, 131072, 262144, 1]}}",
+        "{\"class_name\": \"Conv2DTranspose\", \"config\": {\"filters\": 1, \"kernel_size\": 1, "
+        "\"batch_input_shape\": [null, 2147483648, 2147483648, 1]}}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
+        char err[DCV_ERRLEN] = "";
+        struct dcv_json *doc = dcv_json_parse(docs[i], strlen(docs[i]), err);
+        cr_assert_not_null(doc, "%s", err);
+        struct dcv_model *m = NULL;
+        cr_expect_eq(dcv_model_from_doc("big", doc, NULL, NULL, &m, err), 0, "%zu: %s", i, err);
+        if (m) {
+            cr_expect_eq(m->in_sig[1], i == 0 ? 4096 : i == 1 ? 131072 : INT64_C(2147483648));
+            cr_expect_eq(m->out_sig[2], m->in_sig[2], "the signature keeps the declared size");
+        }
+        dcv_model_free(m);
+        dcv_json_free(doc);
+    }
+}

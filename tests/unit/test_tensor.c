@@ -1424,3 +1424,93 @@ Test(tensor, concurrent_decodes)
     free(body);
     free(data);
 }
+
+/* Fuzzer finds (tests/fuzz/corpus/{kserve,tfserving}/seed-midpoint-*): an
+ * array too short for a side-table marker was read through cJSON's double
+ * and then narrowed, rounding twice, so a number just off a float32
+ * midpoint decoded one ulp away from the same number in a longer array. */
+Test(tensor, short_and_long_arrays_round_alike)
+{
+    static const struct { const char *dt, *num; uint32_t want; } cases[] = {
+        { "FP32", "1.0000000596046448", 0x3f800001 },     /* 1 + 2^-24, as a double prints */
+        { "FP32", "-1.0000000596046448", 0xbf800001 },
+        { "FP64", "1.0000000596046448", 0x3f800001 },
+        { "INT64", "18014399583223809", 0x5a800001 },     /* 2^54 + 2^30 + 1 */
+        { "FP32", "3.4028235677973366e38", 0x7f7fffff },  /* just under FLT_MAX + ulp/2 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char data[128];
+        struct dcv_infer_request req;
+        char err[DCV_ERRLEN] = "";
+        for (int pad = 0; pad < 2; pad++) {
+            /* [x] stays in the tree; [ ... x] (spaces) is long enough to be lifted */
+            snprintf(data, sizeof data, "[%s%s]", pad ? "                              " : "",
+                     cases[i].num);
+            int rc = kserve_dt(cases[i].dt, "[1]", data, &req, err);
+            cr_assert_eq(rc, 0, "%s %s: %s", cases[i].dt, data, err);
+            cr_expect_eq(bits(req.input.data[0]), cases[i].want, "%s %s: %08x, expected %08x",
+                         cases[i].dt, data, bits(req.input.data[0]), cases[i].want);
+            dcv_infer_request_release(&req);
+        }
+    }
+    bool rows;
+    struct dcv_infer_request req;
+    char err[DCV_ERRLEN] = "";
+    cr_assert_eq(tfs("{\"instances\": [3.4028235677973366e38]}", &req, &rows, err), 0, "%s", err);
+    cr_expect_eq(bits(req.input.data[0]), 0x7f7fffffu);
+    dcv_infer_request_release(&req);
+    cr_assert_eq(tfs("{\"inputs\": [[1.0000000596046448]]}", &req, &rows, err), 0, "%s", err);
+    cr_expect_eq(bits(req.input.data[0]), 0x3f800001u);
+    dcv_infer_request_release(&req);
+}
+
+/* Fuzzer find: an empty array padded with whitespace past the marker length
+ * was lifted as "an array of numbers", so "outputs": [    ...    ] was refused
+ * where "outputs": [] is accepted. */
+Test(tensor, empty_arrays_are_empty_whatever_their_spacing)
+{
+    struct dcv_infer_request req;
+    char err[DCV_ERRLEN] = "";
+    for (int pad = 0; pad < 2; pad++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"outputs\": [%s], \"inputs\": [{\"name\": \"x\", "
+                 "\"shape\": [1], \"datatype\": \"FP32\", \"data\": [1]}]}",
+                 pad ? "                                        " : "");
+        cr_assert_eq(kserve(body, &req, err), 0, "%s: %s", body, err);
+        cr_expect(!req.output_requested);
+        dcv_infer_request_release(&req);
+    }
+}
+
+/* Fuzzer find (tests/fuzz/regress/kserve/shape-key-*): the scanner compared
+ * keys byte for byte, so a "shape" written with an escape or followed by NUL
+ * bytes (which cJSON reads as "shape") had a long array lifted and refused
+ * as "an array of numbers" while a short one was accepted. */
+Test(tensor, escaped_shape_key_is_still_a_shape)
+{
+    static const char *const bodies[] = {
+        "{\"inputs\":[{\"name\":\"x\",\"sh\\u0061pe\":[                              2],"
+        "\"datatype\":\"FP32\",\"data\":[1.5, 2.5]}]}",
+        "{\"inputs\":[{\"name\":\"x\",\"shape\\u0000\":[                              2],"
+        "\"datatype\":\"FP32\",\"data\":[1.5, 2.5]}]}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        struct dcv_infer_request req;
+        char err[DCV_ERRLEN] = "";
+        cr_assert_eq(kserve(bodies[i], &req, err), 0, "%s: %s", bodies[i], err);
+        assert_shape(&req.input, 1, (int64_t[]){ 2 });
+        cr_expect_eq(req.input.data[1], 2.5f);
+        dcv_infer_request_release(&req);
+    }
+    /* the raw-NUL form, which a C string cannot hold */
+    const char raw[] = "{\"inputs\":[{\"name\":\"x\",\"shape\0\0\":[                              2],"
+                       "\"datatype\":\"FP32\",\"data\":[1.5, 2.5]}]}";
+    char *body = malloc(sizeof raw);
+    memcpy(body, raw, sizeof raw);
+    struct dcv_infer_request req;
+    char err[DCV_ERRLEN] = "";
+    cr_assert_eq(dcv_tensor_decode_kserve(body, sizeof raw - 1, 0, NULL, &req, err), 0, "%s", err);
+    assert_shape(&req.input, 1, (int64_t[]){ 2 });
+    dcv_infer_request_release(&req);
+    free(body);
+}

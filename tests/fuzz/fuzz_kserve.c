@@ -1,0 +1,222 @@
+/* fuzz_kserve.c — the KServe v2 request decoder (JSON and binary framing).
+ *
+ * Input: a 4-byte little-endian word, then the body. The word's low 30 bits
+ * are the Inference-Header-Content-Length: used when it fits the body, 0
+ * (whole body is JSON) when it does not, and 0x3fffffff stands for "one past
+ * the body" (refused). Bit 31 selects a small element limit (64) and bit 30
+ * a nesting limit of 3, so the limit checks get exercised too. Inputs
+ * shorter than 4 bytes are a JSON body with default limits. The body is
+ * decoded from an exact-size copy (the decoder writes into it).
+ *
+ * The same body with spaces after every '[' (so that every numeric array is
+ * long enough to go through the float codec rather than the cJSON tree) must
+ * decode to the same result: failure with the same HTTP status, or success
+ * with the same tensor bits.
+ * On success: the tensor is consistent (shape product = count, finite
+ * values), id/name fit their buffers, and three round trips give back the
+ * same bits: the floats re-encoded as a KServe JSON request, as a binary
+ * request, and the KServe response encoder read back as a plain tensor.
+ */
+#include <stdbool.h>
+
+#include "deconvd/floatcodec.h"
+#include "deconvd/json.h"
+#include "deconvd/tensor.h"
+#include "fuzzutil.h"
+
+#define MAX_ELEMS ((size_t)1 << 20)
+#define SMALL_ELEMS 64
+#define SMALL_DEPTH 3
+#define ROUND_TRIP_MAX ((size_t)1 << 14)  /* elements re-encoded on success */
+#define PAD 40                            /* more than a side-table marker */
+
+static const struct dcv_decode_limits limits = { .max_elems = MAX_ELEMS, .max_depth = 0 };
+
+static void check_tensor(const struct dcv_tensor *t, size_t max_elems, const char *what)
+{
+    FUZZ_CHECK(t->ndim >= 1 && t->ndim <= DCV_TENSOR_MAX_DIMS, "%s: ndim %d", what, t->ndim);
+    size_t p = 1;
+    for (int i = 0; i < t->ndim; i++) {
+        FUZZ_CHECK(t->shape[i] >= 1, "%s: shape[%d] = %lld", what, i, (long long)t->shape[i]);
+        p *= (size_t)t->shape[i];
+    }
+    FUZZ_CHECK(p == t->count, "%s: shape product %zu != count %zu", what, p, t->count);
+    FUZZ_CHECK(t->count >= 1 && t->count <= max_elems, "%s: count %zu", what, t->count);
+    FUZZ_CHECK(t->data != NULL, "%s: no data", what);
+    FUZZ_CHECK(fz_touch(t->data, t->count) == 0, "%s: non-finite value accepted", what);
+}
+
+static void same_tensor(const struct dcv_tensor *a, const struct dcv_tensor *b, const char *what)
+{
+    FUZZ_CHECK(a->ndim == b->ndim && a->count == b->count, "%s: ndim %d/%d count %zu/%zu", what,
+               a->ndim, b->ndim, a->count, b->count);
+    for (int i = 0; i < a->ndim; i++)
+        FUZZ_CHECK(a->shape[i] == b->shape[i], "%s: shape[%d] %lld != %lld", what, i,
+                   (long long)a->shape[i], (long long)b->shape[i]);
+    for (size_t i = 0; i < a->count; i++)
+        FUZZ_CHECK(fz_bits(a->data[i]) == fz_bits(b->data[i]),
+                   "%s: value %zu: %08x != %08x", what, i, fz_bits(a->data[i]),
+                   fz_bits(b->data[i]));
+}
+
+/* "[d0,d1,...]" */
+static size_t put_shape(char *p, const struct dcv_tensor *t)
+{
+    size_t n = 0;
+    p[n++] = '[';
+    for (int i = 0; i < t->ndim; i++)
+        n += (size_t)sprintf(p + n, i ? ",%lld" : "%lld", (long long)t->shape[i]);
+    p[n++] = ']';
+    return n;
+}
+
+/* The tensor as a JSON request, then as a binary one: same bits back. */
+static void request_round_trips(const struct dcv_tensor *t)
+{
+    char err[DCV_ERRLEN];
+    size_t cap = 256 + t->count * (DCV_FLOAT_MAXLEN + 1) + t->count * 4;
+    char *buf = malloc(cap);
+    struct dcv_infer_request back;
+    if (!buf) abort();
+
+    size_t n = (size_t)sprintf(buf, "{\"inputs\":[{\"name\":\"in\",\"datatype\":\"FP32\","
+                                    "\"shape\":");
+    n += put_shape(buf + n, t);
+    n += (size_t)sprintf(buf + n, ",\"data\":");
+    n += dcv_float_array_format(t->data, t->count, buf + n, cap - n);
+    n += (size_t)sprintf(buf + n, "}]}");
+    fz_err_init(err);
+    int rc = dcv_tensor_decode_kserve(buf, n, 0, &limits, &back, err);
+    FUZZ_CHECK(rc == 0, "re-encoded JSON request refused: %s", err);
+    same_tensor(t, &back.input, "JSON request round trip");
+    dcv_infer_request_release(&back);
+
+    n = (size_t)sprintf(buf, "{\"inputs\":[{\"name\":\"in\",\"datatype\":\"FP32\",\"shape\":");
+    n += put_shape(buf + n, t);
+    n += (size_t)sprintf(buf + n, ",\"parameters\":{\"binary_data_size\":%zu}}]}",
+                         t->count * sizeof(float));
+    size_t hlen = n;
+    memcpy(buf + n, t->data, t->count * sizeof(float)); /* little-endian host */
+    n += t->count * sizeof(float);
+    fz_err_init(err);
+    rc = dcv_tensor_decode_kserve(buf, n, hlen, &limits, &back, err);
+    FUZZ_CHECK(rc == 0, "re-encoded binary request refused: %s", err);
+    same_tensor(t, &back.input, "binary request round trip");
+    dcv_infer_request_release(&back);
+    free(buf);
+}
+
+/* The response encoder (with the client's id in it) must write JSON that
+ * reads back as the same tensor; the binary form must frame correctly. */
+static void response_round_trip(const struct dcv_infer_request *req)
+{
+    const struct dcv_tensor *t = &req->input;
+    char err[DCV_ERRLEN];
+    size_t len = 0, hlen = 0;
+    char *out = dcv_tensor_encode_kserve("model", "1", req->id, req->has_id, t->shape, t->ndim,
+                                         t->data, false, &len, &hlen);
+    FUZZ_CHECK(out != NULL, "encode_kserve failed");
+    FUZZ_CHECK(hlen == len && strlen(out) == len, "encode_kserve: len %zu, header %zu, strlen %zu",
+               len, hlen, strlen(out));
+    fz_err_init(err);
+    struct dcv_tensor_body *b = dcv_tensor_parse_body(out, len, &limits, err);
+    FUZZ_CHECK(b != NULL, "encoded response is not readable: %s", err);
+    const struct dcv_json *root = dcv_tensor_body_root(b);
+    if (req->has_id) {
+        const char *id = dcv_json_string(dcv_json_get(root, "id"));
+        FUZZ_CHECK(id && strcmp(id, req->id) == 0, "id did not survive the response encoder");
+    }
+    const struct dcv_json *o = dcv_json_first(dcv_json_get(root, "outputs"));
+    struct dcv_tensor back;
+    fz_err_init(err);
+    int rc = dcv_tensor_from_json(o, &limits, &back, err);
+    FUZZ_CHECK(rc == 0, "encoded response output not a tensor: %s", err);
+    same_tensor(t, &back, "response round trip");
+    dcv_tensor_release(&back);
+    dcv_tensor_body_free(b);
+    free(out);
+
+    out = dcv_tensor_encode_kserve("model", "1", req->id, req->has_id, t->shape, t->ndim,
+                                   t->data, true, &len, &hlen);
+    FUZZ_CHECK(out != NULL, "binary encode_kserve failed");
+    FUZZ_CHECK(hlen + t->count * sizeof(float) == len, "binary response: header %zu + %zu != %zu",
+               hlen, t->count * sizeof(float), len);
+    FUZZ_CHECK(memcmp(out + hlen, t->data, t->count * sizeof(float)) == 0,
+               "binary response payload differs");
+    struct dcv_json *hdr = dcv_json_parse(out, hlen, err);
+    FUZZ_CHECK(hdr != NULL, "binary response header is not JSON: %s", err);
+    dcv_json_free(hdr);
+    free(out);
+}
+
+/* Decodes the body again with its JSON part padded (see fz_pad_arrays). */
+static void padded_decode(const uint8_t *data, size_t size, size_t header_len,
+                          const struct dcv_decode_limits *lim, int rc,
+                          const struct dcv_infer_request *req)
+{
+    if (header_len > size) return;
+    size_t jlen = header_len ? header_len : size, plen;
+    char *pj = fz_pad_arrays((const char *)data, jlen, PAD, &plen);
+    char *body = malloc(plen + (size - jlen) + 1), err[DCV_ERRLEN];
+    if (!body) abort();
+    memcpy(body, pj, plen);
+    memcpy(body + plen, data + jlen, size - jlen);
+    free(pj);
+    struct dcv_infer_request again;
+    fz_err_init(err);
+    int rc2 = dcv_tensor_decode_kserve(body, plen + (size - jlen), header_len ? plen : 0, lim,
+                                       &again, err);
+    /* the same outcome; among failures, the same HTTP status (short arrays
+     * are checked by the tree walker, long ones by the codec first, so which
+     * 400 error is named first may differ) */
+    FUZZ_CHECK((rc == 0) == (rc2 == 0) &&
+                   dcv_error_http_status(rc) == dcv_error_http_status(rc2),
+               "padding the arrays changed the verdict: %s -> %s (%s)", dcv_error_name(rc),
+               dcv_error_name(rc2), rc2 ? err : "");
+    if (!rc) {
+        same_tensor(&req->input, &again.input, "padded arrays");
+        FUZZ_CHECK(strcmp(req->id, again.id) == 0 && strcmp(req->input_name, again.input_name) == 0 &&
+                       req->binary_output == again.binary_output &&
+                       req->output_requested == again.output_requested,
+                   "padding the arrays changed the request's fields");
+        dcv_infer_request_release(&again);
+    }
+    free(body);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t header_len = 0;
+    struct dcv_decode_limits lim = limits;
+    if (size >= 4) {
+        uint32_t h = fz_le32(data), hl = h & 0x3fffffffu;
+        data += 4;
+        size -= 4;
+        header_len = hl == 0x3fffffffu ? size + 1 : hl <= size ? hl : 0;
+        if (h >> 31) lim.max_elems = SMALL_ELEMS;
+        if (h >> 30 & 1) lim.max_depth = SMALL_DEPTH;
+    }
+    char *body = fz_copy(data, size);
+    char err[DCV_ERRLEN];
+    struct dcv_infer_request req;
+    fz_err_init(err);
+    int rc = dcv_tensor_decode_kserve(body, size, header_len, &lim, &req, err);
+    free(body);
+    FZ_LOG("kserve: header_len %zu: %s %s", header_len, dcv_error_name(rc), rc ? err : "");
+    padded_decode(data, size, header_len, &lim, rc, &req);
+    if (rc) {
+        fz_check_error(rc, err, "dcv_tensor_decode_kserve");
+        FUZZ_CHECK(req.input.data == NULL, "failed decode left data behind");
+        return 0;
+    }
+    check_tensor(&req.input, lim.max_elems, "decoded input");
+    FUZZ_CHECK(strlen(req.id) < DCV_TENSOR_ID_MAX && (req.has_id || req.id[0] == '\0'),
+               "bad id");
+    FUZZ_CHECK(strlen(req.input_name) < DCV_TENSOR_NAME_MAX, "bad input name");
+    if (req.input.count <= ROUND_TRIP_MAX) {
+        request_round_trips(&req.input);
+        response_round_trip(&req);
+    }
+    dcv_infer_request_release(&req);
+    return 0;
+}
