@@ -23,7 +23,7 @@ LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(BUILD)/tests/unit
 
-.PHONY: all deps run test unit-test asan-test check clean install uninstall
+.PHONY: all deps run test unit-test asan-test valgrind-test check clean install uninstall
 all: $(BUILD)/libdeconvd.a $(BUILD)/deconvd
 
 deps:
@@ -69,6 +69,19 @@ asan-test: deps
 	-$(MAKE) BUILD=build-asan SANITIZE=address,undefined OPT="-O1 -g" unit-test
 	-scripts/run-tests build-asan 2>&1 | tee build-asan/blackbox.log
 	scripts/test-summary build-asan
+
+# Memcheck over the unit suite (Criterion's workers included) and the real
+# daemon driven by the smoke test. Slow (oneDNN under valgrind): not in CI,
+# which runs the ASan suite instead.
+VALGRIND := valgrind --trace-children=yes --leak-check=full \
+            --errors-for-leak-kinds=definite --smc-check=all-non-file \
+            --suppressions=scripts/valgrind.supp
+valgrind-test: deps all $(TEST_BIN)
+	$(VALGRIND) $(TEST_BIN) --jobs 2 > $(BUILD)/valgrind.log 2>&1; \
+	  grep -E "Synthesis" $(BUILD)/valgrind.log; \
+	  ! grep -E "ERROR SUMMARY: [1-9]" $(BUILD)/valgrind.log && \
+	  grep -q "Failing: 0 | Crashing: 0" $(BUILD)/valgrind.log
+	scripts/valgrind-smoke $(BUILD)
 
 clean:
 	rm -rf build build-asan
