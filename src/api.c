@@ -291,6 +291,9 @@ static int run_model(struct job *j, struct dcv_infer_request *in, int64_t *oshap
                         "input named 'input'", in->input_name, j->ref.name);
     if ((rc = dcv_model_output_shape(m, in->input.shape, in->input.ndim, oshape, count, j->err)))
         return rc;
+    if (*count > j->api->cfg->max_tensor_elems)
+        return dcv_errf(j->err, DCV_ETOOBIG, "the output would hold %zu values, above "
+                        "max_tensor_elems (%zu)", *count, j->api->cfg->max_tensor_elems);
     if (!(*out = malloc(sizeof(float) * (*count ? *count : 1))))
         return dcv_errf(j->err, DCV_ENOMEM, "out of memory for a %zu-value output", *count);
     j->t_decoded = dcv_now_ns();

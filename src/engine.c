@@ -635,6 +635,13 @@ int dcv_engine_run(struct dcv_engine_kernel *k, const float *src, int64_t batch,
                    const int64_t *in_sp, const int64_t *out_sp, float *dst, char *err)
 {
     struct plan *p;
+    /* oneDNN 2.6 indexes an image with 32-bit ints (SIGFPE found by fuzzing) */
+    int64_t in_img = k->conv.in_channels, out_img = k->conv.filters;
+    for (int i = 0; i < k->conv.rank; i++) in_img *= in_sp[i], out_img *= out_sp[i];
+    if (in_img > INT32_MAX || out_img > INT32_MAX)
+        return dcv_errf(err, DCV_ETOOBIG, "one image of %lld input / %lld output values is "
+                        "above what oneDNN can index (2^31)", (long long)in_img,
+                        (long long)out_img);
     /* An OpenMP fork/join costs microseconds (milliseconds when the cores
      * are busy); below ~2M multiply-adds one thread finishes sooner. */
     int threads = omp_get_max_threads();

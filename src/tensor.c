@@ -561,8 +561,11 @@ static int lift(struct scanner *s, char *err)
         free(v);
         return refuse_literal(s, errpos, count, err);
     }
-    if (!count) { /* empty arrays only: the tree keeps them, as it does short ones */
+    if (count <= DCV_TENSOR_MAX_DIMS) {
+        /* Empty and shape-sized arrays stay JSON, like short ones: callers
+         * read output_shape, strides, dilations as plain lists. */
         free(v);
+        exact_in_tree(s->p, len);
         return 0;
     }
     if (count > s->lim.max_elems) {

@@ -1514,3 +1514,20 @@ Test(tensor, escaped_shape_key_is_still_a_shape)
     dcv_infer_request_release(&req);
     free(body);
 }
+
+/* Fuzzer find: a shape-sized array long enough (in bytes) for a marker was
+ * lifted, so the ops endpoint could not read output_shape/strides. */
+Test(tensor, shape_sized_arrays_stay_json_whatever_their_spacing)
+{
+    char body[] = "{\"output_shape\": [1,        16384,        16384,      3], "
+                  "\"strides\": [   2,     2   ]}";
+    char err[DCV_ERRLEN] = "";
+    struct dcv_tensor_body *b = dcv_tensor_parse_body(body, strlen(body), NULL, err);
+    cr_assert_not_null(b, "%s", err);
+    const struct dcv_json *os = dcv_json_get(dcv_tensor_body_root(b), "output_shape");
+    cr_assert_eq(dcv_json_type(os), DCV_JSON_ARRAY, "output_shape must stay a JSON array");
+    cr_expect_eq(dcv_json_size(os), 4);
+    cr_expect_eq(dcv_json_number(dcv_json_at(os, 1)), 16384.0);
+    cr_expect_eq(dcv_json_type(dcv_json_get(dcv_tensor_body_root(b), "strides")), DCV_JSON_ARRAY);
+    dcv_tensor_body_free(b);
+}
