@@ -171,6 +171,15 @@ static size_t list_models(const char *dir, char (**names)[DCV_MODEL_NAME_MAX])
     return n;
 }
 
+static void job_free(struct load_job *j)
+{
+    free(j->names);
+    free(j->models);
+    free(j->errors);
+    free(j->codes);
+    free(j);
+}
+
 static void load_work(void *arg)
 {
     struct load_job *j = arg;
@@ -251,11 +260,7 @@ static void load_done(void *arg)
     if (j->done)
         j->done(j->arg, !failures ? 0 : j->n == 1 && j->codes[0] ? j->codes[0] : DCV_EINVAL,
                 failures && j->n == 1 ? j->errors[0] : "");
-    free(j->names);
-    free(j->models);
-    free(j->errors);
-    free(j->codes);
-    free(j);
+    job_free(j);
 }
 
 static struct load_job *job_new(struct dcv_registry *r, const char *name)
@@ -275,11 +280,7 @@ static struct load_job *job_new(struct dcv_registry *r, const char *name)
     j->errors = calloc(j->n + 1, sizeof *j->errors);
     j->codes = calloc(j->n + 1, sizeof *j->codes);
     if ((j->n && !j->names) || !j->models || !j->errors || !j->codes) {
-        free(j->names);
-        free(j->models);
-        free(j->errors);
-        free(j->codes);
-        free(j);
+        job_free(j);
         return NULL;
     }
     return j;
@@ -309,11 +310,7 @@ int dcv_registry_reload(struct dcv_registry *r, const char *name, dcv_registry_d
     int rc = dcv_sched_submit_bg(load_work, load_done, j);
     if (rc) {
         r->reloading = false;
-        free(j->names);
-        free(j->models);
-        free(j->errors);
-        free(j->codes);
-        free(j);
+        job_free(j);
     }
     return rc;
 }
