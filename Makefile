@@ -70,17 +70,23 @@ asan-test: deps
 	-scripts/run-tests build-asan 2>&1 | tee build-asan/blackbox.log
 	scripts/test-summary build-asan
 
-# Memcheck over the unit suite (Criterion's workers included) and the real
-# daemon driven by the smoke test. Slow (oneDNN under valgrind): not in CI,
-# which runs the ASan suite instead.
+# Memcheck over the unit suites (Criterion's workers included) and the real
+# daemon driven by the smoke test. The engine and numpy suites are left to
+# asan-test: valgrind 3.19 emulates no AVX-512, so oneDNN has no bf16 there
+# and memcheck itself aborts inside one of oneDNN's rank-3 JIT kernels.
+# Slow: not in CI, which runs the ASan suites instead.
 VALGRIND := valgrind --trace-children=yes --leak-check=full \
             --errors-for-leak-kinds=definite --smc-check=all-non-file \
             --suppressions=scripts/valgrind.supp
+VALGRIND_SUITES := activation conv floatcodec init layer model npy op tensor
 valgrind-test: deps all $(TEST_BIN)
-	$(VALGRIND) $(TEST_BIN) --jobs 2 > $(BUILD)/valgrind.log 2>&1; \
-	  grep -E "Synthesis" $(BUILD)/valgrind.log; \
-	  ! grep -E "ERROR SUMMARY: [1-9]" $(BUILD)/valgrind.log && \
-	  grep -q "Failing: 0 | Crashing: 0" $(BUILD)/valgrind.log
+	@rm -f $(BUILD)/valgrind.log
+	@for s in $(VALGRIND_SUITES); do \
+	  $(VALGRIND) $(TEST_BIN) --filter "$$s/*" >> $(BUILD)/valgrind.log 2>&1; \
+	  grep "Synthesis" $(BUILD)/valgrind.log | tail -1 | sed "s/^/$$s: /"; \
+	done
+	! grep -E "ERROR SUMMARY: [1-9]" $(BUILD)/valgrind.log
+	! grep -E "Failing: [1-9]|Crashing: [1-9]" $(BUILD)/valgrind.log
 	scripts/valgrind-smoke $(BUILD)
 
 clean:
