@@ -32,33 +32,6 @@
 
 static const struct dcv_decode_limits limits = { .max_elems = MAX_ELEMS, .max_depth = 0 };
 
-static void check_tensor(const struct dcv_tensor *t, size_t max_elems, const char *what)
-{
-    FUZZ_CHECK(t->ndim >= 1 && t->ndim <= DCV_TENSOR_MAX_DIMS, "%s: ndim %d", what, t->ndim);
-    size_t p = 1;
-    for (int i = 0; i < t->ndim; i++) {
-        FUZZ_CHECK(t->shape[i] >= 1, "%s: shape[%d] = %lld", what, i, (long long)t->shape[i]);
-        p *= (size_t)t->shape[i];
-    }
-    FUZZ_CHECK(p == t->count, "%s: shape product %zu != count %zu", what, p, t->count);
-    FUZZ_CHECK(t->count >= 1 && t->count <= max_elems, "%s: count %zu", what, t->count);
-    FUZZ_CHECK(t->data != NULL, "%s: no data", what);
-    FUZZ_CHECK(fz_touch(t->data, t->count) == 0, "%s: non-finite value accepted", what);
-}
-
-static void same_tensor(const struct dcv_tensor *a, const struct dcv_tensor *b, const char *what)
-{
-    FUZZ_CHECK(a->ndim == b->ndim && a->count == b->count, "%s: ndim %d/%d count %zu/%zu", what,
-               a->ndim, b->ndim, a->count, b->count);
-    for (int i = 0; i < a->ndim; i++)
-        FUZZ_CHECK(a->shape[i] == b->shape[i], "%s: shape[%d] %lld != %lld", what, i,
-                   (long long)a->shape[i], (long long)b->shape[i]);
-    for (size_t i = 0; i < a->count; i++)
-        FUZZ_CHECK(fz_bits(a->data[i]) == fz_bits(b->data[i]),
-                   "%s: value %zu: %08x != %08x", what, i, fz_bits(a->data[i]),
-                   fz_bits(b->data[i]));
-}
-
 /* "[d0,d1,...]" */
 static size_t put_shape(char *p, const struct dcv_tensor *t)
 {
@@ -88,7 +61,7 @@ static void request_round_trips(const struct dcv_tensor *t)
     fz_err_init(err);
     int rc = dcv_tensor_decode_kserve(buf, n, 0, &limits, &back, err);
     FUZZ_CHECK(rc == 0, "re-encoded JSON request refused: %s", err);
-    same_tensor(t, &back.input, "JSON request round trip");
+    fz_same_tensor(t, &back.input, "JSON request round trip");
     dcv_infer_request_release(&back);
 
     n = (size_t)sprintf(buf, "{\"inputs\":[{\"name\":\"in\",\"datatype\":\"FP32\",\"shape\":");
@@ -101,7 +74,7 @@ static void request_round_trips(const struct dcv_tensor *t)
     fz_err_init(err);
     rc = dcv_tensor_decode_kserve(buf, n, hlen, &limits, &back, err);
     FUZZ_CHECK(rc == 0, "re-encoded binary request refused: %s", err);
-    same_tensor(t, &back.input, "binary request round trip");
+    fz_same_tensor(t, &back.input, "binary request round trip");
     dcv_infer_request_release(&back);
     free(buf);
 }
@@ -131,7 +104,7 @@ static void response_round_trip(const struct dcv_infer_request *req)
     fz_err_init(err);
     int rc = dcv_tensor_from_json(o, &limits, &back, err);
     FUZZ_CHECK(rc == 0, "encoded response output not a tensor: %s", err);
-    same_tensor(t, &back, "response round trip");
+    fz_same_tensor(t, &back, "response round trip");
     dcv_tensor_release(&back);
     dcv_tensor_body_free(b);
     free(out);
@@ -174,7 +147,7 @@ static void padded_decode(const uint8_t *data, size_t size, size_t header_len,
                "padding the arrays changed the verdict: %s -> %s (%s)", dcv_error_name(rc),
                dcv_error_name(rc2), rc2 ? err : "");
     if (!rc) {
-        same_tensor(&req->input, &again.input, "padded arrays");
+        fz_same_tensor(&req->input, &again.input, "padded arrays");
         FUZZ_CHECK(strcmp(req->id, again.id) == 0 && strcmp(req->input_name, again.input_name) == 0 &&
                        req->binary_output == again.binary_output &&
                        req->output_requested == again.output_requested,
@@ -209,7 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(req.input.data == NULL, "failed decode left data behind");
         return 0;
     }
-    check_tensor(&req.input, lim.max_elems, "decoded input");
+    fz_check_tensor(&req.input, lim.max_elems, "decoded input");
     FUZZ_CHECK(strlen(req.id) < DCV_TENSOR_ID_MAX && (req.has_id || req.id[0] == '\0'),
                "bad id");
     FUZZ_CHECK(strlen(req.input_name) < DCV_TENSOR_NAME_MAX, "bad input name");

@@ -28,33 +28,6 @@
 
 static const struct dcv_decode_limits limits = { .max_elems = MAX_ELEMS, .max_depth = 0 };
 
-static void check_tensor(const struct dcv_tensor *t, size_t max_elems, const char *what)
-{
-    FUZZ_CHECK(t->ndim >= 1 && t->ndim <= DCV_TENSOR_MAX_DIMS, "%s: ndim %d", what, t->ndim);
-    size_t p = 1;
-    for (int i = 0; i < t->ndim; i++) {
-        FUZZ_CHECK(t->shape[i] >= 1, "%s: shape[%d] = %lld", what, i, (long long)t->shape[i]);
-        p *= (size_t)t->shape[i];
-    }
-    FUZZ_CHECK(p == t->count, "%s: shape product %zu != count %zu", what, p, t->count);
-    FUZZ_CHECK(t->count >= 1 && t->count <= max_elems, "%s: count %zu", what, t->count);
-    FUZZ_CHECK(t->data != NULL, "%s: no data", what);
-    FUZZ_CHECK(fz_touch(t->data, t->count) == 0, "%s: non-finite value accepted", what);
-}
-
-static void same_tensor(const struct dcv_tensor *a, const struct dcv_tensor *b, const char *what)
-{
-    FUZZ_CHECK(a->ndim == b->ndim && a->count == b->count, "%s: ndim %d/%d count %zu/%zu", what,
-               a->ndim, b->ndim, a->count, b->count);
-    for (int i = 0; i < a->ndim; i++)
-        FUZZ_CHECK(a->shape[i] == b->shape[i], "%s: shape[%d] %lld != %lld", what, i,
-                   (long long)a->shape[i], (long long)b->shape[i]);
-    for (size_t i = 0; i < a->count; i++)
-        FUZZ_CHECK(fz_bits(a->data[i]) == fz_bits(b->data[i]),
-                   "%s: value %zu: %08x != %08x", what, i, fz_bits(a->data[i]),
-                   fz_bits(b->data[i]));
-}
-
 /* Response text -> request text with the same nested value. */
 static void response_round_trip(const struct dcv_tensor *t, bool rows)
 {
@@ -77,7 +50,7 @@ static void response_round_trip(const struct dcv_tensor *t, bool rows)
     int rc = dcv_tensor_decode_tfserving(req, len - fl + tl, &limits, &back, &rows_back, err);
     FUZZ_CHECK(rc == 0, "re-encoded TF Serving body refused: %s\n  body: %.300s", err, out);
     FUZZ_CHECK(rows_back == rows, "row format flipped");
-    same_tensor(t, &back.input, "TF Serving round trip");
+    fz_same_tensor(t, &back.input, "TF Serving round trip");
     dcv_infer_request_release(&back);
     free(req);
     free(out);
@@ -96,12 +69,12 @@ static void plain_tensor(const struct dcv_json *node, const struct dcv_decode_li
         FUZZ_CHECK(t.data == NULL, "%s: failed but left data", what);
         return;
     }
-    check_tensor(&t, lim->max_elems, what);
+    fz_check_tensor(&t, lim->max_elems, what);
     /* Not stolen: reading the same node again gives the same tensor. */
     fz_err_init(err);
     rc = dcv_tensor_from_json(node, lim, &again, err);
     FUZZ_CHECK(rc == 0, "%s: second read failed: %s", what, err);
-    same_tensor(&t, &again, what);
+    fz_same_tensor(&t, &again, what);
     dcv_tensor_release(&again);
     dcv_tensor_release(&t);
 }
@@ -148,7 +121,7 @@ static void padded_decode(const uint8_t *data, size_t size, const struct dcv_dec
     if (!rc) {
         FUZZ_CHECK(rows2 == rows && strcmp(req->input_name, again.input_name) == 0,
                    "padding the arrays changed the form or the name");
-        same_tensor(&req->input, &again.input, "padded arrays");
+        fz_same_tensor(&req->input, &again.input, "padded arrays");
         dcv_infer_request_release(&again);
     }
     free(body);
@@ -172,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz_check_error(rc, err, "dcv_tensor_decode_tfserving");
         FUZZ_CHECK(req.input.data == NULL, "failed decode left data behind");
     } else {
-        check_tensor(&req.input, lim.max_elems, "decoded input");
+        fz_check_tensor(&req.input, lim.max_elems, "decoded input");
         FUZZ_CHECK(strlen(req.input_name) < DCV_TENSOR_NAME_MAX, "bad input name");
         if (req.input.count <= ROUND_TRIP_MAX)
             response_round_trip(&req.input, rows);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "deconvd/error.h"
+#include "deconvd/tensor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -126,6 +127,35 @@ static inline size_t fz_touch(const float *v, size_t n)
     for (size_t i = 0; i < n; i++)
         bad += !isfinite(v[i]);
     return bad;
+}
+
+/* A decoded tensor is self-consistent: shape, count, limits, finite data. */
+static inline void fz_check_tensor(const struct dcv_tensor *t, size_t max_elems, const char *what)
+{
+    FUZZ_CHECK(t->ndim >= 1 && t->ndim <= DCV_TENSOR_MAX_DIMS, "%s: ndim %d", what, t->ndim);
+    size_t p = 1;
+    for (int i = 0; i < t->ndim; i++) {
+        FUZZ_CHECK(t->shape[i] >= 1, "%s: shape[%d] = %lld", what, i, (long long)t->shape[i]);
+        p *= (size_t)t->shape[i];
+    }
+    FUZZ_CHECK(p == t->count, "%s: shape product %zu != count %zu", what, p, t->count);
+    FUZZ_CHECK(t->count >= 1 && t->count <= max_elems, "%s: count %zu", what, t->count);
+    FUZZ_CHECK(t->data != NULL, "%s: no data", what);
+    FUZZ_CHECK(fz_touch(t->data, t->count) == 0, "%s: non-finite value accepted", what);
+}
+
+/* Same shape and bit-identical values. */
+static inline void fz_same_tensor(const struct dcv_tensor *a, const struct dcv_tensor *b, const char *what)
+{
+    FUZZ_CHECK(a->ndim == b->ndim && a->count == b->count, "%s: ndim %d/%d count %zu/%zu", what,
+               a->ndim, b->ndim, a->count, b->count);
+    for (int i = 0; i < a->ndim; i++)
+        FUZZ_CHECK(a->shape[i] == b->shape[i], "%s: shape[%d] %lld != %lld", what, i,
+                   (long long)a->shape[i], (long long)b->shape[i]);
+    for (size_t i = 0; i < a->count; i++)
+        FUZZ_CHECK(fz_bits(a->data[i]) == fz_bits(b->data[i]),
+                   "%s: value %zu: %08x != %08x", what, i, fz_bits(a->data[i]),
+                   fz_bits(b->data[i]));
 }
 
 #endif
