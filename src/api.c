@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "deconvd/api.h"
+#include "deconvd/buf.h"
 #include "deconvd/config.h"
 #include "deconvd/engine.h"
 #include "deconvd/error.h"
@@ -163,7 +164,7 @@ static char *error_body(const char *msg, size_t *len)
     if (!clean) return NULL;
     utf8_scrub(clean, strlen(clean));
     size_t need = dcv_json_quote(NULL, 0, clean) + 16;
-    if ((b = malloc(need))) {
+    if ((b = dcv_buf_alloc(need))) {
         size_t n = (size_t)snprintf(b, need, "{\"error\":");
         n += dcv_json_quote(b + n, need - n, clean);
         b[n++] = '}';
@@ -173,18 +174,27 @@ static char *error_body(const char *msg, size_t *len)
     return b;
 }
 
+/* A response body (dcv_buf) holding a copy of s, or NULL. */
+static char *body_dup(const char *s, size_t n)
+{
+    char *b = dcv_buf_alloc(n + 1);
+    if (b) memcpy(b, s, n + 1);
+    return b;
+}
+
 static void send_json(struct dcv_api *a, struct dcv_http_req *req, const char *model,
                       int status, struct dcv_json *doc)
 {
-    char *s = dcv_json_print(doc);
+    char *s = dcv_json_print(doc), *b;
     dcv_json_free(doc);
     if (s) utf8_scrub(s, strlen(s));      /* model-file text (index reasons, config) */
-    if (!s) {
-        const char *oom = "{\"error\":\"out of memory\"}";
-        s = strdup(oom);
+    b = s ? body_dup(s, strlen(s)) : NULL;
+    free(s);
+    if (!b) {
+        b = body_dup("{\"error\":\"out of memory\"}", 25);
         status = 500;
     }
-    send_text(a, req, model, status, JSON, s, s ? strlen(s) : 0);
+    send_text(a, req, model, status, JSON, b, b ? strlen(b) : 0);
 }
 
 static void send_error(struct dcv_api *a, struct dcv_http_req *req, const char *model, int code,
@@ -224,8 +234,8 @@ static bool authorized(struct dcv_api *a, struct dcv_http_req *req)
 
 static void job_free(struct job *j)
 {
-    free(j->body);
-    free(j->out);
+    dcv_buf_free(j->body);
+    dcv_buf_free(j->out);
     free(j);
 }
 
@@ -281,24 +291,38 @@ static void job_done(void *arg)
     idle_check(a);
 }
 
-static int run_model(struct job *j, struct dcv_infer_request *in, int64_t *oshape,
-                     float **out, size_t *count)
+static int output_shape(struct job *j, struct dcv_infer_request *in, int64_t *oshape,
+                        size_t *count)
 {
-    const struct dcv_model *m = j->ref.model;
     int rc;
     if (strcmp(in->input_name, "input") != 0 && j->kind == JOB_KSERVE)
         return dcv_errf(j->err, DCV_EINVAL, "unexpected input '%.60s': model '%s' has one "
                         "input named 'input'", in->input_name, j->ref.name);
-    if ((rc = dcv_model_output_shape(m, in->input.shape, in->input.ndim, oshape, count, j->err)))
+    if ((rc = dcv_model_output_shape(j->ref.model, in->input.shape, in->input.ndim, oshape,
+                                     count, j->err)))
         return rc;
     if (*count > j->api->cfg->max_tensor_elems)
         return dcv_errf(j->err, DCV_ETOOBIG, "the output would hold %zu values, above "
                         "max_tensor_elems (%zu)", *count, j->api->cfg->max_tensor_elems);
-    if (!(*out = malloc(sizeof(float) * (*count ? *count : 1))))
-        return dcv_errf(j->err, DCV_ENOMEM, "out of memory for a %zu-value output", *count);
-    j->t_decoded = dcv_now_ns();
-    return dcv_model_infer(m, in->input.data, in->input.shape, in->input.ndim, *out, *count,
-                           j->err);
+    return 0;
+}
+
+/* Where the output goes: straight into the response for binary KServe
+ * answers (no copy of the biggest buffer), else a buffer to encode from. */
+static float *output_buffer(struct job *j, struct dcv_infer_request *in, const int64_t *oshape,
+                            size_t count, float **scratch)
+{
+    float *dst = NULL;
+    if (j->kind == JOB_KSERVE && in->binary_output) {
+        char ver[16];
+        snprintf(ver, sizeof ver, "%d", j->ref.version);
+        j->binary = true;
+        j->out = dcv_tensor_kserve_binary_open(j->ref.name, ver, in->id, in->has_id, oshape,
+                                               in->input.ndim, &dst, &j->out_len,
+                                               &j->out_header_len);
+        return j->out ? dst : NULL;
+    }
+    return *scratch = dcv_buf_alloc(sizeof(float) * count);
 }
 
 /* Adaptive threads: the cores split among the jobs running now (this one
@@ -331,15 +355,24 @@ static void infer_work(void *arg)
     j->rc = j->kind == JOB_KSERVE
           ? dcv_tensor_decode_kserve(j->body, j->len, j->header_len, &lim, &in, j->err)
           : dcv_tensor_decode_tfserving(j->body, j->len, &lim, &in, &rows, j->err);
-    if (j->rc || (j->rc = run_model(j, &in, oshape, &out, &count))) goto out;
-    j->t_computed = dcv_now_ns();
+    if (j->rc || (j->rc = output_shape(j, &in, oshape, &count))) goto out;
+    float *dst = output_buffer(j, &in, oshape, count, &out);
+    if (!dst) {
+        j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory for a %zu-value output", count);
+        goto out;
+    }
+    j->t_decoded = dcv_now_ns();
     int nd = in.input.ndim;
-    if (j->kind == JOB_KSERVE) {
+    j->rc = dcv_model_infer(j->ref.model, in.input.data, in.input.shape, nd, dst, count, j->err);
+    if (j->rc) goto out;
+    j->t_computed = dcv_now_ns();
+    if (j->binary) {
+        dcv_tensor_kserve_binary_close(dst, count);
+    } else if (j->kind == JOB_KSERVE) {
         char ver[16];
         snprintf(ver, sizeof ver, "%d", j->ref.version);
-        j->binary = in.binary_output;
         j->out = dcv_tensor_encode_kserve(j->ref.name, ver, in.id, in.has_id, oshape, nd, out,
-                                          in.binary_output, &j->out_len, &j->out_header_len);
+                                          false, &j->out_len, &j->out_header_len);
     } else {
         j->out = dcv_tensor_encode_tfserving(oshape, nd, out, rows, &j->out_len);
     }
@@ -348,10 +381,10 @@ out:
     j->t_done = dcv_now_ns();
     if (!j->t_decoded) j->t_decoded = j->t_done;
     if (!j->t_computed) j->t_computed = j->t_done;
-    free(out);
-    free(j->body);
+    dcv_buf_free(out);
+    dcv_infer_request_release(&in);      /* before the body it may borrow from */
+    dcv_buf_free(j->body);
     j->body = NULL;
-    dcv_infer_request_release(&in);
 }
 
 static int json_dims(const struct dcv_json *v, int64_t *out, int max, bool allow_unknown,
@@ -428,7 +461,7 @@ static void op_work(void *arg)
         j->rc = dcv_errf(j->err, DCV_ETOOBIG, "output of %zu values above max_tensor_elems", n);
         goto out;
     }
-    if (!(out = malloc(sizeof(float) * n))) {
+    if (!(out = dcv_buf_alloc(sizeof(float) * n))) {
         j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory");
         goto out;
     }
@@ -441,11 +474,11 @@ out:
     j->t_done = dcv_now_ns();
     if (!j->t_decoded) j->t_decoded = j->t_done;
     if (!j->t_computed) j->t_computed = j->t_done;
-    free(out);
+    dcv_buf_free(out);
     dcv_tensor_release(&in);
     dcv_tensor_release(&filt);
     dcv_tensor_body_free(b);
-    free(j->body);
+    dcv_buf_free(j->body);
     j->body = NULL;
 }
 
@@ -652,10 +685,14 @@ static void h_metrics(struct dcv_api *a, struct dcv_http_req *req)
 {
     struct dcv_gauges g = { .inflight = a->inflight, .queue_depth = dcv_sched_queued(),
                             .models_loaded = dcv_registry_ready_count(a->reg) };
+    struct dcv_buf_stats bs;
+    dcv_buf_get_stats(&bs);
+    g.buf_cached_bytes = bs.cached_bytes, g.buf_hits = bs.hits, g.buf_misses = bs.misses;
     size_t len = 0;
-    char *text = dcv_metrics_render(a->metrics, &g, &len);
-    if (!text) { send_error(a, req, NULL, DCV_ENOMEM, "out of memory"); return; }
-    send_text(a, req, NULL, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    char *text = dcv_metrics_render(a->metrics, &g, &len), *b = text ? body_dup(text, len) : NULL;
+    free(text);
+    if (!b) { send_error(a, req, NULL, DCV_ENOMEM, "out of memory"); return; }
+    send_text(a, req, NULL, 200, "text/plain; version=0.0.4; charset=utf-8", b, len);
 }
 
 struct load_ctx {
@@ -933,7 +970,7 @@ void dcv_api_handle(void *ctx, struct dcv_http_req *req)
         struct dcv_http_header h[] = { { "WWW-Authenticate", "Bearer" } };
         const char *msg = "{\"error\":\"missing or invalid bearer token\"}";
         finish(a, req, NULL, 401);
-        dcv_http_respond(req, 401, JSON, strdup(msg), 0, strlen(msg), h, 1);
+        dcv_http_respond(req, 401, JSON, body_dup(msg, strlen(msg)), 0, strlen(msg), h, 1);
         return;
     }
     route(a, req);

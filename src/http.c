@@ -26,6 +26,7 @@
 
 #include <microhttpd.h>
 
+#include "deconvd/buf.h"
 #include "deconvd/error.h"
 #include "deconvd/http.h"
 #include "deconvd/log.h"
@@ -33,6 +34,7 @@
 
 #define MIN_UPLOAD_RATE 65536          /* bytes/s a slow upload must keep up */
 #define SWEEP_NS 250000000ull           /* how often deadlines are checked */
+#define PRESIZE_MAX ((size_t)16 << 20) /* bodies trusted to Content-Length */
 
 /* An open connection, from MHD's connection notifications. */
 struct conn {
@@ -59,8 +61,8 @@ struct dcv_http_req {
     struct conn *track;
     const char *url;
     char method[32];
-    char *body;
-    size_t len, cap, discarded;
+    char *body;                    /* dcv_buf block + pad */
+    size_t len, cap, discarded, pad, expect;
     bool dispatched, suspended, too_large, cut;
     struct MHD_Response *resp;     /* waiting to be queued */
     int status;
@@ -91,7 +93,7 @@ char *dcv_http_take_body(struct dcv_http_req *r, size_t *len)
     *len = r->len;                /* r->len stays for the access log */
     r->body = NULL;
     r->cap = 0;
-    return b;
+    return b;                     /* within the block's first 64 bytes: dcv_buf_free takes it */
 }
 
 void dcv_http_set_log(struct dcv_http_req *r, const char *model, const char *endpoint)
@@ -104,13 +106,11 @@ void dcv_http_respond(struct dcv_http_req *r, int status, const char *content_ty
                       size_t off, size_t len, const struct dcv_http_header *hdrs, size_t nhdrs)
 {
     struct MHD_Response *resp;
-    if (body && off) {             /* MHD frees the pointer it was given */
-        memmove(body, body + off, len);
-    }
-    resp = MHD_create_response_from_buffer(len, body ? body : (void *)"",
-                                           body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    resp = body ? MHD_create_response_from_buffer_with_free_callback_cls(len, body + off,
+                                                                        dcv_buf_free, body)
+                : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!resp) {
-        free(body);
+        dcv_buf_free(body);
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
         status = 500;
     }
@@ -141,21 +141,25 @@ static enum MHD_Result queue_stored(struct dcv_http_req *r)
 
 static void respond_error(struct dcv_http_req *r, int status, const char *msg)
 {
-    char *b = malloc(256);
+    char *b = dcv_buf_alloc(256);
     int n = b ? snprintf(b, 256, "{\"error\":\"%s\"}", msg) : 0;
     dcv_http_respond(r, status, "application/json", b, 0, (size_t)n, NULL, 0);
 }
 
+/* The body buffer is sized from Content-Length when there is one (else it
+ * doubles), and starts pad bytes into its block so that the byte at the
+ * offset named by the align_after header (a binary tensor after a JSON
+ * header) is 64-byte aligned: the engine then reads it in place. */
 static bool append(struct dcv_http_req *r, const char *data, size_t n)
 {
     if (r->len + n > r->srv->o.max_body) return false;
     if (r->len + n + 1 > r->cap) {
-        size_t nc = r->cap ? r->cap * 2 : 4096;
+        size_t nc = r->cap ? r->cap * 2 : r->expect >= r->len + n ? r->expect + 1 : 4096;
         while (nc < r->len + n + 1) nc *= 2;
         if (nc > r->srv->o.max_body + 1) nc = r->srv->o.max_body + 1;
-        char *p = realloc(r->body, nc);
+        char *p = dcv_buf_realloc(r->body ? r->body - r->pad : NULL, r->pad + nc);
         if (!p) return false;
-        r->body = p;
+        r->body = p + r->pad;
         r->cap = nc;
     }
     memcpy(r->body + r->len, data, n);
@@ -194,6 +198,11 @@ static struct dcv_http_req *begin(struct dcv_http *h, struct MHD_Connection *con
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > h->o.max_body) r->too_large = true;
+    else if (cl) r->expect = strtoull(cl, NULL, 10);
+    if (r->expect > PRESIZE_MAX) r->expect = PRESIZE_MAX;  /* a lying length costs little */
+    const char *at = h->o.align_after ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                     h->o.align_after) : NULL;
+    if (at) r->pad = (DCV_BUF_ALIGN - strtoull(at, NULL, 10) % DCV_BUF_ALIGN) % DCV_BUF_ALIGN;
     return r;
 }
 
@@ -261,7 +270,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (r->resp) MHD_destroy_response(r->resp);
     r->srv->active--;
-    free(r->body);
+    dcv_buf_free(r->body);
     free(r);
     *con_cls = NULL;
 }

@@ -222,6 +222,15 @@ char *dcv_metrics_render(struct dcv_metrics *m, const struct dcv_gauges *g, size
     emit(&o, "# HELP deconvd_models_loaded Models ready to serve.\n"
              "# TYPE deconvd_models_loaded gauge\ndeconvd_models_loaded %ld\n",
          g->models_loaded);
+    emit(&o, "# HELP deconvd_buffer_cache_bytes Free tensor-sized buffers kept for reuse.\n"
+             "# TYPE deconvd_buffer_cache_bytes gauge\ndeconvd_buffer_cache_bytes %zu\n"
+             "# HELP deconvd_buffer_cache_hits_total Tensor-sized buffers served from the cache.\n"
+             "# TYPE deconvd_buffer_cache_hits_total counter\n"
+             "deconvd_buffer_cache_hits_total %llu\n"
+             "# HELP deconvd_buffer_cache_misses_total Tensor-sized buffers newly allocated.\n"
+             "# TYPE deconvd_buffer_cache_misses_total counter\n"
+             "deconvd_buffer_cache_misses_total %llu\n",
+         g->buf_cached_bytes, (unsigned long long)g->buf_hits, (unsigned long long)g->buf_misses);
     render_process(&o, m->start_time);
     if (o.oom) {
         free(o.buf);

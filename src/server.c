@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "deconvd/api.h"
+#include "deconvd/buf.h"
 #include "deconvd/config.h"
 #include "deconvd/engine.h"
 #include "deconvd/error.h"
@@ -32,7 +33,7 @@ struct server {
     struct dcv_registry *reg;
     struct dcv_metrics *metrics;
     struct dcv_api *api;
-    struct dcv_timer *http_timer, *drain_timer, *reload_timer;
+    struct dcv_timer *http_timer, *drain_timer, *reload_timer, *trim_timer;
     bool draining;
     uint64_t drain_start;
 };
@@ -50,6 +51,16 @@ static void http_wake(void *arg)
 {
     struct server *s = arg;
     dcv_sched_timer_start(s->http_timer, 0, 0);
+}
+
+/* Cached buffers unused this long go back to the kernel: RSS settles after
+ * a burst while a steady stream keeps reusing them. */
+#define BUF_IDLE_MS 10000
+
+static void buf_trim(void *arg)
+{
+    (void)arg;
+    dcv_buf_trim(BUF_IDLE_MS);
 }
 
 static void thread_init(void *arg)
@@ -155,10 +166,14 @@ static int start(struct server *s, char *err)
     s->http_timer = dcv_sched_timer_new(http_kick, s);
     s->drain_timer = dcv_sched_timer_new(drain_check, s);
     s->reload_timer = dcv_sched_timer_new(start_reload, s);
-    if (!s->api || !s->http_timer || !s->drain_timer || !s->reload_timer)
+    s->trim_timer = dcv_sched_timer_new(buf_trim, s);
+    if (!s->api || !s->http_timer || !s->drain_timer || !s->reload_timer || !s->trim_timer)
         return dcv_errf(err, DCV_ENOMEM, "out of memory at start-up");
     ho.ctx = s->api;
     ho.wake_arg = s;
+    ho.align_after = "Inference-Header-Content-Length";   /* binary tensors read in place */
+    dcv_buf_set_cache_limit(s->cfg->buffer_cache_bytes);
+    dcv_sched_timer_start(s->trim_timer, BUF_IDLE_MS / 4, BUF_IDLE_MS / 4);
     if ((rc = dcv_http_start(&ho, &s->http, err))) return rc;
     if ((rc = dcv_sched_watch(dcv_http_fd(s->http), http_kick, s)) ||
         (rc = dcv_sched_on_signal(SIGTERM, on_term, s)) ||

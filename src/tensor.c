@@ -26,6 +26,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "deconvd/buf.h"
 #include "deconvd/error.h"
 #include "deconvd/floatcodec.h"
 #include "deconvd/json.h"
@@ -1294,6 +1295,16 @@ static int kserve_binary(const struct kinput *k, const unsigned char *bin, size_
         return dcv_errf(err, DCV_EINVAL, "%s: expected %zu bytes of binary data after the JSON "
                         "header, got %zu%s", k->what, count * size, blen,
                         has_header ? "" : " (no Inference-Header-Content-Length was given)");
+    if (k->t == T_FP32 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ &&
+        (uintptr_t)bin % _Alignof(float) == 0) {
+        const float *v = (const float *)(const void *)bin;
+        for (size_t i = 0; i < count; i++)
+            if (!isfinite(v[i]))
+                return float_error(err, k->what, i, BAD_NONFINITE, k->t, v[i]);
+        out->data = (float *)(void *)bin;   /* read in place: no copy of the biggest input */
+        out->borrowed = true;
+        return 0;
+    }
     if (!(out->data = malloc(count * sizeof *out->data)))
         return dcv_errf(err, DCV_ENOMEM, "out of memory for %zu values", count);
     return from_binary(bin, count, k->t, out->data, k->what, err);
@@ -1561,7 +1572,8 @@ void dcv_tensor_release(struct dcv_tensor *t)
 {
     if (!t)
         return;
-    free(t->data);
+    if (!t->borrowed)
+        free(t->data);
     memset(t, 0, sizeof *t);
 }
 
@@ -1585,7 +1597,7 @@ static bool out_open(struct out *o, size_t cap)
 {
     o->len = 0;
     o->cap = cap;
-    return (o->p = malloc(cap)) != NULL;
+    return (o->p = dcv_buf_alloc(cap)) != NULL;
 }
 
 static void put(struct out *o, const char *s)
@@ -1644,17 +1656,62 @@ static size_t nested_max(size_t n, int ndim)
     return n * (DCV_FLOAT_MAXLEN + 1) + n * (2 * (size_t)ndim + 3) + 16;
 }
 
-static void put_le_floats(struct out *o, const float *v, size_t n)
+/* The response up to the outputs' data (or binary size). */
+static void kserve_head(struct out *o, const char *model, const char *version, const char *id,
+                        bool has_id, const int64_t *shape, int ndim)
 {
-    if (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) {
-        memcpy(o->p + o->len, v, n * sizeof *v);
-        o->len += n * sizeof *v;
-        return;
+    put(o, "{\"model_name\":");
+    put_quoted(o, model);
+    put(o, ",\"model_version\":");
+    put_quoted(o, version);
+    if (has_id) {
+        put(o, ",\"id\":");
+        put_quoted(o, id);
     }
+    put(o, ",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":");
+    put_shape(o, shape, ndim);
+}
+
+static size_t kserve_head_max(const char *model, const char *version, const char *id)
+{
+    return 256 + quoted_max(model) + quoted_max(version) + quoted_max(id) + SHAPE_TEXT;
+}
+
+char *dcv_tensor_kserve_binary_open(const char *model, const char *version, const char *id,
+                                    bool has_id, const int64_t *shape, int ndim, float **data,
+                                    size_t *len, size_t *header_len)
+{
+    size_t n;
+    struct out h;
+    char tail[64];
+    if (!shape_count(shape, ndim, &n) || !out_open(&h, kserve_head_max(model, version, id)))
+        return NULL;
+    kserve_head(&h, model, version, id, has_id, shape, ndim);
+    snprintf(tail, sizeof tail, ",\"parameters\":{\"binary_data_size\":%zu}}]}",
+             n * sizeof **data);
+    put(&h, tail);
+    /* start pad bytes in, so that the data after the header is aligned */
+    size_t pad = (DCV_BUF_ALIGN - h.len % DCV_BUF_ALIGN) % DCV_BUF_ALIGN;
+    char *b = dcv_buf_alloc(pad + h.len + n * sizeof **data + 1);
+    if (b) {
+        memcpy(b + pad, h.p, h.len);
+        *data = (float *)(void *)(b + pad + h.len);
+        *header_len = h.len;
+        *len = h.len + n * sizeof **data;
+    }
+    dcv_buf_free(h.p);
+    return b ? b + pad : NULL;
+}
+
+void dcv_tensor_kserve_binary_close(float *data, size_t n)
+{
+    if (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+        return;
     for (size_t i = 0; i < n; i++) {
-        uint32_t x = float_to_bits(v[i]);
-        for (int b = 0; b < 4; b++)
-            o->p[o->len++] = (char)(x >> (8 * b));
+        uint32_t x = float_to_bits(data[i]);
+        unsigned char *b = (unsigned char *)&data[i];
+        for (int k = 0; k < 4; k++)
+            b[k] = (unsigned char)(x >> (8 * k));
     }
 }
 
@@ -1662,37 +1719,30 @@ char *dcv_tensor_encode_kserve(const char *model, const char *version, const cha
                                bool has_id, const int64_t *shape, int ndim, const float *data,
                                bool binary, size_t *len, size_t *header_len)
 {
-    size_t n;
+    size_t n, hl;
     struct out o;
-    if (!shape_count(shape, ndim, &n) ||
-        !out_open(&o, 256 + quoted_max(model) + quoted_max(version) + quoted_max(id) +
-                          SHAPE_TEXT + n * (DCV_FLOAT_MAXLEN + 1)))
+    if (!shape_count(shape, ndim, &n))
         return NULL;
-    put(&o, "{\"model_name\":");
-    put_quoted(&o, model);
-    put(&o, ",\"model_version\":");
-    put_quoted(&o, version);
-    if (has_id) {
-        put(&o, ",\"id\":");
-        put_quoted(&o, id);
-    }
-    put(&o, ",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":");
-    put_shape(&o, shape, ndim);
     if (binary) {
-        char tail[64];
-        snprintf(tail, sizeof tail, ",\"parameters\":{\"binary_data_size\":%zu}}]}",
-                 n * sizeof *data);
-        put(&o, tail);
-        if (header_len)
-            *header_len = o.len;
-        put_le_floats(&o, data, n);
-    } else {
-        put(&o, ",\"data\":");
-        put_flat(&o, data, n);
-        put(&o, "}]}");
-        if (header_len)
-            *header_len = o.len;
+        float *dst;
+        char *b = dcv_tensor_kserve_binary_open(model, version, id, has_id, shape, ndim, &dst,
+                                                len, &hl);
+        if (b) {
+            memcpy(dst, data, n * sizeof *data);
+            dcv_tensor_kserve_binary_close(dst, n);
+            if (header_len)
+                *header_len = hl;
+        }
+        return b;
     }
+    if (!out_open(&o, kserve_head_max(model, version, id) + n * (DCV_FLOAT_MAXLEN + 1)))
+        return NULL;
+    kserve_head(&o, model, version, id, has_id, shape, ndim);
+    put(&o, ",\"data\":");
+    put_flat(&o, data, n);
+    put(&o, "}]}");
+    if (header_len)
+        *header_len = o.len;
     return out_close(&o, len);
 }
 

@@ -26,6 +26,7 @@ struct dcv_http_opts {
     dcv_http_handler handler;
     void *ctx;
     void (*wake)(void *arg);   /* asks the loop to call dcv_http_process soon */
+    const char *align_after;   /* header naming a body offset to 64-byte align, or NULL */
     void *wake_arg;
 };
 
@@ -46,7 +47,8 @@ const char *dcv_http_method(const struct dcv_http_req *r);
 const char *dcv_http_path(const struct dcv_http_req *r);          /* decoded, no query */
 const char *dcv_http_header(const struct dcv_http_req *r, const char *name); /* any case */
 char *dcv_http_body(struct dcv_http_req *r, size_t *len);          /* mutable, NUL-ended */
-/* Takes the body buffer away from the request (caller frees). */
+/* Takes the body buffer away from the request (caller frees with
+ * dcv_buf_free). */
 char *dcv_http_take_body(struct dcv_http_req *r, size_t *len);
 
 /* Labels for the access log line. */
@@ -57,7 +59,7 @@ struct dcv_http_header {
     const char *name, *value;
 };
 
-/* Sends the response: body (malloc'd, ownership taken; NULL allowed) of len
+/* Sends the response: body (from dcv_buf_alloc, ownership taken; NULL allowed) of len
  * bytes starting at body + off. Works both inside the handler and later;
  * exactly once per request. */
 void dcv_http_respond(struct dcv_http_req *r, int status, const char *content_type, char *body,

@@ -9,6 +9,7 @@
 #define DECONVD_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct dcv_metrics;
 
@@ -16,6 +17,8 @@ enum dcv_hist { DCV_HIST_REQUEST, DCV_HIST_QUEUE, DCV_HIST_COMPUTE, DCV_HIST_COU
 
 struct dcv_gauges {
     long inflight, queue_depth, models_loaded;
+    size_t buf_cached_bytes;
+    uint64_t buf_hits, buf_misses;
 };
 
 struct dcv_metrics *dcv_metrics_new(void);

@@ -25,7 +25,8 @@ struct dcv_tensor {
     int64_t shape[DCV_TENSOR_MAX_DIMS];
     int ndim;
     size_t count;            /* product of shape */
-    float *data;             /* malloc'd float32, C order; owned */
+    float *data;             /* float32, C order; malloc'd and owned unless borrowed */
+    bool borrowed;           /* data points into the request body (binary FP32 input) */
 };
 
 struct dcv_infer_request {
@@ -50,7 +51,9 @@ struct dcv_decode_limits {
  * all converted to float32. "data" may be flat or nested (row-major), its
  * element count must equal the shape product, and a binary_data_size must
  * equal shape product × element size. The body buffer is modified in place
- * (the decoder blanks arrays it has consumed). Returns 0 and fills *req
+ * (the decoder blanks arrays it has consumed), and a binary FP32 input
+ * that is 4-byte aligned is not copied: req->input borrows it, so the body
+ * must outlive the request. Returns 0 and fills *req
  * (release with dcv_infer_request_release) or DCV_EPARSE / DCV_EINVAL /
  * DCV_ESHAPE / DCV_ETOOBIG / DCV_ENOMEM with a message naming expected vs
  * received. Non-finite numbers (NaN, Infinity, 1e999) are refused. */
@@ -88,10 +91,21 @@ void dcv_infer_request_release(struct dcv_infer_request *req);
  * With binary, "data" is replaced by "parameters":{"binary_data_size":N}
  * and the raw little-endian floats follow the JSON header; *header_len then
  * receives the JSON header length (for Inference-Header-Content-Length).
- * Returns a malloc'd buffer of *len bytes, or NULL on OOM. */
+ * Returns a buffer of *len bytes (free with dcv_buf_free), or NULL on OOM.
+ * Encoders below return dcv_buf blocks too. */
 char *dcv_tensor_encode_kserve(const char *model, const char *version, const char *id,
                                bool has_id, const int64_t *shape, int ndim, const float *data,
                                bool binary, size_t *len, size_t *header_len);
+
+/* The binary response in one buffer, so the engine can compute straight
+ * into it: the JSON header as above, then room for the shape's n float32
+ * values at *data (64-byte aligned), which the caller fills and then passes
+ * to dcv_tensor_kserve_binary_close (byte order). Returns the buffer of
+ * *len bytes (free with dcv_buf_free), or NULL on OOM. */
+char *dcv_tensor_kserve_binary_open(const char *model, const char *version, const char *id,
+                                    bool has_id, const int64_t *shape, int ndim, float **data,
+                                    size_t *len, size_t *header_len);
+void dcv_tensor_kserve_binary_close(float *data, size_t n);
 
 /* TF Serving response: {"predictions": [one nested array per batch element]}
  * when row_format, else {"outputs": nested}. */

@@ -21,6 +21,7 @@
 
 #include "deconvd/floatcodec.h"
 #include "deconvd/json.h"
+#include "deconvd/buf.h"
 #include "deconvd/tensor.h"
 #include "fuzzutil.h"
 
@@ -107,7 +108,7 @@ static void response_round_trip(const struct dcv_infer_request *req)
     fz_same_tensor(t, &back, "response round trip");
     dcv_tensor_release(&back);
     dcv_tensor_body_free(b);
-    free(out);
+    dcv_buf_free(out);
 
     out = dcv_tensor_encode_kserve("model", "1", req->id, req->has_id, t->shape, t->ndim,
                                    t->data, true, &len, &hlen);
@@ -119,7 +120,7 @@ static void response_round_trip(const struct dcv_infer_request *req)
     struct dcv_json *hdr = dcv_json_parse(out, hlen, err);
     FUZZ_CHECK(hdr != NULL, "binary response header is not JSON: %s", err);
     dcv_json_free(hdr);
-    free(out);
+    dcv_buf_free(out);
 }
 
 /* Decodes the body again with its JSON part padded (see fz_pad_arrays). */

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 
 #include "deconvd/json.h"
+#include "deconvd/buf.h"
 #include "deconvd/tensor.h"
 #include "fuzzutil.h"
 
@@ -53,7 +54,7 @@ static void response_round_trip(const struct dcv_tensor *t, bool rows)
     fz_same_tensor(t, &back.input, "TF Serving round trip");
     dcv_infer_request_release(&back);
     free(req);
-    free(out);
+    dcv_buf_free(out);
 }
 
 static void plain_tensor(const struct dcv_json *node, const struct dcv_decode_limits *lim,

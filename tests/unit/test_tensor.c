@@ -13,6 +13,7 @@
 #include "deconvd/error.h"
 #include "deconvd/floatcodec.h"
 #include "deconvd/json.h"
+#include "deconvd/buf.h"
 #include "deconvd/tensor.h"
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -534,6 +535,31 @@ Test(tensor, kserve_binary_large_fp32_and_output_flag)
     dcv_infer_request_release(&req);
     free(body);
     free(v);
+}
+
+/* An aligned FP32 payload is read in place; any other is copied. Both must
+ * give the same values. */
+Test(tensor, kserve_binary_fp32_borrowed_only_when_aligned)
+{
+    const float v[3] = { 1.5f, -0.0f, 3e-41f };
+    for (int mis = 0; mis < 4; mis++) {
+        char head[160];
+        int hl = snprintf(head, sizeof head, "{\"inputs\":[{\"name\":\"x\",\"shape\":[3],"
+                          "\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\":12}}]}");
+        while (hl % 4 != mis) head[hl++] = ' ';     /* JSON allows trailing blanks */
+        char *body = aligned_alloc(64, 256);
+        memcpy(body, head, (size_t)hl);
+        memcpy(body + hl, v, sizeof v);
+        struct dcv_infer_request req;
+        char err[DCV_ERRLEN] = "";
+        cr_assert_eq(dcv_tensor_decode_kserve(body, (size_t)hl + sizeof v, (size_t)hl, NULL, &req,
+                                              err), 0, "%s", err);
+        cr_assert_eq(req.input.borrowed, mis == 0, "header length %% 4 = %d", mis);
+        cr_assert_eq(req.input.data == (float *)(void *)(body + hl), mis == 0);
+        for (int i = 0; i < 3; i++) cr_assert_eq(bits(req.input.data[i]), bits(v[i]));
+        dcv_infer_request_release(&req);
+        free(body);
+    }
 }
 
 Test(tensor, kserve_binary_framing_errors)
@@ -1251,12 +1277,12 @@ Test(tensor, encode_kserve_json_round_trip)
     for (const struct dcv_json *c = dcv_json_first(data); c; c = dcv_json_next(c), i++)
         cr_assert_eq(bits(json_float(c)), bits(v[i]), "value %zu", i);
     dcv_json_free(root);
-    free(out);
+    dcv_buf_free(out);
 
     /* without id; no "id" key at all */
     out = dcv_tensor_encode_kserve("m", "1", NULL, false, shape, 3, v, false, &len, &hlen);
     cr_assert_null(strstr(out, "\"id\""));
-    free(out);
+    dcv_buf_free(out);
     free(v);
 }
 
@@ -1268,6 +1294,7 @@ Test(tensor, encode_kserve_binary)
     char *out = dcv_tensor_encode_kserve("m", "1", "abc", true, shape, 2, v, true, &len, &hlen);
     cr_assert_not_null(out);
     cr_assert_eq(len, hlen + sizeof v);
+    cr_assert_eq((uintptr_t)(out + hlen) % 64, 0, "the engine writes the data in place");
     char err[DCV_ERRLEN] = "";
     struct dcv_json *root = dcv_json_parse(out, hlen, err);
     cr_assert_not_null(root, "%s", err);
@@ -1283,7 +1310,7 @@ Test(tensor, encode_kserve_binary)
                      (uint32_t)raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24;
         cr_assert_eq(b, bits(v[i]), "value %d", i);
     }
-    free(out);
+    dcv_buf_free(out);
 }
 
 Test(tensor, encode_nonfinite_as_python_reads_them)
@@ -1293,7 +1320,7 @@ Test(tensor, encode_nonfinite_as_python_reads_them)
     size_t len;
     char *out = dcv_tensor_encode_kserve("m", "1", NULL, false, shape, 1, v, false, &len, NULL);
     cr_assert_not_null(strstr(out, "\"data\":[NaN,Infinity,-Infinity]"), "%s", out);
-    free(out);
+    dcv_buf_free(out);
 }
 
 Test(tensor, encode_tfserving_nested)
@@ -1322,21 +1349,21 @@ Test(tensor, encode_tfserving_nested)
     }
     cr_assert_eq(k, 24);
     dcv_json_free(root);
-    free(out);
+    dcv_buf_free(out);
 
     out = dcv_tensor_encode_tfserving(shape, 3, v, false, &len);
     cr_assert_eq(strncmp(out, "{\"outputs\":[[[0.5,1.5,2.5,3.5],[4.5,", 36), 0, "%s", out);
     cr_assert_eq(strcmp(out + len - 8, "23.5]]]}"), 0, "%s", out);
-    free(out);
+    dcv_buf_free(out);
 
     const int64_t one[] = { 3 };
     out = dcv_tensor_encode_tfserving(one, 1, v, true, &len);
     cr_assert_str_eq(out, "{\"predictions\":[0.5,1.5,2.5]}");
-    free(out);
+    dcv_buf_free(out);
     const int64_t ones[] = { 1, 1, 1, 2 };
     out = dcv_tensor_encode_tfserving(ones, 4, v, true, &len);
     cr_assert_str_eq(out, "{\"predictions\":[[[[0.5,1.5]]]]}");
-    free(out);
+    dcv_buf_free(out);
 }
 
 Test(tensor, encode_plain_round_trips_through_from_json)
@@ -1356,7 +1383,7 @@ Test(tensor, encode_plain_round_trips_through_from_json)
     assert_floats(t.data, v, n);
     dcv_tensor_release(&t);
     dcv_tensor_body_free(tb);
-    free(out);
+    dcv_buf_free(out);
     free(v);
 }
 
@@ -1377,7 +1404,7 @@ Test(tensor, encode_then_decode_large)
     assert_shape(&req.input, 4, shape);
     assert_floats(req.input.data, v, n);
     dcv_infer_request_release(&req);
-    free(out);
+    dcv_buf_free(out);
     free(v);
 }
 

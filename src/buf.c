@@ -1,0 +1,212 @@
+/* buf.c — a bounded cache of big, recently freed buffers.
+ *
+ * Design: every block carries a 64-byte header before the pointer handed
+ * out. Sizes of 128 KiB and more are rounded up to a power of two (a size
+ * class); freeing such a block pushes it on its class's stack (LIFO, so the
+ * block whose pages are warmest goes out next) as long as the cached bytes
+ * stay under the limit, evicting the longest-unused blocks first. Smaller
+ * blocks go straight back to malloc, which recycles them well by itself.
+ * Blocks come from malloc too, so valgrind and LeakSanitizer see them; the
+ * ASan build caches nothing, because a cached block would hide a
+ * use-after-free from it. Rounding wastes address space, not memory: pages
+ * never touched are never resident.
+ *
+ * Thread: any; one mutex guards the stacks (a few operations per request).
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "deconvd/buf.h"
+
+#define MAGIC 0x64637662756621ULL     /* "dcvbuf!" */
+#define MIN_CLASS 18                  /* 256 KiB */
+#define MAX_CLASS 31                  /* 2 GiB; bigger blocks are not cached */
+#define PER_CLASS 16
+#define DEFAULT_LIMIT ((size_t)64 << 20)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CACHE_ALLOWED false
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CACHE_ALLOWED false
+#endif
+#endif
+#ifndef CACHE_ALLOWED
+#define CACHE_ALLOWED true
+#endif
+
+struct head {
+    uint64_t magic;
+    size_t cap;                       /* usable bytes after the header */
+    int cls;                          /* 0: not a cached size */
+    uint64_t last_used;
+    char pad[DCV_BUF_ALIGN - 32];
+};
+_Static_assert(sizeof(struct head) == DCV_BUF_ALIGN, "header must keep the alignment");
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct head *g_free[MAX_CLASS + 1][PER_CLASS];
+static int g_nfree[MAX_CLASS + 1];
+static size_t g_limit = CACHE_ALLOWED ? DEFAULT_LIMIT : 0;
+static struct dcv_buf_stats g_stats;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int class_of(size_t n)
+{
+    if (n < ((size_t)1 << (MIN_CLASS - 1)) ||
+        n > ((size_t)1 << MAX_CLASS) - sizeof(struct head))
+        return 0;
+    int c = MIN_CLASS;
+    while (((size_t)1 << c) - sizeof(struct head) < n) c++;
+    return c;
+}
+
+static struct head *head_of(const void *p)
+{
+    struct head *h = (struct head *)(((uintptr_t)p & ~(uintptr_t)(DCV_BUF_ALIGN - 1)) -
+                                     sizeof(struct head));
+    if (h->magic != MAGIC) abort();   /* not ours, or a double free */
+    return h;
+}
+
+static struct head *take_locked(int c)
+{
+    if (!c || !g_nfree[c]) return NULL;
+    struct head *h = g_free[c][--g_nfree[c]];
+    g_stats.cached_bytes -= h->cap;
+    return h;
+}
+
+static void drop_locked(int c, int i)
+{
+    struct head *h = g_free[c][i];
+    memmove(&g_free[c][i], &g_free[c][i + 1], sizeof(g_free[c][0]) * (size_t)(g_nfree[c] - i - 1));
+    g_nfree[c]--;
+    g_stats.cached_bytes -= h->cap;
+    h->magic = 0;
+    free(h);
+}
+
+/* Frees the longest-unused cached block; false when none is cached. The
+ * bottom of each stack is its oldest block. */
+static bool evict_oldest_locked(void)
+{
+    int bc = 0;
+    for (int c = MIN_CLASS; c <= MAX_CLASS; c++)
+        if (g_nfree[c] && (!bc || g_free[c][0]->last_used < g_free[bc][0]->last_used)) bc = c;
+    if (bc) drop_locked(bc, 0);
+    return bc != 0;
+}
+
+void *dcv_buf_alloc(size_t n)
+{
+    int c = class_of(n);
+    size_t cap = c ? ((size_t)1 << c) - sizeof(struct head) : n;
+    pthread_mutex_lock(&g_lock);
+    struct head *h = take_locked(c);
+    if (c) {
+        if (h) g_stats.hits++;
+        else g_stats.misses++;
+        g_stats.live_bytes += cap;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (!h) {
+        void *mem = NULL;
+        if (cap > SIZE_MAX - sizeof *h ||
+            posix_memalign(&mem, DCV_BUF_ALIGN, sizeof *h + cap) != 0) {
+            if (c) {
+                pthread_mutex_lock(&g_lock);
+                g_stats.live_bytes -= cap;
+                pthread_mutex_unlock(&g_lock);
+            }
+            return NULL;
+        }
+        h = mem;
+        h->magic = MAGIC;
+        h->cap = cap;
+        h->cls = c;
+    }
+    return h + 1;
+}
+
+void dcv_buf_free(void *p)
+{
+    if (!p) return;
+    struct head *h = head_of(p);
+    if (h->cls) {
+        pthread_mutex_lock(&g_lock);
+        g_stats.live_bytes -= h->cap;
+        if (h->cap <= g_limit) {
+            if (g_nfree[h->cls] == PER_CLASS) drop_locked(h->cls, 0);
+            while (g_stats.cached_bytes + h->cap > g_limit && evict_oldest_locked()) {}
+            h->last_used = now_ms();
+            g_free[h->cls][g_nfree[h->cls]++] = h;
+            g_stats.cached_bytes += h->cap;
+            h = NULL;
+        }
+        pthread_mutex_unlock(&g_lock);
+        if (!h) return;
+    }
+    h->magic = 0;
+    free(h);
+}
+
+size_t dcv_buf_capacity(const void *p) { return head_of(p)->cap; }
+
+void *dcv_buf_realloc(void *p, size_t n)
+{
+    if (!p) return dcv_buf_alloc(n);
+    struct head *h = head_of(p);
+    char *base = (char *)(h + 1);
+    if (n <= h->cap && (!h->cls || n > h->cap / 4)) return base;   /* shrink in place */
+    char *q = dcv_buf_alloc(n);
+    if (!q) return NULL;
+    memcpy(q, base, n < h->cap ? n : h->cap);
+    dcv_buf_free(base);
+    return q;
+}
+
+void dcv_buf_set_cache_limit(size_t bytes)
+{
+    pthread_mutex_lock(&g_lock);
+    g_limit = CACHE_ALLOWED ? bytes : 0;
+    while (g_stats.cached_bytes > g_limit && evict_oldest_locked()) {}
+    pthread_mutex_unlock(&g_lock);
+}
+
+void dcv_buf_trim(uint64_t max_idle_ms)
+{
+    uint64_t now = now_ms();
+    pthread_mutex_lock(&g_lock);
+    for (int c = MIN_CLASS; c <= MAX_CLASS; c++) {
+        int keep = 0;
+        for (int i = 0; i < g_nfree[c]; i++) {
+            struct head *h = g_free[c][i];
+            if (now - h->last_used < max_idle_ms) {
+                g_free[c][keep++] = h;
+                continue;
+            }
+            g_stats.cached_bytes -= h->cap;
+            h->magic = 0;
+            free(h);
+        }
+        g_nfree[c] = keep;
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
+void dcv_buf_get_stats(struct dcv_buf_stats *st)
+{
+    pthread_mutex_lock(&g_lock);
+    *st = g_stats;
+    pthread_mutex_unlock(&g_lock);
+}
