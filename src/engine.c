@@ -5,13 +5,18 @@
  * of execution plans keyed by (batch, in size, out size, OpenMP threads),
  * because a JIT primitive is specialised to shapes and fixes its thread
  * count when it is created. A plan is: deconvolution without bias (fused
- * bias/eltwise run a slow reference path in oneDNN 2.6), then an in-place
- * binary_add of the bias carrying the activation as eltwise post-ops, then
- * softmax or a portable pass for what post-ops cannot express.
+ * bias/eltwise run a slow reference path in oneDNN 2.6), then bias and
+ * activation in one in-place pass — our own vectorized loop for the
+ * memory-bound ReLU family and linear, else a binary_add carrying the
+ * activation as eltwise post-ops — then softmax or a portable pass for
+ * what post-ops cannot express. bf16 layers run natively where oneDNN has
+ * bf16 kernels and are emulated elsewhere (f32 compute on bf16-rounded
+ * weights and inputs: the same products and f32 accumulation).
  * Primitives use user-mode scratchpads so that one plan can run on several
- * threads at once; each thread keeps its scratchpad, bf16 staging buffer
- * and stream in thread-specific storage, freed when the thread exits.
- * The cache mutex is held only for lookups; plans are built outside it.
+ * threads at once; each thread keeps its scratchpad, bf16 staging buffer,
+ * stream and the memory objects of its last plans in thread-specific
+ * storage, freed when the thread exits. The cache mutex is held only for
+ * lookups; plans are built outside it.
  * The only module that includes dnnl.h; dnnl_status_t is translated here.
  */
 #include <float.h>
@@ -32,11 +37,17 @@
 #define MAX_POSTOPS 3
 #define DEFAULT_CACHE 16
 #define DCV_SMALL_WORK 2e6     /* multiply-adds; see dcv_engine_run */
+#define EPILOGUE_PAR 65536     /* values from which the bias pass is split over threads */
+#define TLS_MEMS 4             /* plans whose memory objects a thread keeps */
+
+enum { P_BF16, P_DECONV, P_POST, P_SOFTMAX, NPRIM };
 
 struct plan {
+    uint64_t id;               /* unique for the process: keys per-thread state */
     int64_t batch, in_sp[DCV_MAX_SPATIAL], out_sp[DCV_MAX_SPATIAL];
     int nthreads;
-    dnnl_primitive_t deconv, post, softmax, to_bf16;
+    dnnl_primitive_t prim[NPRIM];
+    dnnl_memory_desc_t scratch_md[NPRIM];
     dnnl_memory_desc_t src_md, dst_md, bf16_md, bias_md, wei_md;
     int wei;                   /* index into kernel->packed */
     size_t scratch_bytes, bf16_bytes;
@@ -51,6 +62,8 @@ struct packed {
 
 struct dcv_engine_kernel {
     struct dcv_conv conv;
+    bool emulate_bf16;         /* set once at creation, before any plan is shared */
+    bool own_epilogue;         /* bias + activation by epilogue(), not a primitive */
     float *keras_kernel;       /* (*k, filters, in_channels) */
     float *bias;               /* filters values, zeros when !use_bias */
     pthread_mutex_t lock;      /* guards everything below */
@@ -62,6 +75,15 @@ struct dcv_engine_kernel {
     struct dcv_engine_stats stats;
 };
 
+/* A thread's memory objects for one plan; run_plan swaps the data handles
+ * that change per call instead of creating objects per call. */
+enum { M_SRC, M_BF16, M_WEI, M_DST, M_BIAS, M_SCRATCH, NMEM = M_SCRATCH + NPRIM };
+
+struct mems {
+    uint64_t plan_id;          /* 0: empty */
+    dnnl_memory_t m[NMEM];
+};
+
 /* Per-thread execution state. */
 struct tls {
     dnnl_stream_t stream;
@@ -69,6 +91,8 @@ struct tls {
     size_t scratch_cap;
     void *bf16;
     size_t bf16_cap;
+    struct mems mems[TLS_MEMS];
+    unsigned next_mems;
 };
 
 static dnnl_engine_t g_engine;
@@ -76,6 +100,8 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_key_t g_tls_key;
 static dnnl_status_t g_init_status = dnnl_runtime_error;
 static atomic_int g_fail_allocs;
+static atomic_bool g_force_emulation;
+static atomic_uint_fast64_t g_plan_ids;
 
 static int dnnl_error(dnnl_status_t st, char *err, const char *what)
 {
@@ -98,9 +124,17 @@ static int dnnl_error(dnnl_status_t st, char *err, const char *what)
         if (st_ != dnnl_success) { rc = dnnl_error(st_, err, what); goto out; } \
     } while (0)
 
+static void mems_clear(struct mems *m)
+{
+    for (int i = 0; i < NMEM; i++)
+        if (m->m[i]) dnnl_memory_destroy(m->m[i]);
+    memset(m, 0, sizeof *m);
+}
+
 static void tls_free(void *p)
 {
     struct tls *t = p;
+    for (int i = 0; i < TLS_MEMS; i++) mems_clear(&t->mems[i]);
     if (t->stream) dnnl_stream_destroy(t->stream);
     free(t->scratch);
     free(t->bf16);
@@ -124,6 +158,7 @@ int dcv_engine_init(char *err)
 void dcv_engine_set_threads(int n) { if (n > 0) omp_set_num_threads(n); }
 int dcv_engine_threads(void) { return omp_get_max_threads(); }
 void dcv_engine_inject_alloc_failures(int n) { atomic_store(&g_fail_allocs, n); }
+void dcv_engine_force_bf16_emulation(bool on) { atomic_store(&g_force_emulation, on); }
 
 /* Grows *buf to at least need bytes, 64-byte aligned. */
 static int reserve(void **buf, size_t *cap, size_t need)
@@ -237,18 +272,11 @@ static bool fusable(const struct dcv_activation *act, struct chain *ch)
 static void plan_free(struct plan *p)
 {
     if (!p) return;
-    if (p->deconv) dnnl_primitive_destroy(p->deconv);
-    if (p->post) dnnl_primitive_destroy(p->post);
-    if (p->softmax) dnnl_primitive_destroy(p->softmax);
-    if (p->to_bf16) dnnl_primitive_destroy(p->to_bf16);
+    for (int i = 0; i < NPRIM; i++)
+        if (p->prim[i]) dnnl_primitive_destroy(p->prim[i]);
     free(p);
 }
 
-static size_t scratch_size(const_dnnl_primitive_desc_t pd)
-{
-    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    return md ? dnnl_memory_desc_get_size(md) : 0;
-}
 
 static int user_attr(dnnl_primitive_attr_t *attr, char *err)
 {
@@ -260,27 +288,34 @@ out:
     return rc;
 }
 
-/* Creates prim from pd, records its scratchpad need, destroys pd. */
-static int finish(dnnl_primitive_desc_t pd, dnnl_primitive_t *prim, struct plan *p, char *err)
+/* Creates primitive `which` of p from pd, records its scratchpad, destroys
+ * pd. */
+static int finish(dnnl_primitive_desc_t pd, int which, struct plan *p, char *err)
 {
     int rc = 0;
-    size_t s = scratch_size(pd);
-    if (s > p->scratch_bytes) p->scratch_bytes = s;
-    DNNL_TRY(dnnl_primitive_create(prim, pd), "primitive creation");
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (md) {
+        p->scratch_md[which] = *md;
+        size_t s = dnnl_memory_desc_get_size(md);
+        if (s > p->scratch_bytes) p->scratch_bytes = s;
+    }
+    DNNL_TRY(dnnl_primitive_create(&p->prim[which], pd), "primitive creation");
 out:
     dnnl_primitive_desc_destroy(pd);
     return rc;
 }
 
-/* Post step: bias add with the activation as post-ops (or nothing), then
- * softmax when asked for. In place on dst. */
-static int build_post(const struct dcv_conv *c, struct plan *p, struct chain *ch, char *err)
+/* Post step: bias add with the activation as post-ops (unless epilogue()
+ * does it), then softmax when asked for. In place on dst. */
+static int build_post(const struct dcv_engine_kernel *k, struct plan *p, struct chain *ch,
+                      char *err)
 {
+    const struct dcv_conv *c = &k->conv;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
     int rc = 0;
-    if (c->use_bias || ch->n > 0) {
+    if (!k->own_epilogue && (c->use_bias || ch->n > 0)) {
         dnnl_binary_desc_t bd;
         if ((rc = user_attr(&attr, err))) goto out;
         DNNL_TRY(dnnl_post_ops_create(&po), "post-ops creation");
@@ -291,7 +326,7 @@ static int build_post(const struct dcv_conv *c, struct plan *p, struct chain *ch
         DNNL_TRY(dnnl_binary_desc_init(&bd, dnnl_binary_add, &p->dst_md, &p->bias_md,
                                        &p->dst_md), "bias add descriptor");
         DNNL_TRY(dnnl_primitive_desc_create(&pd, &bd, attr, g_engine, NULL), "bias add");
-        rc = finish(pd, &p->post, p, err);
+        rc = finish(pd, P_POST, p, err);
         pd = NULL;
         if (rc) goto out;
     }
@@ -304,7 +339,7 @@ static int build_post(const struct dcv_conv *c, struct plan *p, struct chain *ch
         DNNL_TRY(dnnl_softmax_forward_desc_init(&sd, dnnl_forward_inference, &p->dst_md, axis),
                  "softmax descriptor");
         DNNL_TRY(dnnl_primitive_desc_create(&pd, &sd, attr, g_engine, NULL), "softmax");
-        rc = finish(pd, &p->softmax, p, err);
+        rc = finish(pd, P_SOFTMAX, p, err);
         pd = NULL;
     }
 out:
@@ -364,7 +399,7 @@ static int build_deconv(struct dcv_engine_kernel *k, struct plan *p, char *err)
     dnnl_dims_t wd, strides, dil, pl, pr;
     int64_t pad_l[DCV_MAX_SPATIAL], pad_r[DCV_MAX_SPATIAL];
     int rc = 0;
-    bool bf16 = c->dtype == DCV_DTYPE_BFLOAT16;
+    bool bf16 = c->dtype == DCV_DTYPE_BFLOAT16 && !k->emulate_bf16;
 
     dcv_conv_pads(c, p->in_sp, p->out_sp, pad_l, pad_r);
     for (int i = 0; i < c->rank; i++) {
@@ -389,7 +424,8 @@ static int build_deconv(struct dcv_engine_kernel *k, struct plan *p, char *err)
     if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
         impl) {
         pthread_mutex_lock(&k->lock);
-        snprintf(k->stats.impl, sizeof k->stats.impl, "%s", impl);
+        snprintf(k->stats.impl, sizeof k->stats.impl, "%s%s", impl,
+                 k->emulate_bf16 ? " (bf16 emulated)" : "");
         pthread_mutex_unlock(&k->lock);
         /* what ONEDNN_VERBOSE would say, once per plan: a ref: or gemm: here
          * explains a slow model */
@@ -397,7 +433,7 @@ static int build_deconv(struct dcv_engine_kernel *k, struct plan *p, char *err)
                 KV_I("batch", p->batch), KV_I("in0", p->in_sp[0]), KV_I("out0", p->out_sp[0]),
                 KV_I("threads", p->nthreads), KV_S("dtype", bf16 ? "bf16" : "f32"));
     }
-    rc = finish(pd, &p->deconv, p, err);
+    rc = finish(pd, P_DECONV, p, err);
     pd = NULL;
 out:
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -414,7 +450,7 @@ static int build_to_bf16(struct plan *p, char *err)
     DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, &p->src_md, g_engine, &p->bf16_md,
                                                 g_engine, attr), "bf16 input reorder");
     p->bf16_bytes = dnnl_memory_desc_get_size(&p->bf16_md);
-    rc = finish(pd, &p->to_bf16, p, err);
+    rc = finish(pd, P_BF16, p, err);
     pd = NULL;
 out:
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -431,6 +467,7 @@ static int build_plan(struct dcv_engine_kernel *k, int64_t batch, const int64_t 
     struct chain ch;
     int rc = 0;
     if (!p) return dcv_errf(err, DCV_ENOMEM, "out of memory building a plan");
+    p->id = atomic_fetch_add(&g_plan_ids, 1) + 1;
     p->batch = batch;
     p->nthreads = omp_get_max_threads();
     memcpy(p->in_sp, in_sp, sizeof(int64_t) * c->rank);
@@ -447,9 +484,13 @@ static int build_plan(struct dcv_engine_kernel *k, int64_t batch, const int64_t 
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&p->bias_md, c->rank + 2, d, dnnl_f32, data_tag(c)),
              "bias descriptor");
     if ((rc = build_deconv(k, p, err))) goto out;
-    if (c->dtype == DCV_DTYPE_BFLOAT16 && (rc = build_to_bf16(p, err))) goto out;
+    if (c->dtype == DCV_DTYPE_BFLOAT16) {
+        if (!k->emulate_bf16) rc = build_to_bf16(p, err);
+        else p->bf16_bytes = dnnl_memory_desc_get_size(&p->src_md);   /* rounded copy */
+        if (rc) goto out;
+    }
     fusable(&c->act, &ch);
-    if ((rc = build_post(c, p, &ch, err))) goto out;
+    if ((rc = build_post(k, p, &ch, err))) goto out;
     pthread_mutex_lock(&k->lock);
     rc = packed_weights(k, &p->wei_md, err);
     pthread_mutex_unlock(&k->lock);
@@ -551,25 +592,149 @@ static void release(struct dcv_engine_kernel *k, struct plan *p)
     pthread_mutex_unlock(&k->lock);
 }
 
-static int exec(dnnl_primitive_t prim, struct tls *t, dnnl_exec_arg_t *args, int n,
-                const dnnl_memory_desc_t *scratch_md, char *err)
+/* The thread's memory objects for p, created on its first run of p. The
+ * weights and bias handles never change; the others are set per run. */
+static struct mems *mems_get(struct tls *t, const struct dcv_engine_kernel *k,
+                             const struct plan *p, char *err)
 {
-    dnnl_memory_t sp = NULL;
+    for (int i = 0; i < TLS_MEMS; i++)
+        if (t->mems[i].plan_id == p->id) return &t->mems[i];
+    struct mems *m = &t->mems[t->next_mems++ % TLS_MEMS];
+    const dnnl_memory_desc_t *md[NMEM] = {
+        [M_SRC] = &p->src_md, [M_BF16] = &p->bf16_md, [M_WEI] = &k->packed[p->wei].md,
+        [M_DST] = &p->dst_md, [M_BIAS] = &p->bias_md,
+    };
+    void *data[NMEM] = { [M_WEI] = k->packed[p->wei].data, [M_BIAS] = k->bias };
     int rc = 0;
-    DNNL_TRY(dnnl_memory_create(&sp, scratch_md, g_engine, t->scratch), "scratchpad");
-    args[n].arg = DNNL_ARG_SCRATCHPAD;
-    args[n].memory = sp;
-    DNNL_TRY(dnnl_primitive_execute(prim, t->stream, n + 1, args), "execution");
+    mems_clear(m);
+    for (int i = 0; i < NPRIM; i++) md[M_SCRATCH + i] = &p->scratch_md[i];
+    for (int i = 0; i < NMEM; i++)
+        if (i != M_BF16 || p->prim[P_BF16])
+            DNNL_TRY(dnnl_memory_create(&m->m[i], md[i], g_engine,
+                                        data[i] ? data[i] : DNNL_MEMORY_NONE), "memory");
+    m->plan_id = p->id;
 out:
-    if (sp) dnnl_memory_destroy(sp);
+    if (rc) mems_clear(m);
+    return rc ? NULL : m;
+}
+
+static int exec(const struct plan *p, int which, struct tls *t, struct mems *m,
+                dnnl_exec_arg_t *args, int n, char *err)
+{
+    int rc = 0;
+    args[n].arg = DNNL_ARG_SCRATCHPAD;
+    args[n].memory = m->m[M_SCRATCH + which];
+    DNNL_TRY(dnnl_memory_set_data_handle(args[n].memory, t->scratch), "scratchpad");
+    DNNL_TRY(dnnl_primitive_execute(p->prim[which], t->stream, n + 1, args), "execution");
+out:
     return rc;
 }
 
-static const dnnl_memory_desc_t *prim_scratch_md(dnnl_primitive_t prim)
+/* Round to nearest even at bf16 precision, kept in f32 — what oneDNN's
+ * f32→bf16 reorder does, for the emulated path. */
+static void round_bf16(float *dst, const float *src, size_t n)
 {
-    const_dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_get_primitive_desc(prim, &pd);
-    return dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &src[i], sizeof u);
+        if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) u |= 0x00400000u; /* NaN */
+        else u += 0x7fffu + ((u >> 16) & 1u);
+        u &= 0xffff0000u;
+        memcpy(&dst[i], &u, sizeof u);
+    }
+}
+
+struct relu { float th, alpha, hi; };
+
+/* The loops below must vectorize (branchy scalar code runs ~20x slower on
+ * this memory-bound pass); -O2's cost model alone does not do it. */
+#ifdef _OPENMP
+#define SIMD _Pragma("omp simd")
+#else
+#define SIMD
+#endif
+
+/* Keras's ReLU (threshold, negative slope, cap), exactly as
+ * activation.c's reference computes it; NULL = bias only. Rows of c values
+ * with one bias value per column (channels last). */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void bias_rows(float *restrict y, const float *restrict b, size_t rows, size_t c,
+                      const struct relu *r)
+{
+    if (!r) {
+        for (size_t i = 0; i < rows; i++, y += c)
+            SIMD for (size_t j = 0; j < c; j++) y[j] += b[j];
+        return;
+    }
+    float th = r->th, alpha = r->alpha, hi = r->hi;
+    for (size_t i = 0; i < rows; i++, y += c)
+        SIMD for (size_t j = 0; j < c; j++) {
+            float x = y[j] + b[j];
+            x = x > th ? x : alpha * (x - th);
+            y[j] = x > hi ? hi : x;
+        }
+}
+
+/* n values sharing bias value b (part of a channels-first plane). */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void bias_plane(float *restrict y, float b, size_t n, const struct relu *r)
+{
+    if (!r) {
+        SIMD for (size_t i = 0; i < n; i++) y[i] += b;
+        return;
+    }
+    float th = r->th, alpha = r->alpha, hi = r->hi;
+    SIMD for (size_t i = 0; i < n; i++) {
+        float x = y[i] + b;
+        x = x > th ? x : alpha * (x - th);
+        y[i] = x > hi ? hi : x;
+    }
+}
+
+static bool own_epilogue(const struct dcv_activation *a)
+{
+    return a->kind == DCV_ACT_LINEAR || a->kind == DCV_ACT_RELU ||
+           a->kind == DCV_ACT_LEAKY_RELU || a->kind == DCV_ACT_RELU6 ||
+           a->kind == DCV_ACT_SOFTMAX;         /* its bias; softmax itself follows */
+}
+
+/* Units [lo, hi) of the output: rows (channels last) or values (first). */
+static void epilogue_range(const struct dcv_engine_kernel *k, const struct plan *p, float *y,
+                           size_t lo, size_t hi, const struct relu *r)
+{
+    const struct dcv_conv *c = &k->conv;
+    size_t ch = (size_t)c->filters, plane = 1;
+    if (!c->channels_first) {
+        bias_rows(y + lo * ch, k->bias, hi - lo, ch, r);
+        return;
+    }
+    for (int i = 0; i < c->rank; i++) plane *= (size_t)p->out_sp[i];
+    for (size_t i = lo; i < hi;) {
+        size_t end = (i / plane + 1) * plane;
+        if (end > hi) end = hi;
+        bias_plane(y + i, k->bias[(i / plane) % ch], end - i, r);
+        i = end;
+    }
+}
+
+/* dst = act(dst + bias) in one pass over the plan's threads. Memory-bound:
+ * it costs what reading and writing dst once costs. */
+static void epilogue(const struct dcv_engine_kernel *k, const struct plan *p, float *y)
+{
+    const struct dcv_activation *a = &k->conv.act;
+    bool relu = a->kind != DCV_ACT_LINEAR && a->kind != DCV_ACT_SOFTMAX;
+    struct relu r = { a->threshold, a->alpha, a->max_value };
+    if (!k->conv.use_bias && !relu) return;
+    size_t total = dnnl_memory_desc_get_size(&p->dst_md) / sizeof(float);
+    size_t units = k->conv.channels_first ? total : total / (size_t)k->conv.filters;
+    int nt = total >= EPILOGUE_PAR && p->nthreads > 1 ? p->nthreads : 1;
+#ifdef _OPENMP                 /* the Makefile builds this file with -fopenmp */
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+        size_t id = (size_t)omp_get_thread_num(), n = (size_t)omp_get_num_threads();
+        epilogue_range(k, p, y, units * id / n, units * (id + 1) / n, relu ? &r : NULL);
+    }
 }
 
 static int run_plan(struct dcv_engine_kernel *k, struct plan *p, const float *src, float *dst,
@@ -577,49 +742,51 @@ static int run_plan(struct dcv_engine_kernel *k, struct plan *p, const float *sr
 {
     const struct dcv_conv *c = &k->conv;
     struct tls *t = tls_get(err);
-    dnnl_memory_t msrc = NULL, mbf = NULL, mwei = NULL, mdst = NULL, mbias = NULL;
-    dnnl_exec_arg_t a[5];
+    struct mems *m;
+    dnnl_exec_arg_t a[4];
     int rc = 0;
     if (!t) return dcv_errf(err, DCV_ENOMEM, "out of memory for thread state");
     if (reserve(&t->scratch, &t->scratch_cap, p->scratch_bytes + 64) ||
         reserve(&t->bf16, &t->bf16_cap, p->bf16_bytes + 64))
         return dcv_errf(err, DCV_ENOMEM, "out of memory for execution buffers");
-    DNNL_TRY(dnnl_memory_create(&msrc, &p->src_md, g_engine, (void *)src), "memory");
-    DNNL_TRY(dnnl_memory_create(&mdst, &p->dst_md, g_engine, dst), "memory");
-    DNNL_TRY(dnnl_memory_create(&mwei, &k->packed[p->wei].md, g_engine, k->packed[p->wei].data),
-             "memory");
-    DNNL_TRY(dnnl_memory_create(&mbias, &p->bias_md, g_engine, k->bias), "memory");
-    if (p->to_bf16) {
-        DNNL_TRY(dnnl_memory_create(&mbf, &p->bf16_md, g_engine, t->bf16), "memory");
+    if (!(m = mems_get(t, k, p, err))) return DCV_EENGINE;
+    dnnl_memory_t msrc = m->m[M_SRC];
+    if (k->emulate_bf16) {
+        round_bf16(t->bf16, src, p->bf16_bytes / sizeof(float));
+        src = t->bf16;
+    }
+    DNNL_TRY(dnnl_memory_set_data_handle(msrc, (void *)src), "memory");
+    DNNL_TRY(dnnl_memory_set_data_handle(m->m[M_DST], dst), "memory");
+    if (p->prim[P_BF16]) {
+        DNNL_TRY(dnnl_memory_set_data_handle(m->m[M_BF16], t->bf16), "memory");
         a[0] = (dnnl_exec_arg_t){ DNNL_ARG_FROM, msrc };
-        a[1] = (dnnl_exec_arg_t){ DNNL_ARG_TO, mbf };
-        if ((rc = exec(p->to_bf16, t, a, 2, prim_scratch_md(p->to_bf16), err))) goto out;
+        a[1] = (dnnl_exec_arg_t){ DNNL_ARG_TO, m->m[M_BF16] };
+        if ((rc = exec(p, P_BF16, t, m, a, 2, err))) goto out;
+        msrc = m->m[M_BF16];
     }
-    a[0] = (dnnl_exec_arg_t){ DNNL_ARG_SRC, mbf ? mbf : msrc };
-    a[1] = (dnnl_exec_arg_t){ DNNL_ARG_WEIGHTS, mwei };
-    a[2] = (dnnl_exec_arg_t){ DNNL_ARG_DST, mdst };
-    if ((rc = exec(p->deconv, t, a, 3, prim_scratch_md(p->deconv), err))) goto out;
-    if (p->post) {
-        a[0] = (dnnl_exec_arg_t){ DNNL_ARG_SRC_0, mdst };
-        a[1] = (dnnl_exec_arg_t){ DNNL_ARG_SRC_1, mbias };
-        a[2] = (dnnl_exec_arg_t){ DNNL_ARG_DST, mdst };
-        if ((rc = exec(p->post, t, a, 3, prim_scratch_md(p->post), err))) goto out;
+    a[0] = (dnnl_exec_arg_t){ DNNL_ARG_SRC, msrc };
+    a[1] = (dnnl_exec_arg_t){ DNNL_ARG_WEIGHTS, m->m[M_WEI] };
+    a[2] = (dnnl_exec_arg_t){ DNNL_ARG_DST, m->m[M_DST] };
+    if ((rc = exec(p, P_DECONV, t, m, a, 3, err))) goto out;
+    if (k->own_epilogue) {
+        DNNL_TRY(dnnl_stream_wait(t->stream), "execution");
+        epilogue(k, p, dst);
+    } else if (p->prim[P_POST]) {
+        a[0] = (dnnl_exec_arg_t){ DNNL_ARG_SRC_0, m->m[M_DST] };
+        a[1] = (dnnl_exec_arg_t){ DNNL_ARG_SRC_1, m->m[M_BIAS] };
+        a[2] = (dnnl_exec_arg_t){ DNNL_ARG_DST, m->m[M_DST] };
+        if ((rc = exec(p, P_POST, t, m, a, 3, err))) goto out;
     }
-    if (p->softmax) {
-        a[0] = (dnnl_exec_arg_t){ DNNL_ARG_SRC, mdst };
-        a[1] = (dnnl_exec_arg_t){ DNNL_ARG_DST, mdst };
-        if ((rc = exec(p->softmax, t, a, 2, prim_scratch_md(p->softmax), err))) goto out;
+    if (p->prim[P_SOFTMAX]) {
+        a[0] = (dnnl_exec_arg_t){ DNNL_ARG_SRC, m->m[M_DST] };
+        a[1] = (dnnl_exec_arg_t){ DNNL_ARG_DST, m->m[M_DST] };
+        if ((rc = exec(p, P_SOFTMAX, t, m, a, 2, err))) goto out;
     }
     DNNL_TRY(dnnl_stream_wait(t->stream), "execution");
     struct chain ch;
-    if (!fusable(&c->act, &ch) && c->act.kind != DCV_ACT_SOFTMAX)
+    if (!k->own_epilogue && !fusable(&c->act, &ch))
         dcv_activation_apply(&c->act, dst, 1, dnnl_memory_desc_get_size(&p->dst_md) / 4, 1);
 out:
-    if (msrc) dnnl_memory_destroy(msrc);
-    if (mbf) dnnl_memory_destroy(mbf);
-    if (mwei) dnnl_memory_destroy(mwei);
-    if (mdst) dnnl_memory_destroy(mdst);
-    if (mbias) dnnl_memory_destroy(mbias);
     return rc;
 }
 
@@ -656,6 +823,19 @@ int dcv_engine_run(struct dcv_engine_kernel *k, const float *src, int64_t batch,
     return rc;
 }
 
+/* No bf16 kernels on this CPU (before AVX-512), or forced: compute in f32
+ * on bf16-rounded weights (here) and inputs (per run). Creation time only,
+ * before any plan exists. */
+static void emulate_bf16(struct dcv_engine_kernel *k, int64_t nk)
+{
+    k->emulate_bf16 = true;
+    round_bf16(k->keras_kernel, k->keras_kernel, (size_t)nk);
+    bool forced = atomic_load(&g_force_emulation);
+    DCV_LOG(forced ? DCV_LOG_DEBUG : DCV_LOG_INFO, "bf16 emulated",
+            KV_S("why", forced ? "forced" : "no bf16 kernels on this CPU"),
+            KV_I("filters", k->conv.filters));
+}
+
 int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
                              const float *bias, size_t cache_cap, const int64_t *prepack_in,
                              struct dcv_engine_kernel **out, char *err)
@@ -674,21 +854,30 @@ int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
     }
     k->conv = *conv;
     k->cap = cache_cap ? cache_cap : DEFAULT_CACHE;
+    k->own_epilogue = own_epilogue(&conv->act);
     memcpy(k->keras_kernel, kernel, sizeof(float) * nk);
     if (bias && conv->use_bias) memcpy(k->bias, bias, sizeof(float) * conv->filters);
     pthread_mutex_init(&k->lock, NULL);
-    /* Pack weights now so the first request does not pay for it. */
-    if (!prepack_in) {
+    bool bf16 = conv->dtype == DCV_DTYPE_BFLOAT16;
+    if (bf16 && atomic_load(&g_force_emulation)) emulate_bf16(k, nk);
+    /* Pack weights now so the first request does not pay for it; a bf16
+     * layer also finds out here whether this CPU has bf16 kernels. */
+    if (!prepack_in && !bf16) {
         *out = k;
         return 0;
     }
     for (int i = 0; i < conv->rank; i++) {
-        in_sp[i] = prepack_in[i] > 0 ? prepack_in[i] : 8;
+        in_sp[i] = prepack_in && prepack_in[i] > 0 ? prepack_in[i] : 8;
         out_sp[i] = dcv_conv_output_length(in_sp[i], conv->kernel[i], conv->strides[i],
                                            conv->dilation[i], conv->padding, -1);
     }
     struct plan *p;
-    if ((rc = acquire(k, 1, in_sp, out_sp, &p, err))) goto fail;
+    rc = acquire(k, 1, in_sp, out_sp, &p, err);
+    if (rc == DCV_EUNSUPP && bf16 && !k->emulate_bf16) {
+        emulate_bf16(k, nk);
+        rc = acquire(k, 1, in_sp, out_sp, &p, err);
+    }
+    if (rc) goto fail;
     release(k, p);
     *out = k;
     return 0;

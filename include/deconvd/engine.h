@@ -15,6 +15,7 @@
 #ifndef DECONVD_ENGINE_H
 #define DECONVD_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,5 +63,10 @@ int dcv_engine_threads(void);
 
 /* Test hook: makes the next n allocations of execution buffers fail. */
 void dcv_engine_inject_alloc_failures(int n);
+
+/* bf16 layers created after this call with on=true are emulated (f32
+ * compute on bf16-rounded weights and inputs) even where oneDNN has bf16
+ * kernels — the path CPUs without AVX-512 take. For tests; any thread. */
+void dcv_engine_force_bf16_emulation(bool on);
 
 #endif

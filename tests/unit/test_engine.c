@@ -1099,6 +1099,124 @@ Test(engine, bfloat16_models_are_close_to_fp32)
             worst);
 }
 
+/* bf16 rounded to nearest even, through frexp/ldexp rather than the bit
+ * tricks the engine uses: 8 significant bits. */
+static float bf16_value(float v)
+{
+    int e;
+    double m = frexp((double)v, &e);             /* v = m * 2^e, 0.5 <= |m| < 1 */
+    return (float)ldexp(nearbyint(ldexp(m, 8)), e - 8);
+}
+
+static struct dcv_engine_kernel *direct_kernel(const struct geo *g, const struct act_case *act,
+                                               bool bf16, const float *w, const float *b)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_conv conv = { .rank = g->rank, .in_channels = g->cin, .filters = g->cout,
+                             .padding = g->same ? DCV_PADDING_SAME : DCV_PADDING_VALID,
+                             .channels_first = g->cf, .use_bias = b != NULL,
+                             .dtype = bf16 ? DCV_DTYPE_BFLOAT16 : DCV_DTYPE_FLOAT32 };
+    for (int j = 0; j < g->rank; j++) {
+        conv.kernel[j] = g->k[j];
+        conv.strides[j] = g->s[j];
+        conv.dilation[j] = g->d[j];
+    }
+    struct dcv_json *aj = dcv_json_parse(act->json, strlen(act->json), err);
+    cr_assert_eq(dcv_activation_parse(aj, &conv.act, err), 0, "%s", err);
+    dcv_json_free(aj);
+    struct dcv_engine_kernel *k = NULL;
+    cr_assert_eq(dcv_engine_kernel_create(&conv, w, b, 0, NULL, &k, err), 0, "%s", err);
+    return k;
+}
+
+/* CPUs without bf16 kernels (before AVX-512; valgrind) compute in f32 on
+ * bf16-rounded weights and inputs: against a reference fed the same
+ * rounded values the error is fp32's, not bf16's. Where this CPU has bf16
+ * kernels, the native and emulated outputs agree to fp32 accumulation
+ * noise too. */
+Test(engine, bf16_emulation_is_f32_compute_on_rounded_values)
+{
+    struct rng r = { 0xe3b16ULL };
+    char err[DCV_ERRLEN], desc[768];
+    double worst = 0, worst_native = 0;
+    int native_runs = 0;
+    for (int i = 0; i < 18; i++) {
+        struct geo g;
+        const struct act_case *act = draw_act(&r);
+        draw_geo(&r, 1 + i % 3, true, &g);
+        draw_out(&r, &g);
+        g.cf = i % 2;
+        describe(&g, act->json, NULL, desc, sizeof desc);
+        size_t nw = kernel_count(&g), nx = in_count(&g), ny = out_count(&g);
+        float *w = rand_buf(&r, nw, 0.5f), *b = rand_buf(&r, (size_t)g.cout, 0.5f);
+        float *x = rand_buf(&r, nx, 1.0f), *wr = malloc(sizeof(float) * nw);
+        float *xr = malloc(sizeof(float) * nx), *y = malloc(sizeof(float) * ny);
+        float *yn = malloc(sizeof(float) * ny);
+        double *ref = malloc(sizeof(double) * ny);
+        cr_assert(wr && xr && y && yn && ref);
+        for (size_t j = 0; j < nw; j++) wr[j] = bf16_value(w[j]);
+        for (size_t j = 0; j < nx; j++) xr[j] = bf16_value(x[j]);
+        dcv_engine_force_bf16_emulation(true);
+        struct dcv_engine_kernel *k = direct_kernel(&g, act, true, w, b);
+        dcv_engine_force_bf16_emulation(false);
+        struct dcv_engine_stats st;
+        dcv_engine_kernel_stats(k, &st);
+        cr_assert(strstr(st.impl, "(bf16 emulated)"), "impl '%s' says so", st.impl);
+        cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, y, err), 0, "%s: %s", desc, err);
+        ref_conv(&g, xr, wr, b, act, ref);
+        struct worst e = compare(y, ref, ny);
+        cr_assert(e.rel <= 1e-5, "%s: emulated bf16 vs reference on rounded values: %.3g at %zu "
+                  "(got %.9g, want %.9g)", desc, e.rel, e.at, e.got, e.want);
+        worst = fmax(worst, e.rel);
+        dcv_engine_kernel_free(k);
+        k = direct_kernel(&g, act, true, w, b);
+        dcv_engine_kernel_stats(k, &st);
+        if (!strstr(st.impl, "emulated")) {
+            cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, yn, err), 0, "%s", err);
+            for (size_t j = 0; j < ny; j++) ref[j] = yn[j];
+            e = compare(y, ref, ny);
+            cr_assert(e.rel <= 1e-5, "%s: native vs emulated bf16 differ by %.3g", desc, e.rel);
+            worst_native = fmax(worst_native, e.rel);
+            native_runs++;
+        }
+        dcv_engine_kernel_free(k);
+        free(w), free(b), free(x), free(wr), free(xr), free(y), free(yn), free(ref);
+    }
+    fprintf(stderr, "engine bf16 emulation: 18 layers, worst error vs rounded-value reference "
+            "%.3g; %d compared with native bf16, worst difference %.3g\n", worst, native_runs,
+            worst_native);
+}
+
+/* Outputs big enough for the bias/activation pass to be split over two
+ * threads, with odd channel counts so splits fall inside rows and planes. */
+Test(engine, big_outputs_bias_pass_split_over_threads)
+{
+    static const int acts_idx[] = { 0, 1, 14, 15, 24, 27, 17, 6 };
+    struct rng r = { 0xb16ULL };
+    char err[DCV_ERRLEN], desc[768];
+    dcv_engine_set_threads(2);
+    for (size_t i = 0; i < sizeof acts_idx / sizeof *acts_idx; i++) {
+        const struct act_case *act = &acts[acts_idx[i]];
+        struct geo g = { .rank = 2, .cf = i % 2, .same = true, .batch = 1 + (int64_t)(i % 3 == 2),
+                         .cin = 8, .cout = 17, .k = { 3, 4 }, .s = { 2, 2 }, .d = { 1, 1 },
+                         .in = { 33, 31 }, .out = { 66, 62 } };
+        describe(&g, act->json, NULL, desc, sizeof desc);
+        cr_assert_geq(out_count(&g), 65536);
+        float *w = rand_buf(&r, kernel_count(&g), 0.3f), *b = rand_buf(&r, (size_t)g.cout, 1);
+        float *x = rand_buf(&r, in_count(&g), 1.0f), *y = malloc(sizeof(float) * out_count(&g));
+        double *ref = malloc(sizeof(double) * out_count(&g));
+        cr_assert(y && ref);
+        struct dcv_engine_kernel *k = direct_kernel(&g, act, false, w, i == 3 ? NULL : b);
+        cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, y, err), 0, "%s: %s", desc, err);
+        ref_conv(&g, x, w, i == 3 ? NULL : b, act, ref);
+        struct worst e = compare(y, ref, out_count(&g));
+        cr_assert(e.rel <= TOL_F32, "%s: worst error %.3g at %zu: got %.9g, want %.9g", desc,
+                  e.rel, e.at, e.got, e.want);
+        dcv_engine_kernel_free(k);
+        free(w), free(b), free(x), free(y), free(ref);
+    }
+}
+
 /* ---- concurrency ------------------------------------------------------- */
 
 struct worker {
