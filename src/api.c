@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "deconvd/api.h"
@@ -226,8 +227,10 @@ static bool authorized(struct dcv_api *a, struct dcv_http_req *req)
 {
     if (!a->cfg->auth_token[0]) return true;
     const char *h = dcv_http_header(req, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7) != 0) return false;
-    return ct_equal(h + 7, a->cfg->auth_token);
+    /* RFC 7235: the scheme is case-insensitive, then one or more spaces */
+    if (!h || strncasecmp(h, "Bearer", 6) != 0 || h[6] != ' ') return false;
+    for (h += 6; *h == ' '; h++) {}
+    return ct_equal(h, a->cfg->auth_token);
 }
 
 /* ---- jobs ---- */
