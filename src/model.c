@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,11 @@ static int json_fill(const struct dcv_json *v, const struct tensor *t, int depth
         if (dcv_json_type(v) != DCV_JSON_NUMBER)
             return dcv_errf(err, DCV_EINVAL, "%s: inline array holds a %s where a number "
                             "belongs", what, dcv_json_type_name(v));
-        *(*dst)++ = (float)dcv_json_number(v);
+        double d = dcv_json_number(v);
+        if (!(fabs(d) < 0x1.ffffffp127))       /* would round to infinity */
+            return dcv_errf(err, DCV_EINVAL, "%s: inline value %g is outside float32's range",
+                            what, d);
+        *(*dst)++ = (float)d;
         return 0;
     }
     if (dcv_json_type(v) != DCV_JSON_ARRAY || (int64_t)dcv_json_size(v) != t->shape[depth])
@@ -224,6 +229,17 @@ static int resolve_in_channels(struct dcv_layer *l, const struct dcv_json *ksrc,
                     "weights, or 'batch_input_shape' / 'input_shape' in the config");
 }
 
+/* A NaN or infinite weight would turn every output it touches into NaN/inf
+ * without a word: refuse the model instead. */
+static int all_finite(const float *v, size_t n, const char *what, const char *kind, char *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return dcv_errf(err, DCV_EINVAL, "%s (%s) value %zu is %g: weights must be finite",
+                            what, kind, i, (double)v[i]);
+    return 0;
+}
+
 static int build_weights(struct dcv_model *m, const struct dcv_json *doc, const char *dir,
                          size_t max_elems, struct tensor *kt, struct tensor *bt, char *err)
 {
@@ -261,6 +277,10 @@ static int build_weights(struct dcv_model *m, const struct dcv_json *doc, const 
         if ((rc = dcv_init_fill(&l->bias_init, &l->conv.filters, 1, 2, bt->data, err)))
             return rc;
     }
+    if ((rc = all_finite(kt->data, (size_t)count, "kernel", kkind, err)) ||
+        (l->conv.use_bias &&
+         (rc = all_finite(bt->data, (size_t)l->conv.filters, "bias", bkind, err))))
+        return rc;
     m->sources = dcv_json_new_object();
     dcv_json_add(m->sources, "kernel", dcv_json_new_string(kkind));
     dcv_json_add(m->sources, "bias", dcv_json_new_string(bkind));

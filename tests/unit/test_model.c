@@ -592,6 +592,35 @@ Test(model, inline_array_errors)
     load_fail("empty", NULL, DCV_EINVAL, "channels", NULL);
 }
 
+/* Weights must be finite: a value beyond float32's range inline, or an
+ * inf/NaN in a .npy, refuses the model with the index. */
+Test(model, non_finite_weights_are_refused)
+{
+    put_model("big", "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
+              "\"weights\": [[[[1], [2]], [[3], [3.4028234e38]], [[5], [6]]], %s]}", CFG1, BIAS1);
+    dcv_model_free(load_ok("big", NULL));
+    put_model("huge", "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
+              "\"weights\": [[[[1], [2]], [[3], [1e39]], [[5], [6]]], %s]}", CFG1, BIAS1);
+    load_fail("huge", NULL, DCV_EINVAL, "kernel", "1e+39", "float32", NULL);
+    put_model("hugeb", "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
+              "\"weights\": [%s, [0.5, -1e300]]}", CFG1, KERN1);
+    load_fail("hugeb", NULL, DCV_EINVAL, "bias", "float32", NULL);
+    float k[3 * 2 * 1], bias[2] = { 0, INFINITY };
+    fill(k, 6, 1);
+    k[4] = NAN;
+    const int64_t ks[3] = { 3, 2, 1 }, bsh[1] = { 2 };
+    put_npy(tmpdir, "k_nan.npy", k, ks, 3);
+    k[4] = 1;
+    put_npy(tmpdir, "k_ok.npy", k, ks, 3);
+    put_npy(tmpdir, "b_inf.npy", bias, bsh, 1);
+    put_model("nan", "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
+              "\"weights\": {\"kernel\": \"k_nan.npy\"}}", CFG1);
+    load_fail("nan", NULL, DCV_EINVAL, "kernel", "value 4 is nan", NULL);
+    put_model("inf", "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
+              "\"weights\": {\"kernel\": \"k_ok.npy\", \"bias\": \"b_inf.npy\"}}", CFG1);
+    load_fail("inf", NULL, DCV_EINVAL, "bias", "value 1 is inf", NULL);
+}
+
 /* ---- paths ------------------------------------------------------------------ */
 
 Test(model, weight_paths_are_confined)
