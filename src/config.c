@@ -34,6 +34,7 @@ void dcv_config_defaults(struct dcv_config *c)
     c->max_tensor_elems = (size_t)1 << 26;
     c->cache_per_model = 16;
     c->buffer_cache_bytes = (size_t)64 << 20;
+    c->inline_max_work = 1 << 20;
     c->log_level = DCV_LOG_INFO;
 }
 
@@ -85,6 +86,7 @@ static const struct key keys[] = {
     { "max_tensor_elems", K_SIZE, OFF(max_tensor_elems), 1, 1LL << 40 },
     { "cache_per_model", K_INT, OFF(cache_per_model), 1, 4096 },
     { "buffer_cache_bytes", K_SIZE, OFF(buffer_cache_bytes), 0, 1LL << 40 },
+    { "inline_max_work", K_SIZE, OFF(inline_max_work), 0, 1LL << 40 },
     { "log_level", K_LEVEL, OFF(log_level), 0, 0 },
     { "log_format", K_FORMAT, OFF(log_json), 0, 0 },
     { "auth_token", K_STR, OFF(auth_token), 0, 0 },

@@ -27,6 +27,7 @@ struct dcv_config {
     size_t max_tensor_elems;
     int cache_per_model;
     size_t buffer_cache_bytes;     /* freed request/response buffers kept mapped */
+    size_t inline_max_work;        /* multiply-adds up to which the loop thread computes */
     int log_level;               /* enum dcv_log_level */
     bool log_json;
     char auth_token[256];        /* "" = no auth */
