@@ -133,10 +133,11 @@ def test_token():
                 "trailing space": token + " ", "NUL inside": token[:4] + "\x00" + token[4:]}
         bad = []
         for what, t in near.items():
-            for header in ("Bearer " + t, "bearer " + token if what == "empty" else None,
+            for header in ("Bearer " + t,
                            "Basic " + base64.b64encode(("x:" + token).encode()).decode()
                            if what == "empty" else None,
-                           "Bearer  " + token if what == "empty" else None,
+                           "Bearer" + token if what == "empty" else None,
+                           "Bearer\t" + token if what == "empty" else None,
                            token if what == "empty" else None):
                 if header is None:
                     continue
@@ -151,6 +152,12 @@ def test_token():
         if r.status != 401:
             bad.append(("other header", r.status))
         check("token: near-miss tokens and other schemes/places are refused (401)", not bad, bad)
+        # RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 allows 1*SP
+        odd = [h for h in ("bearer " + token, "BEARER " + token, "Bearer   " + token)
+               if L.raw(p, L.http_req("GET", "/metrics", headers={"Authorization": h})).status
+               != 200]
+        check("token: the scheme in any case, with extra spaces, is accepted", not odd,
+              [h[:9] for h in odd])
         ok = []
         for m, path, body in PROTECTED:
             r = requests.request(m, d.url(path), data=body, timeout=30,
