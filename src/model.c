@@ -494,5 +494,13 @@ struct dcv_json *dcv_model_config_json(const struct dcv_model *m)
               "after = (n-1)*s + (k-1)*d + 1 - out - before"
             : "per input size: before = 0, after = (n-1)*s + (k-1)*d + 1 - out"));
     }
+    struct dcv_engine_stats st = { 0 };
+    if (m->kernel) dcv_engine_kernel_stats(m->kernel, &st);
+    struct dcv_json *eng = dcv_json_new_object();
+    dcv_json_add(eng, "implementation", dcv_json_new_string(st.impl));  /* "" until a plan */
+    dcv_json_add(eng, "plans_cached", dcv_json_new_number((double)st.cache_entries));
+    dcv_json_add(eng, "plan_hits", dcv_json_new_number((double)st.cache_hits));
+    dcv_json_add(eng, "plan_misses", dcv_json_new_number((double)st.cache_misses));
+    dcv_json_add(meta, "engine", eng);
     return o;
 }
