@@ -977,6 +977,58 @@ static void route(struct dcv_api *a, struct dcv_http_req *req)
     }
 }
 
+static bool is_health(const char *path)
+{
+    return !strcmp(path, "/v2/health/live") || !strcmp(path, "/v2/health/ready");
+}
+
+/* The model an inference path names (KServe infer, TF Serving predict). */
+static bool inference_model(const char *path, char *model, size_t cap, const char **endpoint)
+{
+    struct route r;
+    const char *colon;
+    if (split(path, &r) || r.n < 3 || !is(&r, 1, "models")) return false;
+    const char *last = r.seg[r.n - 1];
+    if (is(&r, 0, "v2") && !strcmp(last, "infer") &&
+        (r.n == 4 || (r.n == 6 && is(&r, 3, "versions")))) {
+        snprintf(model, cap, "%s", r.seg[2]);
+        *endpoint = "infer";
+        return true;
+    }
+    if (is(&r, 0, "v1") && (colon = strchr(last, ':')) && !strcmp(colon, ":predict")) {
+        snprintf(model, cap, "%.*s", r.n == 3 ? (int)(colon - last) : (int)strlen(r.seg[2]),
+                 r.seg[2]);
+        *endpoint = "tfs_predict";
+        return true;
+    }
+    return false;
+}
+
+/* Uploads from here on are refused with 503 before they are read when the
+ * queue is full; smaller ones may still be computed inline. */
+#define EARLY_BUSY_BYTES (64 * 1024)
+
+void dcv_api_precheck(void *ctx, struct dcv_http_req *req, size_t announced)
+{
+    struct dcv_api *a = ctx;
+    const char *path = dcv_http_path(req);
+    if (is_health(path)) return;
+    if (!authorized(a, req)) {
+        struct dcv_http_header h[] = { { "WWW-Authenticate", "Bearer" } };
+        const char *msg = "{\"error\":\"missing or invalid bearer token\"}";
+        finish(a, req, NULL, 401);
+        dcv_http_respond(req, 401, JSON, body_dup(msg, strlen(msg)), 0, strlen(msg), h, 1);
+        return;
+    }
+    char model[DCV_MODEL_NAME_MAX];
+    const char *endpoint;
+    if (announced >= EARLY_BUSY_BYTES && dcv_sched_queued() >= a->cfg->max_queue &&
+        inference_model(path, model, sizeof model, &endpoint)) {
+        dcv_http_set_log(req, model, endpoint);
+        send_error(a, req, model, DCV_EBUSY, "server busy: inference queue is full, retry later");
+    }
+}
+
 void dcv_api_handle(void *ctx, struct dcv_http_req *req)
 {
     struct dcv_api *a = ctx;
@@ -992,12 +1044,5 @@ void dcv_api_handle(void *ctx, struct dcv_http_req *req)
             send_json(a, req, NULL, a->ready ? 200 : 503, obj_bool("ready", a->ready));
         return;
     }
-    if (!authorized(a, req)) {
-        struct dcv_http_header h[] = { { "WWW-Authenticate", "Bearer" } };
-        const char *msg = "{\"error\":\"missing or invalid bearer token\"}";
-        finish(a, req, NULL, 401);
-        dcv_http_respond(req, 401, JSON, body_dup(msg, strlen(msg)), 0, strlen(msg), h, 1);
-        return;
-    }
-    route(a, req);
+    route(a, req);                        /* dcv_api_precheck has checked the token */
 }

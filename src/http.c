@@ -215,10 +215,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     (void)version;
     if (!r) {
         if (!(r = *con_cls = begin(h, conn, url, method))) return MHD_NO;
-        if (!r->too_large) return MHD_YES;
         /* Content-Length already says too large: answer before the body. */
-        respond_error(r, 413, "request body larger than max_body_bytes");
-        return queue_stored(r);
+        if (r->too_large) respond_error(r, 413, "request body larger than max_body_bytes");
+        else if (h->o.precheck) h->o.precheck(h->o.ctx, r, r->expect);
+        return r->resp ? queue_stored(r) : MHD_YES;
     }
     if (r->resp) return queue_stored(r);
     if (*upload_size) {

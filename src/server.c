@@ -154,7 +154,8 @@ static int start(struct server *s, char *err)
                                 .max_body = s->cfg->max_body_bytes,
                                 .max_connections = s->cfg->max_connections,
                                 .connection_timeout_s = s->cfg->connection_timeout_s,
-                                .handler = dcv_api_handle, .wake = http_wake };
+                                .handler = dcv_api_handle, .precheck = dcv_api_precheck,
+                                .wake = http_wake };
     int rc;
     if ((rc = dcv_engine_init(err)) ||
         (rc = dcv_sched_init(s->cfg->workers, s->cfg->max_queue, thread_init, (void *)s->cfg,

@@ -21,6 +21,12 @@ void dcv_api_free(struct dcv_api *api);
 
 void dcv_api_handle(void *api, struct dcv_http_req *req);
 
+/* The HTTP module's check once a request's headers are in, before its body
+ * (announced bytes, 0 when unknown) is read: answers 401 for a missing or
+ * wrong token, and 503 for a big inference upload while the queue is full,
+ * so that neither costs the server the upload. */
+void dcv_api_precheck(void *api, struct dcv_http_req *req, size_t announced);
+
 /* Readiness: false while loading and once draining. */
 void dcv_api_set_ready(struct dcv_api *api, bool ready);
 /* Requests accepted and not yet answered. */

@@ -24,6 +24,9 @@ struct dcv_http_opts {
     int max_connections;
     int connection_timeout_s;
     dcv_http_handler handler;
+    /* optional: runs when the headers are in; answering there refuses the
+     * request before its body is read (the connection is then closed) */
+    void (*precheck)(void *ctx, struct dcv_http_req *req, size_t announced);
     void *ctx;
     void (*wake)(void *arg);   /* asks the loop to call dcv_http_process soon */
     const char *align_after;   /* header naming a body offset to 64-byte align, or NULL */

@@ -136,6 +136,20 @@ def test_overload():
         check("overload: served correctly once the storm is over", r.status_code == 200 and
               T.close(L.heavy_output(r), base, rtol=1e-5, atol=1e-5)[0], r.status_code)
         m = d.get("/metrics").text
+        # a big upload while the queue is full is refused on its headers
+        busy_req = L.http_req("POST", "/v2/models/heavy/infer",
+                              headers={"Content-Length": str(len(hb)), **hh})
+        fillers = [L.Bg(lambda: d.post("/v2/models/heavy/infer", data=hb, headers=hh))
+                   for _ in range(4)]
+        for f in fillers:
+            f.start()
+        full = T.wait_until(lambda: (L.metric(d, "deconvd_queue_depth") or 0) >= 2, 10, 0.02)
+        rr = L.raw(d.port, busy_req, timeout=5) if full else None
+        check("overload: with the queue full, a big upload gets 503 on its headers alone",
+              rr is not None and rr.status == 503 and rr.elapsed < 1, (full, rr and rr.status,
+                                                                      rr and rr.elapsed))
+        for f in fillers:
+            f.join(120)
         check("overload: metrics count the 503s",
               'deconvd_requests_total{model="heavy",endpoint="infer",code="503"} %d' % len(busy)
               in m, [ln for ln in m.splitlines() if "code=\"503\"" in ln])

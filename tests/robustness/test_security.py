@@ -152,6 +152,14 @@ def test_token():
         if r.status != 401:
             bad.append(("other header", r.status))
         check("token: near-miss tokens and other schemes/places are refused (401)", not bad, bad)
+        # a client without the token cannot make the server buffer its upload:
+        # the 401 comes back on the headers alone, no body sent
+        req = L.http_req("POST", "/v2/models/up1d/infer",
+                         headers={"Content-Length": "50000000"})
+        r = L.raw(p, req, timeout=5)
+        check("token: a 50 MB upload without the token gets its 401 before any body byte "
+              "(%.0f ms)" % (1e3 * r.elapsed), r.status == 401 and L.is_json_error(r, (401,))
+              and r.elapsed < 2, (r.status, r.elapsed, r.error))
         # RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 allows 1*SP
         odd = [h for h in ("bearer " + token, "BEARER " + token, "Bearer   " + token)
                if L.raw(p, L.http_req("GET", "/metrics", headers={"Authorization": h})).status
