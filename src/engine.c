@@ -728,8 +728,12 @@ static void epilogue(const struct dcv_engine_kernel *k, const struct plan *p, fl
     size_t total = dnnl_memory_desc_get_size(&p->dst_md) / sizeof(float);
     size_t units = k->conv.channels_first ? total : total / (size_t)k->conv.filters;
     int nt = total >= EPILOGUE_PAR && p->nthreads > 1 ? p->nthreads : 1;
+    if (nt == 1) {          /* no libgomp at all: it keeps per-thread state forever */
+        epilogue_range(k, p, y, 0, units, relu ? &r : NULL);
+        return;
+    }
 #ifdef _OPENMP                 /* the Makefile builds this file with -fopenmp */
-    #pragma omp parallel num_threads(nt) if (nt > 1)
+    #pragma omp parallel num_threads(nt)
 #endif
     {
         size_t id = (size_t)omp_get_thread_num(), n = (size_t)omp_get_num_threads();

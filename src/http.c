@@ -309,16 +309,22 @@ static void sweep(struct dcv_http *h, uint64_t now)
     for (struct conn *t = h->conns; t; t = t->next) {
         struct dcv_http_req *r = t->req;
         if (t->cut || (r && r->dispatched)) continue;
-        uint64_t body = r ? r->len + r->discarded : 0;
-        uint64_t allowed = limit + body / MIN_UPLOAD_RATE * 1000000000ull;
-        if (now - t->since_ns <= allowed) continue;
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(t->c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (!ci) continue;
+        uint64_t body = r ? r->len + r->discarded : 0;
+        uint64_t allowed = limit + body / MIN_UPLOAD_RATE * 1000000000ull;
+        /* A peer that closed while the loop was busy can be missed by MHD's
+         * edge-triggered epoll: its half-read request would hold a slot, and
+         * a drain, until the timeout. recv sees the end of stream. */
+        char c;
+        bool gone = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+        if (!gone && now - t->since_ns <= allowed) continue;
         t->cut = true;
-        if (r) r->cut = true;
-        DCV_LOG(DCV_LOG_DEBUG, "http", KV_S("detail", r ? "request body too slow, closing"
-                                                        : "request headers too slow, closing"));
+        if (r) r->cut = !gone;             /* logged as a timeout, else client_abort */
+        DCV_LOG(DCV_LOG_DEBUG, "http", KV_S("detail", gone ? "peer closed, closing"
+                                                      : r ? "request body too slow, closing"
+                                                          : "request headers too slow, closing"));
         shutdown(ci->connect_fd, SHUT_RDWR);
     }
 }

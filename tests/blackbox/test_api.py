@@ -221,6 +221,11 @@ def test_config(d):
           meta.get("weights") == {"kernel": "up2d.kernel.npy", "bias": "up2d.bias.npy"}, meta)
     check("config up2d: 'trainable': true (the default) not listed inactive",
           "trainable" not in meta.get("inactive", []), meta)
+    eng = meta.get("engine", {})
+    # a plan was built and packed at load time: oneDNN's name for it ("jit:avx512_core"...)
+    check("config up2d: deconvd.engine names the oneDNN implementation and plan counts",
+          ":" in eng.get("implementation", "") and eng.get("plans_cached", 0) >= 1
+          and "plan_hits" in eng and "plan_misses" in eng, eng)
     r = d.get("/v2/models/c2op/versions/1/config")
     j = r.json()
     meta = j.get("deconvd", {})
@@ -896,7 +901,7 @@ def test_concurrent_clients(d):
     for t in ths:
         t.start()
     for t in ths:
-        t.join(90)
+        t.join(T.t(90))
     bad = []
     for (name, x), r in zip(jobs, results):
         if not isinstance(r, requests.Response) or r.status_code != 200:
@@ -933,6 +938,11 @@ def test_auth():
             r = requests.get(d.url("/v2/models/up1d"), headers={"Authorization": bad},
                              timeout=10)
             check("auth: Authorization %r -> 401" % bad, r.status_code == 401, r.status_code)
+        for good in ("bearer " + tok, "BEARER  " + tok):   # RFC 7235: scheme case-insensitive
+            r = requests.get(d.url("/v2/models/up1d"), headers={"Authorization": good},
+                             timeout=10)
+            check("auth: Authorization %r -> 200" % good.replace(tok, "<token>"),
+                  r.status_code == 200, r.status_code)
         r = d.post("/v2/models/up1d/infer", T.infer_body(x))
         ok, why = close(T.output_array(r.json()), up1d_ref(x)) if r.status_code == 200 else (
             False, r.text)

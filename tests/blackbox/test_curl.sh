@@ -2,12 +2,16 @@
 # test_curl.sh — deconvd with plain curl + jq against the shipped config and
 # example models (config/deconvd.json, config/models). POSIX sh.
 # Prints one line per check and "N passed, N failed"; exits 0 when all pass.
+# Slow mode (DCV_TEST_VALGRIND, DECONVD_WRAPPER, DCV_TEST_SLOW: see dcvtest.py):
+# the daemon runs under the wrapper, time limits scale, and under valgrind
+# one more check reads its memcheck log.
 set -u
 cd "$(dirname "$0")/../.."
 BIN=${DECONVD_BIN:-build/deconvd}
 TMP=$(mktemp -d /tmp/dcvcurl.XXXXXX)
 PID=""
 pass=0 fail=0
+SLOW=1 WRAP="" VGLOG=""
 
 cleanup() {
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -KILL "$PID" 2>/dev/null; fi
@@ -24,11 +28,11 @@ finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
 # req METHOD PATH [BODY]: body to $TMP/body, status to $TMP/code
 req() {
     if [ $# -ge 3 ]; then
-        curl -sS --max-time 5 -X "$1" -o "$TMP/body" -w '%{http_code}' \
+        curl -sS --max-time $((5 * SLOW)) -X "$1" -o "$TMP/body" -w '%{http_code}' \
              -H 'Content-Type: application/json' --data-binary "$3" \
              "http://127.0.0.1:$PORT$2" >"$TMP/code" 2>"$TMP/curl.err" || echo 000 >"$TMP/code"
     else
-        curl -sS --max-time 5 -X "$1" -o "$TMP/body" -w '%{http_code}' \
+        curl -sS --max-time $((5 * SLOW)) -X "$1" -o "$TMP/body" -w '%{http_code}' \
              "http://127.0.0.1:$PORT$2" >"$TMP/code" 2>"$TMP/curl.err" || echo 000 >"$TMP/code"
     fi
 }
@@ -40,12 +44,24 @@ for tool in curl jq; do
 done
 [ -x "$BIN" ] || { bad "deconvd binary at $BIN"; finish; }
 
-"$BIN" --config config/deconvd.json --listen 127.0.0.1:0 --workers 1 2>"$TMP/err" &
+if [ -n "${DECONVD_WRAPPER:-}${DCV_TEST_SLOW:-}" ] ||
+   { [ -n "${DCV_TEST_VALGRIND:-}" ] && [ "$DCV_TEST_VALGRIND" != 0 ]; }; then
+    setup=$(DECONVD_BIN="$BIN" /usr/bin/python3 tests/blackbox/dcvtest.py \
+            --sh-setup test_curl "curl daemon") || { bad "slow-mode set-up"; finish; }
+    eval "$setup"
+    echo "# slow mode: ${WRAP:-no wrapper}, time limits x$SLOW"
+fi
+
+if [ -n "$WRAP" ]; then
+    eval "$WRAP \"\$BIN\" --config config/deconvd.json --listen 127.0.0.1:0 --workers 1 2>\"\$TMP/err\" &"
+else
+    "$BIN" --config config/deconvd.json --listen 127.0.0.1:0 --workers 1 2>"$TMP/err" &
+fi
 PID=$!
 
 PORT=""
 i=0
-while [ -z "$PORT" ] && [ $i -lt 200 ]; do           # <= 10 s
+while [ -z "$PORT" ] && [ $i -lt $((200 * SLOW)) ]; do   # <= 10 s (x SLOW)
     PORT=$(sed -n 's/.*msg=listening.* port=\([0-9][0-9]*\).*/\1/p' "$TMP/err" | head -n 1)
     [ -n "$PORT" ] && break
     kill -0 "$PID" 2>/dev/null || break
@@ -55,7 +71,7 @@ if [ -z "$PORT" ]; then bad "daemon logs msg=listening with a port" "$(tail -5 "
 ok "daemon listening on 127.0.0.1:$PORT"
 
 i=0
-while [ $i -lt 200 ]; do                              # <= 10 s
+while [ $i -lt $((200 * SLOW)) ]; do                 # <= 10 s (x SLOW)
     req GET /v2/health/ready
     code_is 200 && break
     sleep 0.05; i=$((i + 1))
@@ -109,7 +125,7 @@ check "unknown model: 404 JSON error" sh -c "[ \"\$(cat $TMP/code)\" = 404 ] && 
 
 kill -TERM "$PID"
 i=0
-while kill -0 "$PID" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+while kill -0 "$PID" 2>/dev/null && [ $i -lt $((200 * SLOW)) ]; do sleep 0.05; i=$((i + 1)); done
 if kill -0 "$PID" 2>/dev/null; then
     bad "daemon exits within 10 s of SIGTERM"
 else
@@ -117,4 +133,8 @@ else
     if [ "$rc" -eq 0 ]; then ok "daemon exits 0 on SIGTERM"; else bad "daemon exits 0 on SIGTERM" "rc=$rc"; fi
 fi
 PID=""
+if [ -n "$VGLOG" ]; then
+    if /usr/bin/python3 tests/blackbox/dcvtest.py --valgrind-verdict "curl daemon" "$VGLOG"; then
+        pass=$((pass + 1)); else fail=$((fail + 1)); fi
+fi
 finish

@@ -12,7 +12,9 @@ Clients vanishing mid-request do not disturb the daemon.
 
 The heavy model's cost is calibrated at run time (input size grown until one
 request takes ~0.4-0.8 s) so the timing-based checks hold on slow and fast
-machines alike. Prints one line per check and "N passed, N failed".
+machines alike; in slow mode (valgrind, see dcvtest.py) the target time and
+every limit scale by T.SLOW, and each CLI run of the binary is memchecked too.
+Prints one line per check and "N passed, N failed".
 """
 import json
 import os
@@ -38,8 +40,12 @@ SHIPPED_CONFIG = os.path.join(T.ROOT, "config", "deconvd.json")
 
 
 def run_cli(*args, timeout=30):
-    p = subprocess.run([BIN] + list(args), capture_output=True, timeout=timeout,
+    # in slow mode under the wrapper (valgrind: one memcheck check per run)
+    what = "cli " + " ".join(os.path.basename(a) for a in args)
+    cmd, vglog = T.wrapped(what)
+    p = subprocess.run(cmd + list(args), capture_output=True, timeout=T.t(timeout),
                        stdin=subprocess.DEVNULL)
+    T.check_valgrind(what, vglog)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
@@ -193,8 +199,10 @@ def heavy_check(out, x, k, b, rng, samples=24):
 
 def calibrate(d, target=0.6, cap=160):
     """Side of a square input for which one heavy request takes ~target s
-    (cap keeps the binary body at a few MB)."""
-    side = 48
+    (cap keeps the binary body at a few MB). In slow mode target scales and
+    the search starts small: under valgrind one side-48 request takes minutes."""
+    target = T.t(target)
+    side, low = (8, 4) if T.SLOW_MODE else (48, 16)
     for _ in range(5):
         x = np.zeros((1, side, side, HEAVY_CIN), dtype=np.float32)
         heavy_post(d, x)                          # warm the plan cache for this size
@@ -206,7 +214,7 @@ def calibrate(d, target=0.6, cap=160):
                                % (r.status_code, r.text[:300]))
         if 0.75 * target <= dt <= 2 * target or side >= cap:
             break
-        side = int(min(cap, max(16, side * (target / max(dt, 1e-3)) ** 0.5)))
+        side = int(min(cap, max(low, side * (target / max(dt, 1e-3)) ** 0.5)))
     print("# heavy model: side %d takes %.2fs" % (side, dt), flush=True)
     return side, dt
 
@@ -264,7 +272,7 @@ def test_overload_disconnect_drain():
         for t in ths:
             t.start()
         for t in ths:
-            t.join(120)
+            t.join(T.t(120))
         codes = [getattr(t.result, "status_code", repr(t.result)) for t in ths]
         busy = [t.result for t in ths if getattr(t.result, "status_code", 0) == 503]
         good = [t.result for t in ths if getattr(t.result, "status_code", 0) == 200]
@@ -302,7 +310,7 @@ def test_overload_disconnect_drain():
                "Inference-Header-Content-Length: %s\r\nContent-Length: %d\r\n\r\n"
                % (hh["Inference-Header-Content-Length"], len(hb))).encode()
         T.raw_http(d.port, hdr + hb, read=False)            # closes before the answer
-        s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=T.t(5))
         s.sendall(hdr + hb)
         s.shutdown(socket.SHUT_WR)                          # half-close, then vanish
         time.sleep(0.05)
@@ -325,8 +333,9 @@ def test_overload_disconnect_drain():
 
         # --- port already in use
         with tempfile.TemporaryFile() as errf:
-            p = subprocess.Popen([BIN, "--config", d.config_path, "--listen",
-                                  "127.0.0.1:%d" % d.port], stdout=errf, stderr=errf,
+            cmd, vglog = T.wrapped("second daemon on a busy port")
+            p = subprocess.Popen(cmd + ["--config", d.config_path, "--listen",
+                                        "127.0.0.1:%d" % d.port], stdout=errf, stderr=errf,
                                  stdin=subprocess.DEVNULL)
             def seen():
                 errf.seek(0)
@@ -340,6 +349,7 @@ def test_overload_disconnect_drain():
             msg = seen()
         check("a second daemon on a busy port exits 1 with 'cannot listen'",
               rc == 1 and "cannot listen" in msg, (rc, msg[-600:]))
+        T.check_valgrind("second daemon on a busy port", vglog)
 
         # --- SIGHUP while a request runs on the model being swapped
         t = Bg(heavy_post, d, x, 60)
@@ -347,7 +357,7 @@ def test_overload_disconnect_drain():
         check("reload in flight: heavy request running", wait_inflight(d, 1, 10), "")
         d.write_model("heavy", doc)                # same content: still a new version
         d.signal(signal.SIGHUP)
-        t.join(60)
+        t.join(T.t(60))
         r = t.result
         ok = getattr(r, "status_code", 0) == 200
         head = T.parse_binary_response(r)[0] if ok else {}
@@ -372,20 +382,20 @@ def test_overload_disconnect_drain():
         inflight = wait_inflight(d, 1, 10)
         check("drain: heavy request in flight before SIGTERM", inflight, "")
         d.signal(signal.SIGTERM)
-        time.sleep(0.15)
+        time.sleep(T.t(0.15))
         try:
             rr = requests.get(d.url("/v2/health/ready"), timeout=2)
             refused = rr.status_code == 503
         except requests.RequestException:
             refused = True
         check("drain: no longer ready/accepting after SIGTERM", refused, "")
-        t.join(60)
+        t.join(T.t(60))
         r = t.result
         ok, why = ((close(heavy_output(r), base, rtol=1e-5, atol=1e-5))
                    if getattr(r, "status_code", 0) == 200 else (False, repr(r)))
         check("drain: the in-flight request completes 200 and correct", ok, why)
         try:
-            rc = d.proc.wait(20)
+            rc = d.proc.wait(T.t(20))
         except subprocess.TimeoutExpired:
             rc = None
         check("drain: exit code 0", rc == 0, rc)
@@ -395,30 +405,48 @@ def test_overload_disconnect_drain():
         check("drain: nothing abandoned", "abandoned=0" in log, log[-800:])
 
 
-def test_timeout():
-    rng = np.random.default_rng(6)
+def one_worker_busy(config, name, what, seed):
+    """A daemon with one worker, busy on a ~1 s heavy request: yields
+    (daemon, background thread of that request), or (None, None) after a
+    skip when the machine computes the heavy request too fast."""
+    rng = np.random.default_rng(seed)
     doc, npy, k, b = heavy_model(rng)
-    with T.Daemon(config={"workers": 1, "threads_per_request": 1, "max_queue": 4,
-                          "request_timeout_ms": 250},
-                  models={"heavy": doc}, npy=npy, shipped=["up1d"],
-                  name="timeout daemon") as d:
+    cfg = {"workers": 1, "threads_per_request": 1, "max_queue": 4}
+    cfg.update(config)
+    with T.Daemon(config=cfg, models={"heavy": doc}, npy=npy, shipped=["up1d"],
+                  name=name) as d:
         d.start()
         if not T.answers_inference(d, "up1d", RNG.standard_normal((1, 3, 2))):
+            yield None, None
             return
         side, dt = calibrate(d, target=1.0)
-        if dt < 0.4:             # the queued request must wait well over 250 ms
-            T.R.skip("504 timeout", "heavy request only takes %.2fs" % dt)
+        if dt < T.t(0.4):        # a request behind it must wait well over 250 ms
+            T.R.skip(what, "heavy request only takes %.2fs" % dt)
+            yield None, None
             return
         x = rng.standard_normal((1, side, side, HEAVY_CIN)).astype(np.float32)
         t = Bg(heavy_post, d, x, 60)
         t.start()
-        check("timeout: heavy request in flight", wait_inflight(d, 1, 10), "")
+        check("%s: heavy request in flight" % what, wait_inflight(d, 1, 10), "")
+        yield d, t
+
+
+def test_timeout():
+    # inline_max_work 0: even up1d queues behind the heavy request
+    for d, t in one_worker_busy({"request_timeout_ms": 250, "inline_max_work": 0},
+                                "timeout daemon", "timeout", 6):
+        if not d:
+            return
         x1 = RNG.standard_normal((1, 4, 2)).astype(np.float32)
-        r = d.post("/v2/models/up1d/infer", T.infer_body(x1), timeout=60)
-        err = r.json().get("error", "") if r.status_code != 200 else ""
-        check("timeout: a request queued longer than request_timeout_ms gets 504",
-              r.status_code == 504 and "request_timeout_ms" in err, (r.status_code, r.text))
-        t.join(60)
+        queued = not T.skip_under_valgrind("timeout: a request queued longer than "
+                                           "request_timeout_ms gets 504 (counted in stats)",
+                                           T.LOOP_STARVED)
+        if queued:
+            r = d.post("/v2/models/up1d/infer", T.infer_body(x1), timeout=60)
+            err = r.json().get("error", "") if r.status_code != 200 else ""
+            check("timeout: a request queued longer than request_timeout_ms gets 504",
+                  r.status_code == 504 and "request_timeout_ms" in err, (r.status_code, r.text))
+        t.join(T.t(60))
         check("timeout: the running request still completes 200",
               getattr(t.result, "status_code", None) == 200, repr(t.result))
         r = d.post("/v2/models/up1d/infer", T.infer_body(x1))
@@ -428,7 +456,8 @@ def test_timeout():
             fails = r.json()["model_stats"][0]["inference_stats"]["fail"]["count"]
         except (KeyError, IndexError, ValueError):
             fails = None
-        check("timeout: the 504 counted as a failure in stats", fails == 1, r.text)
+        if queued:
+            check("timeout: the 504 counted as a failure in stats", fails == 1, r.text)
 
 
 # ----------------------------------------------------------------- SIGHUP
@@ -438,6 +467,29 @@ def conv1d_doc(name, kfile, bfile, act="linear"):
             "config": {"name": name, "filters": 2, "kernel_size": 3, "strides": 2,
                        "padding": "same", "activation": act},
             "weights": {"kernel": kfile, "bias": bfile}}
+
+
+def test_inline_small_requests():
+    """With one worker busy on a heavy request, a tiny inference is computed
+    on the loop thread (inline_max_work) instead of queueing behind it."""
+    for d, t in one_worker_busy({}, "inline daemon", "inline", 7):
+        if not d:
+            return
+        x1 = np.array([[[1, 2], [3, 4]]], dtype=np.float32)
+        r = d.post("/v2/models/up1d/infer", T.infer_body(x1), timeout=60)
+        busy = t.is_alive()
+        got = T.output_array(r.json()) if r.status_code == 200 else None
+        if not T.skip_under_valgrind("inline: tiny request answered while the only worker "
+                                     "is busy", T.LOOP_STARVED):
+            check("inline: tiny request answered while the only worker is busy",
+                  r.status_code == 200 and busy, (r.status_code, busy))
+        # the README's example: [[1,2],[3,4]] -> [2.5, 0.5, 5.75, 2.5]
+        check("inline: and its values are right",
+              got is not None and np.allclose(np.ravel(got), [2.5, 0.5, 5.75, 2.5], atol=1e-6),
+              got)
+        t.join(T.t(60))
+        check("inline: the heavy request completes 200",
+              getattr(t.result, "status_code", None) == 200, repr(t.result))
 
 
 def test_sighup():
@@ -578,6 +630,7 @@ def main():
     T.R.run(test_json_log)
     T.R.run(test_overload_disconnect_drain)
     T.R.run(test_timeout)
+    T.R.run(test_inline_small_requests)
 
 
 if __name__ == "__main__":
