@@ -35,6 +35,12 @@
 #define MIN_UPLOAD_RATE 65536          /* bytes/s a slow upload must keep up */
 #define SWEEP_NS 250000000ull           /* how often deadlines are checked */
 #define PRESIZE_MAX ((size_t)16 << 20) /* bodies trusted to Content-Length */
+/* Request heads are refused with JSON 414/431 by us up to what fits in MHD's
+ * per-connection pool; only heads beyond the pool get MHD's own HTML page. */
+#define POOL_BYTES (128 * 1024)        /* x max_connections: the worst case */
+#define MAX_URL 16384
+#define MAX_HEAD_BYTES 65536
+#define MAX_HEADERS 1000
 
 /* An open connection, from MHD's connection notifications. */
 struct conn {
@@ -177,6 +183,28 @@ static void copy_printable(char *dst, size_t cap, const char *src)
     dst[i] = '\0';
 }
 
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    size_t *n = cls;
+    (void)kind;
+    n[0]++;
+    n[1] += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+/* Our limits on the request line and headers, answered in JSON. */
+static void check_head(struct dcv_http_req *r)
+{
+    size_t n[2] = { 0, 0 };
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, n);
+    if (strlen(r->url) > MAX_URL)
+        respond_error(r, MHD_HTTP_URI_TOO_LONG, "request URL longer than 16384 bytes");
+    else if (n[0] > MAX_HEADERS || n[1] > MAX_HEAD_BYTES)
+        respond_error(r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
+                      "request headers above 1000 fields or 65536 bytes");
+}
+
 static struct dcv_http_req *begin(struct dcv_http *h, struct MHD_Connection *conn,
                                   const char *url, const char *method)
 {
@@ -217,7 +245,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!(r = *con_cls = begin(h, conn, url, method))) return MHD_NO;
         /* Content-Length already says too large: answer before the body. */
         if (r->too_large) respond_error(r, 413, "request body larger than max_body_bytes");
-        else if (h->o.precheck) h->o.precheck(h->o.ctx, r, r->expect);
+        else check_head(r);
+        if (!r->resp && h->o.precheck) h->o.precheck(h->o.ctx, r, r->expect);
         return r->resp ? queue_stored(r) : MHD_YES;
     }
     if (r->resp) return queue_stored(r);
@@ -384,6 +413,7 @@ int dcv_http_start(const struct dcv_http_opts *o, struct dcv_http **out, char *e
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout_s,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_BYTES,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                             MHD_OPTION_UNESCAPE_CALLBACK, unescape, h,
