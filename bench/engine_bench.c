@@ -4,8 +4,9 @@
  * daemon's own loader, checks its geometry and padding against the bench
  * workload table, then, in one process, interleaves executions of
  *   raw    the bare deconvolution (rawprim.h, RAW_DECONV): the ceiling
- *   chain  raw deconv + in-place binary_add(bias, relu post-op): what the
- *          engine asks oneDNN for, without the engine's bookkeeping
+ *   chain  raw deconv + in-place binary_add(bias, relu post-op): oneDNN's
+ *          own bias+activation, which the engine uses for activations its
+ *          own pass does not cover
  *   engine dcv_model_infer on the same input
  * with 1 and 2 OpenMP threads and reports medians and ratios. For dcgan_up
  * also the concurrent throughput (one 1-thread caller per core) of raw and

@@ -4,7 +4,7 @@
  * 2 OpenMP threads (median latency, GFLOP/s), and the throughput of one
  * independent 1-thread primitive per core run concurrently (the best
  * images/s a server can reach without batching). For dcgan_up also the
- * engine's chain (deconv + binary_add bias/relu), the fused form (deconv
+ * binary_add chain (deconv + binary_add bias/relu), the fused form (deconv
  * with bias + relu post-op) and bf16 (src/weights bf16, dst f32; with and
  * without the f32->bf16 input reorder).
  *
@@ -239,7 +239,7 @@ int main(int argc, char **argv)
                 "      \"concurrent_images_s\": %.6g,\n      \"best_images_s\": %.6g,\n"
                 "      \"best_images_how\": \"%s\"", best, wl_flops(w) / m[best].median / 1e9,
                 conc, best_ips, best_how);
-        /* how bias + activation can be attached: the engine's chain and the
+        /* how bias + activation can be attached: the binary_add chain and the
          * single-primitive alternatives, at the best thread count */
         {
             enum raw_mode modes[] = { RAW_DECONV, RAW_CHAIN, RAW_BIAS, RAW_FUSED, RAW_BIAS_ELTWISE,

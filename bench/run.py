@@ -1130,7 +1130,7 @@ def table(r, a):
         L.append("")
         L.append(f"bf16 including the f32→bf16 input reorder the engine does: "
                  f"{q(dc['bf16_with_input_reorder']['median_s']*1e3, 3)} ms at {dc['bf16_best_threads']} thr.")
-    vnames = [("chain", "engine's chain: deconv, then binary_add(bias)+eltwise post-op"),
+    vnames = [("chain", "deconv, then binary_add(bias)+eltwise post-op (engine: other activations)"),
               ("bias_only", "bias in the deconv descriptor, no activation"),
               ("fused_bias_eltwise", "bias + eltwise post-op in the deconv"),
               ("bias_then_eltwise_primitive", "bias in the deconv + separate in-place eltwise"),
