@@ -37,10 +37,10 @@
 #define PRESIZE_MAX ((size_t)16 << 20) /* bodies trusted to Content-Length */
 /* Request heads are refused with JSON 414/431 by us up to what fits in MHD's
  * per-connection pool; only heads beyond the pool get MHD's own HTML page. */
-#define POOL_BYTES (128 * 1024)        /* x max_connections: the worst case */
-#define MAX_URL 16384
-#define MAX_HEAD_BYTES 65536
-#define MAX_HEADERS 1000
+#define POOL_BYTES (32 * 1024)         /* MHD zeroes it per request: keep it small */
+#define MAX_URL 8192
+#define MAX_HEAD_BYTES 16384
+#define MAX_HEADERS 256
 
 /* An open connection, from MHD's connection notifications. */
 struct conn {
@@ -199,10 +199,10 @@ static void check_head(struct dcv_http_req *r)
     size_t n[2] = { 0, 0 };
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, n);
     if (strlen(r->url) > MAX_URL)
-        respond_error(r, MHD_HTTP_URI_TOO_LONG, "request URL longer than 16384 bytes");
+        respond_error(r, MHD_HTTP_URI_TOO_LONG, "request URL longer than 8192 bytes");
     else if (n[0] > MAX_HEADERS || n[1] > MAX_HEAD_BYTES)
         respond_error(r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
-                      "request headers above 1000 fields or 65536 bytes");
+                      "request headers above 256 fields or 16384 bytes");
 }
 
 static struct dcv_http_req *begin(struct dcv_http *h, struct MHD_Connection *conn,
