@@ -6,6 +6,7 @@
 #ifndef DECONVD_BENCHUTIL_H
 #define DECONVD_BENCHUTIL_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,66 @@ static inline void bu_fill(float *v, size_t n, uint64_t seed)
 {
     uint64_t s = seed ? seed : 1;
     for (size_t i = 0; i < n; i++) v[i] = bu_rand_float(&s);
+}
+
+/* Throughput of several callers at once, each with its own state: make()
+ * builds a caller's state on its thread (NULL: it failed), run() computes
+ * one image (nonzero: failed), drop() frees the state. After three warm-up
+ * runs every caller starts together and runs for `secs`. */
+struct bu_callers {
+    void *(*make)(void *ctx);
+    int (*run)(void *state);
+    void (*drop)(void *state);
+    void *ctx;
+};
+
+struct bu_caller_run {
+    const struct bu_callers *c;
+    pthread_barrier_t *bar;
+    double secs;
+    long images;
+};
+
+static inline void *bu_caller_thread(void *p)
+{
+    struct bu_caller_run *a = p;
+    void *st = a->c->make(a->c->ctx);
+    int rc = !st;
+    for (int i = 0; i < 3 && !rc; i++) rc = a->c->run(st);
+    pthread_barrier_wait(a->bar);
+    if (rc) {
+        a->secs = 0;
+    } else {
+        double t0 = bu_now();
+        while (bu_now() - t0 < a->secs) {
+            a->c->run(st);
+            a->images++;
+        }
+        a->secs = bu_now() - t0;
+    }
+    if (st) a->c->drop(st);
+    return NULL;
+}
+
+/* Summed images/s of `threads` (at most 64) callers that worked. */
+static inline double bu_concurrent(const struct bu_callers *c, int threads, double secs)
+{
+    pthread_t th[64];
+    struct bu_caller_run a[64];
+    pthread_barrier_t bar;
+    double total = 0;
+    if (threads > 64) threads = 64;
+    pthread_barrier_init(&bar, NULL, (unsigned)threads);
+    for (int i = 0; i < threads; i++) {
+        a[i] = (struct bu_caller_run){ .c = c, .bar = &bar, .secs = secs };
+        pthread_create(&th[i], NULL, bu_caller_thread, &a[i]);
+    }
+    for (int i = 0; i < threads; i++) {
+        pthread_join(th[i], NULL);
+        if (a[i].secs > 0) total += (double)a[i].images / a[i].secs;
+    }
+    pthread_barrier_destroy(&bar);
+    return total;
 }
 
 #endif

@@ -17,7 +17,6 @@
  */
 #include <math.h>
 #include <omp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,65 +170,62 @@ struct conc {
     const struct wl *w;
     const struct dcv_model *m;   /* NULL: raw primitive */
     bool bf16;
-    pthread_barrier_t *bar;
-    double secs;
-    long images;
-    int rc;
 };
 
-static void *conc_thread(void *p)
-{
-    struct conc *a = p;
+struct caller {
+    const struct conc *c;
     struct rawprim r;
-    char err[DCV_ERRLEN];
     int64_t shape[DCV_MAX_DIMS];
-    size_t nin = (size_t)wl_in_elems(a->w), nout = (size_t)wl_out_elems(a->w);
-    float *in = malloc(nin * sizeof *in), *out = malloc(nout * sizeof *out);
-    bool raw = a->m == NULL;
-    a->rc = !in || !out;
-    if (!a->rc && raw)
-        a->rc = rawprim_create(&r, a->w, 1, RAW_DECONV, a->bf16, a->bf16, 1, err, sizeof err);
-    if (!a->rc) {
-        bu_fill(in, nin, 5);
-        in_shape(a->w, 1, shape);
-        dcv_engine_set_threads(1);
-        for (int i = 0; i < 3 && !a->rc; i++)
-            a->rc = raw ? rawprim_run(&r) : dcv_model_infer(a->m, in, shape, a->w->rank + 2, out,
-                                                            nout, err);
+    size_t nout;
+    float *in, *out;
+    char err[DCV_ERRLEN];
+};
+
+static void *conc_make(void *ctx)
+{
+    const struct conc *c = ctx;
+    struct caller *k = calloc(1, sizeof *k);
+    size_t nin = (size_t)wl_in_elems(c->w);
+    if (!k) return NULL;
+    k->c = c;
+    k->nout = (size_t)wl_out_elems(c->w);
+    k->in = malloc(nin * sizeof *k->in);
+    k->out = malloc(k->nout * sizeof *k->out);
+    if (!k->in || !k->out ||
+        (!c->m && rawprim_create(&k->r, c->w, 1, RAW_DECONV, c->bf16, c->bf16, 1, k->err,
+                                 sizeof k->err))) {
+        free(k->in);
+        free(k->out);
+        free(k);
+        return NULL;
     }
-    pthread_barrier_wait(a->bar);
-    if (!a->rc) {
-        double t0 = bu_now();
-        while (bu_now() - t0 < a->secs) {
-            if (raw) rawprim_run(&r);
-            else dcv_model_infer(a->m, in, shape, a->w->rank + 2, out, nout, err);
-            a->images++;
-        }
-        a->secs = bu_now() - t0;
-        if (raw) rawprim_free(&r);
-    }
-    free(in);
-    free(out);
-    return NULL;
+    bu_fill(k->in, nin, 5);
+    in_shape(c->w, 1, k->shape);
+    dcv_engine_set_threads(1);
+    return k;
+}
+
+static int conc_run(void *st)
+{
+    struct caller *k = st;
+    if (!k->c->m) return rawprim_run(&k->r);
+    return dcv_model_infer(k->c->m, k->in, k->shape, k->c->w->rank + 2, k->out, k->nout, k->err);
+}
+
+static void conc_drop(void *st)
+{
+    struct caller *k = st;
+    if (!k->c->m) rawprim_free(&k->r);
+    free(k->in);
+    free(k->out);
+    free(k);
 }
 
 static double concurrent(const struct wl *w, const struct dcv_model *m, bool bf16, int threads)
 {
-    pthread_t th[64];
-    struct conc a[64];
-    pthread_barrier_t bar;
-    double total = 0;
-    pthread_barrier_init(&bar, NULL, (unsigned)threads);
-    for (int i = 0; i < threads; i++) {
-        a[i] = (struct conc){ .w = w, .m = m, .bf16 = bf16, .bar = &bar, .secs = g_secs };
-        pthread_create(&th[i], NULL, conc_thread, &a[i]);
-    }
-    for (int i = 0; i < threads; i++) {
-        pthread_join(th[i], NULL);
-        if (!a[i].rc && a[i].secs > 0) total += (double)a[i].images / a[i].secs;
-    }
-    pthread_barrier_destroy(&bar);
-    return total;
+    struct conc c = { w, m, bf16 };
+    struct bu_callers callers = { conc_make, conc_run, conc_drop, &c };
+    return bu_concurrent(&callers, threads, g_secs);
 }
 
 /* ---- bf16 vs f32 on dcgan_up ---- */

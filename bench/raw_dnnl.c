@@ -12,7 +12,6 @@
  * Writes JSON (stdout or OUT.json) and a human summary on stderr.
  */
 #include <omp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,53 +89,37 @@ static int measure_group(const struct wl *w, const struct spec *sp, int n, struc
     return rc;
 }
 
-struct conc_arg {
+struct raw_caller {
     const struct wl *w;
     bool bf16;
-    pthread_barrier_t *bar;
-    double secs;
-    long images;
-    int rc;
 };
 
-static void *conc_thread(void *p)
+static void *raw_make(void *ctx)
 {
-    struct conc_arg *a = p;
-    struct rawprim r;
+    const struct raw_caller *c = ctx;
+    struct rawprim *r = malloc(sizeof *r);
     char err[256];
-    a->rc = rawprim_create(&r, a->w, 1, RAW_DECONV, a->bf16, a->bf16, 1, err, sizeof err);
-    if (a->rc) fprintf(stderr, "raw_dnnl: %s\n", err);
-    else for (int i = 0; i < 3; i++) rawprim_run(&r);
-    pthread_barrier_wait(a->bar);
-    if (a->rc) return NULL;
-    double t0 = bu_now();
-    while (bu_now() - t0 < a->secs) {
-        rawprim_run(&r);
-        a->images++;
-    }
-    a->secs = bu_now() - t0;
-    rawprim_free(&r);
+    if (r && !rawprim_create(r, c->w, 1, RAW_DECONV, c->bf16, c->bf16, 1, err, sizeof err))
+        return r;
+    if (r) fprintf(stderr, "raw_dnnl: %s\n", err);
+    free(r);
     return NULL;
+}
+
+static int raw_run(void *st) { return rawprim_run(st); }
+
+static void raw_drop(void *st)
+{
+    rawprim_free(st);
+    free(st);
 }
 
 /* images/s of `threads` independent 1-thread primitives run at once. */
 static double concurrent(const struct wl *w, bool bf16, int threads)
 {
-    pthread_t th[64];
-    struct conc_arg a[64];
-    pthread_barrier_t bar;
-    double total = 0;
-    pthread_barrier_init(&bar, NULL, (unsigned)threads);
-    for (int i = 0; i < threads; i++) {
-        a[i] = (struct conc_arg){ .w = w, .bf16 = bf16, .bar = &bar, .secs = g_secs };
-        pthread_create(&th[i], NULL, conc_thread, &a[i]);
-    }
-    for (int i = 0; i < threads; i++) {
-        pthread_join(th[i], NULL);
-        if (!a[i].rc && a[i].secs > 0) total += (double)a[i].images / a[i].secs;
-    }
-    pthread_barrier_destroy(&bar);
-    return total;
+    struct raw_caller c = { w, bf16 };
+    struct bu_callers callers = { raw_make, raw_run, raw_drop, &c };
+    return bu_concurrent(&callers, threads, g_secs);
 }
 
 static void json_meas(FILE *f, const char *key, const struct meas *m, const struct wl *w,

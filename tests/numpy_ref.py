@@ -33,7 +33,7 @@ import sys
 import numpy as np
 
 
-def keras_output_length(n, k, s, d, padding, output_padding):
+def keras_output_length(n, k, s, d, padding, output_padding=None):
     ke = (k - 1) * d + 1
     if output_padding is None:
         if padding == "valid":

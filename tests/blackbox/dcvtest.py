@@ -29,7 +29,6 @@ reason, counted by scripts/test-summary); everything else runs with scaled
 limits.
 """
 import glob
-import itertools
 import json
 import os
 import re
@@ -40,6 +39,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -615,53 +615,13 @@ def output_array(resp_json):
 
 # ------------------------------------------------------ NumPy reference
 
-def conv_transpose_ref(x, w, strides, dilations, padding, out_sizes, dtype=np.float64):
-    """TF conv_transpose, channels last. x: (N, *sp, Cin); w: (*k, Cout, Cin).
-    Scatter input i, tap t to position i*s + t*d of a 'full' signal of
-    length (n-1)*s + (k-1)*d + 1 (no flip); keep out positions from
-    pad_before (SAME: max(full-out,0)//2, VALID 0), zero past full."""
-    x = np.asarray(x, dtype=dtype)
-    w = np.asarray(w, dtype=dtype)
-    rank = x.ndim - 2
-    n = x.shape[1:-1]
-    k = w.shape[:rank]
-    cout = w.shape[rank]
-    ke = [(k[j] - 1) * dilations[j] + 1 for j in range(rank)]
-    full = [(n[j] - 1) * strides[j] + ke[j] for j in range(rank)]
-    buf = np.zeros((x.shape[0],) + tuple(full) + (cout,), dtype=dtype)
-    for taps in itertools.product(*(range(kk) for kk in k)):
-        contrib = np.tensordot(x, w[taps], axes=([x.ndim - 1], [1]))   # (N,*n,Cout)
-        sl = tuple(slice(t * d, t * d + (m - 1) * s + 1, s)
-                   for t, d, m, s in zip(taps, dilations, n, strides))
-        buf[(slice(None),) + sl] += contrib
-    out = np.zeros((x.shape[0],) + tuple(out_sizes) + (cout,), dtype=dtype)
-    src, dst = [slice(None)], [slice(None)]
-    for j in range(rank):
-        before = max(full[j] - out_sizes[j], 0) // 2 if padding.lower() == "same" else 0
-        keep = max(0, min(out_sizes[j], full[j] - before))
-        src.append(slice(before, before + keep))
-        dst.append(slice(0, keep))
-    out[tuple(dst)] = buf[tuple(src)]
-    return out
+# The NumPy reference the unit tests use (tests/numpy_ref.py), written from
+# TensorFlow's rule and sharing no code with deconvd.
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import numpy_ref  # noqa: E402
 
-
-def keras_length(n, k, s, d, padding, op=None):
-    ke = (k - 1) * d + 1
-    if op is None:
-        return n * s + max(ke - s, 0) if padding == "valid" else n * s
-    pad = ke // 2 if padding == "same" else 0
-    return (n - 1) * s + ke - 2 * pad + op
-
-
-ACTS = {
-    "linear": lambda y: y,
-    "relu": lambda y: np.maximum(y, 0),
-    "tanh": np.tanh,
-    "sigmoid": lambda y: 1 / (1 + np.exp(-y)),
-    "elu": lambda y: np.where(y > 0, y, np.expm1(np.minimum(y, 0))),
-    "softplus": lambda y: np.logaddexp(0, y),
-    "swish": lambda y: y / (1 + np.exp(-y)),
-}
+conv_transpose_ref = numpy_ref.conv_transpose      # channels last, float64
+keras_length = numpy_ref.keras_output_length
 
 
 def keras_ref(x, kernel, bias, strides, padding, dilation=None, activation="linear",
@@ -680,10 +640,32 @@ def keras_ref(x, kernel, bias, strides, padding, dilation=None, activation="line
     y = conv_transpose_ref(x, kernel, strides, dilation, padding, out)
     if bias is not None:
         y = y + np.asarray(bias, dtype=np.float64)
-    y = ACTS[activation](y)
+    y = numpy_ref.activation(activation, y)
     if channels_first:
         y = np.moveaxis(y, -1, 1)
     return y
+
+
+def conv1d_doc(name, kfile, bfile, act="linear", filters=2):
+    """A Conv1DTranspose model file (kernel 3, stride 2, same) on .npy weights."""
+    return {"class_name": "Conv1DTranspose",
+            "config": {"name": name, "filters": filters, "kernel_size": 3, "strides": 2,
+                       "padding": "same", "activation": act},
+            "weights": {"kernel": kfile, "bias": bfile}}
+
+
+class Bg(threading.Thread):
+    """Runs fn(*args) in a thread, keeping its result or exception."""
+
+    def __init__(self, fn, *args):
+        super().__init__(daemon=True)
+        self.fn, self.args, self.result = fn, args, None
+
+    def run(self):
+        try:
+            self.result = self.fn(*self.args)
+        except Exception as e:      # noqa: BLE001
+            self.result = e
 
 
 def close(got, want, rtol=1e-4, atol=1e-5):

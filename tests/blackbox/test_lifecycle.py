@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -232,20 +231,6 @@ def wait_inflight(d, n=1, timeout=10):
     return T.wait_until(f, timeout, 0.02)
 
 
-class Bg(threading.Thread):
-    """Runs fn in a thread, keeping its result or exception."""
-
-    def __init__(self, fn, *args):
-        super().__init__(daemon=True)
-        self.fn, self.args, self.result = fn, args, None
-
-    def run(self):
-        try:
-            self.result = self.fn(*self.args)
-        except Exception as e:       # noqa: BLE001
-            self.result = e
-
-
 # ----------------------------------------------------- overload, drain, etc
 
 def test_overload_disconnect_drain():
@@ -268,7 +253,7 @@ def test_overload_disconnect_drain():
 
         # --- overload: 8 concurrent heavy requests on 1 worker + 1 queue slot
         n = 8
-        ths = [Bg(heavy_post, d, x, 120) for _ in range(n)]
+        ths = [T.Bg(heavy_post, d, x, 120) for _ in range(n)]
         for t in ths:
             t.start()
         for t in ths:
@@ -352,7 +337,7 @@ def test_overload_disconnect_drain():
         T.check_valgrind("second daemon on a busy port", vglog)
 
         # --- SIGHUP while a request runs on the model being swapped
-        t = Bg(heavy_post, d, x, 60)
+        t = T.Bg(heavy_post, d, x, 60)
         t.start()
         check("reload in flight: heavy request running", wait_inflight(d, 1, 10), "")
         d.write_model("heavy", doc)                # same content: still a new version
@@ -377,7 +362,7 @@ def test_overload_disconnect_drain():
               and close(heavy_output(r), base, rtol=1e-5, atol=1e-5)[0], r.status_code)
 
         # --- SIGTERM drain with a request in flight
-        t = Bg(heavy_post, d, x, 60)
+        t = T.Bg(heavy_post, d, x, 60)
         t.start()
         inflight = wait_inflight(d, 1, 10)
         check("drain: heavy request in flight before SIGTERM", inflight, "")
@@ -425,7 +410,7 @@ def one_worker_busy(config, name, what, seed):
             yield None, None
             return
         x = rng.standard_normal((1, side, side, HEAVY_CIN)).astype(np.float32)
-        t = Bg(heavy_post, d, x, 60)
+        t = T.Bg(heavy_post, d, x, 60)
         t.start()
         check("%s: heavy request in flight" % what, wait_inflight(d, 1, 10), "")
         yield d, t
@@ -462,13 +447,6 @@ def test_timeout():
 
 # ----------------------------------------------------------------- SIGHUP
 
-def conv1d_doc(name, kfile, bfile, act="linear"):
-    return {"class_name": "Conv1DTranspose",
-            "config": {"name": name, "filters": 2, "kernel_size": 3, "strides": 2,
-                       "padding": "same", "activation": act},
-            "weights": {"kernel": kfile, "bias": bfile}}
-
-
 def test_inline_small_requests():
     """With one worker busy on a heavy request, a tiny inference is computed
     on the loop thread (inline_max_work) instead of queueing behind it."""
@@ -497,8 +475,8 @@ def test_sighup():
     k1, b1 = rng.standard_normal((3, 2, 3)).astype("<f4"), rng.standard_normal(2).astype("<f4")
     k2, b2 = rng.standard_normal((3, 2, 3)).astype("<f4"), rng.standard_normal(2).astype("<f4")
     x = rng.standard_normal((2, 5, 3)).astype(np.float32)
-    with T.Daemon(models={"a": conv1d_doc("a", "a1.k.npy", "a1.b.npy"),
-                          "b": conv1d_doc("b", "a1.k.npy", "a1.b.npy", "relu")},
+    with T.Daemon(models={"a": T.conv1d_doc("a", "a1.k.npy", "a1.b.npy"),
+                          "b": T.conv1d_doc("b", "a1.k.npy", "a1.b.npy", "relu")},
                   npy={"a1.k.npy": k1, "a1.b.npy": b1}, name="reload daemon") as d:
         d.start()
         if not T.answers_inference(d, "a", x):
@@ -533,7 +511,7 @@ def test_sighup():
         # 1. changed weights swap in, version increments
         T.write_npy(os.path.join(d.models_dir, "a2.k.npy"), k2)
         T.write_npy(os.path.join(d.models_dir, "a2.b.npy"), b2)
-        d.write_model("a", conv1d_doc("a", "a2.k.npy", "a2.b.npy"))
+        d.write_model("a", T.conv1d_doc("a", "a2.k.npy", "a2.b.npy"))
         d.signal(signal.SIGHUP)
         ok = T.wait_until(lambda: index().get("a", {}).get("version") == "2", 15)
         check("reload: SIGHUP swaps in the changed model as version 2", ok, index())
@@ -550,7 +528,7 @@ def test_sighup():
         # 2. a broken file keeps the previous version serving
         for what, content in (("invalid JSON", '{"class_name": "Conv1DTranspose", "con'),
                               ("kernel of the wrong shape",
-                               conv1d_doc("a", "a1.b.npy", "a2.b.npy"))):
+                               T.conv1d_doc("a", "a1.b.npy", "a2.b.npy"))):
             v = index().get("a", {}).get("version")
             d.write_model("a", content)
             d.signal(signal.SIGHUP)
@@ -564,7 +542,7 @@ def test_sighup():
                   r.status_code == 200 and r.json().get("model_version") == v, r.text[:200])
             check("reload (%s): model ready 200" % what,
                   d.get("/v2/models/a/ready").status_code == 200, "")
-            d.write_model("a", conv1d_doc("a", "a2.k.npy", "a2.b.npy"))
+            d.write_model("a", T.conv1d_doc("a", "a2.k.npy", "a2.b.npy"))
             d.signal(signal.SIGHUP)
             ok = T.wait_until(lambda: index().get("a", {}).get("reason") == "", 15)
             check("reload (%s): fixing the file clears the reason" % what, ok, index().get("a"))
@@ -574,7 +552,7 @@ def test_sighup():
               r.status_code == 200 and r.json().get("model_version") == v, (v, r.text))
 
         # 3. a new file appears
-        d.write_model("c", conv1d_doc("c", "a2.k.npy", "a2.b.npy", "tanh"))
+        d.write_model("c", T.conv1d_doc("c", "a2.k.npy", "a2.b.npy", "tanh"))
         d.signal(signal.SIGHUP)
         ok = T.wait_until(lambda: index().get("c", {}).get("state") == "READY", 15)
         check("reload: a new model file appears READY", ok, index())

@@ -14,6 +14,7 @@ starts deconvd in a temp dir on an ephemeral 127.0.0.1 port. Added here:
 
 Everything is bounded: every socket has a timeout, every loop a deadline.
 """
+import contextlib
 import json
 import os
 import re
@@ -23,7 +24,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -78,11 +78,13 @@ class RDaemon(T.Daemon):
         self.env.update(env or {})
         self.exit_code = None
 
-    def start(self, ready=True, timeout=60.0):
+    @contextlib.contextmanager
+    def _env(self):
+        """self.env in os.environ (which the daemon inherits) meanwhile."""
         saved = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         try:
-            return super().start(ready=ready, timeout=timeout)
+            yield
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -90,22 +92,18 @@ class RDaemon(T.Daemon):
                 else:
                     os.environ[k] = v
 
+    def start(self, ready=True, timeout=60.0):
+        with self._env():
+            return super().start(ready=ready, timeout=timeout)
+
     def start_quiet(self, timeout=60.0):
         """Like start(), for a daemon whose log_level hides msg=listening:
         the port is read from /proc (its listening socket)."""
-        saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
+        with self._env():
             cmd = [T.binary_path(), "--config", self.config_path, "--listen", "127.0.0.1:0"]
             self._err = open(self.stderr_path, "wb")
             self.proc = subprocess.Popen(cmd + self.args, stdin=subprocess.DEVNULL,
                                          stdout=self._err, stderr=self._err, cwd="/")
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         deadline = time.monotonic() + timeout
         while self.port is None:
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -372,20 +370,6 @@ def log_lines(daemon):
 
 
 # ------------------------------------------------------------------ misc
-
-class Bg(threading.Thread):
-    """Runs fn(*args) in a thread, keeping its result or exception."""
-
-    def __init__(self, fn, *args):
-        super().__init__(daemon=True)
-        self.fn, self.args, self.result = fn, args, None
-
-    def run(self):
-        try:
-            self.result = self.fn(*self.args)
-        except Exception as e:      # noqa: BLE001
-            self.result = e
-
 
 def percentile(xs, q):
     if not xs:

@@ -88,7 +88,7 @@ class Load:
                     with self.lock:
                         self.busy -= 1
             sess.close()
-        t = L.Bg(body)
+        t = T.Bg(body)
         self.threads.append(t)
         t.start()
 
@@ -270,12 +270,12 @@ def main():
                     stop.wait(1.0)
 
             sstop = threading.Event()
-            sampler = L.Bg(sample, sstop)
+            sampler = T.Bg(sample, sstop)
             sampler.start()
             t_start = time.monotonic()
             for phase, secs in (("warm-up", WARMUP), ("main", SECONDS - WARMUP)):
                 load.run.set()
-                w = L.Bg(run_wrk, wrk, script, d.url("/v2/models/up1d/infer"), secs,
+                w = T.Bg(run_wrk, wrk, script, d.url("/v2/models/up1d/infer"), secs,
                          wrk_out) if wrk else None
                 if w:
                     w.start()

@@ -180,10 +180,7 @@ def test_worker_fault():
 # ------------------------------------------------------------ reload under load
 
 def conv1d(name, kfile, bfile, act="linear"):
-    return {"class_name": "Conv1DTranspose",
-            "config": {"name": name, "filters": 3, "kernel_size": 3, "strides": 2,
-                       "padding": "same", "activation": act},
-            "weights": {"kernel": kfile, "bias": bfile}}
+    return T.conv1d_doc(name, kfile, bfile, act, filters=3)
 
 
 def test_reload_under_load():
@@ -248,7 +245,7 @@ def test_reload_under_load():
                         stats["health_fail"].append(repr(r))
                 time.sleep(0.1)
 
-        threads = [L.Bg(client, i) for i in range(4)] + [L.Bg(health)]
+        threads = [T.Bg(client, i) for i in range(4)] + [T.Bg(health)]
         for t in threads:
             t.start()
         t0 = time.monotonic()
@@ -377,7 +374,7 @@ def test_drain():
                                                    t0 > term_at[0] + drain_ms / 1000 + 5):
                     return
 
-        threads = [L.Bg(client, i) for i in range(6)]
+        threads = [T.Bg(client, i) for i in range(6)]
         for t in threads:
             t.start()
         time.sleep(2.0)

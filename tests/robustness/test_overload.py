@@ -82,7 +82,7 @@ def test_overload():
                 rss.append(L.rss_kb(pid) or 0)
                 time.sleep(0.1)
 
-        threads = [L.Bg(client) for _ in range(CLIENTS)] + [L.Bg(poll_health), L.Bg(poll_rss)]
+        threads = [T.Bg(client) for _ in range(CLIENTS)] + [T.Bg(poll_health), T.Bg(poll_rss)]
         for t in threads:
             t.start()
         time.sleep(SECONDS)
@@ -139,7 +139,7 @@ def test_overload():
         # a big upload while the queue is full is refused on its headers
         busy_req = L.http_req("POST", "/v2/models/heavy/infer",
                               headers={"Content-Length": str(len(hb)), **hh})
-        fillers = [L.Bg(lambda: d.post("/v2/models/heavy/infer", data=hb, headers=hh))
+        fillers = [T.Bg(lambda: d.post("/v2/models/heavy/infer", data=hb, headers=hh))
                    for _ in range(4)]
         for f in fillers:
             f.start()
