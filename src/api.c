@@ -502,14 +502,14 @@ static bool small_enough(const struct dcv_api *a, const struct job *j)
            outs <= (double)a->cfg->inline_max_work / 16;
 }
 
-/* Queues a job, or runs it here when it is small; on failure answers at
- * once and frees it. */
-static void submit(struct dcv_api *a, struct job *j, void (*work)(void *))
+/* Queues a job, or runs it right here (here: small enough); on failure
+ * answers at once and frees it. */
+static void submit(struct dcv_api *a, struct job *j, void (*work)(void *), bool here)
 {
     j->t_submit = dcv_now_ns();
     j->deadline = j->t_submit + (uint64_t)a->cfg->request_timeout_ms * 1000000u;
     a->inflight++;
-    if (work == infer_work && small_enough(a, j)) {
+    if (here) {
         work(j);
         job_done(j);
         return;
@@ -570,7 +570,7 @@ static void h_infer(struct dcv_api *a, struct dcv_http_req *req, const char *nam
         job_free(j);
         return;
     }
-    submit(a, j, infer_work);
+    submit(a, j, infer_work, small_enough(a, j));
 }
 
 static struct dcv_json *tensor_meta(const char *name, const int64_t *shape, int nd)
@@ -690,7 +690,7 @@ static void h_op(struct dcv_api *a, struct dcv_http_req *req, int rank)
     struct job *j = job_new(a, req, JOB_OP);
     if (!j) { send_error(a, req, NULL, DCV_ENOMEM, "out of memory"); return; }
     j->op_rank = rank;
-    submit(a, j, op_work);
+    submit(a, j, op_work, false);
 }
 
 static void h_server_meta(struct dcv_api *a, struct dcv_http_req *req)

@@ -60,10 +60,17 @@ struct packed {
     void *data;
 };
 
+/* Eltwise post-ops (oneDNN algorithm and its two parameters). */
+struct chain { int n; dnnl_alg_kind_t alg[MAX_POSTOPS]; float a[MAX_POSTOPS], b[MAX_POSTOPS]; };
+
 struct dcv_engine_kernel {
     struct dcv_conv conv;
     bool emulate_bf16;         /* set once at creation, before any plan is shared */
-    bool own_epilogue;         /* bias + activation by epilogue(), not a primitive */
+    /* How bias + activation run, fixed at creation: epilogue(), else a
+     * binary_add carrying `post`, followed by dcv_activation_apply when
+     * `portable` (what eltwise post-ops cannot express). */
+    bool own_epilogue, portable;
+    struct chain post;
     float *keras_kernel;       /* (*k, filters, in_channels) */
     float *bias;               /* filters values, zeros when !use_bias */
     pthread_mutex_t lock;      /* guards everything below */
@@ -221,8 +228,6 @@ static void keras_weights_md(const struct dcv_conv *c, dnnl_memory_desc_t *md)
     dnnl_memory_desc_init_by_strides(md, c->rank + 2, dims, dnnl_f32, strides);
 }
 
-struct chain { int n; dnnl_alg_kind_t alg[MAX_POSTOPS]; float a[MAX_POSTOPS], b[MAX_POSTOPS]; };
-
 static void push(struct chain *ch, dnnl_alg_kind_t alg, float a, float b)
 {
     ch->alg[ch->n] = alg, ch->a[ch->n] = a, ch->b[ch->n] = b, ch->n++;
@@ -307,9 +312,9 @@ out:
 
 /* Post step: bias add with the activation as post-ops (unless epilogue()
  * does it), then softmax when asked for. In place on dst. */
-static int build_post(const struct dcv_engine_kernel *k, struct plan *p, struct chain *ch,
-                      char *err)
+static int build_post(const struct dcv_engine_kernel *k, struct plan *p, char *err)
 {
+    const struct chain *ch = &k->post;
     const struct dcv_conv *c = &k->conv;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
@@ -464,7 +469,6 @@ static int build_plan(struct dcv_engine_kernel *k, int64_t batch, const int64_t 
     const struct dcv_conv *c = &k->conv;
     struct plan *p = calloc(1, sizeof *p);
     dnnl_dims_t d;
-    struct chain ch;
     int rc = 0;
     if (!p) return dcv_errf(err, DCV_ENOMEM, "out of memory building a plan");
     p->id = atomic_fetch_add(&g_plan_ids, 1) + 1;
@@ -489,8 +493,7 @@ static int build_plan(struct dcv_engine_kernel *k, int64_t batch, const int64_t 
         else p->bf16_bytes = dnnl_memory_desc_get_size(&p->src_md);   /* rounded copy */
         if (rc) goto out;
     }
-    fusable(&c->act, &ch);
-    if ((rc = build_post(k, p, &ch, err))) goto out;
+    if ((rc = build_post(k, p, err))) goto out;
     pthread_mutex_lock(&k->lock);
     rc = packed_weights(k, &p->wei_md, err);
     pthread_mutex_unlock(&k->lock);
@@ -787,8 +790,7 @@ static int run_plan(struct dcv_engine_kernel *k, struct plan *p, const float *sr
         if ((rc = exec(p, P_SOFTMAX, t, m, a, 2, err))) goto out;
     }
     DNNL_TRY(dnnl_stream_wait(t->stream), "execution");
-    struct chain ch;
-    if (!k->own_epilogue && !fusable(&c->act, &ch))
+    if (k->portable)
         dcv_activation_apply(&c->act, dst, 1, dnnl_memory_desc_get_size(&p->dst_md) / 4, 1);
 out:
     return rc;
@@ -859,6 +861,7 @@ int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
     k->conv = *conv;
     k->cap = cache_cap ? cache_cap : DEFAULT_CACHE;
     k->own_epilogue = own_epilogue(&conv->act);
+    k->portable = !k->own_epilogue && !fusable(&conv->act, &k->post);
     memcpy(k->keras_kernel, kernel, sizeof(float) * nk);
     if (bias && conv->use_bias) memcpy(k->bias, bias, sizeof(float) * conv->filters);
     pthread_mutex_init(&k->lock, NULL);

@@ -225,9 +225,10 @@ static struct dcv_http_req *begin(struct dcv_http *h, struct MHD_Connection *con
     }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > h->o.max_body) r->too_large = true;
-    else if (cl) r->expect = strtoull(cl, NULL, 10);
-    if (r->expect > PRESIZE_MAX) r->expect = PRESIZE_MAX;  /* a lying length costs little */
+    unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+    r->too_large = announced > h->o.max_body;
+    /* capped, so that a lying length costs little */
+    if (!r->too_large) r->expect = announced < PRESIZE_MAX ? announced : PRESIZE_MAX;
     const char *at = h->o.align_after ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                                      h->o.align_after) : NULL;
     if (at) r->pad = (DCV_BUF_ALIGN - strtoull(at, NULL, 10) % DCV_BUF_ALIGN) % DCV_BUF_ALIGN;
