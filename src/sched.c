@@ -209,6 +209,31 @@ void dcv_sched_timer_start(struct dcv_timer *t, uint64_t ms, uint64_t repeat_ms)
 
 void dcv_sched_timer_stop(struct dcv_timer *t) { uv_timer_stop(&t->h); }
 
+struct turn {
+    uv_prepare_t h;
+    dcv_cb_fn cb;
+    void *arg;
+};
+
+static void prepare_cb(uv_prepare_t *h)
+{
+    struct turn *t = h->data;
+    t->cb(t->arg);
+}
+
+int dcv_sched_each_turn(dcv_cb_fn cb, void *arg)
+{
+    struct turn *t = calloc(1, sizeof *t);
+    if (!t) return DCV_ENOMEM;
+    t->cb = cb;
+    t->arg = arg;
+    uv_prepare_init(&g_loop, &t->h);
+    t->h.data = t;
+    uv_prepare_start(&t->h, prepare_cb);
+    uv_unref((uv_handle_t *)&t->h);       /* never what keeps the loop alive */
+    return 0;
+}
+
 static void signal_cb(uv_signal_t *h, int signum)
 {
     struct sig *s = h->data;

@@ -146,6 +146,13 @@ static void on_term(void *arg)
     dcv_sched_timer_start(s->drain_timer, 0, 10);
 }
 
+/* Access lines batch over one loop iteration (see log.c). */
+static void log_flush(void *arg)
+{
+    (void)arg;
+    dcv_log_flush();
+}
+
 static int start(struct server *s, char *err)
 {
     struct dcv_model_opts mo = { .max_weight_elems = s->cfg->max_weight_elems,
@@ -179,7 +186,8 @@ static int start(struct server *s, char *err)
     if ((rc = dcv_sched_watch(dcv_http_fd(s->http), http_kick, s)) ||
         (rc = dcv_sched_on_signal(SIGTERM, on_term, s)) ||
         (rc = dcv_sched_on_signal(SIGINT, on_term, s)) ||
-        (rc = dcv_sched_on_signal(SIGHUP, on_hup, s)))
+        (rc = dcv_sched_on_signal(SIGHUP, on_hup, s)) ||
+        (rc = dcv_sched_each_turn(log_flush, s)))
         return dcv_errf(err, rc, "cannot set up the event loop");
     DCV_LOG(DCV_LOG_INFO, "listening", KV_S("host", s->cfg->listen_host),
             KV_I("port", dcv_http_port(s->http)), KV_I("workers", s->cfg->workers),
@@ -187,6 +195,7 @@ static int start(struct server *s, char *err)
             KV_I("threads", s->cfg->threads_per_request ? s->cfg->threads_per_request
                                                           : s->cfg->cores),
             KV_S("models_dir", s->cfg->models_dir), KV_S("version", DCV_VERSION));
+    dcv_log_batch(true);
     if ((rc = dcv_registry_reload(s->reg, NULL, loaded, s)))
         return dcv_errf(err, rc, "cannot start loading models");
     http_kick(s);
@@ -199,6 +208,7 @@ int dcv_server_run(const struct dcv_config *cfg, char *err)
     signal(SIGPIPE, SIG_IGN);
     int rc = start(&s, err);
     if (rc == 0) rc = dcv_sched_run();
+    dcv_log_batch(false);
     if (s.http) dcv_sched_unwatch(dcv_http_fd(s.http));
     dcv_sched_close();       /* finishes running jobs; they answer through http */
     dcv_http_stop(s.http);

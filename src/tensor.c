@@ -5,7 +5,7 @@
  * the float codec decodes whole, the floats and nested shape go to a side
  * table and the array text is overwritten in place by a marker string,
  * "#dcv:<serial>:<k>" padded with spaces. cJSON then parses a skeleton of a
- * few nodes. The serial is 64 random bits naming the body in a small locked
+ * few nodes. The serial is 64 unguessable bits naming the body in a small locked
  * registry, so a node alone finds its side table (as dcv_tensor_from_json
  * needs) without trusting any pointer a client could write; a client string
  * resolves only by guessing a live serial. Arrays too short for a marker or
@@ -284,18 +284,28 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
+static uint64_t serial_key;
+static pthread_once_t serial_once = PTHREAD_ONCE_INIT;
+
+static void seed_serials(void)
+{
+    if (getrandom(&serial_key, sizeof serial_key, GRND_NONBLOCK) != (ssize_t)sizeof serial_key) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        serial_key = mix64((uint64_t)ts.tv_nsec << 24 ^ (uint64_t)ts.tv_sec ^
+                           (uint64_t)(uintptr_t)&ts);
+    }
+}
+
+/* A keyed bijection of a counter: as unguessable to a client (which never
+ * sees a serial) as fresh random bits, without a getrandom(2) per body. */
 static uint64_t fresh_serial(void)
 {
     static _Atomic uint64_t counter;
+    pthread_once(&serial_once, seed_serials);
     uint64_t v = 0;
-    while (v == 0) {
-        if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            v = mix64(atomic_fetch_add(&counter, 1) ^ (uint64_t)ts.tv_nsec << 24 ^
-                      (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&v);
-        }
-    }
+    while (v == 0)
+        v = mix64(serial_key ^ atomic_fetch_add(&counter, 0x9e3779b97f4a7c15u));
     return v;
 }
 

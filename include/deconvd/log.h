@@ -2,7 +2,8 @@
  *
  * Events carry a message and typed key/values. Values are escaped so that
  * nothing a client sends can forge a line (no raw newlines or quotes reach
- * the output). Any thread: each line is written with one write(2).
+ * the output). Any thread: lines never interleave. Batched mode (the
+ * server's) holds debug/info lines until dcv_log_flush.
  */
 #ifndef DECONVD_LOG_H
 #define DECONVD_LOG_H
@@ -29,6 +30,14 @@ void dcv_log_setup(enum dcv_log_level level, bool json);
 /* "debug", "info", "warn"/"warning", "error" → level; -1 if unknown. */
 int dcv_log_parse_level(const char *s);
 bool dcv_log_enabled(enum dcv_log_level level);
+
+/* Batching on: debug/info lines wait in a 32 KiB buffer for dcv_log_flush
+ * (or for the buffer to fill, or a warn/error line, which flushes first).
+ * Off: flushes, then every line is written at once. Any thread; the
+ * caller that turns it on flushes once per loop iteration and turns it off
+ * before exiting. */
+void dcv_log_batch(bool on);
+void dcv_log_flush(void);
 
 void dcv_log_kv(enum dcv_log_level level, const char *msg, const struct dcv_kv *kv, size_t n);
 

@@ -42,6 +42,11 @@ struct dcv_timer *dcv_sched_timer_new(dcv_cb_fn cb, void *arg);
 void dcv_sched_timer_start(struct dcv_timer *t, uint64_t ms, uint64_t repeat_ms);
 void dcv_sched_timer_stop(struct dcv_timer *t);
 
+/* Calls cb(arg) on the loop thread once per loop iteration, just before
+ * the loop waits for I/O (a libuv prepare handle): work batched over the
+ * callbacks of one iteration is finished there. Freed by dcv_sched_close.
+ * DCV_ENOMEM. */
+int dcv_sched_each_turn(dcv_cb_fn cb, void *arg);
 /* Calls cb(arg) on the loop when signum arrives (SIGTERM, SIGINT, SIGHUP). */
 int dcv_sched_on_signal(int signum, dcv_cb_fn cb, void *arg);
 
