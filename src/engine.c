@@ -113,6 +113,7 @@ static pthread_key_t g_tls_key;
 static dnnl_status_t g_init_status = dnnl_runtime_error;
 static atomic_int g_fail_allocs;
 static atomic_bool g_force_emulation;
+static atomic_size_t g_epilogue_par = EPILOGUE_PAR;
 static atomic_uint_fast64_t g_plan_ids;
 
 static int dnnl_error(dnnl_status_t st, char *err, const char *what)
@@ -171,6 +172,7 @@ void dcv_engine_set_threads(int n) { if (n > 0) omp_set_num_threads(n); }
 int dcv_engine_threads(void) { return omp_get_max_threads(); }
 void dcv_engine_inject_alloc_failures(int n) { atomic_store(&g_fail_allocs, n); }
 void dcv_engine_force_bf16_emulation(bool on) { atomic_store(&g_force_emulation, on); }
+void dcv_engine_set_epilogue_split(size_t v) { atomic_store(&g_epilogue_par, v ? v : EPILOGUE_PAR); }
 
 /* Grows *buf to at least need bytes, 64-byte aligned. */
 static int reserve(void **buf, size_t *cap, size_t need)
@@ -735,7 +737,7 @@ static void epilogue(const struct dcv_engine_kernel *k, const struct plan *p, fl
     if (!k->conv.use_bias && !relu) return;
     size_t total = dnnl_memory_desc_get_size(&p->dst_md) / sizeof(float);
     size_t units = k->conv.channels_first ? total : total / (size_t)k->conv.filters;
-    int nt = total >= EPILOGUE_PAR && p->nthreads > 1 ? p->nthreads : 1;
+    int nt = total >= atomic_load(&g_epilogue_par) && p->nthreads > 1 ? p->nthreads : 1;
     if (nt == 1) {          /* no libgomp at all: it keeps per-thread state forever */
         epilogue_range(k, p, y, 0, units, relu ? &r : NULL);
         return;

@@ -69,4 +69,9 @@ void dcv_engine_inject_alloc_failures(int n);
  * kernels — the path CPUs without AVX-512 take. For tests; any thread. */
 void dcv_engine_force_bf16_emulation(bool on);
 
+/* Output size (values) from which the bias/activation pass is split over
+ * the run's threads; 0 restores the default (4M). For tests of the split
+ * path; any thread, takes effect on the next run. */
+void dcv_engine_set_epilogue_split(size_t values);
+
 #endif

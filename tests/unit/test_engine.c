@@ -1188,13 +1188,16 @@ Test(engine, bf16_emulation_is_f32_compute_on_rounded_values)
 }
 
 /* Outputs big enough for the bias/activation pass to be split over two
- * threads, with odd channel counts so splits fall inside rows and planes. */
+ * threads (its threshold lowered to 65536 values here: the default split
+ * starts at 4M), with odd channel counts so splits fall inside rows and
+ * planes. */
 Test(engine, big_outputs_bias_pass_split_over_threads)
 {
     static const int acts_idx[] = { 0, 1, 14, 15, 24, 27, 17, 6 };
     struct rng r = { 0xb16ULL };
     char err[DCV_ERRLEN], desc[768];
     dcv_engine_set_threads(2);
+    dcv_engine_set_epilogue_split(65536);
     for (size_t i = 0; i < sizeof acts_idx / sizeof *acts_idx; i++) {
         const struct act_case *act = &acts[acts_idx[i]];
         struct geo g = { .rank = 2, .cf = i % 2, .same = true, .batch = 1 + (int64_t)(i % 3 == 2),
@@ -1215,6 +1218,7 @@ Test(engine, big_outputs_bias_pass_split_over_threads)
         dcv_engine_kernel_free(k);
         free(w), free(b), free(x), free(y), free(ref);
     }
+    dcv_engine_set_epilogue_split(0);
 }
 
 /* ---- concurrency ------------------------------------------------------- */
