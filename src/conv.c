@@ -113,9 +113,7 @@ int64_t dcv_shape_product(const int64_t *v, int n)
         if (v[i] < 0) return -1;
     for (int i = 0; i < n; i++)
         if (v[i] == 0) return 0;
-    for (int i = 0; i < n; i++) {
-        if (p > INT64_MAX / v[i]) return -1;
-        p *= v[i];
-    }
+    for (int i = 0; i < n; i++)
+        if (__builtin_mul_overflow(p, v[i], &p)) return -1;   /* no division per dim */
     return p;
 }

@@ -56,6 +56,7 @@ struct plan {
     dnnl_memory_desc_t src_md, dst_md, bf16_md, bias_md, wei_md;
     int wei;                   /* index into kernel->packed */
     size_t scratch_bytes, bf16_bytes;
+    size_t dst_values;         /* of the output, for the passes after the primitive */
     int refs;
     uint64_t last_used;
 };
@@ -77,7 +78,8 @@ struct dcv_engine_kernel {
     bool own_epilogue, portable;
     struct chain post;
     float *keras_kernel;       /* (*k, filters, in_channels) */
-    float *bias;               /* filters values, zeros when !use_bias */
+    float *bias;               /* filters values, zeros when !use_bias, repeated */
+    size_t bias_reps;          /* ... this many times: rows per vector-wide tile */
     pthread_mutex_t lock;      /* guards everything below */
     struct packed packed[4];
     int npacked;
@@ -88,12 +90,15 @@ struct dcv_engine_kernel {
 };
 
 /* A thread's memory objects for one plan; run_plan swaps the data handles
- * that change per call instead of creating objects per call. */
+ * that change per call instead of creating objects per call, and only
+ * when they change: oneDNN 2.6 builds a hash map for every
+ * dnnl_memory_set_data_handle (~0.1 us, a third of a tiny layer's run). */
 enum { M_SRC, M_BF16, M_WEI, M_DST, M_BIAS, M_SCRATCH, NMEM = M_SCRATCH + NPRIM };
 
 struct mems {
     uint64_t plan_id;          /* 0: empty */
     dnnl_memory_t m[NMEM];
+    void *handle[NMEM];        /* what m[i] points at now (plain layouts: no padding) */
 };
 
 /* Per-thread execution state. */
@@ -491,6 +496,7 @@ static int build_plan(struct dcv_engine_kernel *k, int64_t batch, const int64_t 
     logical_dims(batch, c->filters, out_sp, c->rank, d);
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&p->dst_md, c->rank + 2, d, dnnl_f32, data_tag(c)),
              "destination descriptor");
+    p->dst_values = dnnl_memory_desc_get_size(&p->dst_md) / sizeof(float);
     for (int i = 0; i < c->rank + 2; i++) d[i] = i == 1 ? c->filters : 1;
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&p->bias_md, c->rank + 2, d, dnnl_f32, data_tag(c)),
              "bias descriptor");
@@ -628,13 +634,23 @@ out:
     return rc ? NULL : m;
 }
 
+static int point(struct mems *m, int i, void *handle, char *err)
+{
+    int rc = 0;
+    if (m->handle[i] == handle) return 0;
+    DNNL_TRY(dnnl_memory_set_data_handle(m->m[i], handle), "memory");
+    m->handle[i] = handle;
+out:
+    return rc;
+}
+
 static int exec(const struct plan *p, int which, struct tls *t, struct mems *m,
                 dnnl_exec_arg_t *args, int n, char *err)
 {
     int rc = 0;
     args[n].arg = DNNL_ARG_SCRATCHPAD;
     args[n].memory = m->m[M_SCRATCH + which];
-    DNNL_TRY(dnnl_memory_set_data_handle(args[n].memory, t->scratch), "scratchpad");
+    if ((rc = point(m, M_SCRATCH + which, t->scratch, err))) goto out;
     DNNL_TRY(dnnl_primitive_execute(p->prim[which], t->stream, n + 1, args), "execution");
 out:
     return rc;
@@ -714,8 +730,10 @@ static void epilogue_range(const struct dcv_engine_kernel *k, const struct plan 
 {
     const struct dcv_conv *c = &k->conv;
     size_t ch = (size_t)c->filters, plane = 1;
-    if (!c->channels_first) {
-        bias_rows(y + lo * ch, k->bias, hi - lo, ch, r);
+    if (!c->channels_first) {      /* whole tiles of bias_reps rows, then the rest */
+        size_t g = k->bias_reps, whole = (hi - lo) / g * g;
+        bias_rows(y + lo * ch, k->bias, whole / g, ch * g, r);
+        bias_rows(y + (lo + whole) * ch, k->bias, hi - lo - whole, ch, r);
         return;
     }
     for (int i = 0; i < c->rank; i++) plane *= (size_t)p->out_sp[i];
@@ -735,7 +753,7 @@ static void epilogue(const struct dcv_engine_kernel *k, const struct plan *p, fl
     bool relu = a->kind != DCV_ACT_LINEAR && a->kind != DCV_ACT_SOFTMAX;
     struct relu r = { a->threshold, a->alpha, a->max_value };
     if (!k->conv.use_bias && !relu) return;
-    size_t total = dnnl_memory_desc_get_size(&p->dst_md) / sizeof(float);
+    size_t total = p->dst_values;
     size_t units = k->conv.channels_first ? total : total / (size_t)k->conv.filters;
     int nt = total >= atomic_load(&g_epilogue_par) && p->nthreads > 1 ? p->nthreads : 1;
     if (nt == 1) {          /* no libgomp at all: it keeps per-thread state forever */
@@ -769,10 +787,9 @@ static int run_plan(struct dcv_engine_kernel *k, struct plan *p, const float *sr
         round_bf16(t->bf16, src, p->bf16_bytes / sizeof(float));
         src = t->bf16;
     }
-    DNNL_TRY(dnnl_memory_set_data_handle(msrc, (void *)src), "memory");
-    DNNL_TRY(dnnl_memory_set_data_handle(m->m[M_DST], dst), "memory");
+    if ((rc = point(m, M_SRC, (void *)src, err)) || (rc = point(m, M_DST, dst, err))) goto out;
     if (p->prim[P_BF16]) {
-        DNNL_TRY(dnnl_memory_set_data_handle(m->m[M_BF16], t->bf16), "memory");
+        if ((rc = point(m, M_BF16, t->bf16, err))) goto out;
         a[0] = (dnnl_exec_arg_t){ DNNL_ARG_FROM, msrc };
         a[1] = (dnnl_exec_arg_t){ DNNL_ARG_TO, m->m[M_BF16] };
         if ((rc = exec(p, P_BF16, t, m, a, 2, err))) goto out;
@@ -798,7 +815,7 @@ static int run_plan(struct dcv_engine_kernel *k, struct plan *p, const float *sr
     }
     DNNL_TRY(dnnl_stream_wait(t->stream), "execution");
     if (k->portable)
-        dcv_activation_apply(&c->act, dst, 1, dnnl_memory_desc_get_size(&p->dst_md) / 4, 1);
+        dcv_activation_apply(&c->act, dst, 1, p->dst_values, 1);
 out:
     return rc;
 }
@@ -849,6 +866,21 @@ static void emulate_bf16(struct dcv_engine_kernel *k, int64_t nk)
             KV_I("filters", k->conv.filters));
 }
 
+/* Channels-last rows narrower than a vector (tiny's 8 channels) would run
+ * the bias pass one short masked loop per row; a bias repeated over
+ * 16 / gcd(filters, 16) rows makes a tile that is a whole number of
+ * 16-float vectors. */
+static size_t tile_rows(int64_t filters)
+{
+    size_t f = (size_t)filters, a = f, b = 16;
+    while (b) {
+        size_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return f < 64 ? 16 / a : 1;
+}
+
 int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
                              const float *bias, size_t cache_cap, const int64_t *prepack_in,
                              struct dcv_engine_kernel **out, char *err)
@@ -859,7 +891,7 @@ int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
     if ((rc = dcv_engine_init(err)) || (rc = dcv_conv_validate(conv, err))) return rc;
     for (int i = 0; i < conv->rank; i++) nk *= conv->kernel[i];
     if (!(k = calloc(1, sizeof *k)) || !(k->keras_kernel = malloc(sizeof(float) * nk)) ||
-        !(k->bias = calloc(conv->filters, sizeof(float))) ||
+        !(k->bias = calloc((size_t)conv->filters * tile_rows(conv->filters), sizeof(float))) ||
         !(k->plans = calloc(2 * (cache_cap ? cache_cap : DEFAULT_CACHE) + 64, sizeof *k->plans))) {
         rc = dcv_errf(err, DCV_ENOMEM, "out of memory for a kernel of %lld weights",
                       (long long)nk);
@@ -870,7 +902,9 @@ int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
     k->own_epilogue = own_epilogue(&conv->act);
     k->portable = !k->own_epilogue && !fusable(&conv->act, &k->post);
     memcpy(k->keras_kernel, kernel, sizeof(float) * nk);
-    if (bias && conv->use_bias) memcpy(k->bias, bias, sizeof(float) * conv->filters);
+    k->bias_reps = tile_rows(conv->filters);
+    for (size_t i = 0; bias && conv->use_bias && i < k->bias_reps; i++)
+        memcpy(k->bias + i * (size_t)conv->filters, bias, sizeof(float) * conv->filters);
     pthread_mutex_init(&k->lock, NULL);
     bool bf16 = conv->dtype == DCV_DTYPE_BFLOAT16;
     if (bf16 && atomic_load(&g_force_emulation)) emulate_bf16(k, nk);
