@@ -9,7 +9,8 @@
  * load. A job holds a registry reference, released when it is answered, so
  * reloads never pull a model from under a request. The wait queue is
  * bounded by the scheduler: a full queue is a 503 with Retry-After at once.
- * Loop thread, except the job work functions.
+ * Owns the shared-memory region table (shm.c); jobs hold region references
+ * like model references. Loop thread, except the job work functions.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,15 +32,19 @@
 #include "deconvd/op.h"
 #include "deconvd/registry.h"
 #include "deconvd/sched.h"
+#include "deconvd/shm.h"
 #include "deconvd/tensor.h"
 
 #define JSON "application/json"
 #define MAX_SEGS 8
+#define SHM_DISABLED "the system shared memory extension is disabled: set \"shared_memory\": " \
+                     "true in the config file to enable it (read docs/security.md first)"
 
 struct dcv_api {
     const struct dcv_config *cfg;
     struct dcv_registry *reg;
     struct dcv_metrics *metrics;
+    struct dcv_shm *shm;               /* registered regions (empty while disabled) */
     bool ready;
     long inflight;
     void (*idle_cb)(void *);
@@ -73,10 +78,21 @@ struct dcv_api *dcv_api_new(const struct dcv_config *cfg, struct dcv_registry *r
     a->cfg = cfg;
     a->reg = reg;
     a->metrics = metrics;
+    if (!(a->shm = dcv_shm_new(DCV_SHM_DEFAULT_MAX_REGIONS))) {
+        free(a);
+        return NULL;
+    }
     return a;
 }
 
-void dcv_api_free(struct dcv_api *a) { free(a); }
+/* The server frees the API after the scheduler has finished every job, so
+ * no region is still in use here and all are unmapped. */
+void dcv_api_free(struct dcv_api *a)
+{
+    if (!a) return;
+    dcv_shm_free(a->shm);
+    free(a);
+}
 void dcv_api_set_ready(struct dcv_api *a, bool ready) { a->ready = ready; }
 long dcv_api_inflight(const struct dcv_api *a) { return a->inflight; }
 
@@ -328,6 +344,45 @@ static float *output_buffer(struct job *j, struct dcv_infer_request *in, const i
     return *scratch = dcv_buf_alloc(sizeof(float) * count);
 }
 
+static void shape_str(char *buf, size_t cap, const int64_t *shape, int nd)
+{
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < nd && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, i ? ",%lld" : "%lld", (long long)shape[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+/* Resolves the regions of an input and/or output in shared memory and
+ * reads the input from its region (in place when it is aligned FP32).
+ * Each reference keeps its mapping until the job drops it, so an
+ * unregister meanwhile never unmaps memory under the job. Pool thread
+ * (never inline: small_enough sends such requests to the pool). */
+static int shm_resolve(struct job *j, struct dcv_infer_request *in, const int64_t *oshape,
+                       size_t count, struct dcv_shm_ref *sin, struct dcv_shm_ref *sout)
+{
+    const struct dcv_tensor_shm *is = &in->input_shm, *os = &in->output_shm;
+    struct dcv_api *a = j->api;
+    int rc;
+    if (!a->cfg->shared_memory) return dcv_errf(j->err, DCV_EINVAL, SHM_DISABLED);
+    if (os->used) {
+        char st[DCV_MAX_DIMS * 22 + 3];
+        shape_str(st, sizeof st, oshape, in->input.ndim);
+        if (os->byte_size < count * sizeof(float))
+            return dcv_errf(j->err, DCV_EINVAL, "output 'output': parameters."
+                            "shared_memory_byte_size is %llu but the FP32 output of shape %s "
+                            "needs %zu bytes", (unsigned long long)os->byte_size, st,
+                            count * sizeof(float));
+        if ((rc = dcv_shm_acquire(a->shm, os->region, os->offset, os->byte_size, sout, j->err)))
+            return rc;
+    }
+    if (!is->used) return 0;
+    if ((rc = dcv_shm_acquire(a->shm, is->region, is->offset, is->byte_size, sin, j->err)))
+        return rc;
+    /* An input sharing bytes with the output is copied: the engine would
+     * otherwise read values it has already overwritten. */
+    return dcv_tensor_decode_raw(in, sin->addr, sin->len, !dcv_shm_overlap(sin, sout), j->err);
+}
+
 /* Adaptive threads: the cores split among the jobs running now (this one
  * included). Pool thread. */
 static void pick_threads(const struct dcv_config *cfg)
@@ -343,7 +398,9 @@ static void infer_work(void *arg)
     struct job *j = arg;
     struct dcv_infer_request in = { 0 };
     struct dcv_decode_limits lim = { .max_elems = j->api->cfg->max_tensor_elems };
+    struct dcv_shm_ref shm_in = { 0 }, shm_out = { 0 };
     int64_t oshape[DCV_MAX_DIMS];
+    char ver[16];
     float *out = NULL;
     size_t count = 0;
     bool rows = false;
@@ -359,7 +416,15 @@ static void infer_work(void *arg)
           ? dcv_tensor_decode_kserve(j->body, j->len, j->header_len, &lim, &in, j->err)
           : dcv_tensor_decode_tfserving(j->body, j->len, &lim, &in, &rows, j->err);
     if (j->rc || (j->rc = output_shape(j, &in, oshape, &count))) goto out;
-    float *dst = output_buffer(j, &in, oshape, count, &out);
+    if ((in.input_shm.used || in.output_shm.used) &&
+        (j->rc = shm_resolve(j, &in, oshape, count, &shm_in, &shm_out)))
+        goto out;
+    float *dst;
+    if (shm_out.region)              /* computed straight into the region when aligned */
+        dst = (uintptr_t)shm_out.addr % _Alignof(float) == 0 ? (float *)(void *)shm_out.addr
+            : (out = dcv_buf_alloc(sizeof(float) * count));
+    else
+        dst = output_buffer(j, &in, oshape, count, &out);
     if (!dst) {
         j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory for a %zu-value output", count);
         goto out;
@@ -369,11 +434,17 @@ static void infer_work(void *arg)
     j->rc = dcv_model_infer(j->ref.model, in.input.data, in.input.shape, nd, dst, count, j->err);
     if (j->rc) goto out;
     j->t_computed = dcv_now_ns();
-    if (j->binary) {
+    snprintf(ver, sizeof ver, "%d", j->ref.version);
+    if (shm_out.region) {
+        dcv_tensor_kserve_binary_close(dst, count);      /* little-endian in the region */
+        if ((void *)dst != (void *)shm_out.addr)
+            memcpy(shm_out.addr, dst, sizeof(float) * count);
+        j->out = dcv_tensor_encode_kserve_shm(j->ref.name, ver, in.id, in.has_id, oshape, nd,
+                                              &in.output_shm, &j->out_len);
+        j->out_header_len = j->out_len;
+    } else if (j->binary) {
         dcv_tensor_kserve_binary_close(dst, count);
     } else if (j->kind == JOB_KSERVE) {
-        char ver[16];
-        snprintf(ver, sizeof ver, "%d", j->ref.version);
         j->out = dcv_tensor_encode_kserve(j->ref.name, ver, in.id, in.has_id, oshape, nd, out,
                                           false, &j->out_len, &j->out_header_len);
     } else {
@@ -385,7 +456,9 @@ out:
     if (!j->t_decoded) j->t_decoded = j->t_done;
     if (!j->t_computed) j->t_computed = j->t_done;
     dcv_buf_free(out);
-    dcv_infer_request_release(&in);      /* before the body it may borrow from */
+    dcv_infer_request_release(&in);      /* before the body or region it may borrow from */
+    dcv_shm_release(&shm_in);
+    dcv_shm_release(&shm_out);
     dcv_buf_free(j->body);
     j->body = NULL;
 }
@@ -492,6 +565,9 @@ out:
 static bool small_enough(const struct dcv_api *a, const struct job *j)
 {
     const struct dcv_conv *c = &j->ref.model->layer.conv;
+    size_t jlen = j->header_len ? j->header_len : j->len;
+    /* a tensor in shared memory is not bounded by the body */
+    if (j->body && memmem(j->body, jlen, "shared_memory", 13)) return false;
     double vals = j->header_len ? (double)j->len : (double)j->len / 2;
     double macs = vals * (double)c->filters, outs = macs / (double)c->in_channels;
     for (int i = 0; i < c->rank; i++) {
@@ -703,6 +779,7 @@ static void h_server_meta(struct dcv_api *a, struct dcv_http_req *req)
     dcv_json_add(o, "version", dcv_json_new_string(DCV_VERSION));
     for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
         if (strcmp(ext[i], "schedule_policy")) dcv_json_append(e, dcv_json_new_string(ext[i]));
+    if (a->cfg->shared_memory) dcv_json_append(e, dcv_json_new_string("system_shared_memory"));
     dcv_json_add(o, "extensions", e);
     send_json(a, req, NULL, 200, o);
 }
@@ -714,6 +791,7 @@ static void h_metrics(struct dcv_api *a, struct dcv_http_req *req)
     struct dcv_buf_stats bs;
     dcv_buf_get_stats(&bs);
     g.buf_cached_bytes = bs.cached_bytes, g.buf_hits = bs.hits, g.buf_misses = bs.misses;
+    dcv_shm_totals(a->shm, &g.shm_regions, &g.shm_bytes);
     size_t len = 0;
     char *text = dcv_metrics_render(a->metrics, &g, &len), *b = text ? body_dup(text, len) : NULL;
     free(text);
@@ -756,6 +834,111 @@ static void h_repo(struct dcv_api *a, struct dcv_http_req *req, const char *name
                                                             : "cannot start loading"); return; }
     }
     a->inflight++;
+}
+
+/* ---- system shared memory (Triton's extension) ---- */
+
+static struct dcv_json *shm_status(const struct dcv_shm_info *s)
+{
+    struct dcv_json *o = dcv_json_new_object();
+    dcv_json_add(o, "name", dcv_json_new_string(s->name));
+    dcv_json_add(o, "key", dcv_json_new_string(s->key));
+    dcv_json_add(o, "offset", dcv_json_new_number((double)s->offset));
+    dcv_json_add(o, "byte_size", dcv_json_new_number((double)s->byte_size));
+    return o;
+}
+
+/* [{"name","key","offset","byte_size"}, ...]: one region, or all. */
+static void h_shm_status(struct dcv_api *a, struct dcv_http_req *req, const char *name)
+{
+    struct dcv_json *arr = dcv_json_new_array();
+    if (name) {
+        struct dcv_shm_info info;
+        if (dcv_shm_info(a->shm, name, &info)) {
+            char msg[DCV_ERRLEN];
+            snprintf(msg, sizeof msg, "unknown shared memory region '%s'", name);
+            dcv_json_free(arr);
+            send_error(a, req, NULL, DCV_ENOENT, msg);
+            return;
+        }
+        dcv_json_append(arr, shm_status(&info));
+    } else {
+        struct dcv_shm_info *all = malloc(DCV_SHM_DEFAULT_MAX_REGIONS * sizeof *all);
+        size_t n = all ? dcv_shm_list(a->shm, all, DCV_SHM_DEFAULT_MAX_REGIONS) : 0;
+        if (!all) {
+            dcv_json_free(arr);
+            send_error(a, req, NULL, DCV_ENOMEM, "out of memory");
+            return;
+        }
+        for (size_t i = 0; i < n; i++) dcv_json_append(arr, shm_status(&all[i]));
+        free(all);
+    }
+    send_json(a, req, NULL, 200, arr);
+}
+
+/* A register body member that is a byte count (up to 2^53, exact in JSON). */
+static bool shm_bytes(const struct dcv_json *doc, const char *key, bool required, uint64_t *out,
+                      char *err)
+{
+    const struct dcv_json *v = dcv_json_get(doc, key);
+    int64_t x = 0;
+    if (!v && !required) {
+        *out = 0;
+        return true;
+    }
+    if (!v || !dcv_json_int(v, 0, INT64_C(1) << 53, &x)) {
+        char got[48];
+        if (v && dcv_json_type(v) == DCV_JSON_NUMBER)
+            snprintf(got, sizeof got, "%.17g", dcv_json_number(v));
+        else
+            snprintf(got, sizeof got, "%s", v ? dcv_json_type_name(v) : "nothing");
+        dcv_errf(err, DCV_EINVAL, "register: \"%s\" must be an integer number of bytes in "
+                 "[0, 2^53], got %s", key, got);
+        return false;
+    }
+    *out = (uint64_t)x;
+    return true;
+}
+
+/* Body {"key": "/shm_key", "offset": N, "byte_size": N}. */
+static void h_shm_register(struct dcv_api *a, struct dcv_http_req *req, const char *name)
+{
+    char err[DCV_ERRLEN];
+    uint64_t offset, size;
+    struct dcv_json *doc = parse_body(a, req, NULL);
+    if (!doc) return;
+    const char *key = dcv_json_string(dcv_json_get(doc, "key"));
+    int rc = DCV_EINVAL;
+    for (const struct dcv_json *m = dcv_json_first(doc); m; m = dcv_json_next(m))
+        if (strcmp(dcv_json_key(m), "key") && strcmp(dcv_json_key(m), "offset") &&
+            strcmp(dcv_json_key(m), "byte_size")) {
+            dcv_errf(err, rc, "register: unknown member \"%.64s\" (a register body is "
+                     "{\"key\": \"/name\", \"offset\": N, \"byte_size\": N})",
+                     dcv_json_key(m));
+            goto out;
+        }
+    if (!key) {
+        dcv_errf(err, rc, "register: \"key\" must be the shared memory object's name, a "
+                 "string like \"/my_input\"");
+        goto out;
+    }
+    if (!shm_bytes(doc, "offset", false, &offset, err) ||
+        !shm_bytes(doc, "byte_size", true, &size, err))
+        goto out;
+    rc = dcv_shm_register(a->shm, name, key, offset, size, err);
+out:
+    dcv_json_free(doc);
+    if (rc) send_error(a, req, NULL, rc, err);
+    else send_json(a, req, NULL, 200, dcv_json_new_object());
+}
+
+/* Unregistering a name that is not registered succeeds, as in Triton:
+ * clients unregister in clean-up paths without knowing what is left. */
+static void h_shm_unregister(struct dcv_api *a, struct dcv_http_req *req, const char *name)
+{
+    if (name) dcv_shm_unregister(a->shm, name);
+    else dcv_shm_unregister_all(a->shm);
+    send_json(a, req, NULL, 200, dcv_json_new_object());
 }
 
 /* ---- TF Serving metadata ---- */
@@ -867,6 +1050,30 @@ static bool method(struct dcv_api *a, struct dcv_http_req *req, const char *want
     return false;
 }
 
+static void route_shm(struct dcv_api *a, struct dcv_http_req *req, struct route *r)
+{
+    /* /v2/systemsharedmemory[/region/{name}]/{status,register,unregister} */
+    const char *name = NULL, *act = "";
+    if (r->n == 3) act = r->seg[2];
+    else if (r->n == 5 && is(r, 2, "region")) name = r->seg[3], act = r->seg[4];
+    bool status = !strcmp(act, "status"), reg = !strcmp(act, "register"),
+         unreg = !strcmp(act, "unregister");
+    dcv_http_set_log(req, NULL, status ? "shm_status" : reg ? "shm_register"
+                              : unreg ? "shm_unregister" : "shm");
+    if (!status && !unreg && !(reg && name))
+        { send_error(a, req, NULL, DCV_ENOENT, "no such endpoint"); return; }
+    if (!a->cfg->shared_memory) { send_error(a, req, NULL, DCV_EINVAL, SHM_DISABLED); return; }
+    if (name && !dcv_shm_name_valid(name)) {
+        send_error(a, req, NULL, DCV_EINVAL, "invalid shared memory region name: use 1-127 of "
+                   "[A-Za-z0-9_.-], not starting with '.'");
+        return;
+    }
+    if (!method(a, req, status ? "GET" : "POST", NULL)) return;
+    if (status) h_shm_status(a, req, name);
+    else if (reg) h_shm_register(a, req, name);
+    else h_shm_unregister(a, req, name);
+}
+
 /* Only the current version is served; any other number is unknown. */
 static bool version_exists(struct dcv_api *a, const char *m, const char *v)
 {
@@ -962,6 +1169,12 @@ static void route(struct dcv_api *a, struct dcv_http_req *req)
         if (!dcv_model_name_valid(r.seg[3]))
             { send_error(a, req, NULL, DCV_EINVAL, "invalid model name"); return; }
         if (method(a, req, "POST", r.seg[3])) h_repo(a, req, r.seg[3], r.seg[4]);
+    } else if (is(&r, 1, "systemsharedmemory")) {
+        route_shm(a, req, &r);
+    } else if (is(&r, 1, "cudasharedmemory")) {
+        dcv_http_set_log(req, NULL, "cuda_shm");
+        send_error(a, req, NULL, DCV_EUNSUPP, "CUDA shared memory is not supported: deconvd "
+                   "computes on the CPU only; use system shared memory (/v2/systemsharedmemory)");
     } else if (r.n == 2 && is(&r, 1, "shape")) {
         dcv_http_set_log(req, NULL, "shape");
         if (method(a, req, "POST", NULL)) h_shape(a, req);

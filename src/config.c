@@ -61,7 +61,7 @@ int dcv_config_parse_listen(struct dcv_config *c, const char *s, char *err)
     return 0;
 }
 
-enum kind { K_INT, K_SIZE, K_STR, K_LEVEL, K_FORMAT, K_LISTEN, K_DIR };
+enum kind { K_INT, K_SIZE, K_BOOL, K_STR, K_LEVEL, K_FORMAT, K_LISTEN, K_DIR };
 
 struct key {
     const char *name;
@@ -90,6 +90,7 @@ static const struct key keys[] = {
     { "log_level", K_LEVEL, OFF(log_level), 0, 0 },
     { "log_format", K_FORMAT, OFF(log_json), 0, 0 },
     { "auth_token", K_STR, OFF(auth_token), 0, 0 },
+    { "shared_memory", K_BOOL, OFF(shared_memory), 0, 0 },
 };
 
 static int set_key(struct dcv_config *c, const struct key *k, const struct dcv_json *v,
@@ -106,6 +107,11 @@ static int set_key(struct dcv_config *c, const struct key *k, const struct dcv_j
                             k->name, k->lo, k->hi);
         if (k->kind == K_INT) *(int *)base = (int)x;
         else *(size_t *)base = (size_t)x;
+        return 0;
+    case K_BOOL:
+        if (dcv_json_type(v) != DCV_JSON_BOOL)
+            return dcv_errf(err, DCV_EINVAL, "config: %s must be true or false", k->name);
+        *(bool *)base = dcv_json_true(v);
         return 0;
     case K_LISTEN:
         if (!s) return dcv_errf(err, DCV_EINVAL, "config: listen must be a string");

@@ -231,6 +231,12 @@ char *dcv_metrics_render(struct dcv_metrics *m, const struct dcv_gauges *g, size
              "# TYPE deconvd_buffer_cache_misses_total counter\n"
              "deconvd_buffer_cache_misses_total %llu\n",
          g->buf_cached_bytes, (unsigned long long)g->buf_hits, (unsigned long long)g->buf_misses);
+    emit(&o, "# HELP deconvd_shared_memory_regions System shared-memory regions registered.\n"
+             "# TYPE deconvd_shared_memory_regions gauge\ndeconvd_shared_memory_regions %zu\n"
+             "# HELP deconvd_shared_memory_bytes Bytes mapped for registered system "
+             "shared-memory regions.\n# TYPE deconvd_shared_memory_bytes gauge\n"
+             "deconvd_shared_memory_bytes %llu\n",
+         g->shm_regions, (unsigned long long)g->shm_bytes);
     render_process(&o, m->start_time);
     if (o.oom) {
         free(o.buf);

@@ -1139,6 +1139,53 @@ static int param_bool(const struct dcv_json *params, const char *where, const ch
     return 0;
 }
 
+/* A byte count or offset parameter: a non-negative integer (up to 2^53). */
+static int param_bytes(const struct dcv_json *v, const char *where, const char *key,
+                       uint64_t *out, char *err)
+{
+    int64_t x;
+    if (!json_integer(v, &x) || x < 0)
+        return dcv_errf(err, DCV_EINVAL, "%s: parameters.%s must be a non-negative integer "
+                        "number of bytes, got %s", where, key,
+                        dcv_json_type(v) == DCV_JSON_NUMBER ? "a negative, non-integer or too "
+                        "large number" : kind_name(v));
+    *out = (uint64_t)x;
+    return 0;
+}
+
+/* parameters.shared_memory_{region,byte_size,offset} of one tensor, from
+ * an object params (or NULL). Region and byte size come together. */
+static int shm_params(const struct dcv_json *params, const char *where,
+                      struct dcv_tensor_shm *shm, char *err)
+{
+    const struct dcv_json *region = dcv_json_get(params, "shared_memory_region"),
+                          *size = dcv_json_get(params, "shared_memory_byte_size"),
+                          *off = dcv_json_get(params, "shared_memory_offset");
+    int rc;
+    if (!region && !size && !off)
+        return 0;
+    if (!region)
+        return dcv_errf(err, DCV_EINVAL, "%s: parameters.shared_memory_%s is given without "
+                        "parameters.shared_memory_region", where, size ? "byte_size" : "offset");
+    const char *name = text_of(region);
+    if (!name)
+        return dcv_errf(err, DCV_EINVAL, "%s: parameters.shared_memory_region must be a "
+                        "string, got %s", where, kind_name(region));
+    size_t n = strlen(name);
+    if (n == 0 || n >= DCV_TENSOR_REGION_MAX)
+        return dcv_errf(err, DCV_EINVAL, "%s: parameters.shared_memory_region is %zu bytes "
+                        "long; 1 to %d are accepted", where, n, DCV_TENSOR_REGION_MAX - 1);
+    if (!size)
+        return dcv_errf(err, DCV_EINVAL, "%s: parameters.shared_memory_region needs "
+                        "parameters.shared_memory_byte_size", where);
+    if ((rc = param_bytes(size, where, "shared_memory_byte_size", &shm->byte_size, err)) ||
+        (off && (rc = param_bytes(off, where, "shared_memory_offset", &shm->offset, err))))
+        return rc;
+    memcpy(shm->region, name, n + 1);
+    shm->used = true;
+    return 0;
+}
+
 /* parameters.binary_data_output is the default; an outputs entry's own
  * parameters.binary_data overrides it, as in Triton. */
 static int kserve_outputs(const struct dcv_json *root, struct dcv_infer_request *req, char *err)
@@ -1164,6 +1211,10 @@ static int kserve_outputs(const struct dcv_json *root, struct dcv_infer_request 
         snprintf(where, sizeof where, "outputs[%zu].parameters", i);
         rc = param_bool(dcv_json_get(o, "parameters"), where, "binary_data", &req->binary_output,
                         err);
+        if (!rc) {
+            snprintf(where, sizeof where, "outputs[%zu]", i);
+            rc = shm_params(dcv_json_get(o, "parameters"), where, &req->output_shm, err);
+        }
         if (rc)
             return rc;
         req->output_requested = true;
@@ -1194,7 +1245,8 @@ static const struct dcv_json *kserve_input_object(const struct dcv_json *root, c
     return NULL;
 }
 
-static int kserve_params(const struct dcv_json *in, struct kinput *k, char *err)
+static int kserve_params(const struct dcv_json *in, struct kinput *k,
+                         struct dcv_tensor_shm *shm, char *err)
 {
     const struct dcv_json *params = dcv_json_get(in, "parameters");
     if (!params)
@@ -1202,6 +1254,9 @@ static int kserve_params(const struct dcv_json *in, struct kinput *k, char *err)
     if (dcv_json_type(params) != DCV_JSON_OBJECT)
         return dcv_errf(err, DCV_EINVAL, "%s: parameters must be an object, got %s", k->what,
                         kind_name(params));
+    int rc = shm_params(params, k->what, shm, err);
+    if (rc)
+        return rc;
     const struct dcv_json *size = dcv_json_get(params, "binary_data_size");
     if (!size)
         return 0;
@@ -1241,9 +1296,14 @@ static int kserve_input(const struct dcv_json *root, const struct limits *lim, s
                         "FP64, FP16, BF16, INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, "
                         "UINT64, BOOL)", k->what, text_of(dt));
     if ((rc = read_shape(dcv_json_get(in, "shape"), lim, k->what, &k->shape, err)) ||
-        (rc = kserve_params(in, k, err)))
+        (rc = kserve_params(in, k, &req->input_shm, err)))
         return rc;
     k->data = dcv_json_get(in, "data");
+    if (req->input_shm.used && (k->data || k->binary))
+        return dcv_errf(err, DCV_EINVAL, "%s has both %s and parameters.shared_memory_region; "
+                        "give one", k->what, k->data ? "\"data\"" : "parameters.binary_data_size");
+    if (req->input_shm.used)
+        return 0;
     if (k->data && k->binary)
         return dcv_errf(err, DCV_EINVAL, "%s has both \"data\" and parameters.binary_data_size; "
                         "give one", k->what);
@@ -1291,6 +1351,27 @@ static int from_binary(const unsigned char *src, size_t count, enum dtype t, flo
     return 0;
 }
 
+/* count values of type t at src into out->data: borrowed in place when
+ * allowed and the bytes already are aligned little-endian float32 (no copy
+ * of the biggest input), else converted into a new buffer. */
+static int raw_tensor(const unsigned char *src, size_t count, enum dtype t, bool may_borrow,
+                      const char *what, struct dcv_tensor *out, char *err)
+{
+    if (may_borrow && t == T_FP32 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ &&
+        (uintptr_t)src % _Alignof(float) == 0) {
+        const float *v = (const float *)(const void *)src;
+        for (size_t i = 0; i < count; i++)
+            if (!isfinite(v[i]))
+                return float_error(err, what, i, BAD_NONFINITE, t, v[i]);
+        out->data = (float *)(void *)src;
+        out->borrowed = true;
+        return 0;
+    }
+    if (!(out->data = malloc(count * sizeof *out->data)))
+        return dcv_errf(err, DCV_ENOMEM, "out of memory for %zu values", count);
+    return from_binary(src, count, t, out->data, what, err);
+}
+
 static int kserve_binary(const struct kinput *k, const unsigned char *bin, size_t blen,
                          bool has_header, struct dcv_tensor *out, char *err)
 {
@@ -1305,19 +1386,27 @@ static int kserve_binary(const struct kinput *k, const unsigned char *bin, size_
         return dcv_errf(err, DCV_EINVAL, "%s: expected %zu bytes of binary data after the JSON "
                         "header, got %zu%s", k->what, count * size, blen,
                         has_header ? "" : " (no Inference-Header-Content-Length was given)");
-    if (k->t == T_FP32 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ &&
-        (uintptr_t)bin % _Alignof(float) == 0) {
-        const float *v = (const float *)(const void *)bin;
-        for (size_t i = 0; i < count; i++)
-            if (!isfinite(v[i]))
-                return float_error(err, k->what, i, BAD_NONFINITE, k->t, v[i]);
-        out->data = (float *)(void *)bin;   /* read in place: no copy of the biggest input */
-        out->borrowed = true;
-        return 0;
-    }
-    if (!(out->data = malloc(count * sizeof *out->data)))
-        return dcv_errf(err, DCV_ENOMEM, "out of memory for %zu values", count);
-    return from_binary(bin, count, k->t, out->data, k->what, err);
+    return raw_tensor(bin, count, k->t, true, k->what, out, err);
+}
+
+/* An input in shared memory: its byte size must fit shape and datatype
+ * now, so that api.c maps exactly what the tensor needs. */
+static int kserve_shm_input(const struct kinput *k, struct dcv_infer_request *req, size_t blen,
+                            char *err)
+{
+    size_t size = dtypes[k->t].size, count = k->shape.count;
+    char st[SHAPE_TEXT];
+    shape_text(st, k->shape.dims, k->shape.ndim);
+    if (count > SIZE_MAX / size || req->input_shm.byte_size != (uint64_t)(count * size))
+        return dcv_errf(err, DCV_EINVAL, "%s: parameters.shared_memory_byte_size is %llu but "
+                        "shape %s of %s needs %zu bytes", k->what,
+                        (unsigned long long)req->input_shm.byte_size, st, dtypes[k->t].name,
+                        count * size);
+    if (blen)
+        return dcv_errf(err, DCV_EINVAL, "expected 0 bytes of binary data after the JSON header "
+                        "(no input has parameters.binary_data_size), got %zu", blen);
+    snprintf(req->input_datatype, sizeof req->input_datatype, "%s", dtypes[k->t].name);
+    return 0;
 }
 
 static int kserve_request(const struct dcv_json *root, const unsigned char *bin, size_t blen,
@@ -1333,6 +1422,8 @@ static int kserve_request(const struct dcv_json *root, const unsigned char *bin,
         (rc = kserve_input(root, lim, &k, req, err)))
         return rc;
     set_tensor(&req->input, &k.shape, NULL);
+    if (req->input_shm.used)
+        return kserve_shm_input(&k, req, blen, err);
     if (k.binary)
         return kserve_binary(&k, bin, blen, has_header, &req->input, err);
     if (blen)
@@ -1361,6 +1452,24 @@ int dcv_tensor_decode_kserve(char *body, size_t len, size_t header_len,
     dcv_tensor_body_free(b);
     if (rc)
         dcv_infer_request_release(req);
+    return rc;
+}
+
+int dcv_tensor_decode_raw(struct dcv_infer_request *req, const void *src, size_t len,
+                          bool may_borrow, char *err)
+{
+    enum dtype t;
+    char what[WHAT_MAX];
+    if (!req->input_shm.used || req->input.data || dtype_of(req->input_datatype, &t))
+        return dcv_errf(err, DCV_EINVAL, "the request's input is not in shared memory");
+    snprintf(what, sizeof what, "input '%s'", req->input_name);
+    size_t count = req->input.count, size = dtypes[t].size;
+    if (count > SIZE_MAX / size || len != count * size)
+        return dcv_errf(err, DCV_EINVAL, "%s: expected %zu bytes of %s in shared memory, got %zu",
+                        what, count * size, dtypes[t].name, len);
+    int rc = raw_tensor(src, count, t, may_borrow, what, &req->input, err);
+    if (rc)
+        dcv_tensor_release(&req->input);
     return rc;
 }
 
@@ -1723,6 +1832,25 @@ void dcv_tensor_kserve_binary_close(float *data, size_t n)
         for (int k = 0; k < 4; k++)
             b[k] = (unsigned char)(x >> (8 * k));
     }
+}
+
+char *dcv_tensor_encode_kserve_shm(const char *model, const char *version, const char *id,
+                                   bool has_id, const int64_t *shape, int ndim,
+                                   const struct dcv_tensor_shm *shm, size_t *len)
+{
+    size_t n;
+    struct out o;
+    char num[96];
+    if (!shape_count(shape, ndim, &n) ||
+        !out_open(&o, kserve_head_max(model, version, id) + quoted_max(shm->region) + 192))
+        return NULL;
+    kserve_head(&o, model, version, id, has_id, shape, ndim);
+    put(&o, ",\"parameters\":{\"shared_memory_region\":");
+    put_quoted(&o, shm->region);
+    snprintf(num, sizeof num, ",\"shared_memory_byte_size\":%llu,\"shared_memory_offset\":%llu}}]}",
+             (unsigned long long)shm->byte_size, (unsigned long long)shm->offset);
+    put(&o, num);
+    return out_close(&o, len);
 }
 
 char *dcv_tensor_encode_kserve(const char *model, const char *version, const char *id,

@@ -31,6 +31,7 @@ struct dcv_config {
     int log_level;               /* enum dcv_log_level */
     bool log_json;
     char auth_token[256];        /* "" = no auth */
+    bool shared_memory;          /* Triton's system shared-memory extension; off by default */
     char config_path[PATH_MAX];
 };
 

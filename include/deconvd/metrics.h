@@ -19,6 +19,8 @@ struct dcv_gauges {
     long inflight, queue_depth, models_loaded;
     size_t buf_cached_bytes;
     uint64_t buf_hits, buf_misses;
+    size_t shm_regions;          /* system shared-memory regions registered */
+    uint64_t shm_bytes;          /* bytes their mappings span */
 };
 
 struct dcv_metrics *dcv_metrics_new(void);

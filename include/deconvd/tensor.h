@@ -6,7 +6,9 @@
  * form, "inputs" columnar form), and tensors given as nested arrays or
  * {"shape","data"} objects; encodes the answers. Large numeric arrays are
  * decoded by the float codec straight into one float buffer: the generic
- * JSON tree only ever sees a small skeleton. Pure functions, any thread.
+ * JSON tree only ever sees a small skeleton. A tensor placed in shared
+ * memory (Triton's extension) is decoded to its parameters only: resolving
+ * the region is api.c's business. Pure functions, any thread.
  */
 #ifndef DECONVD_TENSOR_H
 #define DECONVD_TENSOR_H
@@ -20,6 +22,7 @@ struct dcv_json;
 #define DCV_TENSOR_MAX_DIMS 8
 #define DCV_TENSOR_NAME_MAX 64
 #define DCV_TENSOR_ID_MAX 256
+#define DCV_TENSOR_REGION_MAX 128
 
 struct dcv_tensor {
     int64_t shape[DCV_TENSOR_MAX_DIMS];
@@ -29,6 +32,16 @@ struct dcv_tensor {
     bool borrowed;           /* data points into the request body (binary FP32 input) */
 };
 
+/* A tensor placed in a registered shared-memory region instead of the body
+ * (Triton's shared-memory extension): parameters.shared_memory_region,
+ * shared_memory_byte_size and the optional shared_memory_offset. The
+ * decoder only reads them; api.c resolves the region. */
+struct dcv_tensor_shm {
+    bool used;
+    char region[DCV_TENSOR_REGION_MAX];
+    uint64_t offset, byte_size;
+};
+
 struct dcv_infer_request {
     char id[DCV_TENSOR_ID_MAX];      /* "" when absent */
     bool has_id;
@@ -36,6 +49,11 @@ struct dcv_infer_request {
     struct dcv_tensor input;         /* the one input, converted to FP32 */
     bool binary_output;              /* answer with binary tensor data */
     bool output_requested;           /* "outputs" present and names "output" */
+    /* input_shm.used: input has its shape and count but no data until
+     * dcv_tensor_decode_raw; input_datatype says how to read the bytes */
+    struct dcv_tensor_shm input_shm;
+    char input_datatype[8];
+    struct dcv_tensor_shm output_shm; /* used: the answer's floats go to the region */
 };
 
 struct dcv_decode_limits {
@@ -60,6 +78,25 @@ struct dcv_decode_limits {
 int dcv_tensor_decode_kserve(char *body, size_t len, size_t header_len,
                              const struct dcv_decode_limits *lim,
                              struct dcv_infer_request *req, char *err);
+
+/* With the shared-memory extension the input may instead name a region
+ * (parameters.shared_memory_region + shared_memory_byte_size, which must
+ * equal shape product × element size, + optional shared_memory_offset):
+ * then req->input_shm is filled and req->input.data stays NULL. A
+ * requested output may carry the same parameters (req->output_shm). Only
+ * one of "data", binary_data_size and shared_memory_region per input; a
+ * byte size or offset without a region, or a region without a byte size,
+ * is an error, as in Triton. */
+
+/* Reads the input of a decoded request whose input_shm is used from len
+ * raw little-endian bytes at src (the resolved region range), converting
+ * req->input_datatype to float32 like a binary tensor. With may_borrow, an
+ * FP32 input at a 4-byte aligned address is read in place (src must then
+ * outlive req); otherwise it is copied. 0, or DCV_EINVAL (len is not
+ * shape product × element size, non-finite values) / DCV_ENOMEM with a
+ * message. Any thread. */
+int dcv_tensor_decode_raw(struct dcv_infer_request *req, const void *src, size_t len,
+                          bool may_borrow, char *err);
 
 /* TF Serving :predict body: {"instances": [...]} (each instance one batch
  * element: a nested array, or an object whose single key holds one) or
@@ -106,6 +143,14 @@ char *dcv_tensor_kserve_binary_open(const char *model, const char *version, cons
                                     bool has_id, const int64_t *shape, int ndim, float **data,
                                     size_t *len, size_t *header_len);
 void dcv_tensor_kserve_binary_close(float *data, size_t n);
+
+/* The JSON response for an output written to shared memory: as above, but
+ * the output object carries no "data", only "parameters" echoing the
+ * request's {"shared_memory_region", "shared_memory_byte_size",
+ * "shared_memory_offset"}. NULL on OOM; free with dcv_buf_free. */
+char *dcv_tensor_encode_kserve_shm(const char *model, const char *version, const char *id,
+                                   bool has_id, const int64_t *shape, int ndim,
+                                   const struct dcv_tensor_shm *shm, size_t *len);
 
 /* TF Serving response: {"predictions": [one nested array per batch element]}
  * when row_format, else {"outputs": nested}. */

@@ -16,6 +16,9 @@
  * values), id/name fit their buffers, and three round trips give back the
  * same bits: the floats re-encoded as a KServe JSON request, as a binary
  * request, and the KServe response encoder read back as a plain tensor.
+ * An input in shared memory (Triton's extension) decodes to a shape without
+ * data; its bytes are then read from a zeroed buffer of the declared size,
+ * and the shared-memory response encoder must write JSON.
  */
 #include <stdbool.h>
 
@@ -147,7 +150,15 @@ static void padded_decode(const uint8_t *data, size_t size, size_t header_len,
                    dcv_error_http_status(rc) == dcv_error_http_status(rc2),
                "padding the arrays changed the verdict: %s -> %s (%s)", dcv_error_name(rc),
                dcv_error_name(rc2), rc2 ? err : "");
-    if (!rc) {
+    if (!rc && req->input_shm.used) {
+        FUZZ_CHECK(again.input_shm.used && again.input.data == NULL &&
+                       again.input.count == req->input.count &&
+                       again.input_shm.byte_size == req->input_shm.byte_size &&
+                       again.input_shm.offset == req->input_shm.offset &&
+                       strcmp(again.input_shm.region, req->input_shm.region) == 0,
+                   "padding the arrays changed the shared-memory input");
+        dcv_infer_request_release(&again);
+    } else if (!rc) {
         fz_same_tensor(&req->input, &again.input, "padded arrays");
         FUZZ_CHECK(strcmp(req->id, again.id) == 0 && strcmp(req->input_name, again.input_name) == 0 &&
                        req->binary_output == again.binary_output &&
@@ -156,6 +167,41 @@ static void padded_decode(const uint8_t *data, size_t size, size_t header_len,
         dcv_infer_request_release(&again);
     }
     free(body);
+}
+
+/* A decoded shared-memory input: shape only; read it from zeroed bytes. */
+static void shm_input(struct dcv_infer_request *req, size_t max_elems)
+{
+    char err[DCV_ERRLEN];
+    FUZZ_CHECK(req->input.data == NULL, "shared-memory input came with data");
+    FUZZ_CHECK(req->input_shm.region[0] && strlen(req->input_shm.region) < DCV_TENSOR_REGION_MAX,
+               "bad region name");
+    FUZZ_CHECK(req->input.count >= 1 && req->input.count <= max_elems, "count %zu",
+               req->input.count);
+    size_t n = (size_t)req->input_shm.byte_size;
+    FUZZ_CHECK(n % req->input.count == 0 && n / req->input.count >= 1 &&
+                   n / req->input.count <= 8, "byte size %zu for %zu values", n,
+               req->input.count);
+    if (n > ROUND_TRIP_MAX * 8) return;
+    unsigned char *zero = calloc(1, n + 1);
+    if (!zero) abort();
+    fz_err_init(err);
+    FUZZ_CHECK(dcv_tensor_decode_raw(req, zero + 1, n + 1, true, err) == DCV_EINVAL,
+               "a wrong byte count was read");
+    fz_err_init(err);
+    int rc = dcv_tensor_decode_raw(req, zero, n, true, err);
+    FUZZ_CHECK(rc == 0, "zeroed shared memory refused: %s", err);
+    fz_check_tensor(&req->input, max_elems, "shared-memory input");
+    size_t len = 0;
+    char *out = dcv_tensor_encode_kserve_shm("model", "1", req->id, req->has_id,
+                                             req->input.shape, req->input.ndim, &req->input_shm,
+                                             &len);
+    FUZZ_CHECK(out != NULL && strlen(out) == len, "encode_kserve_shm");
+    struct dcv_json *j = dcv_json_parse(out, len, err);
+    FUZZ_CHECK(j != NULL, "shared-memory response is not JSON: %s", err);
+    dcv_json_free(j);
+    dcv_buf_free(out);
+    free(zero);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -181,6 +227,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc) {
         fz_check_error(rc, err, "dcv_tensor_decode_kserve");
         FUZZ_CHECK(req.input.data == NULL, "failed decode left data behind");
+        return 0;
+    }
+    if (req.input_shm.used) {
+        shm_input(&req, lim.max_elems);
+        dcv_infer_request_release(&req);
         return 0;
     }
     fz_check_tensor(&req.input, lim.max_elems, "decoded input");

@@ -98,6 +98,21 @@ kserve_binary("binary-int8.bin", [1, 3], "INT8", b"\x80\x7f\x00",
               parameters={"binary_data_output": True})
 hdr = compact({"inputs": [kinput([2], "FP32", params={"binary_data_size": 8})]}).encode()
 kserve("binary-short.bin", hdr + b"\x00\x00\x80\x3f", len(hdr))
+# Triton's shared memory extension: tensors named by region, no data
+shm = {"shared_memory_region": "in", "shared_memory_byte_size": 16, "shared_memory_offset": 64}
+kserve("shm-input.json", compact({"inputs": [kinput([2, 2], "FP32", params=shm)]}))
+kserve("shm-input-int16-output.json", compact({
+    "inputs": [kinput([1, 3], "INT16", params={"shared_memory_region": "a.b-c",
+                                              "shared_memory_byte_size": 6})],
+    "outputs": [{"name": "output", "parameters": {"shared_memory_region": "out",
+                                                  "shared_memory_byte_size": 4096}}]}))
+kserve("shm-output-only.json", compact({"inputs": [kinput([2], "FP32", [1, 2])], "outputs": [
+    {"name": "output", "parameters": {"shared_memory_region": "o", "shared_memory_byte_size": 8,
+                                      "shared_memory_offset": 4, "binary_data": True}}]}))
+kserve("shm-size-mismatch.json", compact({"inputs": [kinput([3], "FP32", params=shm)]}))
+kserve("shm-and-data.json", compact({"inputs": [kinput([2, 2], "FP32", [1, 2, 3, 4], params=shm)]}))
+kserve("shm-no-size.json", compact({"inputs": [kinput([1], "FP32", params={
+    "shared_memory_region": "r"})]}))
 kserve("binary-no-header-length.bin", hdr + struct.pack("<2f", 1, 2), 0)
 kserve("header-past-end.json", compact({"inputs": [kinput([1], "FP32", [1])]}), 0x3FFFFFFF)
 # header word bit 31: element limit 64; bit 30: nesting limit 3
