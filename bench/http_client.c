@@ -8,7 +8,16 @@
  *   http_client -u URL -b BODYFILE [-H "Name: value"]... [-c CLIENTS]
  *               [-n REQUESTS | -d SECONDS] [-w WARMUP] [-s SAVE_FIRST_RESPONSE]
  *               [-m MIN_RESPONSE_BYTES] [-o OUT.json] [-L LATENCIES.txt]
+ *               [-S SHM_KEY:IN_BYTES:OUT_BYTES -I INPUT_FILE]
  * Exit 0 when every request got a 2xx answer of at least MIN bytes.
+ *
+ * -S: Triton system shared memory, as a real client uses it. The object
+ * SHM_KEY (created and registered by the caller) holds one block of
+ * IN_BYTES + OUT_BYTES per client; client i's body is BODYFILE with
+ * "@CLIENT@" replaced by i (its region names). Every request first copies
+ * INPUT_FILE into the client's input region and afterwards copies the
+ * output region out, so the timing includes moving the tensors; -s then
+ * saves the first output's bytes instead of the JSON answer.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,6 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
 
 #include <curl/curl.h>
 
@@ -39,6 +51,9 @@ struct opts {
     size_t min_bytes;
     char *body;
     size_t body_len;
+    unsigned char *shm;           /* -S: the mapped object, else NULL */
+    size_t shm_in, shm_out;
+    char *input;                  /* -I: what each request copies in */
 };
 
 struct client {
@@ -52,6 +67,10 @@ struct client {
     char first_error[CURL_ERROR_SIZE];
     struct buf resp;
     bool save_first;
+    int id;
+    char *body;                   /* this client's (shm: its region names) */
+    size_t body_len;
+    unsigned char *out;           /* shm: where each output is copied to */
 };
 
 static atomic_long g_issued;
@@ -74,8 +93,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
     return len;
 }
 
-static CURL *make_handle(const struct opts *o, struct curl_slist **hl, struct buf *resp,
-                         char *errbuf)
+static CURL *make_handle(const struct opts *o, const struct client *cl, struct curl_slist **hl,
+                         struct buf *resp, char *errbuf)
 {
     CURL *c = curl_easy_init();
     if (!c) return NULL;
@@ -84,8 +103,8 @@ static CURL *make_handle(const struct opts *o, struct curl_slist **hl, struct bu
     curl_easy_setopt(c, CURLOPT_URL, o->url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hl);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, o->body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, cl->body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)cl->body_len);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
@@ -99,11 +118,33 @@ static CURL *make_handle(const struct opts *o, struct curl_slist **hl, struct bu
 /* One request; returns the HTTP status, or -1 on a transport error. */
 static long one(CURL *c, struct client *cl)
 {
+    const struct opts *o = cl->o;
+    unsigned char *block = o->shm ? o->shm + (size_t)cl->id * (o->shm_in + o->shm_out) : NULL;
     cl->resp.len = 0;
+    if (block) memcpy(block, o->input, o->shm_in);
     if (curl_easy_perform(c) != CURLE_OK) return -1;
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (block) memcpy(cl->out, block + o->shm_in, o->shm_out);
     return status;
+}
+
+/* body with every "@CLIENT@" replaced by id. */
+static char *client_body(const char *body, size_t len, int id, size_t *out_len)
+{
+    static const char tok[] = "@CLIENT@";
+    char *r = malloc(len + 64 * (len / 8 + 1)), *w = r;
+    if (!r) return NULL;
+    for (size_t i = 0; i < len;) {
+        if (len - i >= sizeof tok - 1 && !memcmp(body + i, tok, sizeof tok - 1)) {
+            w += sprintf(w, "%d", id);
+            i += sizeof tok - 1;
+        } else {
+            *w++ = body[i++];
+        }
+    }
+    *out_len = (size_t)(w - r);
+    return r;
 }
 
 static void *client_main(void *arg)
@@ -112,7 +153,7 @@ static void *client_main(void *arg)
     const struct opts *o = cl->o;
     struct curl_slist *hl = NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
-    CURL *c = make_handle(o, &hl, &cl->resp, errbuf);
+    CURL *c = make_handle(o, cl, &hl, &cl->resp, errbuf);
     for (int i = 0; c && i < o->warmup; i++) one(c, cl);
     pthread_barrier_wait(cl->bar);
     if (!c) {
@@ -134,7 +175,8 @@ static void *client_main(void *arg)
             if (cl->save_first && o->save) {
                 FILE *f = fopen(o->save, "wb");
                 if (f) {
-                    fwrite(cl->resp.p, 1, cl->resp.len, f);
+                    if (o->shm) fwrite(cl->out, 1, o->shm_out, f);
+                    else fwrite(cl->resp.p, 1, cl->resp.len, f);
                     fclose(f);
                 }
             }
@@ -182,12 +224,35 @@ static int read_file(const char *path, char **out, size_t *len)
     return 0;
 }
 
+/* -S KEY:IN:OUT and -I FILE: maps the object (clients × (IN + OUT) bytes). */
+static int map_shm(struct opts *o, const char *spec, const char *input_path)
+{
+    char key[256];
+    size_t len = 0;
+    if (sscanf(spec, "%255[^:]:%zu:%zu", key, &o->shm_in, &o->shm_out) != 3 || !input_path ||
+        read_file(input_path, &o->input, &len) || len != o->shm_in) {
+        fprintf(stderr, "http_client: bad -S %s / -I %s (input must be IN_BYTES long)\n", spec,
+                input_path ? input_path : "(none)");
+        return -1;
+    }
+    int fd = shm_open(key, O_RDWR, 0);
+    size_t size = (size_t)o->clients * (o->shm_in + o->shm_out);
+    void *p = fd < 0 ? MAP_FAILED : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (fd >= 0) close(fd);
+    if (p == MAP_FAILED) {
+        perror(key);
+        return -1;
+    }
+    o->shm = p;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = { .clients = 1, .warmup = 3 };
-    const char *body_path = NULL;
+    const char *body_path = NULL, *shm_spec = NULL, *input_path = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "u:b:H:c:n:d:w:s:m:o:L:")) != -1) {
+    while ((opt = getopt(argc, argv, "u:b:H:c:n:d:w:s:m:o:L:S:I:")) != -1) {
         switch (opt) {
         case 'u': o.url = optarg; break;
         case 'b': body_path = optarg; break;
@@ -202,6 +267,8 @@ int main(int argc, char **argv)
         case 'm': o.min_bytes = (size_t)atol(optarg); break;
         case 'o': o.out = optarg; break;
         case 'L': o.lat_out = optarg; break;
+        case 'S': shm_spec = optarg; break;
+        case 'I': input_path = optarg; break;
         default: o.url = NULL; optind = argc; break;
         }
     }
@@ -209,20 +276,27 @@ int main(int argc, char **argv)
         (o.requests <= 0 && o.seconds <= 0)) {
         fprintf(stderr, "usage: http_client -u URL -b BODYFILE [-H 'Name: value']... "
                 "[-c CLIENTS] (-n REQUESTS | -d SECONDS) [-w WARMUP] [-s SAVE] [-m MINBYTES] "
-                "[-o OUT.json] [-L LATENCIES.txt]\n");
+                "[-o OUT.json] [-L LATENCIES.txt] [-S SHM_KEY:IN_BYTES:OUT_BYTES -I INPUT]\n");
         return 2;
     }
     if (read_file(body_path, &o.body, &o.body_len)) {
         perror(body_path);
         return 2;
     }
+    if (shm_spec && map_shm(&o, shm_spec, input_path)) return 2;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_t th[MAX_CLIENTS];
     struct client *cl = calloc((size_t)o.clients, sizeof *cl);
     pthread_barrier_t bar;
     pthread_barrier_init(&bar, NULL, (unsigned)o.clients + 1);
     for (int i = 0; i < o.clients; i++) {
-        cl[i] = (struct client){ .o = &o, .bar = &bar, .save_first = i == 0 };
+        cl[i] = (struct client){ .o = &o, .bar = &bar, .save_first = i == 0, .id = i,
+                                 .body = o.body, .body_len = o.body_len };
+        if (o.shm && (!(cl[i].body = client_body(o.body, o.body_len, i, &cl[i].body_len)) ||
+                      !(cl[i].out = malloc(o.shm_out)))) {
+            fprintf(stderr, "out of memory\n");
+            return 2;
+        }
         pthread_create(&th[i], NULL, client_main, &cl[i]);
     }
     g_deadline = 1e300;

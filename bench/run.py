@@ -88,8 +88,16 @@ def stop(p, sig=signal.SIGTERM, timeout=15):
         p.wait(timeout=5)
 
 
+_shm_paths = []
+
+
 @atexit.register
 def _cleanup():
+    for path in _shm_paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
     for p in _children:
         if p.poll() is None:
             try:
@@ -289,7 +297,8 @@ class Phases:
 # ---------------------------------------------------------------- servers
 
 class Daemon:
-    def __init__(self, build, workdir, models, tag, workers=None, tpr=None, config=None, env=None):
+    def __init__(self, build, workdir, models, tag, workers=None, tpr=None, config=None, env=None,
+                 extra=None):
         self.build, self.tag = build, tag
         self.logpath = os.path.join(workdir, f"deconvd-{tag}.log")
         argv = [os.path.join(build, "deconvd")]
@@ -298,8 +307,8 @@ class Daemon:
         else:
             cfg = os.path.join(workdir, f"deconvd-{tag}.json")
             with open(cfg, "w") as f:
-                json.dump({"listen": "127.0.0.1:0", "models_dir": models, "log_level": "info",
-                           "log_format": "logfmt"}, f)
+                json.dump(dict({"listen": "127.0.0.1:0", "models_dir": models, "log_level": "info",
+                                "log_format": "logfmt"}, **(extra or {})), f)
             argv += ["--config", cfg]
         argv += ["--listen", "127.0.0.1:0"]
         if workers:
@@ -484,6 +493,20 @@ def make_bodies(workdir):
         json.dump({"inputs": [{"name": "input", "shape": list(t.shape), "datatype": "FP32",
                                "data": [float(f"{v:.6g}") for v in t.ravel()]}]}, f,
                   separators=(",", ":"))
+    # Triton system shared memory: the same tensors, in regions in<i>/out<i>
+    # (http_client replaces @CLIENT@ by its client number)
+    b["x_raw"] = os.path.join(workdir, "dcgan_x.raw")
+    with open(b["x_raw"], "wb") as f:
+        f.write(x.tobytes())
+    b["shm"] = os.path.join(workdir, "dcgan_shm.body")
+    with open(b["shm"], "w") as f:
+        json.dump({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
+                               "parameters": {"shared_memory_region": "in@CLIENT@",
+                                              "shared_memory_byte_size": x.nbytes}}],
+                   "outputs": [{"name": "output",
+                                "parameters": {"shared_memory_region": "out@CLIENT@",
+                                               "shared_memory_byte_size": 64 * 64 * 64 * 4}}]},
+                  f, separators=(",", ":"))
     b["x"] = x
     return b
 
@@ -520,6 +543,37 @@ def binary_output(headers, body):
     return np.frombuffer(body, dtype="<f4", offset=hl, count=int(np.prod(shape))).reshape(shape)
 
 
+class Shm:
+    """One POSIX shared-memory object with an input and an output block per
+    client, registered with a daemon as regions in<i> / out<i> (Triton's
+    system shared memory extension), for http_client -S."""
+
+    def __init__(self, daemon, clients, in_bytes, out_bytes):
+        self.d = daemon
+        self.key = f"/deconvd_bench_{os.getpid()}_{daemon.port}"
+        self.path = "/dev/shm" + self.key
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        _shm_paths.append(self.path)
+        os.ftruncate(fd, clients * (in_bytes + out_bytes))
+        os.close(fd)
+        for i in range(clients):
+            base = i * (in_bytes + out_bytes)
+            for name, off, n in ((f"in{i}", base, in_bytes), (f"out{i}", base + in_bytes, out_bytes)):
+                st, _, b = http_req(daemon.port, "POST", f"/v2/systemsharedmemory/region/{name}/register",
+                                    json.dumps({"key": self.key, "offset": off, "byte_size": n}).encode(),
+                                    {"Content-Type": "application/json"})
+                if st != 200:
+                    raise RuntimeError(f"shm register {name}: {st} {b[:200]}")
+        self.spec = f"{self.key}:{in_bytes}:{out_bytes}"
+
+    def close(self):
+        http_req(self.d.port, "POST", "/v2/systemsharedmemory/unregister")
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
 # ---------------------------------------------------------------- bench
 
 class Bench:
@@ -539,9 +593,11 @@ class Bench:
 
     # -- clients
     def client(self, url, body, headers=(), n=None, d=None, c=1, warm=3, minbytes=0, save=None,
-               tag="client", lat=False, server=None):
+               tag="client", lat=False, server=None, shm=None):
         argv = [os.path.join(self.bin, "http_client"), "-u", url, "-b", body, "-c", str(c),
                 "-w", str(warm), "-m", str(minbytes)]
+        if shm:
+            argv += ["-S", shm, "-I", self.bodies["x_raw"]]
         for h in headers:
             argv += ["-H", h]
         argv += ["-n", str(n)] if n else ["-d", str(d)]
@@ -712,7 +768,7 @@ class Bench:
 
         d = ng = None
         with self.phase("3_daemon_default_start"):
-            d = Daemon(self.build, self.work, self.models, "default")
+            d = Daemon(self.build, self.work, self.models, "default", extra={"shared_memory": True})
             r["daemon_default"] = {"workers": d.workers, "threads_per_request": d.tpr,
                                    "ready_s": d.ready_s}
             time.sleep(0.3)
@@ -780,6 +836,36 @@ class Bench:
             r["ceiling_adjacent"]["http_binary"] = self.merge_ceil(cs)
             if pf:
                 r["transport_floor"]["binary"] = self.merge(pf)
+
+        with self.phase("3b_http_shm"):
+            # the same request with its tensors in shared memory (the client
+            # copies the input in and the output out per request): what the
+            # transfer costs over loopback TCP, the binary path pays above
+            out_bytes = 64 * 64 * 64 * 4
+            shm = Shm(d, 8, self.bodies["x"].nbytes, out_bytes)
+            try:
+                save = os.path.join(self.work, "shm_out.bin")
+                self.client(url, self.bodies["shm"], ["Content-Type: application/json"], n=5, warm=0,
+                            save=save, shm=shm.spec, tag="shm check")
+                y = np.fromfile(save, dtype="<f4")
+                ref = np.frombuffer(bb[-out_bytes:], dtype="<f4") if "bin_out" in files else None
+                chk = {"max_abs_diff": float(np.max(np.abs(y.astype(np.float64) - ref))) if ref is not None else None,
+                       "max_abs_ref": float(np.max(np.abs(ref))) if ref is not None else None}
+                chk["ok"] = ref is not None and y.size == ref.size and chk["max_abs_diff"] <= 1e-5 * max(chk["max_abs_ref"], 1)
+                pd, cs = [], []
+                b0 = d.stats("dcgan_up")
+                for i in range(K):
+                    cs.append(self.ceiling())
+                    pd.append(self.client(url, self.bodies["shm"], ["Content-Type: application/json"],
+                                          n=s["bin_n"] // K, warm=2, tag="shm", lat=True, server=d,
+                                          shm=shm.spec))
+                res = self.merge(pd)
+                res["split"] = stats_delta(b0, d.stats("dcgan_up"))
+                res["check_vs_binary"] = chk
+                r["http_shm"] = res
+                r["ceiling_adjacent"]["http_shm"] = self.merge_ceil(cs)
+            finally:
+                shm.close()
 
         with self.phase("4_http_json"):
             pd, pf = [], []
@@ -862,7 +948,7 @@ class Bench:
         for (key, w, t, env) in configs if CORES >= 2 else [("1x1", 1, 1, None)]:
             with self.phase(f"6_concurrency_{key}"):
                 dc = Daemon(self.build, self.work, self.models, key.replace("+", "-"), workers=w,
-                            tpr=t, env=env)
+                            tpr=t, env=env, extra={"shared_memory": True})
                 try:
                     cu = dc.url("/v2/models/dcgan_up/infer")
                     levels, ceils = {}, {}
@@ -878,7 +964,26 @@ class Bench:
                         ceils[str(c)] = self.merge_ceil(cs)
                         log(f"  {key} c={c}: {levels[str(c)]['rps']:.1f} img/s "
                             f"(adjacent raw ceiling {ceils[str(c)]['best_images_s']:.1f})")
+                    shm_levels, shm_ceils = {}, {}
+                    if key == "default":      # the same, tensors in shared memory
+                        shm = Shm(dc, 8, self.bodies["x"].nbytes, 64 * 64 * 64 * 4)
+                        try:
+                            for c in (1, 2, 4, 8):
+                                parts, cs = [], []
+                                for i in range(s["conc_slices"]):
+                                    cs.append(self.ceiling())
+                                    parts.append(self.client(cu, self.bodies["shm"], ["Content-Type: application/json"],
+                                                             d=s["conc_s"] / s["conc_slices"], c=c, warm=2,
+                                                             tag=f"conc shm {key} c={c}", lat=True, server=dc,
+                                                             shm=shm.spec))
+                                shm_levels[str(c)] = self.merge(parts)
+                                shm_ceils[str(c)] = self.merge_ceil(cs)
+                                log(f"  {key} shm c={c}: {shm_levels[str(c)]['rps']:.1f} img/s "
+                                    f"(adjacent raw ceiling {shm_ceils[str(c)]['best_images_s']:.1f})")
+                        finally:
+                            shm.close()
                     r["concurrency"][key] = {"levels": levels, "ceiling_adjacent": ceils,
+                                             "shm_levels": shm_levels, "shm_ceiling_adjacent": shm_ceils,
                                              "workers": dc.workers, "threads_per_request": dc.tpr,
                                              "env": env or {}, "experiment": env is not None,
                                              "label": f"{dc.workers} workers x {dc.tpr} threads"}
@@ -1005,6 +1110,13 @@ def analyse(r):
             a["http_binary_p10_over_raw_p10"] = hb["latency"]["p10_s"] / ap10
         g.append(("3 HTTP binary median / raw median (adjacent)", a["http_binary_median_over_raw"], "<= 1.3",
                   a["http_binary_median_over_raw"] <= 1.3))
+    hs = r.get("http_shm")
+    sadj = r.get("ceiling_adjacent", {}).get("http_shm", {}).get("best_latency_s") or raw_lat
+    if hs and sadj:
+        a["http_shm_median_over_raw"] = hs["latency"]["median_s"] / sadj
+        a["http_shm_p99_over_raw"] = hs["latency"]["p99_s"] / sadj
+        g.append(("3' same, tensors in shared memory (Triton extension)", a["http_shm_median_over_raw"],
+                  "<= 1.3", a["http_shm_median_over_raw"] <= 1.3))
     hj = r.get("http_json")
     if hj:
         sp = hj["split"]
@@ -1059,6 +1171,14 @@ def analyse(r):
                 a["concurrency_ratio"][key][lvl] = v
                 if not c.get("experiment"):
                     g.append((f"6 {key} c={lvl} img/s / raw best", v, ">= 0.9", v >= 0.9))
+    a["concurrency_shm_ratio"] = {}
+    for key, c in conc.items():
+        for lvl, res in c.get("shm_levels", {}).items():
+            ceil = c.get("shm_ceiling_adjacent", {}).get(lvl, {}).get("best_images_s") or raw_ips
+            if ceil:
+                v = res["rps"] / ceil
+                a["concurrency_shm_ratio"].setdefault(key, {})[lvl] = v
+                g.append((f"6' {key} c={lvl} shared memory img/s / raw best", v, ">= 0.9", v >= 0.9))
     if a["concurrency_ratio"]:
         mean = {k: sum(v.values()) / len(v) for k, v in a["concurrency_ratio"].items()
                 if v and not conc[k].get("experiment")}
@@ -1190,11 +1310,20 @@ def table(r, a):
     L.append("")
     L.append("| path | req bytes | median ms | p99 ms | mean ms | req/s | median / raw | queue | parse | compute | encode | transfer+HTTP (ms, means) | server CPU ms/req | client CPU ms/req |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, h, sk in (("binary", hb, "binary_split_ms"), ("JSON", hj, "json_split_ms")):
+    hs = r.get("http_shm")
+    if hs:
+        tot, sp = hs["latency"]["mean_s"], hs["split"]
+        a["shm_split_ms"] = {
+            "queue": sp["queue_mean_s"] * 1e3, "parse": sp["compute_input_mean_s"] * 1e3,
+            "compute": sp["compute_infer_mean_s"] * 1e3, "encode": sp["compute_output_mean_s"] * 1e3,
+            "transfer_http": (tot - (sp["success_mean_s"] or 0)) * 1e3}
+    for name, h, sk in (("binary", hb, "binary_split_ms"), ("JSON", hj, "json_split_ms"),
+                        ("shared memory (client copies 0.5 MB in, 1 MB out)", hs, "shm_split_ms")):
         if not h:
             continue
         sp = a.get(sk, {})
-        rl = a.get("raw_dcgan_adjacent_latency_s") or a.get("raw_dcgan_best_latency_s")
+        rl = (r.get("ceiling_adjacent", {}).get("http_shm", {}).get("best_latency_s") if h is hs else None) \
+            or a.get("raw_dcgan_adjacent_latency_s") or a.get("raw_dcgan_best_latency_s")
         L.append(f"| {name} | {h['request_bytes']} | {q(h['latency']['median_s']*1e3, 3)} | "
                  f"{q(h['latency']['p99_s']*1e3, 3)} | {q(h['latency']['mean_s']*1e3, 3)} | {q(h['rps'], 1)} | "
                  f"{q(h['latency']['median_s']/rl, 2) if rl else 'n/a'} | {q(sp.get('queue'), 3)} | "
@@ -1221,6 +1350,14 @@ def table(r, a):
                  "deconvd and nginx alternate in slices too."
                  + (f" Noise-robust view: deconvd p10 / raw p10 = {q(a['http_binary_p10_over_raw_p10'], 2)}."
                     if a.get("http_binary_p10_over_raw_p10") else ""))
+    if hs:
+        ck = hs.get("check_vs_binary", {})
+        L.append("")
+        L.append(f"Shared memory (Triton's system shared memory extension): the same request with its tensors in a "
+                 f"registered /dev/shm object, HTTP carrying {hs['request_bytes']} B of JSON each way; median / raw "
+                 f"ceiling (alternating) = **{q(a.get('http_shm_median_over_raw'), 2)}**, p99 / raw "
+                 f"{q(a.get('http_shm_p99_over_raw'), 2)}; output vs the binary path's: max |diff| "
+                 f"{q(ck.get('max_abs_diff'), 3)} ({'match' if ck.get('ok') else 'MISMATCH'}).")
     L.append("")
     L.append("Split from GET /v2/models/dcgan_up/stats deltas: queue, compute_input (parse), compute_infer, "
              "compute_output (encode); transfer+HTTP = client mean − server success mean.")
@@ -1261,16 +1398,19 @@ def table(r, a):
         L.append("")
         L.append("| config | clients | img/s | raw img/s (alongside) | ratio | p50 ms | p99 ms | deconvd CPU ms/img | client CPU ms/img | img/s the 2 cores allow* |")
         L.append("|---|---|---|---|---|---|---|---|---|---|")
-        for k, c in conc.items():
+        rows = [(k, c, "levels", "ceiling_adjacent", a["concurrency_ratio"], "") for k, c in conc.items()]
+        rows += [(k, c, "shm_levels", "shm_ceiling_adjacent", a.get("concurrency_shm_ratio", {}),
+                  ", tensors in shared memory") for k, c in conc.items() if c.get("shm_levels")]
+        for k, c, lk, ck, ratios, what in rows:
             for lvl in ("1", "2", "4", "8"):
-                x = c["levels"].get(lvl)
+                x = c[lk].get(lvl)
                 if not x:
                     continue
-                ce = c.get("ceiling_adjacent", {}).get(lvl, {}).get("best_images_s")
+                ce = c.get(ck, {}).get(lvl, {}).get("best_images_s")
                 cpu = (x.get("server_cpu_per_req_ms") or 0) + (x.get("client_cpu_per_req_ms") or 0)
-                name = k + (f" ({c['label']})" if c.get("label") else "") + (" — experiment" if c.get("experiment") else "")
+                name = k + (f" ({c['label']}{what})" if c.get("label") else what) + (" — experiment" if c.get("experiment") else "")
                 L.append(f"| {name if lvl == '1' else ''} | {lvl} | {q(x['rps'], 1)} | {q(ce, 1)} | "
-                         f"{q(a['concurrency_ratio'].get(k, {}).get(lvl), 3)} | {q(x['latency']['median_s']*1e3, 2)} | "
+                         f"{q(ratios.get(k, {}).get(lvl), 3)} | {q(x['latency']['median_s']*1e3, 2)} | "
                          f"{q(x['latency']['p99_s']*1e3, 2)} | {q(x.get('server_cpu_per_req_ms'), 3)} | "
                          f"{q(x.get('client_cpu_per_req_ms'), 3)} | {q(CORES * 1e3 / cpu if cpu else None, 0)} |")
         L.append("")
