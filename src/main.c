@@ -87,6 +87,19 @@ static int check(const struct dcv_config *cfg)
     return failures ? 1 : 0;
 }
 
+/* OpenMP helper threads that spin after each parallel region (libgomp's
+ * default) take the core another worker's inference needs; sleeping ones
+ * measured 3-11 % more images/s at 1-8 clients. libgomp reads
+ * OMP_WAIT_POLICY when it loads, before main, so a daemon started without
+ * it sets it and runs itself again, once (same pid, same arguments). An
+ * explicit OMP_WAIT_POLICY, even ACTIVE, is left alone. */
+static void prefer_passive_openmp(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY")) return;
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);       /* failing, run on with the default */
+}
+
 int main(int argc, char **argv)
 {
     enum { OPT_CHECK = 256, OPT_LOG };
@@ -103,6 +116,7 @@ int main(int argc, char **argv)
     int workers = -1, threads = -1, level = -1, do_check = 0, c;
     char err[DCV_ERRLEN];
 
+    prefer_passive_openmp(argv);
     dcv_config_defaults(&cfg);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:l:m:w:t:Vh", opts, NULL)) != -1) {

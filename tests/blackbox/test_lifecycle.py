@@ -602,8 +602,55 @@ def test_json_log():
               n > 3 and not bad, bad[:5])
 
 
+def _environ(pid):
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        return dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+
+
+def test_openmp_wait_policy():
+    """The daemon runs with OMP_WAIT_POLICY=PASSIVE unless told otherwise
+    (it re-executes itself once: libgomp reads the variable before main)."""
+    saved = os.environ.pop("OMP_WAIT_POLICY", None)
+    try:
+        for given, want in ((None, b"PASSIVE"), ("ACTIVE", b"ACTIVE")):
+            if given:
+                os.environ["OMP_WAIT_POLICY"] = given
+            with T.Daemon(shipped=["up1d"], name="omp-%s daemon" % (given or "unset")) as d:
+                d.start()
+                env = _environ(d.proc.pid)
+                check("OMP_WAIT_POLICY %s in the environment: the daemon runs with %s"
+                      % (given or "not set", want.decode()),
+                      env.get(b"OMP_WAIT_POLICY") == want, env.get(b"OMP_WAIT_POLICY"))
+                r = d.get("/v2/models/up1d")
+                check("  and serves (%s)" % (given or "unset"), r.status_code == 200, r.status_code)
+                check("  exits 0", d.stop() == 0)
+            os.environ.pop("OMP_WAIT_POLICY", None)
+    finally:
+        if saved is not None:
+            os.environ["OMP_WAIT_POLICY"] = saved
+
+
+def test_access_log_prompt():
+    """Access lines are batched per loop iteration, never held while idle."""
+    with T.Daemon(shipped=["up1d"], name="access-log daemon") as d:
+        d.start()
+        for i in range(3):
+            d.get("/v2/models/absent%d" % i)       # a distinct path per request
+            deadline = time.monotonic() + T.t(2.0)
+            seen = False
+            while not seen and time.monotonic() < deadline:
+                seen = "path=/v2/models/absent%d " % i in d.log()
+                if not seen:
+                    time.sleep(0.01)
+            check("idle daemon: access line %d written without further traffic" % i, seen,
+                  d.log()[-400:])
+        check("access-log daemon exits 0", d.stop() == 0)
+
+
 def main():
     T.R.run(test_cli)
+    T.R.run(test_openmp_wait_policy)
+    T.R.run(test_access_log_prompt)
     T.R.run(test_sighup)
     T.R.run(test_json_log)
     T.R.run(test_overload_disconnect_drain)
