@@ -1333,6 +1333,29 @@ static float binary_value(const unsigned char *p, enum dtype t)
     }
 }
 
+/* Index of the first NaN or infinity in v, or n. Every binary input
+ * passes here: whole blocks are OR-reduced in vector registers (a loop
+ * that branches per value ran at a third of memory speed on 0.5 MB), and
+ * only a block that has one, or the tail, is searched value by value. */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static size_t first_nonfinite(const float *v, size_t n)
+{
+    enum { BLOCK = 1024 };               /* a constant trip count -O2 vectorizes */
+    size_t b = 0;
+    for (; n - b >= BLOCK; b += BLOCK) {
+        uint32_t hit = 0;
+        for (size_t i = 0; i < BLOCK; i++) {
+            uint32_t u;
+            memcpy(&u, &v[b + i], sizeof u);
+            hit |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        if (hit) break;
+    }
+    for (; b < n; b++)
+        if (!isfinite(v[b])) return b;
+    return n;
+}
+
 static int from_binary(const unsigned char *src, size_t count, enum dtype t, float *out,
                        const char *what, char *err)
 {
@@ -1345,10 +1368,8 @@ static int from_binary(const unsigned char *src, size_t count, enum dtype t, flo
             out[i] = binary_value(src + i * size, t);
     if (is_int_type(t) || t == T_BOOL)
         return 0;
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(out[i]))
-            return float_error(err, what, i, BAD_NONFINITE, t, out[i]);
-    return 0;
+    size_t i = first_nonfinite(out, count);
+    return i < count ? float_error(err, what, i, BAD_NONFINITE, t, out[i]) : 0;
 }
 
 /* count values of type t at src into out->data: borrowed in place when
@@ -1360,9 +1381,9 @@ static int raw_tensor(const unsigned char *src, size_t count, enum dtype t, bool
     if (may_borrow && t == T_FP32 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ &&
         (uintptr_t)src % _Alignof(float) == 0) {
         const float *v = (const float *)(const void *)src;
-        for (size_t i = 0; i < count; i++)
-            if (!isfinite(v[i]))
-                return float_error(err, what, i, BAD_NONFINITE, t, v[i]);
+        size_t i = first_nonfinite(v, count);
+        if (i < count)
+            return float_error(err, what, i, BAD_NONFINITE, t, v[i]);
         out->data = (float *)(void *)src;
         out->borrowed = true;
         return 0;

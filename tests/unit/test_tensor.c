@@ -562,6 +562,53 @@ Test(tensor, kserve_binary_fp32_borrowed_only_when_aligned)
     }
 }
 
+/* The non-finite scan works on whole blocks of 1024 values and then the
+ * tail: a NaN or infinity anywhere (block edges, tail) is found at its
+ * index, in place (aligned) and copied (misaligned); extreme finite
+ * values pass. */
+Test(tensor, kserve_binary_fp32_non_finite_found_anywhere)
+{
+    enum { N = 3000 };
+    static const size_t at[] = { 0, 1, 1023, 1024, 1500, 2047, 2048, 2999 };
+    const float bad[] = { NAN, INFINITY, -INFINITY };
+    float *v = malloc(N * sizeof *v);
+    char *body = aligned_alloc(64, 256 + N * sizeof *v);
+    cr_assert(v && body);
+    for (int mis = 0; mis < 2; mis++)
+        for (size_t a = 0; a <= sizeof at / sizeof *at; a++)
+            for (size_t k = 0; k < (a < sizeof at / sizeof *at ? 3u : 1u); k++) {
+                for (size_t i = 0; i < N; i++)
+                    v[i] = i % 4 == 0 ? FLT_MAX : i % 4 == 1 ? -FLT_MAX : i % 4 == 2 ? 0x1p-149f
+                                                                                     : -0.0f;
+                bool finite = a == sizeof at / sizeof *at;
+                if (!finite) v[at[a]] = bad[k];
+                char head[200];
+                int hl = snprintf(head, sizeof head, "{\"inputs\":[{\"name\":\"x\",\"shape\":[%d],"
+                                  "\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\":%zu}}]}",
+                                  N, N * sizeof *v);
+                while (hl % 4 != mis) head[hl++] = ' ';
+                memcpy(body, head, (size_t)hl);
+                memcpy(body + hl, v, N * sizeof *v);
+                struct dcv_infer_request req;
+                char err[DCV_ERRLEN] = "", want[64];
+                int rc = dcv_tensor_decode_kserve(body, (size_t)hl + N * sizeof *v, (size_t)hl,
+                                                  NULL, &req, err);
+                if (finite) {
+                    cr_assert_eq(rc, 0, "%s", err);
+                    cr_assert_eq(req.input.borrowed, mis == 0);
+                    for (size_t i = 0; i < N; i++)
+                        cr_assert_eq(bits(req.input.data[i]), bits(v[i]), "value %zu", i);
+                    dcv_infer_request_release(&req);
+                    continue;
+                }
+                snprintf(want, sizeof want, "value %zu ", at[a]);
+                assert_err(rc, DCV_EINVAL, err, want);
+                cr_assert_null(req.input.data);
+            }
+    free(v);
+    free(body);
+}
+
 Test(tensor, kserve_binary_framing_errors)
 {
     const float v[5] = { 1, 2, 3, 4, 5 };
