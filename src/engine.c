@@ -38,11 +38,11 @@
 #define DEFAULT_CACHE 16
 #define DCV_SMALL_WORK 2e6     /* multiply-adds; see dcv_engine_run */
 /* Values from which the bias pass is split over threads. The pass is
- * memory-bound and one core nearly saturates the bandwidth, while a second
- * fork/join after the primitive's own costs tens of microseconds, and far
- * more when the other core is busy: dcgan_up's 262144 values took
- * engine/raw at 2 threads from ~1.08 (split) to ~1.03 (one thread). */
-#define EPILOGUE_PAR (1 << 22)
+ * memory-bound, and a second fork/join after the primitive's own costs
+ * tens of microseconds (far more when the other core is busy): dcgan_up's
+ * 262144 values ran engine/raw ~1.03 on one thread vs ~1.08 split, while
+ * vol_up's 524288 ran ~1.07 split vs ~1.09-1.2 on one thread (2 threads). */
+#define EPILOGUE_PAR (1 << 19)
 #define TLS_MEMS 4             /* plans whose memory objects a thread keeps */
 
 enum { P_BF16, P_DECONV, P_POST, P_SOFTMAX, NPRIM };

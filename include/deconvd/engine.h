@@ -70,7 +70,7 @@ void dcv_engine_inject_alloc_failures(int n);
 void dcv_engine_force_bf16_emulation(bool on);
 
 /* Output size (values) from which the bias/activation pass is split over
- * the run's threads; 0 restores the default (4M). For tests of the split
+ * the run's threads; 0 restores the default (512K). For tests of the split
  * path; any thread, takes effect on the next run. */
 void dcv_engine_set_epilogue_split(size_t values);
 

@@ -1189,7 +1189,7 @@ Test(engine, bf16_emulation_is_f32_compute_on_rounded_values)
 
 /* Outputs big enough for the bias/activation pass to be split over two
  * threads (its threshold lowered to 65536 values here: the default split
- * starts at 4M), with odd channel counts so splits fall inside rows and
+ * starts at 512K), with odd channel counts so splits fall inside rows and
  * planes. */
 Test(engine, big_outputs_bias_pass_split_over_threads)
 {
