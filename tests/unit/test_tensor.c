@@ -572,7 +572,7 @@ Test(tensor, kserve_binary_fp32_non_finite_found_anywhere)
     static const size_t at[] = { 0, 1, 1023, 1024, 1500, 2047, 2048, 2999 };
     const float bad[] = { NAN, INFINITY, -INFINITY };
     float *v = malloc(N * sizeof *v);
-    char *body = aligned_alloc(64, 256 + N * sizeof *v);
+    char *body = aligned_alloc(64, (256 + N * sizeof *v + 63) / 64 * 64);
     cr_assert(v && body);
     for (int mis = 0; mis < 2; mis++)
         for (size_t a = 0; a <= sizeof at / sizeof *at; a++)
