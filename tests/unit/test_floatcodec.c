@@ -408,6 +408,33 @@ Test(floatcodec, parse_long_mantissas)
     assert_like_strtof(s);
 }
 
+/* What Python sends for float32 data (tolist(): the double's shortest
+ * repr, often 17 digits) and digit runs cut by a dot at every position
+ * around the 8-digit steps of the lexer: each parses like strtof. */
+Test(floatcodec, parse_python_style_long_tokens)
+{
+    uint64_t seed = 2024;
+    char s[64];
+    for (int i = 0; i < 50000; i++) {
+        float v = float_of((uint32_t)rng_next(&seed));
+        if (!isfinite(v))
+            continue;
+        snprintf(s, sizeof s, "%.17g", (double)v);
+        assert_like_strtof(s);
+    }
+    for (int len = 1; len <= 26; len++)
+        for (int dot = 0; dot <= len; dot++) {
+            size_t n = 0;
+            for (int k = 0; k < len; k++) {
+                if (k == dot && k > 0)
+                    s[n++] = '.';
+                s[n++] = (char)(k == 0 ? '1' + rng_next(&seed) % 9 : '0' + rng_next(&seed) % 10);
+            }
+            s[n] = '\0';
+            assert_like_strtof(s);
+        }
+}
+
 Test(floatcodec, parse_rejects_non_json_numbers)
 {
     static const char *const bad[] = {
