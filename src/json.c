@@ -17,13 +17,26 @@
 #define C(n) ((cJSON *)(n))
 #define J(n) ((struct dcv_json *)(n))
 
+static size_t same(const void *arg, size_t off)
+{
+    (void)arg;
+    return off;
+}
+
 struct dcv_json *dcv_json_parse(const char *text, size_t len, char *err)
+{
+    return dcv_json_parse_mapped(text, len, same, NULL, err);
+}
+
+struct dcv_json *dcv_json_parse_mapped(const char *text, size_t len,
+                                       size_t (*map)(const void *arg, size_t off),
+                                       const void *arg, char *err)
 {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
         size_t off = end && end >= text ? (size_t)(end - text) : 0;
-        dcv_errf(err, DCV_EPARSE, "invalid JSON near byte %zu", off);
+        dcv_errf(err, DCV_EPARSE, "invalid JSON near byte %zu", map(arg, off));
         return NULL;
     }
     /* trailing garbage other than whitespace/NUL is an error */
@@ -32,7 +45,7 @@ struct dcv_json *dcv_json_parse(const char *text, size_t len, char *err)
             continue;
         cJSON_Delete(root);
         dcv_errf(err, DCV_EPARSE, "unexpected data after JSON value at byte %zu",
-                 (size_t)(p - text));
+                 map(arg, (size_t)(p - text)));
         return NULL;
     }
     return J(root);

@@ -3,9 +3,9 @@
  * Big arrays never become JSON nodes. A structure-only scanner walks the body
  * once; wherever the root or an object member (except "shape") holds an array
  * the float codec decodes whole, the floats and nested shape go to a side
- * table and the array text is overwritten in place by a marker string,
- * "#dcv:<serial>:<k>" padded with spaces. cJSON then parses a skeleton of a
- * few nodes. The serial is 64 unguessable bits naming the body in a small locked
+ * table and a marker string, "#dcv:<serial>:<k>", is written over the
+ * array's first bytes. cJSON then parses a skeleton of a few nodes: a copy
+ * of the body without the rest of each lifted array's text. The serial is 64 unguessable bits naming the body in a small locked
  * registry, so a node alone finds its side table (as dcv_tensor_from_json
  * needs) without trusting any pointer a client could write; a client string
  * resolves only by guessing a live serial. Arrays too short for a marker or
@@ -413,9 +413,16 @@ static const char *kind_name(const struct dcv_json *node)
 
 enum expect { X_VALUE, X_VALUE_OR_CLOSE, X_KEY, X_KEY_OR_CLOSE, X_COLON, X_COMMA_OR_CLOSE, X_DONE };
 
+/* A lifted array's text after its marker: left out of the skeleton. */
+struct gap {
+    size_t at, len;              /* offset in the body, bytes */
+};
+
 struct scanner {
     char *p, *end;
     const char *base;
+    struct gap *gaps;
+    size_t ngaps, capgaps;
     struct dcv_tensor_body *body;
     struct limits lim;
     const char *key;             /* raw key whose value comes next; NULL in arrays */
@@ -540,6 +547,23 @@ static void exact_in_tree(char *p, size_t len)
  * buffer is sized by the text left (a value and its comma take two bytes)
  * and shrunk after: pages the codec never writes are never committed, which
  * is cheaper than a pass to count the values first. */
+/* Remembers the text after a marker so the skeleton leaves it out; if the
+ * list cannot grow, blanks it instead (the skeleton then carries spaces). */
+static void add_gap(struct scanner *s, size_t at, size_t len)
+{
+    if (s->ngaps == s->capgaps) {
+        size_t cap = s->capgaps ? 2 * s->capgaps : 8;
+        struct gap *g = realloc(s->gaps, cap * sizeof *g);
+        if (!g) {
+            memset(s->p + (at - (size_t)(s->p - s->base)), ' ', len);
+            return;
+        }
+        s->gaps = g;
+        s->capgaps = cap;
+    }
+    s->gaps[s->ngaps++] = (struct gap){ at, len };
+}
+
 static int lift(struct scanner *s, char *err)
 {
     if (!starts_numeric(s->p, s->end))
@@ -593,7 +617,7 @@ static int lift(struct scanner *s, char *err)
         return dcv_errf(err, DCV_ENOMEM, "out of memory");
     }
     memcpy(s->p, marker, (size_t)mlen);
-    memset(s->p + mlen, ' ', len - (size_t)mlen);
+    add_gap(s, (size_t)(s->p - s->base) + (size_t)mlen, len - (size_t)mlen);
     s->p += len;
     return 1;
 }
@@ -748,6 +772,48 @@ static struct limits limits_of(const struct dcv_decode_limits *lim)
     return l;
 }
 
+struct gaps {
+    const struct gap *g;
+    size_t n;
+};
+
+/* A skeleton offset back to the body's: add the gaps before it. */
+static size_t body_offset(const void *arg, size_t off)
+{
+    const struct gaps *gs = arg;
+    size_t skipped = 0;
+    for (size_t i = 0; i < gs->n && gs->g[i].at <= off + skipped; i++)
+        skipped += gs->g[i].len;
+    return off + skipped;
+}
+
+/* cJSON parses the body without its lifted arrays' text: a copy of the
+ * rest (a few hundred bytes) rather than megabytes of blanks to skip one
+ * byte at a time (6 % of a 2.6 MB JSON request's CPU). */
+static struct dcv_json *parse_skeleton(const char *text, size_t len, const struct scanner *s,
+                                       char *err)
+{
+    size_t dropped = 0, k = 0, from = 0;
+    for (size_t i = 0; i < s->ngaps; i++)
+        dropped += s->gaps[i].len;
+    char *skel = malloc(len - dropped + 1);
+    if (!skel) {
+        dcv_errf(err, DCV_ENOMEM, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < s->ngaps; i++) {
+        memcpy(skel + k, text + from, s->gaps[i].at - from);
+        k += s->gaps[i].at - from;
+        from = s->gaps[i].at + s->gaps[i].len;
+    }
+    memcpy(skel + k, text + from, len - from);
+    k += len - from;
+    struct gaps gs = { s->gaps, s->ngaps };
+    struct dcv_json *root = dcv_json_parse_mapped(skel, k, body_offset, &gs, err);
+    free(skel);
+    return root;
+}
+
 static int parse_body(char *text, size_t len, const struct limits *lim,
                       struct dcv_tensor_body **out, char *err)
 {
@@ -764,9 +830,11 @@ static int parse_body(char *text, size_t len, const struct limits *lim,
         rc = register_body(b, err);
     if (rc)
         goto out;
-    b->root = dcv_json_parse(text, len, err);
+    b->root = s->ngaps ? parse_skeleton(text, len, s, err) : dcv_json_parse(text, len, err);
     rc = b->root ? 0 : DCV_EPARSE;
 out:
+    if (s)
+        free(s->gaps);
     free(s);
     if (rc && b) {
         dcv_tensor_body_free(b);

@@ -30,6 +30,11 @@ enum dcv_json_type {
  * giving the byte offset of the problem. Nesting deeper than 1000 levels
  * (cJSON's limit) is refused rather than recursed into. */
 struct dcv_json *dcv_json_parse(const char *text, size_t len, char *err);
+/* The same for a text that is a compacted copy of another: the offsets in
+ * err go through map(arg, offset) first, so they point into the original. */
+struct dcv_json *dcv_json_parse_mapped(const char *text, size_t len,
+                                       size_t (*map)(const void *arg, size_t off),
+                                       const void *arg, char *err);
 void dcv_json_free(struct dcv_json *root);
 
 enum dcv_json_type dcv_json_type(const struct dcv_json *node); /* NULL → INVALID */

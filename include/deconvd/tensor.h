@@ -69,7 +69,7 @@ struct dcv_decode_limits {
  * all converted to float32. "data" may be flat or nested (row-major), its
  * element count must equal the shape product, and a binary_data_size must
  * equal shape product × element size. The body buffer is modified in place
- * (the decoder blanks arrays it has consumed), and a binary FP32 input
+ * (the decoder writes markers over arrays it has consumed), and a binary FP32 input
  * that is 4-byte aligned is not copied: req->input borrows it, so the body
  * must outlive the request. Returns 0 and fills *req
  * (release with dcv_infer_request_release) or DCV_EPARSE / DCV_EINVAL /

@@ -609,6 +609,27 @@ Test(tensor, kserve_binary_fp32_non_finite_found_anywhere)
     free(body);
 }
 
+/* cJSON parses a copy of the body without the lifted arrays' text: its
+ * error offsets must still point into the body as sent. */
+Test(tensor, syntax_error_offsets_are_the_body_s)
+{
+    for (int before = 0; before < 2; before++) {
+        char body[4096];
+        size_t n = 0;
+        n += (size_t)sprintf(body + n, "{%s\"inputs\":[{\"name\":\"x\",\"shape\":[100],"
+                             "\"datatype\":\"FP32\",\"data\":[", before ? "\"id\":tru," : "");
+        for (int i = 0; i < 100; i++)
+            n += (size_t)sprintf(body + n, "%s%d.5", i ? "," : "", i);
+        n += (size_t)sprintf(body + n, "]}]%s}", before ? "" : ",\"id\":tru");
+        char want[64];
+        snprintf(want, sizeof want, "invalid JSON near byte %zu",
+                 (size_t)(strstr(body, "tru") - body));
+        struct dcv_infer_request req;
+        char err[DCV_ERRLEN] = "";
+        assert_err(dcv_tensor_decode_kserve(body, n, 0, NULL, &req, err), DCV_EPARSE, err, want);
+    }
+}
+
 Test(tensor, kserve_binary_framing_errors)
 {
     const float v[5] = { 1, 2, 3, 4, 5 };
