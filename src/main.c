@@ -6,6 +6,7 @@
  * failure, 2 usage or configuration error.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,9 +96,15 @@ static int check(const struct dcv_config *cfg)
  * explicit OMP_WAIT_POLICY, even ACTIVE, is left alone. */
 static void prefer_passive_openmp(char **argv)
 {
+    char self[PATH_MAX];
     if (getenv("OMP_WAIT_POLICY")) return;
+    /* the path, not /proc/self/exe itself: under valgrind that names the
+     * tool, while readlink answers for the program being checked */
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || (size_t)n >= sizeof self - 1) return;
+    self[n] = '\0';
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execv("/proc/self/exe", argv);       /* failing, run on with the default */
+    execv(self, argv);                   /* failing, run on with the default */
 }
 
 int main(int argc, char **argv)
