@@ -412,7 +412,10 @@ def one_worker_busy(config, name, what, seed):
         x = rng.standard_normal((1, side, side, HEAVY_CIN)).astype(np.float32)
         t = T.Bg(heavy_post, d, x, 60)
         t.start()
-        check("%s: heavy request in flight" % what, wait_inflight(d, 1, 10), "")
+        # under valgrind the loop answers no /metrics while the worker
+        # computes, and the request is done by the time it does: a race
+        if not T.skip_under_valgrind("%s: heavy request in flight" % what, T.LOOP_STARVED):
+            check("%s: heavy request in flight" % what, wait_inflight(d, 1, 10), "")
         yield d, t
 
 
