@@ -441,7 +441,6 @@ static void infer_work(void *arg)
             memcpy(shm_out.addr, dst, sizeof(float) * count);
         j->out = dcv_tensor_encode_kserve_shm(j->ref.name, ver, in.id, in.has_id, oshape, nd,
                                               &in.output_shm, &j->out_len);
-        j->out_header_len = j->out_len;
     } else if (j->binary) {
         dcv_tensor_kserve_binary_close(dst, count);
     } else if (j->kind == JOB_KSERVE) {

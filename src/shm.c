@@ -175,6 +175,18 @@ out:
     return rc;
 }
 
+/* Whether name can be added: free, and the table not full. */
+static int room_locked(const struct dcv_shm *t, const char *name, char *err)
+{
+    if (find_locked(t, name) >= 0)
+        return dcv_errf(err, DCV_EINVAL, "shared memory region '%s' is already registered "
+                        "(unregister it first)", name);
+    if (t->n >= t->cap)
+        return dcv_errf(err, DCV_EINVAL, "at most %zu shared memory regions can be registered "
+                        "at once; unregister one first", t->cap);
+    return 0;
+}
+
 int dcv_shm_register(struct dcv_shm *t, const char *name, const char *key, uint64_t offset,
                      uint64_t byte_size, char *err)
 {
@@ -198,23 +210,12 @@ int dcv_shm_register(struct dcv_shm *t, const char *name, const char *key, uint6
     snprintf(info.name, sizeof info.name, "%s", name);
     snprintf(info.key, sizeof info.key, "%s", key);
     pthread_mutex_lock(&t->lock);
-    if (find_locked(t, name) >= 0)
-        rc = dcv_errf(err, DCV_EINVAL, "shared memory region '%s' is already registered "
-                      "(unregister it first)", name);
-    else if (t->n >= t->cap)
-        rc = dcv_errf(err, DCV_EINVAL, "at most %zu shared memory regions can be registered "
-                      "at once; unregister one first", t->cap);
+    rc = room_locked(t, name, err);
     pthread_mutex_unlock(&t->lock);
     if (rc || (rc = region_open(&info, &r, err))) return rc;
     /* checked again: the table was unlocked while the object was mapped */
     pthread_mutex_lock(&t->lock);
-    if (find_locked(t, name) >= 0)
-        rc = dcv_errf(err, DCV_EINVAL, "shared memory region '%s' is already registered "
-                      "(unregister it first)", name);
-    else if (t->n >= t->cap)
-        rc = dcv_errf(err, DCV_EINVAL, "at most %zu shared memory regions can be registered "
-                      "at once; unregister one first", t->cap);
-    else
+    if (!(rc = room_locked(t, name, err)))
         t->regions[t->n++] = r;
     pthread_mutex_unlock(&t->lock);
     if (rc) region_put(r);
