@@ -24,12 +24,7 @@
 #include "deconvd/shm.h"
 #include "deconvd/tensor.h"
 
-#define assert_err(rc, code, err, sub)                                                        \
-    do {                                                                                      \
-        cr_assert_eq((rc), (code), "rc %d (%s), expected %s: %s", (rc), dcv_error_name(rc),  \
-                     dcv_error_name(code), (err));                                            \
-        cr_assert_not_null(strstr((err), (sub)), "message \"%s\" lacks \"%s\"", (err), (sub)); \
-    } while (0)
+#include "testutil.h"
 
 /* A fresh object of size bytes filled with byte i = i % 251; returns its fd
  * and writes its key (unlinked by drop()). */

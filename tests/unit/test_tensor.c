@@ -16,6 +16,8 @@
 #include "deconvd/buf.h"
 #include "deconvd/tensor.h"
 
+#include "testutil.h"
+
 /* ---- helpers ----------------------------------------------------------- */
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
@@ -148,13 +150,6 @@ static int kserve_dt(const char *dt, const char *shape, const char *data,
     free(body);
     return rc;
 }
-
-#define assert_err(rc, code, err, sub)                                                        \
-    do {                                                                                      \
-        cr_assert_eq((rc), (code), "rc %d (%s), expected %s: %s", (rc), dcv_error_name(rc),  \
-                     dcv_error_name(code), (err));                                            \
-        cr_assert_not_null(strstr((err), (sub)), "message \"%s\" lacks \"%s\"", (err), (sub)); \
-    } while (0)
 
 static void assert_floats(const float *got, const float *want, size_t n)
 {

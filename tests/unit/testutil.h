@@ -22,6 +22,14 @@ static inline char *tu_mkdtemp(char *tmpl /* e.g. "/tmp/dcvtest.XXXXXX" */)
     return mkdtemp(tmpl);
 }
 
+/* rc is code and the message err contains sub (DCV_* codes, error.h). */
+#define assert_err(rc, code, err, sub)                                                        \
+    do {                                                                                      \
+        cr_assert_eq((rc), (code), "rc %d (%s), expected %s: %s", (rc), dcv_error_name(rc),  \
+                     dcv_error_name(code), (err));                                            \
+        cr_assert_not_null(strstr((err), (sub)), "message \"%s\" lacks \"%s\"", (err), (sub)); \
+    } while (0)
+
 /* Path of the Python with Debian's numpy (see DEVELOPERS.md). */
 static inline const char *tu_python(void)
 {
