@@ -654,6 +654,72 @@ def conv1d_doc(name, kfile, bfile, act="linear", filters=2):
             "weights": {"kernel": kfile, "bias": bfile}}
 
 
+def shipped_weights(name):
+    """(kernel, bias) of a model shipped in config/models."""
+    return (np.load(os.path.join(SHIPPED_MODELS, name + ".kernel.npy")),
+            np.load(os.path.join(SHIPPED_MODELS, name + ".bias.npy")))
+
+
+def up2d_ref(x):
+    """The shipped up2d model's answer for x, by the NumPy reference."""
+    k, b = shipped_weights("up2d")
+    return keras_ref(x, k, b, [2, 2], "same", activation="relu")
+
+
+def up1d_ref(x):
+    k, b = shipped_weights("up1d")
+    return keras_ref(x, k, b, [2], "same")
+
+
+def heavy_model(rng, name="heavy", c=128, k=9, scale=0.02):
+    """(doc, npy files, kernel, bias) of a stride-1 SAME Conv2DTranspose with
+    c channels in and out: c*c*k*k multiply-adds per pixel, so the time of a
+    request scales with its input side (the suites' slow request)."""
+    ker = (rng.standard_normal((k, k, c, c)) * scale).astype("<f4")
+    b = (rng.standard_normal(c) * 0.1).astype("<f4")
+    doc = {"class_name": "Conv2DTranspose",
+           "config": {"name": name, "filters": c, "kernel_size": k, "strides": 1,
+                      "padding": "same", "activation": "linear"},
+           "weights": {"kernel": name + ".kernel.npy", "bias": name + ".bias.npy"}}
+    return doc, {name + ".kernel.npy": ker, name + ".bias.npy": b}, ker, b
+
+
+def heavy_output(r):
+    """The (1, H, W, C) output of a binary answer."""
+    head, data = parse_binary_response(r)
+    return data.reshape(head["outputs"][0]["shape"])
+
+
+def heavy_check(out, x, ker, b, rng, samples=24):
+    """(ok, detail): out (1,H,W,C) against the exact transposed convolution
+    of heavy_model's kernel at a few sampled pixels (a full NumPy reference
+    takes too long without an optimized BLAS). Stride 1, SAME: output o is
+    full position o + (K-1)//2, fed by input i through tap t = o + (K-1)//2 - i."""
+    out = np.asarray(out)
+    k_sz, c_out = ker.shape[0], ker.shape[2]
+    if out.shape != x.shape[:3] + (c_out,):
+        return False, "shape %s, want %s" % (out.shape, x.shape[:3] + (c_out,))
+    n_h, n_w = x.shape[1], x.shape[2]
+    pad = (k_sz - 1) // 2
+    pts = [(0, 0), (n_h - 1, n_w - 1), (0, n_w - 1), (n_h // 2, n_w // 2)]
+    pts += [(int(rng.integers(n_h)), int(rng.integers(n_w))) for _ in range(samples)]
+    x64, k64 = x.astype(np.float64), ker.astype(np.float64)
+    for oh, ow in pts:
+        acc = b.astype(np.float64).copy()
+        for th in range(k_sz):
+            ih = oh + pad - th
+            if not 0 <= ih < n_h:
+                continue
+            for tw in range(k_sz):
+                iw = ow + pad - tw
+                if 0 <= iw < n_w:
+                    acc += k64[th, tw] @ x64[0, ih, iw]
+        ok, why = close(out[0, oh, ow], acc, rtol=1e-3, atol=1e-3)
+        if not ok:
+            return False, "pixel (%d, %d): %s" % (oh, ow, why)
+    return True, ""
+
+
 class Bg(threading.Thread):
     """Runs fn(*args) in a thread, keeping its result or exception."""
 

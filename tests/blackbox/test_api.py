@@ -113,22 +113,6 @@ def ref_for(name, x):
                        sp["act"], sp["op"], sp["cf"])
 
 
-def shipped(name):
-    d = T.SHIPPED_MODELS
-    return (np.load(os.path.join(d, name + ".kernel.npy")),
-            np.load(os.path.join(d, name + ".bias.npy")))
-
-
-def up2d_ref(x):
-    k, b = shipped("up2d")
-    return T.keras_ref(x, k, b, [2, 2], "same", activation="relu")
-
-
-def up1d_ref(x):
-    k, b = shipped("up1d")
-    return T.keras_ref(x, k, b, [2], "same")
-
-
 # ----------------------------------------------------------------- tests
 
 def test_health_and_server(d):
@@ -279,7 +263,7 @@ def test_infer_numerics(d):
     # shipped models
     x = rnd(1, 5, 2)
     r = d.post("/v2/models/up1d/infer", T.infer_body(x))
-    ok, why = close(T.output_array(r.json()), up1d_ref(x)) if r.status_code == 200 else (
+    ok, why = close(T.output_array(r.json()), T.up1d_ref(x)) if r.status_code == 200 else (
         False, r.text)
     check("infer up1d (shipped npy weights) matches reference", ok, why)
     x = rnd(3, 4, 5, 3)
@@ -288,11 +272,11 @@ def test_infer_numerics(d):
     check("infer up2d batch 3: response envelope",
           r.status_code == 200 and j.get("model_name") == "up2d"
           and j.get("model_version") == "1" and j.get("id") == "batch3", r.text[:300])
-    ok, why = close(T.output_array(j), up2d_ref(x))
+    ok, why = close(T.output_array(j), T.up2d_ref(x))
     check("infer up2d batch 3 matches reference", ok, why)
     x = rnd(1, 32, 32, 3)
     r = d.post("/v2/models/up2d/infer", T.infer_body(x, nested=True, outputs=False))
-    ok, why = close(T.output_array(r.json()), up2d_ref(x)) if r.status_code == 200 else (
+    ok, why = close(T.output_array(r.json()), T.up2d_ref(x)) if r.status_code == 200 else (
         False, r.text[:300])
     check("infer up2d 32x32 with nested data, no 'outputs': matches", ok, why)
     x = rnd(1, 2, 2, 2, 8)
@@ -316,7 +300,7 @@ def test_datatypes(d):
              ("INT64", xs, "<i8"), ("UINT8", xi, "<u1"), ("UINT16", xi, "<u2"),
              ("UINT32", xi, "<u4"), ("UINT64", xi, "<u8"), ("BOOL", xb, "?")]
     for dt, x, np_dt in types:
-        want = up2d_ref(x.astype(np.float32))
+        want = T.up2d_ref(x.astype(np.float32))
         r = d.post("/v2/models/up2d/infer", T.infer_body(x, datatype=dt))
         ok, why = close(T.output_array(r.json()), want) if r.status_code == 200 else (
             False, "%s %s" % (r.status_code, r.text[:300]))
@@ -336,7 +320,7 @@ def test_datatypes(d):
 
 def test_binary(d):
     x = rnd(2, 4, 3, 3)
-    want = up2d_ref(x)
+    want = T.up2d_ref(x)
     raw = x.astype("<f4").tobytes()
     body, h = T.binary_request(raw, x.shape, binary_output=True, id="bin1")
     r = d.post("/v2/models/up2d/infer", data=body, headers=h)
@@ -474,7 +458,7 @@ def test_infer_errors(d):
 
 def test_tfserving(d):
     x = rnd(2, 3, 4, 3)
-    want = up2d_ref(x)
+    want = T.up2d_ref(x)
     r = d.post("/v1/models/up2d:predict", {"instances": x.tolist()})
     ok, why = (close(np.asarray(r.json()["predictions"]), want) if r.status_code == 200
                else (False, r.text[:300]))
@@ -753,7 +737,7 @@ def test_repository(d):
     e = index().get("up1d", {})
     check("index after load: READY", e.get("state") == "READY" and e.get("reason") == "", e)
     r = d.post("/v2/models/up1d/infer", T.infer_body(x))
-    ok, why = close(T.output_array(r.json()), up1d_ref(x)) if r.status_code == 200 else (
+    ok, why = close(T.output_array(r.json()), T.up1d_ref(x)) if r.status_code == 200 else (
         False, r.text)
     check("infer after load: correct", ok, why)
     r = d.get("/v2/models/up1d")
@@ -907,7 +891,7 @@ def test_concurrent_clients(d):
         if not isinstance(r, requests.Response) or r.status_code != 200:
             bad.append((name, getattr(r, "status_code", r)))
             continue
-        want = up2d_ref(x) if name == "up2d" else ref_for(name, x)
+        want = T.up2d_ref(x) if name == "up2d" else ref_for(name, x)
         ok, why = close(T.output_array(r.json()), want)
         if not ok:
             bad.append((name, why))
@@ -944,7 +928,7 @@ def test_auth():
             check("auth: Authorization %r -> 200" % good.replace(tok, "<token>"),
                   r.status_code == 200, r.status_code)
         r = d.post("/v2/models/up1d/infer", T.infer_body(x))
-        ok, why = close(T.output_array(r.json()), up1d_ref(x)) if r.status_code == 200 else (
+        ok, why = close(T.output_array(r.json()), T.up1d_ref(x)) if r.status_code == 200 else (
             False, r.text)
         check("auth: infer with the right token works", ok, why)
         r = d.get("/metrics")

@@ -142,16 +142,6 @@ HEAVY_CIN = HEAVY_COUT = 128
 HEAVY_K = 15            # 15x15x128x128: ~150 GFLOPS single-threaded oneDNN
 
 
-def heavy_model(rng):
-    k = (rng.standard_normal((HEAVY_K, HEAVY_K, HEAVY_COUT, HEAVY_CIN)) * 0.01).astype("<f4")
-    b = (rng.standard_normal(HEAVY_COUT) * 0.1).astype("<f4")
-    doc = {"class_name": "Conv2DTranspose",
-           "config": {"name": "heavy", "filters": HEAVY_COUT, "kernel_size": HEAVY_K,
-                      "strides": 1, "padding": "same", "activation": "linear"},
-           "weights": {"kernel": "heavy.kernel.npy", "bias": "heavy.bias.npy"}}
-    return doc, {"heavy.kernel.npy": k, "heavy.bias.npy": b}, k, b
-
-
 def heavy_request(x, binary_output=True):
     raw = np.asarray(x, dtype="<f4").tobytes()
     return T.binary_request(raw, x.shape, binary_output=binary_output)
@@ -160,40 +150,6 @@ def heavy_request(x, binary_output=True):
 def heavy_post(d, x, timeout=60):
     body, h = heavy_request(x)
     return d.post("/v2/models/heavy/infer", data=body, headers=h, timeout=timeout)
-
-
-def heavy_output(r):
-    head, data = T.parse_binary_response(r)
-    return data.reshape(head["outputs"][0]["shape"])
-
-
-def heavy_check(out, x, k, b, rng, samples=24):
-    """Compares out (1,H,W,C) with the exact transposed convolution at a few
-    sampled pixels (a full NumPy reference of the heavy model takes too long
-    without an optimized BLAS). Stride 1, SAME: output o is full position
-    o + (K-1)//2, fed by input i through tap t = o + (K-1)//2 - i."""
-    out = np.asarray(out)
-    if out.shape != x.shape[:3] + (HEAVY_COUT,):
-        return False, "shape %s, want %s" % (out.shape, x.shape[:3] + (HEAVY_COUT,))
-    n_h, n_w = x.shape[1], x.shape[2]
-    pad = (HEAVY_K - 1) // 2
-    pts = [(0, 0), (n_h - 1, n_w - 1), (0, n_w - 1), (n_h // 2, n_w // 2)]
-    pts += [(int(rng.integers(n_h)), int(rng.integers(n_w))) for _ in range(samples)]
-    x64, k64 = x.astype(np.float64), k.astype(np.float64)
-    for oh, ow in pts:
-        acc = b.astype(np.float64).copy()
-        for th in range(HEAVY_K):
-            ih = oh + pad - th
-            if not 0 <= ih < n_h:
-                continue
-            for tw in range(HEAVY_K):
-                iw = ow + pad - tw
-                if 0 <= iw < n_w:
-                    acc += k64[th, tw] @ x64[0, ih, iw]
-        ok, why = close(out[0, oh, ow], acc, rtol=1e-3, atol=1e-3)
-        if not ok:
-            return False, "pixel (%d, %d): %s" % (oh, ow, why)
-    return True, ""
 
 
 def calibrate(d, target=0.6, cap=160):
@@ -235,7 +191,7 @@ def wait_inflight(d, n=1, timeout=10):
 
 def test_overload_disconnect_drain():
     rng = np.random.default_rng(5)
-    doc, npy, k, b = heavy_model(rng)
+    doc, npy, k, b = T.heavy_model(rng, c=HEAVY_CIN, k=HEAVY_K, scale=0.01)
     with T.Daemon(config={"workers": 1, "threads_per_request": 1, "max_queue": 1,
                           "request_timeout_ms": 60000},
                   models={"heavy": doc}, npy=npy, shipped=["up1d"],
@@ -246,8 +202,8 @@ def test_overload_disconnect_drain():
         side, dt = calibrate(d)
         x = rng.standard_normal((1, side, side, HEAVY_CIN)).astype(np.float32)
         r = heavy_post(d, x)
-        base = heavy_output(r) if r.status_code == 200 else None
-        ok, why = heavy_check(base, x, k, b, rng) if base is not None else (False, r.text)
+        base = T.heavy_output(r) if r.status_code == 200 else None
+        ok, why = T.heavy_check(base, x, k, b, rng) if base is not None else (False, r.text)
         check("heavy model (%dx%d, k%d, %d->%d ch) matches the exact sum at sampled pixels"
               % (side, side, HEAVY_K, HEAVY_CIN, HEAVY_COUT), ok, why)
 
@@ -269,7 +225,7 @@ def test_overload_disconnect_drain():
               [dict(r.headers) for r in busy])
         bad = []
         for r in good:
-            ok, why = close(heavy_output(r), base, rtol=1e-5, atol=1e-5)
+            ok, why = close(T.heavy_output(r), base, rtol=1e-5, atol=1e-5)
             if not ok:
                 bad.append(why)
         check("overload: every 200 is correct (same as the uncontended answer)",
@@ -348,7 +304,7 @@ def test_overload_disconnect_drain():
         head = T.parse_binary_response(r)[0] if ok else {}
         check("reload in flight: the running request completes on version 1",
               ok and head.get("model_version") == "1"
-              and close(heavy_output(r), base, rtol=1e-5, atol=1e-5)[0], repr(r))
+              and close(T.heavy_output(r), base, rtol=1e-5, atol=1e-5)[0], repr(r))
 
         def heavy_version():
             rr = d.post("/v2/repository/index", timeout=5)
@@ -359,7 +315,7 @@ def test_overload_disconnect_drain():
         ok = r.status_code == 200
         check("reload in flight: version 2 answers the same values",
               ok and T.parse_binary_response(r)[0].get("model_version") == "2"
-              and close(heavy_output(r), base, rtol=1e-5, atol=1e-5)[0], r.status_code)
+              and close(T.heavy_output(r), base, rtol=1e-5, atol=1e-5)[0], r.status_code)
 
         # --- SIGTERM drain with a request in flight
         t = T.Bg(heavy_post, d, x, 60)
@@ -376,7 +332,7 @@ def test_overload_disconnect_drain():
         check("drain: no longer ready/accepting after SIGTERM", refused, "")
         t.join(T.t(60))
         r = t.result
-        ok, why = ((close(heavy_output(r), base, rtol=1e-5, atol=1e-5))
+        ok, why = ((close(T.heavy_output(r), base, rtol=1e-5, atol=1e-5))
                    if getattr(r, "status_code", 0) == 200 else (False, repr(r)))
         check("drain: the in-flight request completes 200 and correct", ok, why)
         try:
@@ -395,7 +351,7 @@ def one_worker_busy(config, name, what, seed):
     (daemon, background thread of that request), or (None, None) after a
     skip when the machine computes the heavy request too fast."""
     rng = np.random.default_rng(seed)
-    doc, npy, k, b = heavy_model(rng)
+    doc, npy, k, b = T.heavy_model(rng, c=HEAVY_CIN, k=HEAVY_K, scale=0.01)
     cfg = {"workers": 1, "threads_per_request": 1, "max_queue": 4}
     cfg.update(config)
     with T.Daemon(config=cfg, models={"heavy": doc}, npy=npy, shipped=["up1d"],

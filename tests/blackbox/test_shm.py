@@ -71,22 +71,6 @@ def rnd(*shape):
     return RNG.standard_normal(shape).astype(np.float32)
 
 
-def shipped(name):
-    d = T.SHIPPED_MODELS
-    return (np.load(os.path.join(d, name + ".kernel.npy")),
-            np.load(os.path.join(d, name + ".bias.npy")))
-
-
-def up2d_ref(x):
-    k, b = shipped("up2d")
-    return T.keras_ref(x, k, b, [2, 2], "same", activation="relu")
-
-
-def up1d_ref(x):
-    k, b = shipped("up1d")
-    return T.keras_ref(x, k, b, [2], "same")
-
-
 def shm_params(region, size, offset=None):
     p = {"shared_memory_region": region, "shared_memory_byte_size": size}
     if offset is not None:
@@ -253,7 +237,7 @@ def test_register_status_unregister(d, objs):
 def test_numerics(d, objs):
     a, b = objs["a"], objs["b"]     # in_a = a[0, 8192), out_b = b[PAGE, 3 * PAGE)
     x = rnd(1, 8, 8, 3)             # 768 B in; 1x16x16x2 = 2048 B out
-    want = up2d_ref(x)
+    want = T.up2d_ref(x)
     nout = want.size
 
     # input in shm, output in shm
@@ -288,7 +272,7 @@ def test_numerics(d, objs):
 
     # binary input, output in shm at an offset within the region
     x2 = rnd(1, 5, 7, 3)
-    want2 = up2d_ref(x2)
+    want2 = T.up2d_ref(x2)
     hdr = json.dumps({"inputs": [{"name": "input", "shape": list(x2.shape), "datatype": "FP32",
                                   "parameters": {"binary_data_size": x2.nbytes}}],
                       "outputs": shm_output("out_b", 4 * want2.size, 256)}).encode()
@@ -321,12 +305,12 @@ def test_numerics(d, objs):
         a.put(xi, 0)
         r = infer(d, {"inputs": [shm_input(xi.shape, "in_a", xi.nbytes, 0, dt)]})
         check("%s input in shm -> JSON: values match" % dt,
-              *(close(T.output_array(r.json()), up2d_ref(xi.astype(np.float64)))
+              *(close(T.output_array(r.json()), T.up2d_ref(xi.astype(np.float64)))
                 if r.status_code == 200 else (False, r.text)))
 
     # Conv1D too, versioned path, output bigger region than needed (Triton: at least)
     x1 = rnd(2, 6, 2)
-    w1 = up1d_ref(x1)
+    w1 = T.up1d_ref(x1)
     a.put(x1, 0)
     r = d.post("/v2/models/up1d/versions/1/infer",
                {"inputs": [shm_input(x1.shape, "in_a", x1.nbytes)],
@@ -477,7 +461,7 @@ def test_truncated(d):
         check("truncate: input in the cut part -> 400", ok, why)
         r = infer(d, {"inputs": [shm_input(x.shape, "trunc", x.nbytes)]})
         check("truncate: the part still there still works",
-              *(close(T.output_array(r.json()), up2d_ref(x)) if r.status_code == 200
+              *(close(T.output_array(r.json()), T.up2d_ref(x)) if r.status_code == 200
                 else (False, r.text)))
         check("truncate: daemon alive, health 200",
               d.alive() and d.get("/v2/health/live").status_code == 200, d.tail())
@@ -509,39 +493,7 @@ def test_cap(d):
 
 # ------------------------------------------- unregister while a request holds
 
-HEAVY_C, HEAVY_K = 128, 9
-
-
-def heavy_doc():
-    k = (RNG.standard_normal((HEAVY_K, HEAVY_K, HEAVY_C, HEAVY_C)) * 0.02).astype("<f4")
-    b = (RNG.standard_normal(HEAVY_C) * 0.1).astype("<f4")
-    doc = {"class_name": "Conv2DTranspose",
-           "config": {"name": "heavy", "filters": HEAVY_C, "kernel_size": HEAVY_K,
-                      "strides": 1, "padding": "same", "activation": "linear"},
-           "weights": {"kernel": "heavy.kernel.npy", "bias": "heavy.bias.npy"}}
-    return doc, {"heavy.kernel.npy": k, "heavy.bias.npy": b}, k, b
-
-
-def heavy_pixels(out, x, k, b, samples=16):
-    """Checks sampled output pixels against the direct sum (stride 1, SAME:
-    output o is fed by input o + pad - t through tap t)."""
-    n_h, n_w = x.shape[1], x.shape[2]
-    pad = (HEAVY_K - 1) // 2
-    pts = [(0, 0), (n_h - 1, n_w - 1), (n_h // 2, n_w // 3)]
-    pts += [(int(RNG.integers(n_h)), int(RNG.integers(n_w))) for _ in range(samples)]
-    for oh, ow in pts:
-        acc = b.astype(np.float64).copy()
-        for th in range(HEAVY_K):
-            ih = oh + pad - th
-            if 0 <= ih < n_h:
-                for tw in range(HEAVY_K):
-                    iw = ow + pad - tw
-                    if 0 <= iw < n_w:
-                        acc += k[th, tw].astype(np.float64) @ x[0, ih, iw].astype(np.float64)
-        ok, why = close(out[0, oh, ow], acc, rtol=1e-3, atol=1e-3)
-        if not ok:
-            return False, "pixel (%d, %d): %s" % (oh, ow, why)
-    return True, ""
+HEAVY_C = 128
 
 
 def test_unregister_while_held(d, k, b):
@@ -593,7 +545,7 @@ def test_unregister_while_held(d, k, b):
         if ok:
             out = oo.get("<f4", x.size).reshape(x.shape)
             check("held: its output was written into the unregistered region, correct",
-                  *heavy_pixels(out, x, k, b))
+                  *T.heavy_check(out, x, k, b, RNG, samples=16))
         check("held: daemon alive", d.alive(), d.tail())
         check("held: metrics count no region",
               metric(d, "deconvd_shared_memory_regions") == 0,
@@ -605,7 +557,7 @@ def test_unregister_while_held(d, k, b):
 
 def main():
     T.R.run(test_disabled)
-    doc, npy, k, b = heavy_doc()
+    doc, npy, k, b = T.heavy_model(RNG, c=HEAVY_C, k=9)
     with T.Daemon(config={"shared_memory": True, "auth_token": TOKEN, "workers": 2},
                   models={"heavy": doc}, npy=npy, shipped=["up1d", "up2d"],
                   name="shm daemon") as d:

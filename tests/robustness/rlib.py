@@ -15,6 +15,7 @@ starts deconvd in a temp dir on an ephemeral 127.0.0.1 port. Added here:
 Everything is bounded: every socket has a timeout, every loop a deadline.
 """
 import contextlib
+import functools
 import json
 import os
 import re
@@ -442,26 +443,14 @@ HEAVY_C = 64
 HEAVY_K = 9
 
 
-def heavy_model(rng, name="heavy", c=HEAVY_C, k=HEAVY_K):
-    """(doc, npy files, kernel, bias) of a stride-1 SAME Conv2DTranspose that
-    costs c*c*k*k multiply-adds per pixel: its time scales with the input side."""
-    ker = (rng.standard_normal((k, k, c, c)) * 0.02).astype("<f4")
-    b = (rng.standard_normal(c) * 0.1).astype("<f4")
-    doc = {"class_name": "Conv2DTranspose",
-           "config": {"name": name, "filters": c, "kernel_size": k, "strides": 1,
-                      "padding": "same", "activation": "linear"},
-           "weights": {"kernel": name + ".kernel.npy", "bias": name + ".bias.npy"}}
-    return doc, {name + ".kernel.npy": ker, name + ".bias.npy": b}, ker, b
+# dcvtest's slow model, 64 channels by default here (the suites' bodies stay small)
+heavy_model = functools.partial(T.heavy_model, c=HEAVY_C, k=HEAVY_K)
+heavy_output = T.heavy_output
 
 
 def heavy_body(x):
     """Binary request (body, headers) with a binary answer."""
     return T.binary_request(np.asarray(x, dtype="<f4").tobytes(), x.shape, binary_output=True)
-
-
-def heavy_output(r):
-    head, data = T.parse_binary_response(r)
-    return data.reshape(head["outputs"][0]["shape"])
 
 
 def calibrate(d, target=0.4, name="heavy", c=HEAVY_C, cap=256, session=None):
