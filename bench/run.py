@@ -673,6 +673,22 @@ class Bench:
                 "slice_best_images_s": [round(c["best_images_s"], 1) for c in cs],
                 "slice_best_latency_s": [c["best_latency_s"] for c in cs]}
 
+    def levels(self, url, body, headers, server, tag, minbytes=0, shm=None):
+        """1, 2, 4, 8 clients, each level in slices alternating with the raw
+        ceiling: ({level: merged client results}, {level: merged ceilings})."""
+        s, levels, ceils = self.s, {}, {}
+        for c in (1, 2, 4, 8):
+            parts, cs = [], []
+            for i in range(s["conc_slices"]):
+                cs.append(self.ceiling())
+                parts.append(self.client(url, body, headers, d=s["conc_s"] / s["conc_slices"], c=c,
+                                         warm=2, minbytes=minbytes, tag=f"{tag} c={c}", lat=True,
+                                         server=server, shm=shm))
+            levels[str(c)], ceils[str(c)] = self.merge(parts), self.merge_ceil(cs)
+            log(f"  {tag} c={c}: {levels[str(c)]['rps']:.1f} img/s "
+                f"(adjacent raw ceiling {ceils[str(c)]['best_images_s']:.1f})")
+        return levels, ceils
+
     def bin_headers(self):
         return [f"Inference-Header-Content-Length: {self.bodies['bin_hl']}",
                 "Content-Type: application/octet-stream"]
@@ -956,35 +972,15 @@ class Bench:
                             tpr=t, env=env, extra={"shared_memory": True})
                 try:
                     cu = dc.url("/v2/models/dcgan_up/infer")
-                    levels, ceils = {}, {}
-                    for c in (1, 2, 4, 8):
-                        parts, cs = [], []
-                        for i in range(s["conc_slices"]):
-                            cs.append(self.ceiling())
-                            parts.append(self.client(cu, self.bodies["bin"], self.bin_headers(),
-                                                     d=s["conc_s"] / s["conc_slices"], c=c, warm=2,
-                                                     minbytes=262144 * 4, tag=f"conc {key} c={c}", lat=True,
-                                                     server=dc))
-                        levels[str(c)] = self.merge(parts)
-                        ceils[str(c)] = self.merge_ceil(cs)
-                        log(f"  {key} c={c}: {levels[str(c)]['rps']:.1f} img/s "
-                            f"(adjacent raw ceiling {ceils[str(c)]['best_images_s']:.1f})")
+                    levels, ceils = self.levels(cu, self.bodies["bin"], self.bin_headers(), dc,
+                                                f"conc {key}", minbytes=262144 * 4)
                     shm_levels, shm_ceils = {}, {}
                     if key == "default":      # the same, tensors in shared memory
                         shm = Shm(dc, 8, self.bodies["x"].nbytes, 64 * 64 * 64 * 4)
                         try:
-                            for c in (1, 2, 4, 8):
-                                parts, cs = [], []
-                                for i in range(s["conc_slices"]):
-                                    cs.append(self.ceiling())
-                                    parts.append(self.client(cu, self.bodies["shm"], ["Content-Type: application/json"],
-                                                             d=s["conc_s"] / s["conc_slices"], c=c, warm=2,
-                                                             tag=f"conc shm {key} c={c}", lat=True, server=dc,
-                                                             shm=shm.spec))
-                                shm_levels[str(c)] = self.merge(parts)
-                                shm_ceils[str(c)] = self.merge_ceil(cs)
-                                log(f"  {key} shm c={c}: {shm_levels[str(c)]['rps']:.1f} img/s "
-                                    f"(adjacent raw ceiling {shm_ceils[str(c)]['best_images_s']:.1f})")
+                            shm_levels, shm_ceils = self.levels(
+                                cu, self.bodies["shm"], ["Content-Type: application/json"], dc,
+                                f"conc shm {key}", shm=shm.spec)
                         finally:
                             shm.close()
                     r["concurrency"][key] = {"levels": levels, "ceiling_adjacent": ceils,
