@@ -565,16 +565,17 @@ static bool small_enough(const struct dcv_api *a, const struct job *j)
 {
     const struct dcv_conv *c = &j->ref.model->layer.conv;
     size_t jlen = j->header_len ? j->header_len : j->len;
-    /* a tensor in shared memory is not bounded by the body */
-    if (j->body && memmem(j->body, jlen, "shared_memory", 13)) return false;
     double vals = j->header_len ? (double)j->len : (double)j->len / 2;
     double macs = vals * (double)c->filters, outs = macs / (double)c->in_channels;
     for (int i = 0; i < c->rank; i++) {
         macs *= (double)c->kernel[i];
         outs *= (double)(c->kernel[i] > c->strides[i] ? c->kernel[i] : c->strides[i]);
     }
-    return macs <= (double)a->cfg->inline_max_work &&
-           outs <= (double)a->cfg->inline_max_work / 16;
+    if (macs > (double)a->cfg->inline_max_work || outs > (double)a->cfg->inline_max_work / 16)
+        return false;
+    /* a tensor in shared memory is not bounded by the body (scanned last:
+     * only bodies already this small are searched on the loop thread) */
+    return !j->body || !memmem(j->body, jlen, "shared_memory", 13);
 }
 
 /* Queues a job, or runs it right here (here: small enough); on failure
