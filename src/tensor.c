@@ -549,19 +549,19 @@ static void exact_in_tree(char *p, size_t len)
  * is cheaper than a pass to count the values first. */
 /* Remembers the text after a marker so the skeleton leaves it out; if the
  * list cannot grow, blanks it instead (the skeleton then carries spaces). */
-static void add_gap(struct scanner *s, size_t at, size_t len)
+static void add_gap(struct scanner *s, char *text, size_t len)
 {
     if (s->ngaps == s->capgaps) {
         size_t cap = s->capgaps ? 2 * s->capgaps : 8;
         struct gap *g = realloc(s->gaps, cap * sizeof *g);
         if (!g) {
-            memset(s->p + (at - (size_t)(s->p - s->base)), ' ', len);
+            memset(text, ' ', len);
             return;
         }
         s->gaps = g;
         s->capgaps = cap;
     }
-    s->gaps[s->ngaps++] = (struct gap){ at, len };
+    s->gaps[s->ngaps++] = (struct gap){ (size_t)(text - s->base), len };
 }
 
 static int lift(struct scanner *s, char *err)
@@ -617,7 +617,7 @@ static int lift(struct scanner *s, char *err)
         return dcv_errf(err, DCV_ENOMEM, "out of memory");
     }
     memcpy(s->p, marker, (size_t)mlen);
-    add_gap(s, (size_t)(s->p - s->base) + (size_t)mlen, len - (size_t)mlen);
+    add_gap(s, s->p + mlen, len - (size_t)mlen);
     s->p += len;
     return 1;
 }
