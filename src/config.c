@@ -35,6 +35,10 @@ void dcv_config_defaults(struct dcv_config *c)
     c->cache_per_model = 16;
     c->buffer_cache_bytes = (size_t)64 << 20;
     c->inline_max_work = 1 << 20;
+    c->max_work = 100000000000ull;
+    c->memory_budget_bytes = (size_t)1 << 30;
+    c->max_response_bytes = (size_t)64 << 20;
+    c->min_transfer_rate = (size_t)1 << 20;
     c->log_level = DCV_LOG_INFO;
 }
 
@@ -87,6 +91,10 @@ static const struct key keys[] = {
     { "cache_per_model", K_INT, OFF(cache_per_model), 1, 4096 },
     { "buffer_cache_bytes", K_SIZE, OFF(buffer_cache_bytes), 0, 1LL << 40 },
     { "inline_max_work", K_SIZE, OFF(inline_max_work), 0, 1LL << 40 },
+    { "max_work", K_SIZE, OFF(max_work), 1, 1LL << 62 },
+    { "memory_budget_bytes", K_SIZE, OFF(memory_budget_bytes), 1LL << 20, 1LL << 46 },
+    { "max_response_bytes", K_SIZE, OFF(max_response_bytes), 1024, 1LL << 40 },
+    { "min_transfer_rate", K_SIZE, OFF(min_transfer_rate), 1, 1LL << 40 },
     { "log_level", K_LEVEL, OFF(log_level), 0, 0 },
     { "log_format", K_FORMAT, OFF(log_json), 0, 0 },
     { "auth_token", K_STR, OFF(auth_token), 0, 0 },
@@ -188,6 +196,14 @@ int dcv_config_load(struct dcv_config *c, const char *path, char *err)
         }
         if ((rc = set_key(c, k, m, dir, err))) goto out;
     }
+    if (!rc && c->max_body_bytes > c->memory_budget_bytes)
+        rc = dcv_errf(err, DCV_EINVAL, "config %.200s: max_body_bytes (%zu) is above "
+                      "memory_budget_bytes (%zu): no body that size could ever be taken", path,
+                      c->max_body_bytes, c->memory_budget_bytes);
+    else if (!rc && c->max_response_bytes > c->memory_budget_bytes)
+        rc = dcv_errf(err, DCV_EINVAL, "config %.200s: max_response_bytes (%zu) is above "
+                      "memory_budget_bytes (%zu)", path, c->max_response_bytes,
+                      c->memory_budget_bytes);
 out:
     dcv_json_free(root);
     free(text);

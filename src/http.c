@@ -10,29 +10,40 @@
  * writes the access log line, so a client that vanishes mid-request costs
  * nothing but that line. MHD's timeout only closes idle connections; a
  * client trickling a byte now and then (slowloris) is cut here instead:
- * a request must arrive within connection_timeout_s, plus one second per
- * MIN_UPLOAD_RATE bytes of body received (the socket is shut down and MHD
- * closes it). Loop thread only. The only includer of microhttpd.h; MHD
- * results are translated here.
+ * a request must arrive within connection_timeout_s plus one second per
+ * min_transfer_rate bytes of body, and an answer must be read within the
+ * same allowance for its size (the socket is shut down and MHD closes it).
+ * Body buffers take their bytes from the memory budget (budget.c) as they
+ * are reserved; past it the request is refused with 503. A refusal made
+ * before the body has arrived (413, 401, 503) is sent once the body has been
+ * read and discarded, within a bound, rather than at once: a client that
+ * sends its whole body before reading (Python's http.client, Node's fetch)
+ * would otherwise see the connection reset instead of the status. Clients
+ * that sent `Expect: 100-continue` get it at once. A request handed to the
+ * handler and not yet answered is watched for its client leaving, which is
+ * reported to the handler (so it can stop the work). Loop thread only. The
+ * only includer of microhttpd.h; MHD results are translated here.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
+#include "deconvd/budget.h"
 #include "deconvd/buf.h"
 #include "deconvd/error.h"
 #include "deconvd/http.h"
 #include "deconvd/log.h"
 #include "deconvd/sched.h"
 
-#define MIN_UPLOAD_RATE 65536          /* bytes/s a slow upload must keep up */
 #define SWEEP_NS 250000000ull           /* how often deadlines are checked */
 #define PRESIZE_MAX ((size_t)16 << 20) /* bodies trusted to Content-Length */
 /* Request heads are refused with JSON 414/431 by us up to what fits in MHD's
@@ -49,6 +60,14 @@ struct conn {
     struct dcv_http_req *req;      /* NULL while waiting for a request's headers */
     uint64_t since_ns;             /* when it began waiting for the current request */
     bool cut;
+};
+
+/* A response body whose bytes are held in the memory budget until MHD
+ * frees the response (after the last byte is sent, or the connection
+ * closes). */
+struct held_body {
+    char *block;
+    size_t held;
 };
 
 struct dcv_http {
@@ -69,11 +88,17 @@ struct dcv_http_req {
     char method[32];
     char *body;                    /* dcv_buf block + pad */
     size_t len, cap, discarded, pad, expect;
-    bool dispatched, suspended, too_large, cut;
+    size_t max_body;               /* this request's limit (dcv_http_limit_body) */
+    unsigned long long announced;  /* Content-Length, 0 when absent */
+    char limit_why[64];            /* what sets max_body, for the 413 message */
+    size_t reserved;               /* budget bytes held for the body buffer */
+    bool dispatched, suspended, too_large, cut, refused, body_coming;
     struct MHD_Response *resp;     /* waiting to be queued */
     int status;
     size_t out_bytes;
-    uint64_t start_ns, body_ns;
+    uint64_t start_ns, body_ns, sending_ns;
+    void (*gone)(void *);          /* client left while dispatched, unanswered */
+    void *gone_arg;
     char model[128], endpoint[32];
 };
 
@@ -93,13 +118,36 @@ char *dcv_http_body(struct dcv_http_req *r, size_t *len)
     return r->body;
 }
 
-char *dcv_http_take_body(struct dcv_http_req *r, size_t *len)
+char *dcv_http_take_body(struct dcv_http_req *r, size_t *len, size_t *held)
 {
     char *b = r->body;
     *len = r->len;                /* r->len stays for the access log */
+    *held = r->reserved;
     r->body = NULL;
     r->cap = 0;
+    r->reserved = 0;
     return b;                     /* within the block's first 64 bytes: dcv_buf_free takes it */
+}
+
+void dcv_http_limit_body(struct dcv_http_req *r, size_t max, const char *why)
+{
+    if (max >= r->max_body) return;
+    r->max_body = max;
+    snprintf(r->limit_why, sizeof r->limit_why, "%s", why);
+}
+
+void dcv_http_on_gone(struct dcv_http_req *r, void (*cb)(void *), void *arg)
+{
+    r->gone = cb;
+    r->gone_arg = arg;
+}
+
+static void release_body(struct dcv_http_req *r)
+{
+    dcv_buf_free(r->body);
+    dcv_budget_give(r->reserved);
+    r->body = NULL;
+    r->cap = r->reserved = 0;
 }
 
 void dcv_http_set_log(struct dcv_http_req *r, const char *model, const char *endpoint)
@@ -108,15 +156,38 @@ void dcv_http_set_log(struct dcv_http_req *r, const char *model, const char *end
     if (endpoint) snprintf(r->endpoint, sizeof r->endpoint, "%s", endpoint);
 }
 
-void dcv_http_respond(struct dcv_http_req *r, int status, const char *content_type, char *body,
-                      size_t off, size_t len, const struct dcv_http_header *hdrs, size_t nhdrs)
+static void free_held(void *cls)
+{
+    struct held_body *h = cls;
+    dcv_buf_free(h->block);
+    dcv_budget_give(h->held);
+    free(h);
+}
+
+static struct MHD_Response *body_response(char *body, size_t off, size_t len, size_t held)
+{
+    struct held_body *h;
+    if (!held)
+        return MHD_create_response_from_buffer_with_free_callback_cls(len, body + off,
+                                                                     dcv_buf_free, body);
+    if (!(h = malloc(sizeof *h))) return NULL;
+    *h = (struct held_body){ body, held };
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback_cls(len, body + off, free_held, h);
+    if (!resp) free(h);
+    return resp;
+}
+
+void dcv_http_respond_held(struct dcv_http_req *r, int status, const char *content_type,
+                           char *body, size_t off, size_t len, size_t held,
+                           const struct dcv_http_header *hdrs, size_t nhdrs)
 {
     struct MHD_Response *resp;
-    resp = body ? MHD_create_response_from_buffer_with_free_callback_cls(len, body + off,
-                                                                        dcv_buf_free, body)
+    resp = body ? body_response(body, off, len, held)
                 : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         dcv_buf_free(body);
+        dcv_budget_give(held);
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
         status = 500;
     }
@@ -128,6 +199,7 @@ void dcv_http_respond(struct dcv_http_req *r, int status, const char *content_ty
     r->status = status;
     r->out_bytes = len;
     r->resp = resp;
+    r->gone = NULL;
     if (r->suspended) {
         /* In external epoll mode a resume does not wake MHD's epoll fd:
          * ask the loop to run MHD (and re-arm its timeout) soon. */
@@ -137,41 +209,59 @@ void dcv_http_respond(struct dcv_http_req *r, int status, const char *content_ty
     }
 }
 
+void dcv_http_respond(struct dcv_http_req *r, int status, const char *content_type, char *body,
+                      size_t off, size_t len, const struct dcv_http_header *hdrs, size_t nhdrs)
+{
+    dcv_http_respond_held(r, status, content_type, body, off, len, 0, hdrs, nhdrs);
+}
+
 static enum MHD_Result queue_stored(struct dcv_http_req *r)
 {
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, r->resp);
     MHD_destroy_response(r->resp);
     r->resp = NULL;
+    r->sending_ns = dcv_now_ns();
     return ok;
 }
 
 static void respond_error(struct dcv_http_req *r, int status, const char *msg)
 {
-    char *b = dcv_buf_alloc(256);
-    int n = b ? snprintf(b, 256, "{\"error\":\"%s\"}", msg) : 0;
-    dcv_http_respond(r, status, "application/json", b, 0, (size_t)n, NULL, 0);
+    struct dcv_http_header h[] = { { "Retry-After", "1" } };
+    char *b = dcv_buf_alloc(512);
+    int n = b ? snprintf(b, 512, "{\"error\":\"%s\"}", msg) : 0;
+    dcv_http_respond(r, status, "application/json", b, 0, (size_t)n, h, status == 503);
 }
 
 /* The body buffer is sized from Content-Length when there is one (else it
  * doubles), and starts pad bytes into its block so that the byte at the
  * offset named by the align_after header (a binary tensor after a JSON
  * header) is 64-byte aligned: the engine then reads it in place. */
-static bool append(struct dcv_http_req *r, const char *data, size_t n)
+enum append_result { APPENDED, OVER_LIMIT, OVER_BUDGET };
+
+/* Growth beyond what Content-Length reserved takes its bytes from the
+ * budget as the buffer grows (chunked uploads, or a length that lied). */
+static enum append_result append(struct dcv_http_req *r, const char *data, size_t n)
 {
-    if (r->len + n > r->srv->o.max_body) return false;
+    if (r->len + n > r->max_body) return OVER_LIMIT;
     if (r->len + n + 1 > r->cap) {
         size_t nc = r->cap ? r->cap * 2 : r->expect >= r->len + n ? r->expect + 1 : 4096;
         while (nc < r->len + n + 1) nc *= 2;
-        if (nc > r->srv->o.max_body + 1) nc = r->srv->o.max_body + 1;
+        if (nc > r->max_body + 1) nc = r->max_body + 1;
+        size_t more = nc > r->reserved ? nc - r->reserved : 0;
+        if (!dcv_budget_take(more)) return OVER_BUDGET;
         char *p = dcv_buf_realloc(r->body ? r->body - r->pad : NULL, r->pad + nc);
-        if (!p) return false;
+        if (!p) {
+            dcv_budget_give(more);
+            return OVER_BUDGET;
+        }
+        r->reserved += more;
         r->body = p + r->pad;
         r->cap = nc;
     }
     memcpy(r->body + r->len, data, n);
     r->len += n;
     r->body[r->len] = '\0';
-    return true;
+    return APPENDED;
 }
 
 /* Printable ASCII copy: the method reaches the log and error messages. */
@@ -226,13 +316,90 @@ static struct dcv_http_req *begin(struct dcv_http *h, struct MHD_Connection *con
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
-    r->too_large = announced > h->o.max_body;
+    r->max_body = h->o.max_body;
+    r->body_coming = announced > 0 ||
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    r->announced = announced;
     /* capped, so that a lying length costs little */
-    if (!r->too_large) r->expect = announced < PRESIZE_MAX ? announced : PRESIZE_MAX;
+    r->expect = announced < PRESIZE_MAX ? announced : PRESIZE_MAX;
     const char *at = h->o.align_after ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                                      h->o.align_after) : NULL;
     if (at) r->pad = (DCV_BUF_ALIGN - strtoull(at, NULL, 10) % DCV_BUF_ALIGN) % DCV_BUF_ALIGN;
     return r;
+}
+
+static void refuse_too_large(struct dcv_http_req *r)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "request body larger than %zu bytes (%s)", r->max_body,
+             r->limit_why[0] ? r->limit_why : "max_body_bytes");
+    respond_error(r, 413, msg);
+}
+
+/* Content-Length bytes are taken from the budget before the body is read,
+ * so that a request that cannot fit is refused before it is sent. */
+static void reserve_announced(struct dcv_http_req *r)
+{
+    if (!r->announced) return;
+    if (r->announced > r->max_body) {
+        r->too_large = true;
+        refuse_too_large(r);
+    } else if (dcv_budget_take((size_t)r->announced + 1)) {
+        r->reserved = (size_t)r->announced + 1;
+    } else {
+        char msg[200];
+        snprintf(msg, sizeof msg, "server busy: memory_budget_bytes (%zu) is taken by other "
+                 "requests; retry later", dcv_budget_limit());
+        respond_error(r, 503, msg);
+    }
+}
+
+static bool expects_continue(const struct dcv_http_req *r)
+{
+    const char *e = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    return e && !strcasecmp(e, "100-continue");
+}
+
+/* Bytes of a refused request's body read and dropped before giving up
+ * (and closing, which a client still sending sees as a reset). */
+static size_t discard_max(const struct dcv_http *h)
+{
+    size_t twice = 2 * h->o.max_body, floor = (size_t)64 << 20;
+    return twice > floor ? twice : floor;
+}
+
+/* A refusal stored before the body arrived. A client that waits for
+ * "100 Continue" gets it now and sends no body. Others are sending
+ * already: read and drop the body (up to discard_max bytes, at
+ * min_transfer_rate), then answer, as nginx's lingering close does. A body
+ * announced bigger than that is answered at once: it could not be read. */
+static enum MHD_Result refuse_early(struct dcv_http_req *r)
+{
+    if (!r->body_coming || expects_continue(r) || r->announced > discard_max(r->srv))
+        return queue_stored(r);
+    r->refused = true;
+    release_body(r);
+    return MHD_YES;
+}
+
+/* Body bytes: kept, or counted and dropped once the request is refused. */
+static enum MHD_Result take_upload(struct dcv_http_req *r, const char *upload, size_t n)
+{
+    if (!r->refused && !r->too_large) {
+        enum append_result a = append(r, upload, n);
+        if (a == APPENDED) return MHD_YES;
+        if (a == OVER_LIMIT) r->too_large = true;
+        else {
+            char msg[200];
+            snprintf(msg, sizeof msg, "server busy: memory_budget_bytes (%zu) is taken by "
+                     "other requests; retry later", dcv_budget_limit());
+            respond_error(r, 503, msg);
+            r->refused = true;
+        }
+        release_body(r);
+    }
+    r->discarded += n;
+    return r->discarded > discard_max(r->srv) ? MHD_NO : MHD_YES;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -244,29 +411,25 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     (void)version;
     if (!r) {
         if (!(r = *con_cls = begin(h, conn, url, method))) return MHD_NO;
-        /* Content-Length already says too large: answer before the body. */
-        if (r->too_large) respond_error(r, 413, "request body larger than max_body_bytes");
-        else check_head(r);
+        check_head(r);
         if (!r->resp && h->o.precheck) h->o.precheck(h->o.ctx, r, r->expect);
-        return r->resp ? queue_stored(r) : MHD_YES;
+        if (!r->resp) reserve_announced(r);
+        return r->resp ? refuse_early(r) : MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;            /* consumed (or dropped) */
+        return take_upload(r, upload, n);
     }
     if (r->resp) return queue_stored(r);
-    if (*upload_size) {
-        if (!r->too_large && !append(r, upload, *upload_size)) r->too_large = true;
-        if (r->too_large) r->discarded += *upload_size;
-        *upload_size = 0;            /* consumed (or discarded once too large) */
-        /* MHD takes a response only once the upload is complete: discard
-         * the rest (up to another max_body bytes, then give up and close). */
-        return r->discarded > h->o.max_body ? MHD_NO : MHD_YES;
-    }
     if (r->too_large) {
-        respond_error(r, 413, "request body larger than max_body_bytes");
+        refuse_too_large(r);
         return queue_stored(r);
     }
     if (!r->dispatched) {
         r->dispatched = true;
         r->body_ns = dcv_now_ns();
-        if (!r->body && !append(r, "", 0)) return MHD_NO;
+        if (!r->body && append(r, "", 0) != APPENDED) return MHD_NO;
         h->o.handler(h->o.ctx, r);
         if (r->resp) return queue_stored(r);
         r->suspended = true;
@@ -300,7 +463,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (r->resp) MHD_destroy_response(r->resp);
     r->srv->active--;
-    dcv_buf_free(r->body);
+    release_body(r);
     free(r);
     *con_cls = NULL;
 }
@@ -330,33 +493,82 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     }
 }
 
-/* Shuts down connections whose request is late (see the top of the file);
- * MHD sees the end of the stream and closes them. Requests handed to the
- * API (waiting for inference, or being sent) have no deadline here. */
+/* End of stream, or a reset: the peer is gone. Data (a pipelined
+ * request) or nothing yet means it is still there. */
+static bool peer_gone(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Nanoseconds a transfer of n bytes may take: the connection timeout plus
+ * one second per min_transfer_rate bytes. */
+static uint64_t allowance(const struct dcv_http *h, uint64_t n)
+{
+    return (uint64_t)h->o.connection_timeout_s * 1000000000ull +
+           n / h->o.min_rate * 1000000000ull + n % h->o.min_rate * 1000000000ull / h->o.min_rate;
+}
+
+static void cut(struct conn *t, int fd, bool timeout, const char *why)
+{
+    t->cut = true;
+    if (t->req) t->req->cut = timeout;       /* logged as a timeout, else client_abort */
+    DCV_LOG(DCV_LOG_DEBUG, "http", KV_S("detail", why));
+    shutdown(fd, SHUT_RDWR);
+}
+
+/* Shuts down connections whose request or answer is late (see the top of
+ * the file); MHD sees the end of the stream and closes them. A request
+ * handed to the handler and not answered yet has no deadline here (the
+ * handler has its own); if its client has left, the handler is told. A
+ * peer that closed while the loop was busy can be missed by MHD's
+ * edge-triggered epoll, so every connection is also probed with recv. */
 static void sweep(struct dcv_http *h, uint64_t now)
 {
-    uint64_t limit = (uint64_t)h->o.connection_timeout_s * 1000000000ull;
     for (struct conn *t = h->conns; t; t = t->next) {
         struct dcv_http_req *r = t->req;
-        if (t->cut || (r && r->dispatched)) continue;
+        if (t->cut) continue;
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(t->c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (!ci) continue;
-        uint64_t body = r ? r->len + r->discarded : 0;
-        uint64_t allowed = limit + body / MIN_UPLOAD_RATE * 1000000000ull;
-        /* A peer that closed while the loop was busy can be missed by MHD's
-         * edge-triggered epoll: its half-read request would hold a slot, and
-         * a drain, until the timeout. recv sees the end of stream. */
-        char c;
-        bool gone = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
-        if (!gone && now - t->since_ns <= allowed) continue;
-        t->cut = true;
-        if (r) r->cut = !gone;             /* logged as a timeout, else client_abort */
-        DCV_LOG(DCV_LOG_DEBUG, "http", KV_S("detail", gone ? "peer closed, closing"
-                                                      : r ? "request body too slow, closing"
-                                                          : "request headers too slow, closing"));
-        shutdown(ci->connect_fd, SHUT_RDWR);
+        int fd = ci->connect_fd;
+        bool gone = peer_gone(fd);
+        if (r && r->dispatched && !r->sending_ns) {
+            if (!gone) continue;
+            void (*cb)(void *) = r->suspended ? r->gone : NULL;
+            cut(t, fd, false, "peer left before its answer, stopping the work");
+            if (cb) cb(r->gone_arg);             /* the handler answers r */
+            continue;
+        }
+        if (gone) {
+            cut(t, fd, false, "peer closed, closing");
+        } else if (r && r->sending_ns) {
+            if (now - r->sending_ns > allowance(h, r->out_bytes))
+                cut(t, fd, true, "answer read too slowly, closing");
+        } else if (now - t->since_ns > allowance(h, r ? r->len + r->discarded : 0)) {
+            cut(t, fd, true, r ? "request body too slow, closing"
+                               : "request headers too slow, closing");
+        }
     }
+}
+
+/* Drain: every connection not waiting for its answer is shut down now.
+ * Returns how many of them held a request that had begun to arrive. */
+long dcv_http_cut_unfinished(struct dcv_http *h)
+{
+    long partial = 0;
+    for (struct conn *t = h->conns; t; t = t->next) {
+        struct dcv_http_req *r = t->req;
+        if (t->cut || (r && (r->dispatched || r->sending_ns))) continue;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(t->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci) continue;
+        partial += r != NULL;
+        cut(t, ci->connect_fd, true, r ? "draining: request not complete, closing"
+                                       : "draining: idle, closing");
+    }
+    return partial;
 }
 
 /* URL unescaping: MHD's %HH decoding, then every byte that is not printable

@@ -176,7 +176,12 @@ int main(int argc, char **argv)
         DCV_LOG(DCV_LOG_WARN, "fault injection enabled", KV_I("failing_allocations", atoi(fail)));
     }
     if (do_check) return check(&over);
-    if (dcv_server_run(&over, err)) {
+    int rc = dcv_server_run(&over, err);
+    if (rc == DCV_ETIMEDOUT) {
+        fflush(NULL);
+        _exit(0);                /* libuv's exit handler would join the busy worker */
+    }
+    if (rc) {
         DCV_LOG(DCV_LOG_ERROR, "cannot start", KV_S("error", err));
         return 1;
     }

@@ -3,8 +3,10 @@
  * The process has one uv loop, owned by the thread that calls
  * dcv_sched_run. Inference jobs go to libuv's thread pool through
  * uv_queue_work; a counter of jobs not yet started enforces max_queue
- * (libuv's own queue is unbounded). Background work (model loads) shares
- * the pool but not the limit. Watchers, timers and signal handles are heap
+ * (libuv's own queue is unbounded), and a job no worker has taken yet can
+ * be cancelled (uv_cancel), so a request whose client left or whose
+ * deadline passed frees its place at once. Background work (model loads)
+ * shares the pool but not the limit. Watchers, timers and signal handles are heap
  * objects owned here until dcv_sched_close. The only module that includes
  * uv.h.
  */
@@ -22,7 +24,7 @@
 #define MAX_WATCH 8
 #define MAX_SIGNALS 8
 
-struct job {
+struct dcv_sched_job {
     uv_work_t req;
     dcv_work_fn work;
     dcv_done_fn done;
@@ -101,7 +103,7 @@ void dcv_sched_close(void)
 
 static void work_cb(uv_work_t *req)
 {
-    struct job *j = req->data;
+    struct dcv_sched_job *j = req->data;
     if (j->counted) atomic_fetch_sub(&g_queued, 1);
     atomic_fetch_add(&g_running, 1);
     if (!t_thread_ready) {
@@ -113,19 +115,22 @@ static void work_cb(uv_work_t *req)
 
 static void after_cb(uv_work_t *req, int status)
 {
-    struct job *j = req->data;
-    (void)status;                      /* jobs are never cancelled */
-    atomic_fetch_sub(&g_running, 1);
+    struct dcv_sched_job *j = req->data;
+    if (status != UV_ECANCELED) atomic_fetch_sub(&g_running, 1);
     j->done(j->arg);
     free(j);
 }
 
-static int submit(dcv_work_fn work, dcv_done_fn done, void *arg, bool counted)
+static int submit(dcv_work_fn work, dcv_done_fn done, void *arg, bool counted,
+                  struct dcv_sched_job **handle)
 {
     if (counted && atomic_load(&g_queued) >= g_max_queue) return DCV_EBUSY;
-    struct job *j = calloc(1, sizeof *j);
+    struct dcv_sched_job *j = calloc(1, sizeof *j);
     if (!j) return DCV_ENOMEM;
-    *j = (struct job){ .work = work, .done = done, .arg = arg, .counted = counted };
+    j->work = work;
+    j->done = done;
+    j->arg = arg;
+    j->counted = counted;
     j->req.data = j;
     if (counted) atomic_fetch_add(&g_queued, 1);
     if (uv_queue_work(&g_loop, &j->req, work_cb, after_cb) != 0) {
@@ -133,17 +138,28 @@ static int submit(dcv_work_fn work, dcv_done_fn done, void *arg, bool counted)
         free(j);
         return DCV_EINTERNAL;
     }
+    if (handle) *handle = j;
     return 0;
 }
 
-int dcv_sched_submit(dcv_work_fn work, dcv_done_fn done, void *arg)
+int dcv_sched_submit(dcv_work_fn work, dcv_done_fn done, void *arg,
+                     struct dcv_sched_job **handle)
 {
-    return submit(work, done, arg, true);
+    return submit(work, done, arg, true, handle);
 }
 
 int dcv_sched_submit_bg(dcv_work_fn work, dcv_done_fn done, void *arg)
 {
-    return submit(work, done, arg, false);
+    return submit(work, done, arg, false, NULL);
+}
+
+/* uv_cancel succeeds only for work no thread has taken; the queue count
+ * work_cb would have dropped is dropped here instead. */
+bool dcv_sched_cancel(struct dcv_sched_job *j)
+{
+    if (!j || uv_cancel((uv_req_t *)&j->req) != 0) return false;
+    if (j->counted) atomic_fetch_sub(&g_queued, 1);
+    return true;
 }
 
 long dcv_sched_queued(void) { return atomic_load(&g_queued); }

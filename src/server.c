@@ -5,8 +5,13 @@
  * models are in. SIGHUP reloads the models directory (RELOADING=1, then
  * READY=1); one that arrives during a reload starts another after it.
  * SIGTERM/SIGINT drain: readiness goes false, the listening socket
- * closes, requests already accepted finish (bounded by drain_timeout_ms),
- * then everything is torn down in reverse order. Main thread = loop thread.
+ * closes, requests already accepted finish, then everything is torn down
+ * in reverse order. drain_timeout_ms is a hard bound: near its end every
+ * request still queued or computing is answered 503, every upload still
+ * arriving is cut (both counted as abandoned), running computations are
+ * asked to stop, and the last part of the timeout lets the answers go out;
+ * a computation still running at the end is left to the process exit.
+ * Main thread = loop thread.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +20,7 @@
 #include <time.h>
 
 #include "deconvd/api.h"
+#include "deconvd/budget.h"
 #include "deconvd/buf.h"
 #include "deconvd/config.h"
 #include "deconvd/engine.h"
@@ -34,8 +40,9 @@ struct server {
     struct dcv_metrics *metrics;
     struct dcv_api *api;
     struct dcv_timer *http_timer, *drain_timer, *reload_timer, *trim_timer;
-    bool draining;
+    bool draining, aborted;
     uint64_t drain_start;
+    long abandoned;
 };
 
 static void http_kick(void *arg)
@@ -119,15 +126,33 @@ static void on_hup(void *arg)
     start_reload(s);
 }
 
+/* The part of drain_timeout_ms kept for the 503 answers to go out. */
+static double drain_grace_ms(const struct dcv_config *cfg)
+{
+    double g = cfg->drain_timeout_ms / 10.0;
+    return g < 1000 ? g : 1000;
+}
+
 static void drain_check(void *arg)
 {
     struct server *s = arg;
+    const struct dcv_config *cfg = s->cfg;
     double waited = (dcv_now_ns() - s->drain_start) / 1e6;
     long inflight = dcv_api_inflight(s->api);
-    bool idle = inflight == 0 && dcv_http_active(s->http) == 0 && !dcv_registry_reloading(s->reg);
-    if (idle || waited >= s->cfg->drain_timeout_ms) {
-        DCV_LOG(idle ? DCV_LOG_INFO : DCV_LOG_WARN, "drained", KV_F("ms", waited),
-                KV_I("abandoned", inflight));
+    bool idle = inflight == 0 && dcv_http_active(s->http) == 0 &&
+                !dcv_registry_reloading(s->reg) && (!s->aborted || dcv_sched_running() == 0);
+    if (!idle && !s->aborted && waited >= cfg->drain_timeout_ms - drain_grace_ms(cfg)) {
+        s->aborted = true;
+        s->abandoned = dcv_api_abort_all(s->api) + dcv_http_cut_unfinished(s->http);
+        s->abandoned += dcv_api_inflight(s->api);      /* e.g. repository loads */
+        DCV_LOG(DCV_LOG_WARN, "drain timeout: answering what is left",
+                KV_I("abandoned", s->abandoned), KV_I("still_computing", dcv_sched_running()));
+        return;
+    }
+    if (idle || waited >= cfg->drain_timeout_ms) {
+        DCV_LOG(idle && !s->aborted ? DCV_LOG_INFO : DCV_LOG_WARN, "drained", KV_F("ms", waited),
+                KV_I("abandoned", s->abandoned + (s->aborted ? 0 : inflight)),
+                KV_I("still_computing", dcv_sched_running()));
         dcv_sched_stop();
     }
 }
@@ -159,6 +184,7 @@ static int start(struct server *s, char *err)
                                  .cache_cap = (size_t)s->cfg->cache_per_model };
     struct dcv_http_opts ho = { .host = s->cfg->listen_host, .port = s->cfg->listen_port,
                                 .max_body = s->cfg->max_body_bytes,
+                                .min_rate = s->cfg->min_transfer_rate,
                                 .max_connections = s->cfg->max_connections,
                                 .connection_timeout_s = s->cfg->connection_timeout_s,
                                 .handler = dcv_api_handle, .precheck = dcv_api_precheck,
@@ -181,6 +207,7 @@ static int start(struct server *s, char *err)
     ho.wake_arg = s;
     ho.align_after = "Inference-Header-Content-Length";   /* binary tensors read in place */
     dcv_buf_set_cache_limit(s->cfg->buffer_cache_bytes);
+    dcv_budget_set_limit(s->cfg->memory_budget_bytes);
     dcv_sched_timer_start(s->trim_timer, BUF_IDLE_MS / 4, BUF_IDLE_MS / 4);
     if ((rc = dcv_http_start(&ho, &s->http, err))) return rc;
     if ((rc = dcv_sched_watch(dcv_http_fd(s->http), http_kick, s)) ||
@@ -209,6 +236,14 @@ int dcv_server_run(const struct dcv_config *cfg, char *err)
     int rc = start(&s, err);
     if (rc == 0) rc = dcv_sched_run();
     dcv_log_batch(false);
+    /* A worker still inside a computation (or a model load) past the drain
+     * timeout would hold the teardown, which waits for the pool: leave it
+     * to the process exit. */
+    if (rc == 0 && s.aborted && dcv_sched_running() > 0) {
+        DCV_LOG(DCV_LOG_WARN, "stopped", KV_S("reason", "signal, drain timeout"),
+                KV_I("still_computing", dcv_sched_running()));
+        return DCV_ETIMEDOUT;
+    }
     if (s.http) dcv_sched_unwatch(dcv_http_fd(s.http));
     dcv_sched_close();       /* finishes running jobs; they answer through http */
     dcv_http_stop(s.http);

@@ -22,10 +22,16 @@ void dcv_api_free(struct dcv_api *api);
 void dcv_api_handle(void *api, struct dcv_http_req *req);
 
 /* The HTTP module's check once a request's headers are in, before its body
- * (announced bytes, 0 when unknown) is read: answers 401 for a missing or
- * wrong token, and 503 for a big inference upload while the queue is full,
- * so that neither costs the server the upload. */
+ * (announced bytes, 0 when unknown) is read: limits the body of endpoints
+ * answered on the loop thread to 64 KiB, answers 401 for a missing or
+ * wrong token, and 503 for a big upload to a pool endpoint while the queue
+ * is full, so that none of these costs the server the upload. */
 void dcv_api_precheck(void *api, struct dcv_http_req *req, size_t announced);
+
+/* Drain timeout: answers every job still queued or running with 503 and
+ * asks the running ones to stop at their next checkpoint. Returns how many
+ * were answered. Loop thread. */
+long dcv_api_abort_all(struct dcv_api *api);
 
 /* Readiness: false while loading and once draining. */
 void dcv_api_set_ready(struct dcv_api *api, bool ready);

@@ -28,6 +28,10 @@ struct dcv_config {
     int cache_per_model;
     size_t buffer_cache_bytes;     /* freed request/response buffers kept mapped */
     size_t inline_max_work;        /* multiply-adds up to which the loop thread computes */
+    size_t max_work;               /* multiply-adds one request may ask for */
+    size_t memory_budget_bytes;    /* bodies, job tensors and answers, all requests together */
+    size_t max_response_bytes;     /* one answer, as encoded (worst case before computing) */
+    size_t min_transfer_rate;      /* bytes/s a body upload or answer download keeps up */
     int log_level;               /* enum dcv_log_level */
     bool log_json;
     char auth_token[256];        /* "" = no auth */

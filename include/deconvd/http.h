@@ -3,9 +3,12 @@
  * The server hands each request to one callback once its body is complete.
  * The callback answers at once with dcv_http_respond, or later from the
  * loop thread (the connection is suspended meanwhile, costing no thread).
- * Bodies above max_body are refused with 413 before they are read when
- * Content-Length says so, else as soon as they cross the limit.
- * Everything runs on the loop thread.
+ * Bodies above max_body (or a request's own lower limit) are refused with
+ * 413, and bodies that do not fit the memory budget with 503; a client
+ * already sending its body gets the refusal once that body has been read
+ * and dropped (bounded), one that waits for 100 Continue gets it at once.
+ * Uploads and answers must move at min_rate bytes/s after a grace of
+ * connection_timeout_s. Everything runs on the loop thread.
  */
 #ifndef DECONVD_HTTP_H
 #define DECONVD_HTTP_H
@@ -21,6 +24,7 @@ struct dcv_http_opts {
     const char *host;
     int port;                  /* 0 = ephemeral */
     size_t max_body;
+    size_t min_rate;           /* bytes/s an upload or a download keeps up */
     int max_connections;
     int connection_timeout_s;
     dcv_http_handler handler;
@@ -51,8 +55,23 @@ const char *dcv_http_path(const struct dcv_http_req *r);          /* decoded, no
 const char *dcv_http_header(const struct dcv_http_req *r, const char *name); /* any case */
 char *dcv_http_body(struct dcv_http_req *r, size_t *len);          /* mutable, NUL-ended */
 /* Takes the body buffer away from the request (caller frees with
- * dcv_buf_free). */
-char *dcv_http_take_body(struct dcv_http_req *r, size_t *len);
+ * dcv_buf_free), with the *held bytes of the memory budget it stands for
+ * (the caller gives them back with dcv_budget_give). */
+char *dcv_http_take_body(struct dcv_http_req *r, size_t *len, size_t *held);
+
+/* Lowers this request's body limit below max_body; why names the limit in
+ * the 413 message. From the precheck callback only. */
+void dcv_http_limit_body(struct dcv_http_req *r, size_t max, const char *why);
+
+/* cb(arg) runs (loop thread) if the client leaves while the request is
+ * handed to the handler and not yet answered; cb must answer it (the
+ * answer is then dropped) so that the connection can be closed. Cleared
+ * by answering. */
+void dcv_http_on_gone(struct dcv_http_req *r, void (*cb)(void *), void *arg);
+
+/* Drain: shuts down every connection that is not waiting for its answer
+ * or receiving it. Returns how many had a request partly received. */
+long dcv_http_cut_unfinished(struct dcv_http *h);
 
 /* Labels for the access log line. */
 void dcv_http_set_log(struct dcv_http_req *r, const char *model, const char *endpoint);
@@ -67,6 +86,11 @@ struct dcv_http_header {
  * exactly once per request. */
 void dcv_http_respond(struct dcv_http_req *r, int status, const char *content_type, char *body,
                       size_t off, size_t len, const struct dcv_http_header *hdrs, size_t nhdrs);
+/* The same for a body standing for `held` bytes of the memory budget,
+ * given back when the response is freed (sent, or its connection gone). */
+void dcv_http_respond_held(struct dcv_http_req *r, int status, const char *content_type,
+                           char *body, size_t off, size_t len, size_t held,
+                           const struct dcv_http_header *hdrs, size_t nhdrs);
 
 /* Seconds since the request's body was complete. */
 double dcv_http_age(const struct dcv_http_req *r);

@@ -9,9 +9,11 @@
 #ifndef DECONVD_SCHED_H
 #define DECONVD_SCHED_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct dcv_timer;
+struct dcv_sched_job;
 
 typedef void (*dcv_work_fn)(void *arg);              /* pool thread */
 typedef void (*dcv_done_fn)(void *arg);              /* loop thread */
@@ -25,8 +27,16 @@ int dcv_sched_init(int workers, int max_queue, dcv_thread_init_fn thread_init, v
                    char *err);
 void dcv_sched_close(void);
 
-/* Queues an inference job. DCV_EBUSY when max_queue jobs already wait. */
-int dcv_sched_submit(dcv_work_fn work, dcv_done_fn done, void *arg);
+/* Queues an inference job. DCV_EBUSY when max_queue jobs already wait.
+ * *handle (when not NULL) names the job for dcv_sched_cancel; it is valid
+ * until done runs. */
+int dcv_sched_submit(dcv_work_fn work, dcv_done_fn done, void *arg,
+                     struct dcv_sched_job **handle);
+/* Takes a job that no worker has started off the queue: its work never
+ * runs and it stops counting against max_queue at once; done still runs,
+ * later, on the loop. True when cancelled, false when it already started
+ * (it then runs to its end: stop it with a flag of your own). */
+bool dcv_sched_cancel(struct dcv_sched_job *handle);
 /* Queues background work (model loading) outside the inference limit. */
 int dcv_sched_submit_bg(dcv_work_fn work, dcv_done_fn done, void *arg);
 

@@ -841,10 +841,12 @@ def test_status_codes(d):
         r = requests.post(d.url(path), timeout=10)
         check("POST %s: 4xx (no traversal)" % path, r.status_code in (400, 404), r.status_code)
     # 413: Content-Length over the limit, answered before the body is sent
+    # to a client that waits for 100 Continue
     raw = T.raw_http(d.port, ("POST /v2/models/up2d/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Expect: 100-continue\r\n"
                               "Content-Length: %d\r\n\r\n" % (MAX_BODY * 50)).encode(),
                      timeout=5)
-    check("413 from Content-Length alone, before any body byte",
+    check("413 from Content-Length alone (Expect: 100-continue), before any body byte",
           raw.startswith(b"HTTP/1.1 413") and b"max_body_bytes" in raw, raw[:300])
     big = b" " * (MAX_BODY + 10)
     r = requests.post(d.url("/v2/models/up2d/infer"), data=big, timeout=30)
