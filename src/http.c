@@ -92,7 +92,7 @@ struct dcv_http_req {
     unsigned long long announced;  /* Content-Length, 0 when absent */
     char limit_why[64];            /* what sets max_body, for the 413 message */
     size_t reserved;               /* budget bytes held for the body buffer */
-    bool dispatched, suspended, too_large, cut, refused, body_coming;
+    bool dispatched, suspended, too_large, cut, refused, body_coming, left;
     struct MHD_Response *resp;     /* waiting to be queued */
     int status;
     size_t out_bytes;
@@ -455,7 +455,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             KV_I("bytes_out", r->out_bytes), KV_F("ms", ms),
             KV_S("outcome", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok"
                             : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED || r->cut ? "timeout"
-                            : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? "client_abort"
+                            : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || r->left
+                            ? "client_abort"
                             : "closed"));
     if (r->track) {                /* the connection waits for its next request */
         r->track->req = NULL;
@@ -537,6 +538,7 @@ static void sweep(struct dcv_http *h, uint64_t now)
         if (r && r->dispatched && !r->sending_ns) {
             if (!gone) continue;
             void (*cb)(void *) = r->suspended ? r->gone : NULL;
+            r->left = true;
             cut(t, fd, false, "peer left before its answer, stopping the work");
             if (cb) cb(r->gone_arg);             /* the handler answers r */
             continue;
