@@ -1598,7 +1598,9 @@ void dcv_api_precheck(void *ctx, struct dcv_http_req *req, size_t announced)
         dcv_http_respond(req, 401, JSON, body_dup(msg, strlen(msg)), 0, strlen(msg), h, 1);
         return;
     }
-    if (pool && announced >= EARLY_BUSY_BYTES && dcv_sched_queued() >= a->cfg->max_queue) {
+    /* (a body over max_body_bytes is refused 413 next: a lasting error first) */
+    if (pool && announced >= EARLY_BUSY_BYTES && announced <= a->cfg->max_body_bytes &&
+        dcv_sched_queued() >= a->cfg->max_queue) {
         dcv_http_set_log(req, model[0] ? model : NULL, endpoint);
         send_error(a, req, model, DCV_EBUSY, "server busy: inference queue is full, retry later");
     }

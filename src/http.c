@@ -89,7 +89,7 @@ struct dcv_http_req {
     char *body;                    /* dcv_buf block + pad */
     size_t len, cap, discarded, pad, expect;
     size_t max_body;               /* this request's limit (dcv_http_limit_body) */
-    unsigned long long announced;  /* Content-Length, 0 when absent */
+    size_t announced;              /* Content-Length (saturated), 0 when absent */
     char limit_why[64];            /* what sets max_body, for the 413 message */
     size_t reserved;               /* budget bytes held for the body buffer */
     bool dispatched, suspended, too_large, cut, refused, body_coming, left;
@@ -319,7 +319,7 @@ static struct dcv_http_req *begin(struct dcv_http *h, struct MHD_Connection *con
     r->max_body = h->o.max_body;
     r->body_coming = announced > 0 ||
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    r->announced = announced;
+    r->announced = announced > SIZE_MAX ? SIZE_MAX : (size_t)announced;
     /* capped, so that a lying length costs little */
     r->expect = announced < PRESIZE_MAX ? announced : PRESIZE_MAX;
     const char *at = h->o.align_after ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -344,8 +344,8 @@ static void reserve_announced(struct dcv_http_req *r)
     if (r->announced > r->max_body) {
         r->too_large = true;
         refuse_too_large(r);
-    } else if (dcv_budget_take((size_t)r->announced + 1)) {
-        r->reserved = (size_t)r->announced + 1;
+    } else if (dcv_budget_take(r->announced + 1)) {
+        r->reserved = r->announced + 1;
     } else {
         char msg[200];
         snprintf(msg, sizeof msg, "server busy: memory_budget_bytes (%zu) is taken by other "
@@ -412,7 +412,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (!r) {
         if (!(r = *con_cls = begin(h, conn, url, method))) return MHD_NO;
         check_head(r);
-        if (!r->resp && h->o.precheck) h->o.precheck(h->o.ctx, r, r->expect);
+        if (!r->resp && h->o.precheck) h->o.precheck(h->o.ctx, r, r->announced);
         if (!r->resp) reserve_announced(r);
         return r->resp ? refuse_early(r) : MHD_YES;
     }

@@ -28,8 +28,9 @@ struct dcv_http_opts {
     int max_connections;
     int connection_timeout_s;
     dcv_http_handler handler;
-    /* optional: runs when the headers are in; answering there refuses the
-     * request before its body is read (the connection is then closed) */
+    /* optional: runs when the headers are in (announced: Content-Length, 0
+     * when absent); answering there refuses the request without keeping
+     * its body (see the top of the file for when the answer is sent) */
     void (*precheck)(void *ctx, struct dcv_http_req *req, size_t announced);
     void *ctx;
     void (*wake)(void *arg);   /* asks the loop to call dcv_http_process soon */

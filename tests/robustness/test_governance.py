@@ -604,13 +604,14 @@ def test_clients_early_refusals():
     else:
         T.R.skip("clients: Node fetch", "node is not installed")
     token = "s3cret-gov"
-    with L.RDaemon(config={"max_body_bytes": 1 << 20, "auth_token": token, "max_queue": 0,
+    with L.RDaemon(config={"max_body_bytes": 4 << 20, "auth_token": token, "max_queue": 0,
                            "workers": 1}, shipped=["up1d"],
                    name="governance clients daemon") as d:
         d.start()
-        cases = [(413, "/v2/models/up1d/infer", 3 << 20, token, "max_body_bytes"),
+        cases = [(413, "/v2/models/up1d/infer", 6 << 20, token, "max_body_bytes"),
                  (401, "/v2/models/up1d/infer", 8 << 20, None, "token"),
-                 (503, "/v2/ops/conv1d_transpose", 2 << 20, token, "busy")]
+                 (503, "/v2/ops/conv1d_transpose", 1 << 20, token, "busy"),
+                 (503, "/v2/ops/conv1d_transpose", 3 << 20, token, "busy")]
         for want, path, n, tok, word in cases:
             for c in clients:
                 st, body = client_post(c, d.url(path), n, tok)
