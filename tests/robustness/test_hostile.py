@@ -35,9 +35,12 @@ WANT = T.keras_ref(X, UP1D_K, UP1D_B, [2], "same")
 TIMEOUT_S = 2
 MAX_BODY = 1 << 20
 
+MIN_RATE = 65536                 # bytes/s, so that a steady 100+ kB/s upload passes
+
 HOSTILE_CONFIG = {"max_connections": 64, "connection_timeout_s": TIMEOUT_S,
                   "max_body_bytes": MAX_BODY, "max_tensor_elems": 1 << 20, "workers": 2,
-                  "threads_per_request": 1, "log_level": "debug"}
+                  "threads_per_request": 1, "log_level": "debug",
+                  "min_transfer_rate": MIN_RATE}
 
 
 def still_serving(d, what):
@@ -337,9 +340,11 @@ def test_http_level(d):
           r.status is None or r.status < 500, r)
     check("after Content-Length lies: live", L.health_ok(p), "")
 
-    # body over the limit
+    # body over the limit: a client waiting for 100 Continue gets the 413 at
+    # once; one sending its body gets it after the body (read and dropped)
     s = socket.create_connection(("127.0.0.1", p), timeout=10)
-    s.sendall((hdr + "Content-Length: %d\r\n\r\n" % (MAX_BODY + 1)).encode())
+    s.sendall((hdr + "Expect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+               % (MAX_BODY + 1)).encode())
     s.settimeout(5)
     try:
         got = s.recv(4096)
@@ -347,8 +352,12 @@ def test_http_level(d):
         got = repr(e).encode()
     s.close()
     rs = L.parse_responses(got)
-    check("Content-Length over max_body_bytes: 413 JSON before the body is sent",
-          rs and rs[0][0] == 413 and b"max_body_bytes" in rs[0][2], got[:300])
+    check("Content-Length over max_body_bytes, Expect: 100-continue: 413 JSON before the body "
+          "is sent", rs and rs[0][0] == 413 and b"max_body_bytes" in rs[0][2], got[:300])
+    r = L.raw(p, (hdr + "Content-Length: %d\r\n\r\n" % (MAX_BODY + 1)).encode()
+              + b" " * (MAX_BODY + 1), timeout=15)
+    check("Content-Length over max_body_bytes, body sent: 413 JSON after it (no reset)",
+          L.is_json_error(r, (413,)) and b"max_body_bytes" in r.body, r)
     big = b"x" * 65536
     body = b"".join(b"%x\r\n" % len(big) + big + b"\r\n" for _ in range(MAX_BODY // 65536 + 4))
     r = L.raw(p, (hdr + "Transfer-Encoding: chunked\r\n\r\n").encode() + body + b"0\r\n\r\n",
@@ -569,7 +578,8 @@ def test_slow_clients(d):
     gap = (TIMEOUT_S + 1.5) / len(chunks)       # whole upload longer than the timeout
     r = L.raw(p, None, chunks=chunks, gap=gap, timeout=60)
     rate = n / (gap * len(chunks)) / 1024
-    check("steady upload of %d kB over %.1f s (%.0f kB/s, > connection_timeout_s): 200"
+    check("steady upload of %d kB over %.1f s (%.0f kB/s, > connection_timeout_s, "
+          "> min_transfer_rate): 200"
           % (n // 1024, gap * len(chunks), rate), r.status == 200, r)
 
     # a client that stops reading a large answer is closed by MHD's idle timeout

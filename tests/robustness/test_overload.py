@@ -136,9 +136,11 @@ def test_overload():
         check("overload: served correctly once the storm is over", r.status_code == 200 and
               T.close(L.heavy_output(r), base, rtol=1e-5, atol=1e-5)[0], r.status_code)
         m = d.get("/metrics").text
-        # a big upload while the queue is full is refused on its headers
+        # a big upload while the queue is full is refused on its headers (to a
+        # client that waits for 100 Continue; others are answered after it)
         busy_req = L.http_req("POST", "/v2/models/heavy/infer",
-                              headers={"Content-Length": str(len(hb)), **hh})
+                              headers={"Content-Length": str(len(hb)),
+                                       "Expect": "100-continue", **hh})
         fillers = [T.Bg(lambda: d.post("/v2/models/heavy/infer", data=hb, headers=hh))
                    for _ in range(4)]
         for f in fillers:
