@@ -193,11 +193,7 @@ def test_non_regular_files():
               "works (200)", r1.status_code == 200 and r.status_code == 200,
               "%s %s / %s %s" % (r1.status_code, r1.text, r.status_code, r.text))
         t0 = time.monotonic()
-        d.signal(signal.SIGTERM)
-        try:
-            rc = d.proc.wait(10)
-        except Exception:                          # noqa: BLE001
-            rc = None
+        rc = d.stop(10)                            # SIGTERM; None when it had to be killed
         check("non-regular files: SIGTERM completes (exit %r in %.1fs)"
               % (rc, time.monotonic() - t0), rc == 0, d.tail())
 

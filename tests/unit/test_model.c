@@ -358,6 +358,13 @@ static void check_model1(const struct dcv_model *m)
     free(out);
 }
 
+/* <name>.json: CFG1 with its weights as a [kernel, bias] list of inline arrays. */
+static void put_model1(const char *name)
+{
+    put_model(name, "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
+              "\"weights\": [%s, %s]}", CFG1, KERN1, BIAS1);
+}
+
 Test(model, inline_nested_arrays)
 {
     put_model("m", "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
@@ -372,8 +379,7 @@ Test(model, inline_nested_arrays)
 
 Test(model, weights_as_list)
 {
-    put_model("m", "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
-              "\"weights\": [%s, %s]}", CFG1, KERN1, BIAS1);
+    put_model1("m");
     struct dcv_model *m = load_ok("m", NULL);
     check_model1(m);
     dcv_model_free(m);
@@ -796,8 +802,7 @@ Test(model, non_regular_model_files_fail_at_once)
 Test(model, symlinked_model_file_loads)
 {
     char path[PATH_MAX];
-    put_model("real", "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
-              "\"weights\": [%s, %s]}", CFG1, KERN1, BIAS1);
+    put_model1("real");
     snprintf(path, sizeof path, "%s/alias.json", tmpdir);
     cr_assert_eq(symlink("real.json", path), 0);
     struct dcv_model *m = load_ok("alias", NULL);
@@ -856,16 +861,14 @@ Test(model, fingerprint_covers_model_and_weights_files)
 /* Inline weights and initializers read no file but the model file. */
 Test(model, fingerprint_of_inline_model_is_its_file)
 {
-    put_model("i", "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
-              "\"weights\": [%s, %s]}", CFG1, KERN1, BIAS1);
+    put_model1("i");
     struct dcv_model *m = load_ok("i", NULL);
     cr_expect_null(m->weight_files[0]);
     cr_expect_null(m->weight_files[1]);
     cr_expect_eq(dcv_model_fingerprint(tmpdir, "i", m->weight_files), m->fingerprint);
     struct timespec pause = { 0, 20 * 1000 * 1000 };
     nanosleep(&pause, NULL);
-    put_model("i", "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
-              "\"weights\": [%s, %s]}", CFG1, KERN1, BIAS1);
+    put_model1("i");
     cr_expect_neq(dcv_model_fingerprint(tmpdir, "i", m->weight_files), m->fingerprint);
     dcv_model_free(m);
 }
