@@ -489,7 +489,7 @@ static void scan(struct load_job *j)
     for (size_t i = 0; !j->oom && i < r->cap; i++) {
         const struct name_rec *x = r->slots[i];
         const char *key = x ? x->name : NULL;
-        if (x && x->live && !bsearch(&key, names, n, sizeof *names, cmp_name))
+        if (x && x->live && (!n || !bsearch(&key, names, n, sizeof *names, cmp_name)))
             add_result(j, x->name, C_REMOVED);
     }
     pthread_mutex_unlock(&r->mu);
