@@ -317,3 +317,18 @@ Test(registry, background_reload_applies_every_change)
     dcv_sched_close();
     dcv_registry_free(r);
 }
+
+/* An empty (or vanished) directory serves nothing and removes what was there. */
+Test(registry, empty_directory)
+{
+    struct dcv_registry *r = dcv_registry_new(dir, NULL);
+    cr_expect_eq(dcv_registry_load_all(r), 0);
+    cr_expect_eq(dcv_registry_ready_count(r), 0);
+    put("a", 1);
+    cr_expect_eq(dcv_registry_load_all(r), 0);
+    drop("a");
+    cr_expect_eq(dcv_registry_load_all(r), 0);
+    cr_expect_eq(dcv_registry_ready_count(r), 0);
+    cr_expect_not(dcv_registry_known(r, "a"));
+    dcv_registry_free(r);
+}
