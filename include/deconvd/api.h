@@ -27,8 +27,7 @@ void dcv_api_handle(void *api, struct dcv_http_req *req);
  * so that neither costs the server the upload. */
 void dcv_api_precheck(void *api, struct dcv_http_req *req, size_t announced);
 
-/* Readiness: false while loading and once draining (with strict_readiness,
- * /v2/health/ready is also false while dcv_registry_failed counts any). */
+/* Readiness: false while loading and once draining. */
 void dcv_api_set_ready(struct dcv_api *api, bool ready);
 /* Requests accepted and not yet answered. */
 long dcv_api_inflight(const struct dcv_api *api);
