@@ -996,6 +996,34 @@ static void h_model_config(struct dcv_api *a, struct dcv_http_req *req, const ch
     send_json(a, req, name, c ? 200 : 500, c);
 }
 
+/* Failed models a not-ready answer names; failed_count gives them all and
+ * the repository index every reason, so a probe's answer stays small. */
+#define READY_NAMES 16
+
+/* Ready once loaded and until draining; with strict_readiness (Triton's
+ * default) also only while no model is left without a version by a failed
+ * load: a 503 then names them. */
+static void h_ready(struct dcv_api *a, struct dcv_http_req *req)
+{
+    const char *names[READY_NAMES], *errors[READY_NAMES];
+    size_t failed = a->ready && a->cfg->strict_readiness
+                  ? dcv_registry_failed(a->reg, names, errors, READY_NAMES) : 0;
+    bool ready = a->ready && failed == 0;
+    struct dcv_json *o = obj_bool("ready", ready);
+    if (failed) {
+        struct dcv_json *list = dcv_json_new_array();
+        for (size_t i = 0; i < failed && i < READY_NAMES; i++) {
+            struct dcv_json *m = dcv_json_new_object();
+            dcv_json_add(m, "name", dcv_json_new_string(names[i]));
+            dcv_json_add(m, "error", dcv_json_new_string(errors[i]));
+            dcv_json_append(list, m);
+        }
+        dcv_json_add(o, "failed_count", dcv_json_new_number((double)failed));
+        dcv_json_add(o, "failed_models", list);
+    }
+    send_json(a, req, NULL, ready ? 200 : 503, o);
+}
+
 static void h_model_ready(struct dcv_api *a, struct dcv_http_req *req, const char *name)
 {
     struct dcv_model_ref ref;
@@ -1617,8 +1645,7 @@ void dcv_api_handle(void *ctx, struct dcv_http_req *req)
     }
     if (!strcmp(path, "/v2/health/ready")) {
         dcv_http_set_log(req, NULL, "health");
-        if (method(a, req, "GET", NULL))
-            send_json(a, req, NULL, a->ready ? 200 : 503, obj_bool("ready", a->ready));
+        if (method(a, req, "GET", NULL)) h_ready(a, req);
         return;
     }
     route(a, req);                        /* dcv_api_precheck has checked the token */

@@ -40,6 +40,7 @@ void dcv_config_defaults(struct dcv_config *c)
     c->max_response_bytes = (size_t)64 << 20;
     c->min_transfer_rate = (size_t)1 << 20;
     c->log_level = DCV_LOG_INFO;
+    c->strict_readiness = true;
 }
 
 int dcv_config_parse_listen(struct dcv_config *c, const char *s, char *err)
@@ -99,6 +100,7 @@ static const struct key keys[] = {
     { "log_format", K_FORMAT, OFF(log_json), 0, 0 },
     { "auth_token", K_STR, OFF(auth_token), 0, 0 },
     { "shared_memory", K_BOOL, OFF(shared_memory), 0, 0 },
+    { "strict_readiness", K_BOOL, OFF(strict_readiness), 0, 0 },
 };
 
 static int set_key(struct dcv_config *c, const struct key *k, const struct dcv_json *v,

@@ -4,17 +4,23 @@
  * and its weights from .npy files, inline arrays or initializers, checked
  * against the shapes the config implies before anything large is allocated.
  * .npy paths are confined to models_dir: absolute paths and '..' are refused
- * and the resolved real path (symlinks followed) must stay inside it.
+ * and the resolved real path (symlinks followed) must stay inside it. Only
+ * regular files are read, opened without blocking and bounded in size, so a
+ * FIFO or device planted under a model's name is an error, not a hang. A
+ * model records the identity of every file it was read from (fingerprint),
+ * so a reload can skip it without reading anything while they are unchanged.
  * Runs on whichever thread loads (start-up, reload); a loaded model is
  * read-only and shared by the worker threads that run it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "deconvd/engine.h"
 #include "deconvd/error.h"
@@ -24,6 +30,7 @@
 
 #define DEFAULT_MAX_WEIGHTS ((size_t)1 << 28)
 #define MAX_MODEL_FILE (256u << 20)
+#define FP_SEED 0xcbf29ce484222325ull     /* FNV-1a offset basis */
 
 struct tensor {
     int64_t shape[DCV_MAX_DIMS];
@@ -31,22 +38,31 @@ struct tensor {
     float *data;
 };
 
-/* Mixes a file's identity (device, inode, size, mtime) into *fp, so that a
- * reload can tell an untouched model from a changed one without rereading. */
-static void fingerprint_file(uint64_t *fp, const char *path)
+/* Folds a file's identity into *fp: device, inode, size, mtime and ctime
+ * (ctime too, because mtime can be set back by a copy that keeps timestamps,
+ * but no write leaves ctime alone). NULL st (the file is missing) folds in
+ * zeros. A reload compares these to tell an untouched model from a changed
+ * one without reading its files. */
+static void fingerprint_stat(uint64_t *fp, const struct stat *st)
 {
-    struct stat st;
-    uint64_t v[5] = { 0 };
-    if (stat(path, &st) == 0) {
-        v[0] = (uint64_t)st.st_dev, v[1] = (uint64_t)st.st_ino, v[2] = (uint64_t)st.st_size;
-        v[3] = (uint64_t)st.st_mtim.tv_sec, v[4] = (uint64_t)st.st_mtim.tv_nsec;
+    uint64_t v[7] = { 0 };
+    if (st) {
+        v[0] = (uint64_t)st->st_dev, v[1] = (uint64_t)st->st_ino, v[2] = (uint64_t)st->st_size;
+        v[3] = (uint64_t)st->st_mtim.tv_sec, v[4] = (uint64_t)st->st_mtim.tv_nsec;
+        v[5] = (uint64_t)st->st_ctim.tv_sec, v[6] = (uint64_t)st->st_ctim.tv_nsec;
     }
-    for (size_t i = 0; i < 5; i++) {               /* FNV-1a over the words */
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {   /* FNV-1a over the words */
         for (int b = 0; b < 8; b++) {
             *fp ^= (v[i] >> (8 * b)) & 0xff;
             *fp *= 0x100000001b3ull;
         }
     }
+}
+
+static void fingerprint_file(uint64_t *fp, const char *path)
+{
+    struct stat st;
+    fingerprint_stat(fp, stat(path, &st) == 0 ? &st : NULL);
 }
 
 int dcv_model_name_valid(const char *name)
@@ -240,6 +256,17 @@ static int all_finite(const float *v, size_t n, const char *what, const char *ki
     return 0;
 }
 
+/* Remembers a weights file the model was read from (src is a path), so that
+ * a reload can fingerprint the same files without reading the model file. */
+static int note_file(struct dcv_model *m, int slot, const struct dcv_json *src, char *err)
+{
+    const char *path = dcv_json_string(src);
+    if (!path) return 0;
+    if (!(m->weight_files[slot] = strdup(path)))
+        return dcv_errf(err, DCV_ENOMEM, "out of memory");
+    return 0;
+}
+
 static int build_weights(struct dcv_model *m, const struct dcv_json *doc, const char *dir,
                          size_t max_elems, struct tensor *kt, struct tensor *bt, char *err)
 {
@@ -265,6 +292,9 @@ static int build_weights(struct dcv_model *m, const struct dcv_json *doc, const 
     if (bs && dcv_json_type(bs) != DCV_JSON_NULL &&
         (rc = load_weight(bs, dir, &l->conv.filters, 1, max_elems, "bias", bt, &bkind,
                           &m->fingerprint, err)))
+        return rc;
+    if ((rc = note_file(m, 0, ks, err)) ||
+        (rc = note_file(m, 1, bs && dcv_json_type(bs) != DCV_JSON_NULL ? bs : NULL, err)))
         return rc;
     if (!kt->data) {
         if (!(kt->data = malloc(sizeof(float) * (size_t)count)))
@@ -324,8 +354,10 @@ static const int64_t *prepack_size(const struct dcv_model *m, int64_t *sp)
     return nin < 0 || nout < 0 || nin > INT32_MAX || nout > INT32_MAX ? NULL : sp;
 }
 
-int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char *models_dir,
-                       const struct dcv_model_opts *opts, struct dcv_model **out, char *err)
+/* fp: the fingerprint so far (the model file's, or the seed). */
+static int build(const char *name, const struct dcv_json *doc, const char *models_dir,
+                 const struct dcv_model_opts *opts, uint64_t fp, struct dcv_model **out,
+                 char *err)
 {
     struct dcv_model *m = calloc(1, sizeof *m);
     struct tensor kt = { 0 }, bt = { 0 };
@@ -334,7 +366,7 @@ int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char 
     int rc;
     if (!m) return dcv_errf(err, DCV_ENOMEM, "out of memory");
     snprintf(m->name, sizeof m->name, "%s", name);
-    m->fingerprint = 0xcbf29ce484222325ull;
+    m->fingerprint = fp;
     if (dcv_json_type(doc) != DCV_JSON_OBJECT) {
         rc = dcv_errf(err, DCV_EINVAL, "model file must hold a JSON object, got %s",
                       dcv_json_type_name(doc));
@@ -359,32 +391,68 @@ out:
     return rc;
 }
 
-static int read_file(const char *path, char **buf, size_t *len, char *err)
+int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char *models_dir,
+                       const struct dcv_model_opts *opts, struct dcv_model **out, char *err)
 {
-    FILE *f = fopen(path, "rb");
-    struct stat st;
-    int rc = 0;
+    return build(name, doc, models_dir, opts, FP_SEED, out, err);
+}
+
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO" : S_ISSOCK(mode)
+         ? "a socket" : S_ISCHR(mode) ? "a character device" : S_ISBLK(mode)
+         ? "a block device" : "not a regular file";
+}
+
+/* Reads a model file: only a regular file (symlinks followed), opened
+ * without blocking (a FIFO planted under a model's name would otherwise
+ * hang the open until a writer comes), at most MAX_MODEL_FILE bytes and
+ * never past the size fstat gave. *st gets the identity it was read as. */
+static int read_file(const char *path, char **buf, size_t *len, struct stat *st, char *err)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), rc = 0;
     *buf = NULL;
-    if (!f)
-        return dcv_errf(err, errno == ENOENT ? DCV_ENOENT : DCV_EIO, "%.200s: %s", path,
-                        strerror(errno));
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = dcv_errf(err, DCV_EIO, "%.200s: not a regular file", path);
+    *len = 0;
+    if (fd < 0) {
+        int e = errno;
+        struct stat ls;
+        if (e == ENXIO && stat(path, &ls) == 0)     /* a socket cannot be opened */
+            return dcv_errf(err, DCV_EIO, "%.200s is %s, not a regular file", path,
+                            file_kind(ls.st_mode));
+        return dcv_errf(err, e == ENOENT ? DCV_ENOENT : DCV_EIO, "%.200s: %s", path,
+                        strerror(e));
+    }
+    if (fstat(fd, st) != 0) {
+        rc = dcv_errf(err, DCV_EIO, "%.200s: %s", path, strerror(errno));
         goto out;
     }
-    if ((size_t)st.st_size > MAX_MODEL_FILE) {
+    if (!S_ISREG(st->st_mode)) {
+        rc = dcv_errf(err, DCV_EIO, "%.200s is %s, not a regular file", path,
+                      file_kind(st->st_mode));
+        goto out;
+    }
+    if ((uintmax_t)st->st_size > MAX_MODEL_FILE) {
         rc = dcv_errf(err, DCV_ETOOBIG, "%.200s: model file larger than %u bytes", path,
                       MAX_MODEL_FILE);
         goto out;
     }
-    if (!(*buf = malloc((size_t)st.st_size + 1))) {
+    size_t want = (size_t)st->st_size;
+    if (!(*buf = malloc(want + 1))) {
         rc = dcv_errf(err, DCV_ENOMEM, "out of memory reading %.200s", path);
         goto out;
     }
-    *len = fread(*buf, 1, (size_t)st.st_size, f);
-    if (*len != (size_t)st.st_size) rc = dcv_errf(err, DCV_EIO, "%.200s: short read", path);
+    while (*len < want) {
+        ssize_t n = read(fd, *buf + *len, want - *len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            rc = dcv_errf(err, DCV_EIO, "%.200s: %s after %zu of %zu bytes", path,
+                          n < 0 ? strerror(errno) : "short read", *len, want);
+            goto out;
+        }
+        *len += (size_t)n;
+    }
 out:
-    fclose(f);
+    close(fd);
     if (rc) {
         free(*buf);
         *buf = NULL;
@@ -399,20 +467,21 @@ int dcv_model_load(const char *models_dir, const char *name, const struct dcv_mo
     char *text = NULL;
     size_t len = 0;
     struct dcv_json *doc = NULL;
+    struct stat st;
+    uint64_t fp = FP_SEED;
     int rc;
     if (!dcv_model_name_valid(name))
         return dcv_errf(err, DCV_EINVAL, "invalid model name");
     if ((size_t)snprintf(path, sizeof path, "%s/%s.json", models_dir, name) >= sizeof path)
         return dcv_errf(err, DCV_EPATH, "model path too long");
-    if ((rc = read_file(path, &text, &len, err))) return rc;
+    if ((rc = read_file(path, &text, &len, &st, err))) return rc;
+    fingerprint_stat(&fp, &st);            /* as read, before any weights file */
     if (!(doc = dcv_json_parse(text, len, sub))) {
         rc = dcv_errf(err, DCV_EPARSE, "%s.json: %s", name, sub);
         goto out;
     }
-    if ((rc = dcv_model_from_doc(name, doc, models_dir, opts, out, sub)))
+    if ((rc = build(name, doc, models_dir, opts, fp, out, sub)))
         dcv_errf(err, rc, "%s.json: %s", name, sub);
-    else
-        fingerprint_file(&(*out)->fingerprint, path);
 out:
     dcv_json_free(doc);
     free(text);
@@ -425,7 +494,26 @@ void dcv_model_free(struct dcv_model *m)
     dcv_engine_kernel_free(m->kernel);
     dcv_layer_release(&m->layer);
     dcv_json_free(m->sources);
+    for (int i = 0; i < DCV_MODEL_WEIGHT_FILES; i++) free(m->weight_files[i]);
     free(m);
+}
+
+uint64_t dcv_model_fingerprint(const char *models_dir, const char *name,
+                               char *const *weight_files)
+{
+    char path[PATH_MAX], real[PATH_MAX], err[DCV_ERRLEN];
+    uint64_t fp = FP_SEED;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.json", models_dir, name) >= sizeof path)
+        return 0;
+    fingerprint_file(&fp, path);
+    for (int i = 0; i < DCV_MODEL_WEIGHT_FILES; i++) {
+        if (!weight_files || !weight_files[i]) continue;
+        if (confined_path(models_dir, weight_files[i], real, err) == 0)
+            fingerprint_file(&fp, real);
+        else
+            fingerprint_stat(&fp, NULL);
+    }
+    return fp;
 }
 
 int dcv_model_output_shape(const struct dcv_model *m, const int64_t *in, int ndim,

@@ -52,7 +52,7 @@ struct sig {
 };
 
 static uv_loop_t g_loop;
-static bool g_inited;
+static bool g_inited, g_closing;
 static int g_max_queue;
 static atomic_long g_queued, g_running;
 static dcv_thread_init_fn g_thread_init;
@@ -74,6 +74,7 @@ int dcv_sched_init(int workers, int max_queue, dcv_thread_init_fn thread_init, v
     snprintf(n, sizeof n, "%d", workers > 0 ? workers : 1);
     setenv("UV_THREADPOOL_SIZE", n, 1);   /* read by libuv on first pool use */
     g_max_queue = max_queue;
+    g_closing = false;
     g_thread_init = thread_init;
     g_thread_arg = arg;
     int rc = uv_loop_init(&g_loop);
@@ -93,6 +94,7 @@ static void close_walk(uv_handle_t *h, void *arg)
 void dcv_sched_close(void)
 {
     if (!g_inited) return;
+    g_closing = true;
     uv_walk(&g_loop, close_walk, NULL);
     uv_run(&g_loop, UV_RUN_DEFAULT);
     uv_loop_close(&g_loop);
@@ -161,6 +163,8 @@ bool dcv_sched_cancel(struct dcv_sched_job *j)
     if (j->counted) atomic_fetch_sub(&g_queued, 1);
     return true;
 }
+
+bool dcv_sched_closing(void) { return g_closing; }
 
 long dcv_sched_queued(void) { return atomic_load(&g_queued); }
 long dcv_sched_running(void) { return atomic_load(&g_running); }

@@ -2,7 +2,7 @@
  *
  * Start-up listens first and loads models in the background, so liveness
  * answers at once and readiness turns true (with sd_notify READY=1) when the
- * models are in. SIGHUP reloads the models directory (RELOADING=1, then
+ * models are in; the STATUS= line follows every reload, load and unload. SIGHUP reloads the models directory (RELOADING=1, then
  * READY=1); one that arrives during a reload starts another after it.
  * SIGTERM/SIGINT drain: readiness goes false, the listening socket
  * closes, requests already accepted finish, then everything is torn down
@@ -76,12 +76,37 @@ static void thread_init(void *arg)
     dcv_engine_set_threads(cfg->threads_per_request ? cfg->threads_per_request : cfg->cores);
 }
 
+/* Failed models named in the status line, which `systemctl status` shows on
+ * one line; the repository index has them all. */
+#define STATUS_NAMES 4
+
+/* "serving 3 models, 2 failed (a, b) on 127.0.0.1:8080" */
 static void notify_status(struct server *s, const char *prefix)
 {
-    char msg[160];
-    snprintf(msg, sizeof msg, "%sSTATUS=serving %d models on %s:%d", prefix,
-             dcv_registry_ready_count(s->reg), s->cfg->listen_host, dcv_http_port(s->http));
+    const char *names[STATUS_NAMES];
+    char failed[STATUS_NAMES * (DCV_MODEL_NAME_MAX + 2) + 64] = "", msg[sizeof failed + 192];
+    size_t nf = dcv_registry_failed(s->reg, names, NULL, STATUS_NAMES), k = 0;
+    if (nf) {
+        k = (size_t)snprintf(failed, sizeof failed, ", %zu failed (", nf);
+        for (size_t i = 0; i < nf && i < STATUS_NAMES; i++)
+            k += (size_t)snprintf(failed + k, sizeof failed - k, "%s%s", i ? ", " : "",
+                                  names[i]);
+        if (nf > STATUS_NAMES)
+            k += (size_t)snprintf(failed + k, sizeof failed - k, ", +%zu more",
+                                  nf - STATUS_NAMES);
+        snprintf(failed + k, sizeof failed - k, ")");
+    }
+    snprintf(msg, sizeof msg, "%sSTATUS=serving %d models%s on %s:%d", prefix,
+             dcv_registry_ready_count(s->reg), failed, s->cfg->listen_host,
+             dcv_http_port(s->http));
     dcv_notify(msg);
+}
+
+/* Reloads, repository loads and unloads: the status line follows. */
+static void changed(void *arg)
+{
+    struct server *s = arg;
+    if (!s->draining) notify_status(s, "");
 }
 
 static void loaded(void *arg, int rc, const char *err)
@@ -90,9 +115,13 @@ static void loaded(void *arg, int rc, const char *err)
     (void)err;
     if (s->draining) return;
     dcv_api_set_ready(s->api, true);
+    size_t failed = dcv_registry_failed(s->reg, NULL, NULL, 0);
     DCV_LOG(rc ? DCV_LOG_WARN : DCV_LOG_INFO, "ready",
             KV_I("models", dcv_registry_ready_count(s->reg)),
-            KV_S("failures", rc ? "some models failed to load, see above" : "none"));
+            KV_I("failed", (long long)failed),
+            KV_S("failures", rc ? "some models failed to load, see above" : "none"),
+            KV_S("readiness", failed && s->cfg->strict_readiness
+                 ? "not ready: models failed (strict_readiness)" : "ready"));
     notify_status(s, "READY=1\n");
 }
 
@@ -195,6 +224,7 @@ static int start(struct server *s, char *err)
                              err)))
         return rc;
     s->reg = dcv_registry_new(s->cfg->models_dir, &mo);
+    if (s->reg) dcv_registry_on_change(s->reg, changed, s);
     s->metrics = dcv_metrics_new();
     s->api = s->reg && s->metrics ? dcv_api_new(s->cfg, s->reg, s->metrics) : NULL;
     s->http_timer = dcv_sched_timer_new(http_kick, s);

@@ -36,6 +36,7 @@ struct dcv_config {
     bool log_json;
     char auth_token[256];        /* "" = no auth */
     bool shared_memory;          /* Triton's system shared-memory extension; off by default */
+    bool strict_readiness;       /* not ready while a failed model serves nothing (default) */
     char config_path[PATH_MAX];
 };
 

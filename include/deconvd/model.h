@@ -17,6 +17,7 @@ struct dcv_json;
 struct dcv_engine_kernel;
 
 #define DCV_MODEL_NAME_MAX 128
+#define DCV_MODEL_WEIGHT_FILES 2   /* kernel, bias */
 
 struct dcv_model_opts {
     size_t max_weight_elems;   /* refuse bigger kernels; 0 = 1<<28 */
@@ -30,7 +31,11 @@ struct dcv_model {
     int64_t in_sig[DCV_MAX_DIMS], out_sig[DCV_MAX_DIMS]; /* -1 = dynamic */
     int ndim;
     struct dcv_json *sources;  /* {"kernel": "x.npy"|"inline"|"initializer", ...} */
-    uint64_t fingerprint;      /* of the files it was built from (0 = none) */
+    /* Identity (device, inode, size, mtime, ctime) of every file it was built
+     * from, each taken before the file was read: the model file, then the
+     * weights files in weight_files order. */
+    uint64_t fingerprint;
+    char *weight_files[DCV_MODEL_WEIGHT_FILES];   /* .npy paths as written, or NULL */
 };
 
 /* True when name is a valid model name: 1..127 chars of [A-Za-z0-9_.-],
@@ -50,6 +55,16 @@ int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char 
                        const struct dcv_model_opts *opts, struct dcv_model **out, char *err);
 
 void dcv_model_free(struct dcv_model *m);
+
+/* The fingerprint the files of model `name` have on disk now, given the
+ * weights files its model file names (a loaded model's weight_files; NULL
+ * or NULL entries for none). Equal to that model's `fingerprint` while
+ * none of its files changed, so a reload can skip an untouched model
+ * without reading it. A missing file folds in as absent, changing the
+ * value; 0 when the path is too long. Only stat(2) and realpath(3): any
+ * thread. */
+uint64_t dcv_model_fingerprint(const char *models_dir, const char *name,
+                               char *const *weight_files);
 
 /* Output shape for a concrete input shape (no unknown dims); see
  * dcv_layer_output_shape for errors. *count gets the output element count. */

@@ -4,8 +4,9 @@
  * the version they started with, so a reload swaps versions without failing
  * anything in flight, and a replaced version is freed when its last request
  * ends. A model file that fails to load keeps the previous version serving
- * and records the error. Loading happens off the loop (background work);
- * every other call is loop-thread only (no locks).
+ * and records the error. Versions never repeat for a name, across unloads
+ * and removals. Loading happens off the loop (background work), and only
+ * what changed on disk is rebuilt; every other call is loop-thread only.
  */
 #ifndef DECONVD_REGISTRY_H
 #define DECONVD_REGISTRY_H
@@ -39,11 +40,14 @@ struct dcv_model_ref {
 };
 
 struct dcv_registry *dcv_registry_new(const char *models_dir, const struct dcv_model_opts *o);
-/* Frees everything; no reference may be outstanding. */
+/* Frees everything, after dcv_sched_close (a reload still being applied is
+ * completed here, without its done callback); no reference may be
+ * outstanding. */
 void dcv_registry_free(struct dcv_registry *r);
 
-/* Synchronous load of every <dir>/NAME.json (start-up, --check). Returns the
- * number of files that failed; each failure is logged. */
+/* Synchronous load of every <dir>/NAME.json (--check, tests: no event
+ * loop needed). Returns the number of files that failed; each failure is
+ * logged. */
 int dcv_registry_load_all(struct dcv_registry *r);
 
 /* Reload of the whole directory (SIGHUP) or of one model (repository load
@@ -53,6 +57,10 @@ typedef void (*dcv_registry_done_fn)(void *arg, int rc, const char *err);
 int dcv_registry_reload(struct dcv_registry *r, const char *name, dcv_registry_done_fn done,
                         void *arg);
 bool dcv_registry_reloading(const struct dcv_registry *r);
+
+/* cb(arg) runs on the loop after every change of what is served or failing:
+ * the end of each reload or load, and each unload. One callback. */
+void dcv_registry_on_change(struct dcv_registry *r, void (*cb)(void *), void *arg);
 
 /* Unloads a model (it stays in the index as UNAVAILABLE). DCV_ENOENT if
  * unknown. */
@@ -68,6 +76,14 @@ void dcv_registry_release(struct dcv_registry *r, struct dcv_model_ref *ref);
 /* True when name is a model the registry knows (for metric labels). */
 bool dcv_registry_known(const struct dcv_registry *r, const char *name);
 int dcv_registry_ready_count(const struct dcv_registry *r);
+
+/* Models whose last load failed and that serve no version (not counting
+ * models unloaded on purpose or removed): returns how many, and puts the
+ * first max of them, oldest failure first, into names[] and errors[]
+ * (either may be NULL). The strings stay valid until the registry next
+ * changes. Loop thread. */
+size_t dcv_registry_failed(const struct dcv_registry *r, const char **names,
+                           const char **errors, size_t max);
 
 /* Triton repository index: [{"name","version","state","reason"}]. */
 struct dcv_json *dcv_registry_index(const struct dcv_registry *r);

@@ -40,6 +40,11 @@ bool dcv_sched_cancel(struct dcv_sched_job *handle);
 /* Queues background work (model loading) outside the inference limit. */
 int dcv_sched_submit_bg(dcv_work_fn work, dcv_done_fn done, void *arg);
 
+/* True from dcv_sched_close on: timers no longer fire and, once it has
+ * returned, nothing may be submitted. Work that would wait for the loop is
+ * done at once instead. */
+bool dcv_sched_closing(void);
+
 /* Jobs submitted but not yet started / started but not yet done. */
 long dcv_sched_queued(void);
 long dcv_sched_running(void);

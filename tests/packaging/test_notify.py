@@ -4,7 +4,9 @@
 Starts the daemon with NOTIFY_SOCKET pointing at our own AF_UNIX datagram
 socket (ephemeral port, a temporary copy of config/models) and checks:
 READY=1 once the models are loaded; on SIGHUP, RELOADING=1 (with
-MONOTONIC_USEC) then READY=1; on SIGTERM, STOPPING=1 and exit status 0.
+MONOTONIC_USEC) then READY=1; STATUS= names the models that failed to load
+and follows a repository unload (without a READY=1 of its own); on SIGTERM,
+STOPPING=1 and exit status 0.
 Run by /usr/bin/python3 from the repository root; DECONVD_BIN overrides the binary.
 """
 import json
@@ -82,6 +84,9 @@ def main():
         seen = recv_until(sock, lambda m: m.get("READY") == "1", "READY=1", log_tail)
         print(f"ok - READY=1 after start ({seen[-1].get('STATUS', '')})")
         port = int(re.search(r"msg=listening .*port=(\d+)", log_tail()).group(1))
+        if seen[-1].get("STATUS") != f"serving 3 models on 127.0.0.1:{port}":
+            raise Fail(f"STATUS after start: {seen[-1]}")
+        print("ok - STATUS=serving 3 models on 127.0.0.1:PORT")
         base = f"http://127.0.0.1:{port}"
         ready = get(base + "/v2/health/ready")
         if ready.get("ready") is not True:
@@ -102,6 +107,25 @@ def main():
         print("ok - RELOADING=1 with MONOTONIC_USEC on SIGHUP")
         recv_until(sock, lambda m: m.get("READY") == "1", "READY=1 after reload", log_tail)
         print("ok - READY=1 after the reload")
+
+        with open(os.path.join(models, "bad.json"), "w") as f:
+            f.write("{")
+        proc.send_signal(signal.SIGHUP)
+        seen = recv_until(sock, lambda m: m.get("READY") == "1", "READY=1 after a reload with "
+                          "a broken model", log_tail)
+        want = f"serving 3 models, 1 failed (bad) on 127.0.0.1:{port}"
+        if seen[-1].get("STATUS") != want:
+            raise Fail(f"STATUS after a reload with bad.json broken: {seen[-1]} (want {want!r})")
+        print("ok - STATUS names the model that failed: " + want)
+        req = urllib.request.Request(base + "/v2/repository/models/up1d/unload", data=b"{}",
+                                     method="POST")
+        urllib.request.urlopen(req, timeout=5).read()
+        want = f"serving 2 models, 1 failed (bad) on 127.0.0.1:{port}"
+        seen = recv_until(sock, lambda m: m.get("STATUS") == want, "STATUS after an unload",
+                          log_tail)
+        if any("READY" in m for m in seen):
+            raise Fail(f"READY=1 sent without RELOADING=1: {seen}")
+        print("ok - STATUS follows a repository unload, without READY=1: " + want)
 
         proc.send_signal(signal.SIGTERM)
         recv_until(sock, lambda m: m.get("STOPPING") == "1", "STOPPING=1", log_tail)

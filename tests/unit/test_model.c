@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -355,6 +358,13 @@ static void check_model1(const struct dcv_model *m)
     free(out);
 }
 
+/* <name>.json: CFG1 with its weights as a [kernel, bias] list of inline arrays. */
+static void put_model1(const char *name)
+{
+    put_model(name, "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
+              "\"weights\": [%s, %s]}", CFG1, KERN1, BIAS1);
+}
+
 Test(model, inline_nested_arrays)
 {
     put_model("m", "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
@@ -369,8 +379,7 @@ Test(model, inline_nested_arrays)
 
 Test(model, weights_as_list)
 {
-    put_model("m", "{\"class_name\": \"Conv1DTranspose\", \"config\": %s, "
-              "\"weights\": [%s, %s]}", CFG1, KERN1, BIAS1);
+    put_model1("m");
     struct dcv_model *m = load_ok("m", NULL);
     check_model1(m);
     dcv_model_free(m);
@@ -754,6 +763,114 @@ Test(model, model_file_errors)
     char err[DCV_ERRLEN];
     cr_expect_lt(dcv_model_load(tmpdir, "isdir", NULL, &m, err), 0);
     cr_expect_null(m);
+}
+
+/* Every non-regular file under a model's name is a load error naming the
+ * file and its kind, returned at once: a FIFO without a writer (the open
+ * used to block forever), a socket, a character device reached through a
+ * symlink (reading /dev/zero never ends), a directory. */
+Test(model, non_regular_model_files_fail_at_once)
+{
+    char path[PATH_MAX];
+    struct {
+        const char *name, *kind;
+    } cases[] = { { "fifo", "a FIFO" }, { "sock", "a socket" }, { "zero", "a character device" },
+                  { "urand", "a character device" }, { "dir", "a directory" } };
+    snprintf(path, sizeof path, "%s/fifo.json", tmpdir);
+    cr_assert_eq(mkfifo(path, 0644), 0, "mkfifo: %s", strerror(errno));
+    snprintf(path, sizeof path, "%s/sock.json", tmpdir);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    cr_assert_lt(strlen(path), sizeof sa.sun_path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0, "bind: %s", strerror(errno));
+    snprintf(path, sizeof path, "%s/zero.json", tmpdir);
+    cr_assert_eq(symlink("/dev/zero", path), 0);
+    snprintf(path, sizeof path, "%s/urand.json", tmpdir);
+    cr_assert_eq(symlink("/dev/urandom", path), 0);
+    snprintf(path, sizeof path, "%s/dir.json", tmpdir);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char want[PATH_MAX];
+        snprintf(want, sizeof want, "%s/%s.json is %s", tmpdir, cases[i].name, cases[i].kind);
+        load_fail(cases[i].name, NULL, DCV_EIO, want, "not a regular file", NULL);
+    }
+    close(fd);
+}
+
+/* A symlink to a regular model file inside models_dir still loads. */
+Test(model, symlinked_model_file_loads)
+{
+    char path[PATH_MAX];
+    put_model1("real");
+    snprintf(path, sizeof path, "%s/alias.json", tmpdir);
+    cr_assert_eq(symlink("real.json", path), 0);
+    struct dcv_model *m = load_ok("alias", NULL);
+    check_model1(m);
+    dcv_model_free(m);
+}
+
+static void set_mtime(const char *file, time_t t)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, file);
+    struct timespec ts[2] = { { t, 0 }, { t, 0 } };
+    cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* The fingerprint covers the model file and every .npy it read: it holds
+ * while nothing changes, and moves when any file is rewritten, even with its
+ * size and mtime put back (a copy that keeps timestamps), or removed. */
+Test(model, fingerprint_covers_model_and_weights_files)
+{
+    put_weights2();
+    put_model("m", "{\"class_name\": \"Conv2DTranspose\", \"config\": %s, "
+              "\"weights\": {\"kernel\": \"k.npy\", \"bias\": \"b.npy\"}}", CFG2);
+    set_mtime("k.npy", 1000000000);
+    struct dcv_model *m = load_ok("m", NULL);
+    cr_assert_str_eq(m->weight_files[0], "k.npy");
+    cr_assert_str_eq(m->weight_files[1], "b.npy");
+    cr_expect_eq(dcv_model_fingerprint(tmpdir, "m", m->weight_files), m->fingerprint);
+    cr_expect_eq(dcv_model_fingerprint(tmpdir, "m", m->weight_files), m->fingerprint);
+    /* the fingerprint of the model file alone is not the model's */
+    cr_expect_neq(dcv_model_fingerprint(tmpdir, "m", NULL), m->fingerprint);
+    struct timespec pause = { 0, 20 * 1000 * 1000 };   /* ctime ticks at least this often */
+    nanosleep(&pause, NULL);
+    kern2[0] += 1.0f;                       /* same size, mtime set back */
+    put_npy(tmpdir, "k.npy", kern2, kshape2, 4);
+    set_mtime("k.npy", 1000000000);
+    cr_expect_neq(dcv_model_fingerprint(tmpdir, "m", m->weight_files), m->fingerprint,
+                  "a rewritten kernel file with its mtime put back went unnoticed");
+    struct dcv_model *m2 = load_ok("m", NULL);
+    cr_expect_eq(dcv_model_fingerprint(tmpdir, "m", m2->weight_files), m2->fingerprint);
+    nanosleep(&pause, NULL);
+    put_npy(tmpdir, "b.npy", bias2, bshape2, 1);
+    cr_expect_neq(dcv_model_fingerprint(tmpdir, "m", m2->weight_files), m2->fingerprint,
+                  "a rewritten bias file went unnoticed");
+    struct dcv_model *m3 = load_ok("m", NULL);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/b.npy", tmpdir);
+    cr_assert_eq(unlink(path), 0);
+    cr_expect_neq(dcv_model_fingerprint(tmpdir, "m", m3->weight_files), m3->fingerprint,
+                  "a removed bias file went unnoticed");
+    dcv_model_free(m);
+    dcv_model_free(m2);
+    dcv_model_free(m3);
+}
+
+/* Inline weights and initializers read no file but the model file. */
+Test(model, fingerprint_of_inline_model_is_its_file)
+{
+    put_model1("i");
+    struct dcv_model *m = load_ok("i", NULL);
+    cr_expect_null(m->weight_files[0]);
+    cr_expect_null(m->weight_files[1]);
+    cr_expect_eq(dcv_model_fingerprint(tmpdir, "i", m->weight_files), m->fingerprint);
+    struct timespec pause = { 0, 20 * 1000 * 1000 };
+    nanosleep(&pause, NULL);
+    put_model1("i");
+    cr_expect_neq(dcv_model_fingerprint(tmpdir, "i", m->weight_files), m->fingerprint);
+    dcv_model_free(m);
 }
 
 /* ---- size limits -------------------------------------------------------------- */
