@@ -170,11 +170,11 @@ static float softplusf(float x)
     return x > 20.0f ? x : log1pf(expf(x));
 }
 
-static float relu_general(const struct dcv_activation *a, float x)
+struct dcv_relu dcv_activation_relu_params(const struct dcv_activation *a)
 {
-    /* Keras: x where x > threshold, negative_slope * (x - threshold) below */
-    float y = x > a->threshold ? x : a->alpha * (x - a->threshold);
-    return y > a->max_value ? a->max_value : y;
+    bool leaky = a->kind == DCV_ACT_LEAKY_RELU;     /* tf.nn.leaky_relu: x * alpha */
+    return (struct dcv_relu){ .th = a->threshold, .alpha = a->alpha, .hi = a->max_value,
+                              .z = leaky ? -0.0f : 0.0f, .mul = leaky || a->alpha != 0 };
 }
 
 static float pointwise(const struct dcv_activation *a, float x)
@@ -182,7 +182,7 @@ static float pointwise(const struct dcv_activation *a, float x)
     switch (a->kind) {
     case DCV_ACT_RELU:
     case DCV_ACT_LEAKY_RELU:
-    case DCV_ACT_RELU6: return relu_general(a, x);
+    case DCV_ACT_RELU6: return dcv_activation_relu(dcv_activation_relu_params(a), x);
     case DCV_ACT_SIGMOID: return sigmoidf(x);
     case DCV_ACT_TANH: return tanhf(x);
     case DCV_ACT_SOFTPLUS: return softplusf(x);

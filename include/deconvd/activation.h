@@ -49,6 +49,31 @@ struct dcv_activation {
     bool approximate;   /* GELU: tanh form instead of erf */
 };
 
+/* The ReLU family (relu, relu6, leaky_relu, the ReLU and LeakyReLU layers)
+ * as Keras 3.15 computes it on TensorFlow 2.18 (keras/src/activations/
+ * activations.py ReLU.static_call; tf.nn.relu/relu6 are Eigen's max/min,
+ * tf.nn.leaky_relu is x > 0 ? x : x * alpha):
+ *   x > th:  min(x, hi)
+ *   x < th:  alpha * (x - th) for leaky_relu (-0 kept, as x * alpha);
+ *            else 0 - alpha * (th - x): +0 when alpha is 0 or the product
+ *            underflows, 0 (not NaN) for -inf
+ *   x == th: alpha * (x - th): relu(-0) = -0, as Eigen's max(x, 0) answers
+ * NaN stays NaN. Fields: threshold, negative slope, cap (INFINITY: none),
+ * z = +0 or -0 (added below the threshold: -0 changes nothing), mul = the
+ * product is taken below the threshold (alpha != 0, or leaky_relu). */
+struct dcv_relu { float th, alpha, hi, z; bool mul; };
+
+/* Parameters of a (a kind of the ReLU family). */
+struct dcv_relu dcv_activation_relu_params(const struct dcv_activation *a);
+
+/* One value; inline so that the engine's bias pass vectorizes around it. */
+static inline float dcv_activation_relu(struct dcv_relu r, float x)
+{
+    float t = r.alpha * (x - r.th), below = r.mul ? t + r.z : 0.0f;
+    x = x > r.th ? x : x < r.th ? below : t;
+    return x > r.hi ? r.hi : x;
+}
+
 /* Canonical Keras name of a kind ("relu"). */
 const char *dcv_activation_name(enum dcv_act_kind kind);
 
