@@ -8,6 +8,7 @@
  * dcv_activation_apply is the scalar fallback for what oneDNN cannot fuse;
  * it is written as simple loops the compiler vectorizes. Any thread.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -173,8 +174,14 @@ static float softplusf(float x)
 struct dcv_relu dcv_activation_relu_params(const struct dcv_activation *a)
 {
     bool leaky = a->kind == DCV_ACT_LEAKY_RELU;     /* tf.nn.leaky_relu: x * alpha */
-    return (struct dcv_relu){ .th = a->threshold, .alpha = a->alpha, .hi = a->max_value,
-                              .z = leaky ? -0.0f : 0.0f, .mul = leaky || a->alpha != 0 };
+    struct dcv_relu r = { .form = DCV_RELU_GENERAL, .th = a->threshold, .alpha = a->alpha,
+                          .hi = a->max_value, .z = leaky ? -0.0f : 0.0f,
+                          .lo = leaky || a->alpha != 0 ? -INFINITY : -FLT_MAX };
+    if (a->threshold == 0) {
+        if (leaky) r.form = DCV_RELU_LEAKY;
+        else if (a->alpha == 0) r.form = DCV_RELU_MAX0;
+    }
+    return r;
 }
 
 static float pointwise(const struct dcv_activation *a, float x)

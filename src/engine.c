@@ -670,8 +670,13 @@ static void round_bf16(float *dst, const float *src, size_t n)
 #endif
 
 /* Keras's ReLU family, dcv_activation_relu (+0 below the threshold, as
- * TensorFlow answers); NULL = bias only. Rows of c values with one bias
- * value per column (channels last). */
+ * TensorFlow answers) in the form the parameters need, chosen once per call
+ * (one loop per form: the vectorized loop must not carry the others'
+ * work); NULL = bias only. Rows of c values with one bias value per column
+ * (channels last). */
+#define RELU_ROWS(form)                                                       \
+    for (size_t i = 0; i < rows; i++, y += c)                                 \
+        SIMD for (size_t j = 0; j < c; j++) y[j] = form(v, y[j] + b[j])
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void bias_rows(float *restrict y, const float *restrict b, size_t rows, size_t c,
                       const struct dcv_relu *r)
@@ -682,11 +687,15 @@ static void bias_rows(float *restrict y, const float *restrict b, size_t rows, s
         return;
     }
     const struct dcv_relu v = *r;
-    for (size_t i = 0; i < rows; i++, y += c)
-        SIMD for (size_t j = 0; j < c; j++) y[j] = dcv_activation_relu(v, y[j] + b[j]);
+    switch (v.form) {
+    case DCV_RELU_MAX0: RELU_ROWS(dcv_activation_relu_max0); break;
+    case DCV_RELU_LEAKY: RELU_ROWS(dcv_activation_relu_leaky); break;
+    default: RELU_ROWS(dcv_activation_relu_general); break;
+    }
 }
 
 /* n values sharing bias value b (part of a channels-first plane). */
+#define RELU_PLANE(form) SIMD for (size_t i = 0; i < n; i++) y[i] = form(v, y[i] + b)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void bias_plane(float *restrict y, float b, size_t n, const struct dcv_relu *r)
 {
@@ -695,7 +704,11 @@ static void bias_plane(float *restrict y, float b, size_t n, const struct dcv_re
         return;
     }
     const struct dcv_relu v = *r;
-    SIMD for (size_t i = 0; i < n; i++) y[i] = dcv_activation_relu(v, y[i] + b);
+    switch (v.form) {
+    case DCV_RELU_MAX0: RELU_PLANE(dcv_activation_relu_max0); break;
+    case DCV_RELU_LEAKY: RELU_PLANE(dcv_activation_relu_leaky); break;
+    default: RELU_PLANE(dcv_activation_relu_general); break;
+    }
 }
 
 /* Every kind of the ReLU family, whatever its parameters: fusable() has no

@@ -58,20 +58,49 @@ struct dcv_activation {
  *            else 0 - alpha * (th - x): +0 when alpha is 0 or the product
  *            underflows, 0 (not NaN) for -inf
  *   x == th: alpha * (x - th): relu(-0) = -0, as Eigen's max(x, 0) answers
- * NaN stays NaN. Fields: threshold, negative slope, cap (INFINITY: none),
- * z = +0 or -0 (added below the threshold: -0 changes nothing), mul = the
- * product is taken below the threshold (alpha != 0, or leaky_relu). */
-struct dcv_relu { float th, alpha, hi, z; bool mul; };
+ * NaN stays NaN. Three forms of one definition, so that the engine's bias
+ * pass runs the cheapest that is exact (a form per loop, chosen once):
+ * MAX0 (alpha 0, threshold 0: relu, relu6, a capped relu), LEAKY
+ * (leaky_relu), GENERAL (a threshold, or a slope with a cap). Fields:
+ * threshold, negative slope, cap (INFINITY: none), z = +0 or -0 added below
+ * the threshold (-0 changes nothing), lo = what x - th is clamped to before
+ * the product (-FLT_MAX when alpha is 0: 0 * -inf would be NaN). */
+enum dcv_relu_form { DCV_RELU_MAX0, DCV_RELU_LEAKY, DCV_RELU_GENERAL };
+struct dcv_relu {
+    enum dcv_relu_form form;
+    float th, alpha, hi, z, lo;
+};
 
 /* Parameters of a (a kind of the ReLU family). */
 struct dcv_relu dcv_activation_relu_params(const struct dcv_activation *a);
 
-/* One value; inline so that the engine's bias pass vectorizes around it. */
+/* The forms, inline so that the engine's bias pass vectorizes around them;
+ * each is exact only for parameters dcv_activation_relu_params gives it. */
+static inline float dcv_activation_relu_max0(struct dcv_relu r, float x)
+{
+    x = x < 0 ? 0.0f : x;
+    return x > r.hi ? r.hi : x;
+}
+
+static inline float dcv_activation_relu_leaky(struct dcv_relu r, float x)
+{
+    x = x > 0 ? x : x * r.alpha;
+    return x > r.hi ? r.hi : x;
+}
+
+static inline float dcv_activation_relu_general(struct dcv_relu r, float x)
+{
+    float d = x - r.th, w = r.alpha * (d < r.lo ? r.lo : d) + (x < r.th ? r.z : -0.0f);
+    x = x > r.th ? x : w;
+    return x > r.hi ? r.hi : x;
+}
+
+/* One value, any form. */
 static inline float dcv_activation_relu(struct dcv_relu r, float x)
 {
-    float t = r.alpha * (x - r.th), below = r.mul ? t + r.z : 0.0f;
-    x = x > r.th ? x : x < r.th ? below : t;
-    return x > r.hi ? r.hi : x;
+    return r.form == DCV_RELU_MAX0    ? dcv_activation_relu_max0(r, x)
+         : r.form == DCV_RELU_LEAKY   ? dcv_activation_relu_leaky(r, x)
+                                      : dcv_activation_relu_general(r, x);
 }
 
 /* Canonical Keras name of a kind ("relu"). */

@@ -447,6 +447,7 @@ Test(activation, relu_family_answers_plus_zero_below_zero)
         { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0}}", 1.0f, 0.0f, false },
         { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0}}", -0.0f, 0.0f, false },
         { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0}}", 1.5f, 1.5f, false },
+        { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0}}", -INFINITY, 0.0f, false },
         { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0,\"max_value\":6}}", -1.0f,
           0.0f, false },
         /* slope with a threshold: 0 - 0.5 * (1 - x) */
