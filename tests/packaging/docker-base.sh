@@ -5,7 +5,8 @@
 # machine's apt uses, imported under that name. Does nothing when the image
 # is already there.
 # `make docker-base`; tests/packaging/test_docker.sh calls it (unless
-# DOCKER_BASE_BUILD=0). Needs root and debootstrap (Debian package); ~3 min.
+# DOCKER_BASE_BUILD=0). Needs root and debootstrap (Debian package); minutes
+# (docs/deployment.md has a measured time).
 # Exit: 0 the image exists, 77 it cannot be made here (reason printed),
 # 1 making it failed.
 # Usage: tests/packaging/docker-base.sh ENGINE     (docker or podman)

@@ -3,11 +3,11 @@
 # drain), then the image's figures (sizes; the runner prints the time).
 # A working engine without the base image debian:bookworm-slim first gets it
 # from tests/packaging/docker-base.sh (a registry pull, else a debootstrap
-# import: root, ~3 min once). Skipped (77), with the reason, when no
+# import: root, minutes, once). Skipped (77), with the reason, when no
 # container engine works, when the base image cannot be had here (or
 # DOCKER_BASE_BUILD=0 forbids making it), when the engine cannot run a
-# container here, or with PACKAGING_DOCKER=0. About
-# 10 s with a warm build cache, 75 s cold once the base image exists.
+# container here, or with PACKAGING_DOCKER=0. Times: docs/deployment.md
+# (Tests).
 cd "$(dirname "$0")/../.." || exit 1
 if [ "${PACKAGING_DOCKER:-1}" = 0 ]; then
     echo "skip - PACKAGING_DOCKER=0"; exit 77
