@@ -7,6 +7,7 @@
 #   make man                                        $(BUILD)/deconvd.8 from --help
 #   make packaging-test                             tests/packaging/*, "N passed, N failed"
 #   make docker-smoke                               build + run the image (docker or podman)
+#   make docker-base                                its base image where no registry has it
 
 DESTDIR    ?=
 SYSCONFDIR ?= /etc
@@ -21,7 +22,7 @@ PKG_MAN     := $(BUILD)/deconvd.8
 PKG_CONF    := $(BUILD)/packaging/deconvd.json
 PKG_UNIT    := $(BUILD)/packaging/deconvd.service
 
-.PHONY: man install uninstall packaging-test docker-smoke
+.PHONY: man install uninstall packaging-test docker-smoke docker-base
 
 man: $(PKG_MAN)
 
@@ -88,3 +89,11 @@ packaging-test: all
 
 docker-smoke:
 	docker/smoke.sh
+
+# debian:bookworm-slim for the first engine that works: pulled, else made with
+# debootstrap (root; ~3 min once). test_docker.sh does the same when needed.
+docker-base:
+	@for e in $${CONTAINER_ENGINE:-docker podman}; do \
+	  if command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1; then \
+	    exec sh tests/packaging/docker-base.sh $$e; fi; \
+	done; echo "docker-base: no working docker or podman"; exit 1

@@ -2,8 +2,9 @@
 # Included by the main Makefile (which defines BUILD and the all target).
 # See docs/security.md for what each suite proves.
 #
-#   make robustness                  hostile + security + faults + models_dir (ASan build, leaks
-#                                    checked) + overload (release build); ~3-4 min
+#   make robustness                  hostile + security + faults + models_dir (ASan
+#                                    build, leaks checked) + overload + metrics +
+#                                    governance (release build); ~5 min
 #   make robustness ROBUST_CI=1      shorter reload-under-load and overload phases
 #   make soak [SOAK_SECONDS=600]     mixed load on the release build: unexpected
 #                                    errors, RSS growth and fd figures (CI: 60)
@@ -31,7 +32,8 @@ robustness-asan:
 	  OPT="-O1 -g" $(ROBUST_ASAN)/deconvd
 
 robustness: robustness-deps all robustness-asan
-	$(ROBUST_ENV) tests/robustness/run hostile security faults overload models_dir
+	$(ROBUST_ENV) tests/robustness/run hostile security faults overload models_dir metrics \
+	  governance
 
 soak: robustness-deps all
 	$(ROBUST_ENV) SOAK_SECONDS=$(SOAK_SECONDS) tests/robustness/run soak

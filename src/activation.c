@@ -8,6 +8,7 @@
  * dcv_activation_apply is the scalar fallback for what oneDNN cannot fuse;
  * it is written as simple loops the compiler vectorizes. Any thread.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -170,11 +171,17 @@ static float softplusf(float x)
     return x > 20.0f ? x : log1pf(expf(x));
 }
 
-static float relu_general(const struct dcv_activation *a, float x)
+struct dcv_relu dcv_activation_relu_params(const struct dcv_activation *a)
 {
-    /* Keras: x where x > threshold, negative_slope * (x - threshold) below */
-    float y = x > a->threshold ? x : a->alpha * (x - a->threshold);
-    return y > a->max_value ? a->max_value : y;
+    bool leaky = a->kind == DCV_ACT_LEAKY_RELU;     /* tf.nn.leaky_relu: x * alpha */
+    struct dcv_relu r = { .form = DCV_RELU_GENERAL, .th = a->threshold, .alpha = a->alpha,
+                          .hi = a->max_value, .z = leaky ? -0.0f : 0.0f,
+                          .lo = leaky || a->alpha != 0 ? -INFINITY : -FLT_MAX };
+    if (a->threshold == 0) {
+        if (leaky) r.form = DCV_RELU_LEAKY;
+        else if (a->alpha == 0) r.form = DCV_RELU_MAX0;
+    }
+    return r;
 }
 
 static float pointwise(const struct dcv_activation *a, float x)
@@ -182,7 +189,7 @@ static float pointwise(const struct dcv_activation *a, float x)
     switch (a->kind) {
     case DCV_ACT_RELU:
     case DCV_ACT_LEAKY_RELU:
-    case DCV_ACT_RELU6: return relu_general(a, x);
+    case DCV_ACT_RELU6: return dcv_activation_relu(dcv_activation_relu_params(a), x);
     case DCV_ACT_SIGMOID: return sigmoidf(x);
     case DCV_ACT_TANH: return tanhf(x);
     case DCV_ACT_SOFTPLUS: return softplusf(x);

@@ -40,6 +40,8 @@
 #include "deconvd/tensor.h"
 
 #define JSON "application/json"
+/* Endpoint labels come from metrics.h's table only (metric label and log). */
+#define EP(id) dcv_metrics_endpoint_name(DCV_EP_##id)
 #define MAX_SEGS 8
 #define SHM_DISABLED "the system shared memory extension is disabled: set \"shared_memory\": " \
                      "true in the config file to enable it (read docs/security.md first)"
@@ -1428,8 +1430,8 @@ static void route_shm(struct dcv_api *a, struct dcv_http_req *req, struct route 
     else if (r->n == 5 && is(r, 2, "region")) name = r->seg[3], act = r->seg[4];
     bool status = !strcmp(act, "status"), reg = !strcmp(act, "register"),
          unreg = !strcmp(act, "unregister");
-    dcv_http_set_log(req, NULL, status ? "shm_status" : reg ? "shm_register"
-                              : unreg ? "shm_unregister" : "shm");
+    dcv_http_set_log(req, NULL, status ? EP(SHM_STATUS) : reg ? EP(SHM_REGISTER)
+                              : unreg ? EP(SHM_UNREGISTER) : EP(SHM));
     if (!status && !unreg && !(reg && name))
         { send_error(a, req, NULL, DCV_ENOENT, "no such endpoint"); return; }
     if (!a->cfg->shared_memory) { send_error(a, req, NULL, DCV_EINVAL, SHM_DISABLED); return; }
@@ -1467,24 +1469,27 @@ static void route_model(struct dcv_api *a, struct dcv_http_req *req, struct rout
         send_error(a, req, m, DCV_ENOENT, "no such model version");
         return;
     }
-    dcv_http_set_log(req, m, *act ? act : "metadata");
+    /* an action outside the table is "other", never the path's own text */
+    enum dcv_endpoint ep = *act ? dcv_metrics_endpoint_find(act) : DCV_EP_METADATA;
+    dcv_http_set_log(req, m, dcv_metrics_endpoint_name(ep));
     if (!*act) {
         if (method(a, req, "GET", m)) h_metadata(a, req, m);
-    } else if (!strcmp(act, "infer")) {
+    } else if (ep == DCV_EP_INFER) {
         if (method(a, req, "POST", m)) h_infer(a, req, m, JOB_KSERVE);
-    } else if (!strcmp(act, "ready")) {
+    } else if (ep == DCV_EP_READY) {
         if (method(a, req, "GET", m)) h_model_ready(a, req, m);
-    } else if (!strcmp(act, "config")) {
+    } else if (ep == DCV_EP_CONFIG) {
         if (method(a, req, "GET", m)) h_model_config(a, req, m);
-    } else if (!strcmp(act, "stats")) {
+    } else if (ep == DCV_EP_STATS) {
         if (method(a, req, "GET", m)) {
             if (!dcv_registry_known(a->reg, m))
                 { send_error(a, req, m, DCV_ENOENT, "unknown model"); return; }
             send_json(a, req, m, 200, dcv_registry_stats(a->reg, m));
         }
-    } else if (!strcmp(act, "shape")) {
+    } else if (ep == DCV_EP_SHAPE) {
         if (method(a, req, "POST", m)) h_shape(a, req, m);
     } else {
+        dcv_http_set_log(req, m, EP(OTHER));
         send_error(a, req, m, DCV_ENOENT, "no such endpoint");
     }
 }
@@ -1500,12 +1505,12 @@ static void route_v1(struct dcv_api *a, struct dcv_http_req *req, struct route *
     if (colon && strcmp(colon, ":predict") != 0)
         { send_error(a, req, name, DCV_ENOENT, "only :predict is supported"); return; }
     if (colon) {
-        dcv_http_set_log(req, name, "tfs_predict");
+        dcv_http_set_log(req, name, EP(TFS_PREDICT));
         if (method(a, req, "POST", name)) h_infer(a, req, name, JOB_TFS);
         return;
     }
     bool meta = is(r, r->n - 1, "metadata");
-    dcv_http_set_log(req, name, meta ? "tfs_metadata" : "tfs_status");
+    dcv_http_set_log(req, name, meta ? EP(TFS_METADATA) : EP(TFS_STATUS));
     if (method(a, req, "GET", name)) h_tf_status(a, req, name, meta);
 }
 
@@ -1515,7 +1520,7 @@ static void route(struct dcv_api *a, struct dcv_http_req *req)
     if (split(dcv_http_path(req), &r) || r.n == 0)
         { send_error(a, req, NULL, DCV_ENOENT, "no such endpoint"); return; }
     if (r.n == 1 && is(&r, 0, "metrics")) {
-        dcv_http_set_log(req, NULL, "metrics");
+        dcv_http_set_log(req, NULL, EP(METRICS));
         if (method(a, req, "GET", NULL)) h_metrics(a, req);
         return;
     }
@@ -1523,36 +1528,36 @@ static void route(struct dcv_api *a, struct dcv_http_req *req)
         { route_v1(a, req, &r); return; }
     if (!is(&r, 0, "v2")) { send_error(a, req, NULL, DCV_ENOENT, "no such endpoint"); return; }
     if (r.n == 1) {
-        dcv_http_set_log(req, NULL, "server_metadata");
+        dcv_http_set_log(req, NULL, EP(SERVER_METADATA));
         if (method(a, req, "GET", NULL)) h_server_meta(a, req);
     } else if (is(&r, 1, "models") && r.n == 3 && is(&r, 2, "stats")) {
-        dcv_http_set_log(req, NULL, "stats");
+        dcv_http_set_log(req, NULL, EP(STATS));
         if (method(a, req, "GET", NULL)) send_json(a, req, NULL, 200, dcv_registry_stats(a->reg, NULL));
     } else if (is(&r, 1, "models") && r.n >= 3) {
         route_model(a, req, &r);
     } else if (is(&r, 1, "repository") && r.n == 3 && is(&r, 2, "index")) {
-        dcv_http_set_log(req, NULL, "repository_index");
+        dcv_http_set_log(req, NULL, EP(REPOSITORY_INDEX));
         if (method(a, req, "POST", NULL)) send_json(a, req, NULL, 200, dcv_registry_index(a->reg));
     } else if (is(&r, 1, "repository") && r.n == 5 && is(&r, 2, "models") &&
                (is(&r, 4, "load") || is(&r, 4, "unload"))) {
-        dcv_http_set_log(req, r.seg[3], r.seg[4]);
+        dcv_http_set_log(req, r.seg[3], is(&r, 4, "load") ? EP(LOAD) : EP(UNLOAD));
         if (!dcv_model_name_valid(r.seg[3]))
             { send_error(a, req, NULL, DCV_EINVAL, "invalid model name"); return; }
         if (method(a, req, "POST", r.seg[3])) h_repo(a, req, r.seg[3], r.seg[4]);
     } else if (is(&r, 1, "systemsharedmemory")) {
         route_shm(a, req, &r);
     } else if (is(&r, 1, "cudasharedmemory")) {
-        dcv_http_set_log(req, NULL, "cuda_shm");
+        dcv_http_set_log(req, NULL, EP(CUDA_SHM));
         send_error(a, req, NULL, DCV_EUNSUPP, "CUDA shared memory is not supported: deconvd "
                    "computes on the CPU only; use system shared memory (/v2/systemsharedmemory)");
     } else if (r.n == 2 && is(&r, 1, "shape")) {
-        dcv_http_set_log(req, NULL, "shape");
+        dcv_http_set_log(req, NULL, EP(SHAPE));
         if (method(a, req, "POST", NULL)) h_shape(a, req, NULL);
     } else if (r.n == 3 && is(&r, 1, "ops")) {
         int rank = !strcmp(r.seg[2], "conv1d_transpose") ? 1
                  : !strcmp(r.seg[2], "conv2d_transpose") ? 2
                  : !strcmp(r.seg[2], "conv3d_transpose") ? 3 : 0;
-        dcv_http_set_log(req, NULL, "ops");
+        dcv_http_set_log(req, NULL, EP(OPS));
         if (!rank) { send_error(a, req, NULL, DCV_ENOENT, "unknown op"); return; }
         if (method(a, req, "POST", NULL)) h_op(a, req, rank);
     } else {
@@ -1575,13 +1580,13 @@ static bool inference_model(const char *path, char *model, size_t cap, const cha
     if (is(&r, 0, "v2") && !strcmp(last, "infer") &&
         (r.n == 4 || (r.n == 6 && is(&r, 3, "versions")))) {
         snprintf(model, cap, "%s", r.seg[2]);
-        *endpoint = "infer";
+        *endpoint = EP(INFER);
         return true;
     }
     if (is(&r, 0, "v1") && (colon = strchr(last, ':')) && !strcmp(colon, ":predict")) {
         snprintf(model, cap, "%.*s", r.n == 3 ? (int)(colon - last) : (int)strlen(r.seg[2]),
                  r.seg[2]);
-        *endpoint = "tfs_predict";
+        *endpoint = EP(TFS_PREDICT);
         return true;
     }
     return false;
@@ -1599,9 +1604,9 @@ static bool pool_endpoint(const char *path, char *model, size_t cap, const char 
     model[0] = '\0';
     if (inference_model(path, model, cap, endpoint)) return true;
     if (split(path, &r) || !is(&r, 0, "v2")) return false;
-    *endpoint = "shape";
+    *endpoint = EP(SHAPE);
     if (r.n == 2 && is(&r, 1, "shape")) return true;
-    if (r.n == 3 && is(&r, 1, "ops")) return (*endpoint = "ops"), true;
+    if (r.n == 3 && is(&r, 1, "ops")) return (*endpoint = EP(OPS)), true;
     if (!is(&r, 1, "models") || !is(&r, r.n - 1, "shape")) return false;
     snprintf(model, cap, "%s", r.seg[2]);
     return r.n == 4 || (r.n == 6 && is(&r, 3, "versions"));
@@ -1639,12 +1644,12 @@ void dcv_api_handle(void *ctx, struct dcv_http_req *req)
     struct dcv_api *a = ctx;
     const char *path = dcv_http_path(req);
     if (!strcmp(path, "/v2/health/live")) {
-        dcv_http_set_log(req, NULL, "health");
+        dcv_http_set_log(req, NULL, EP(HEALTH));
         if (method(a, req, "GET", NULL)) send_json(a, req, NULL, 200, obj_bool("live", true));
         return;
     }
     if (!strcmp(path, "/v2/health/ready")) {
-        dcv_http_set_log(req, NULL, "health");
+        dcv_http_set_log(req, NULL, EP(HEALTH));
         if (method(a, req, "GET", NULL)) h_ready(a, req);
         return;
     }

@@ -19,7 +19,6 @@
  * lookups; plans are built outside it.
  * The only module that includes dnnl.h; dnnl_status_t is translated here.
  */
-#include <float.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -245,23 +244,15 @@ static void push(struct chain *ch, dnnl_alg_kind_t alg, float a, float b)
     ch->alg[ch->n] = alg, ch->a[ch->n] = a, ch->b[ch->n] = b, ch->n++;
 }
 
-/* Eltwise post-ops expressing the activation; false if they cannot. */
+/* Eltwise post-ops expressing the activation; false if they cannot. The
+ * ReLU family is not among them: it always runs in epilogue() (see
+ * own_epilogue), because oneDNN's eltwise relu computes x * alpha below zero,
+ * -0 for alpha 0, where TensorFlow answers +0. */
 static bool fusable(const struct dcv_activation *act, struct chain *ch)
 {
     ch->n = 0;
     switch (act->kind) {
     case DCV_ACT_LINEAR: return true;
-    case DCV_ACT_RELU:
-    case DCV_ACT_LEAKY_RELU:
-    case DCV_ACT_RELU6:
-        if (act->threshold != 0) return false;
-        if (act->alpha == 0 && act->max_value < FLT_MAX) {
-            push(ch, dnnl_eltwise_clip, 0.0f, act->max_value);
-            return true;
-        }
-        push(ch, dnnl_eltwise_relu, act->alpha, 0);
-        if (act->max_value < FLT_MAX) push(ch, dnnl_eltwise_clip, -FLT_MAX, act->max_value);
-        return true;
     case DCV_ACT_SIGMOID: push(ch, dnnl_eltwise_logistic, 0, 0); return true;
     case DCV_ACT_TANH: push(ch, dnnl_eltwise_tanh, 0, 0); return true;
     case DCV_ACT_SOFTPLUS: push(ch, dnnl_eltwise_soft_relu, 0, 0); return true;
@@ -670,8 +661,6 @@ static void round_bf16(float *dst, const float *src, size_t n)
     }
 }
 
-struct relu { float th, alpha, hi; };
-
 /* The loops below must vectorize (branchy scalar code runs ~20x slower on
  * this memory-bound pass); -O2's cost model alone does not do it. */
 #ifdef _OPENMP
@@ -680,43 +669,50 @@ struct relu { float th, alpha, hi; };
 #define SIMD
 #endif
 
-/* Keras's ReLU (threshold, negative slope, cap), exactly as
- * activation.c's reference computes it; NULL = bias only. Rows of c values
- * with one bias value per column (channels last). */
+/* Keras's ReLU family, dcv_activation_relu (+0 below the threshold, as
+ * TensorFlow answers) in the form the parameters need, chosen once per call
+ * (one loop per form: the vectorized loop must not carry the others'
+ * work); NULL = bias only. Rows of c values with one bias value per column
+ * (channels last). */
+#define RELU_ROWS(form)                                                       \
+    for (size_t i = 0; i < rows; i++, y += c)                                 \
+        SIMD for (size_t j = 0; j < c; j++) y[j] = form(v, y[j] + b[j])
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void bias_rows(float *restrict y, const float *restrict b, size_t rows, size_t c,
-                      const struct relu *r)
+                      const struct dcv_relu *r)
 {
     if (!r) {
         for (size_t i = 0; i < rows; i++, y += c)
             SIMD for (size_t j = 0; j < c; j++) y[j] += b[j];
         return;
     }
-    float th = r->th, alpha = r->alpha, hi = r->hi;
-    for (size_t i = 0; i < rows; i++, y += c)
-        SIMD for (size_t j = 0; j < c; j++) {
-            float x = y[j] + b[j];
-            x = x > th ? x : alpha * (x - th);
-            y[j] = x > hi ? hi : x;
-        }
+    const struct dcv_relu v = *r;
+    switch (v.form) {
+    case DCV_RELU_MAX0: RELU_ROWS(dcv_activation_relu_max0); break;
+    case DCV_RELU_LEAKY: RELU_ROWS(dcv_activation_relu_leaky); break;
+    default: RELU_ROWS(dcv_activation_relu_general); break;
+    }
 }
 
 /* n values sharing bias value b (part of a channels-first plane). */
+#define RELU_PLANE(form) SIMD for (size_t i = 0; i < n; i++) y[i] = form(v, y[i] + b)
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void bias_plane(float *restrict y, float b, size_t n, const struct relu *r)
+static void bias_plane(float *restrict y, float b, size_t n, const struct dcv_relu *r)
 {
     if (!r) {
         SIMD for (size_t i = 0; i < n; i++) y[i] += b;
         return;
     }
-    float th = r->th, alpha = r->alpha, hi = r->hi;
-    SIMD for (size_t i = 0; i < n; i++) {
-        float x = y[i] + b;
-        x = x > th ? x : alpha * (x - th);
-        y[i] = x > hi ? hi : x;
+    const struct dcv_relu v = *r;
+    switch (v.form) {
+    case DCV_RELU_MAX0: RELU_PLANE(dcv_activation_relu_max0); break;
+    case DCV_RELU_LEAKY: RELU_PLANE(dcv_activation_relu_leaky); break;
+    default: RELU_PLANE(dcv_activation_relu_general); break;
     }
 }
 
+/* Every kind of the ReLU family, whatever its parameters: fusable() has no
+ * post-op for them. */
 static bool own_epilogue(const struct dcv_activation *a)
 {
     return a->kind == DCV_ACT_LINEAR || a->kind == DCV_ACT_RELU ||
@@ -726,7 +722,7 @@ static bool own_epilogue(const struct dcv_activation *a)
 
 /* Units [lo, hi) of the output: rows (channels last) or values (first). */
 static void epilogue_range(const struct dcv_engine_kernel *k, const struct plan *p, float *y,
-                           size_t lo, size_t hi, const struct relu *r)
+                           size_t lo, size_t hi, const struct dcv_relu *r)
 {
     const struct dcv_conv *c = &k->conv;
     size_t ch = (size_t)c->filters, plane = 1;
@@ -751,7 +747,7 @@ static void epilogue(const struct dcv_engine_kernel *k, const struct plan *p, fl
 {
     const struct dcv_activation *a = &k->conv.act;
     bool relu = a->kind != DCV_ACT_LINEAR && a->kind != DCV_ACT_SOFTMAX;
-    struct relu r = { a->threshold, a->alpha, a->max_value };
+    struct dcv_relu r = dcv_activation_relu_params(a);
     if (!k->conv.use_bias && !relu) return;
     size_t total = p->dst_values;
     size_t units = k->conv.channels_first ? total : total / (size_t)k->conv.filters;

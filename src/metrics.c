@@ -1,13 +1,21 @@
 /* metrics.c — request counters, latency histograms and process metrics.
  *
- * Series live in small arrays searched linearly: the label space is bounded
- * (known models × a dozen endpoints × a handful of status codes). Histogram
- * buckets are fixed, in seconds, spanning 100 µs to 10 s. The process_*
- * family is read from /proc/self at scrape time. Event-loop thread only.
+ * Label values come from closed sets (metrics.h): endpoints from the
+ * DCV_ENDPOINTS table, models from the registry's names (else ""), so the
+ * series count is bounded by (models + 1) x endpoints x status codes and no
+ * request path reaches /metrics. Each model name is stored once (a series
+ * holds its index); counters are found through an open-addressing hash on
+ * (model, endpoint, code) and models through one on the name, so a request
+ * costs the same with 10 series or 10 000. Arrays keep insertion order,
+ * which is the render order. Label values are escaped at render time all
+ * the same. Histogram buckets are fixed, in seconds, 100 µs to 10 s. The
+ * process_* family is read from /proc/self at scrape time. Event-loop
+ * thread only.
  */
 #include <dirent.h>
 #include <stdbool.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,26 +27,57 @@
 #define NBUCKETS 15
 static const double bucket_le[NBUCKETS] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                             0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10 };
+#define NAME_MAX_LEN 128       /* model names (DCV_MODEL_NAME_MAX) */
 
-struct counter {
-    char model[128], endpoint[32];
-    int code;
-    unsigned long long n;
+static const char *const ep_names[DCV_EP_COUNT] = {
+#define X(id, name) name,
+    DCV_ENDPOINTS(X)
+#undef X
 };
 
 struct hist {
-    char model[128];
     unsigned long long buckets[NBUCKETS], count;
     double sum;
 };
 
+struct model {
+    char name[NAME_MAX_LEN];
+    struct hist hist[DCV_HIST_COUNT];
+};
+
+struct counter {
+    uint32_t model;            /* index into models */
+    uint16_t endpoint, code;
+    unsigned long long n;
+};
+
+/* Open addressing with linear probing: slot = index + 1, 0 = empty; at most
+ * half full. */
+struct index {
+    uint32_t *slot;
+    size_t cap;
+};
+
 struct dcv_metrics {
+    struct model *models;
+    size_t nmodels, mcap;
     struct counter *counters;
     size_t ncounters, ccap;
-    struct hist *hists[DCV_HIST_COUNT];
-    size_t nhists[DCV_HIST_COUNT], hcap[DCV_HIST_COUNT];
+    struct index by_name, by_key;
     double start_time;
 };
+
+const char *dcv_metrics_endpoint_name(enum dcv_endpoint e)
+{
+    return (unsigned)e < DCV_EP_COUNT ? ep_names[e] : ep_names[DCV_EP_OTHER];
+}
+
+enum dcv_endpoint dcv_metrics_endpoint_find(const char *name)
+{
+    for (int i = 0; name && i < DCV_EP_COUNT; i++)
+        if (!strcmp(name, ep_names[i])) return (enum dcv_endpoint)i;
+    return DCV_EP_OTHER;
+}
 
 struct dcv_metrics *dcv_metrics_new(void)
 {
@@ -53,8 +92,10 @@ struct dcv_metrics *dcv_metrics_new(void)
 void dcv_metrics_free(struct dcv_metrics *m)
 {
     if (!m) return;
+    free(m->models);
     free(m->counters);
-    for (int i = 0; i < DCV_HIST_COUNT; i++) free(m->hists[i]);
+    free(m->by_name.slot);
+    free(m->by_key.slot);
     free(m);
 }
 
@@ -70,35 +111,100 @@ static bool grow(void **arr, size_t *cap, size_t n, size_t elem)
     return true;
 }
 
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;             /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t hash_key(uint32_t model, unsigned endpoint, unsigned code)
+{
+    uint64_t h = ((uint64_t)model << 32) ^ ((uint64_t)endpoint << 16) ^ code;
+    h ^= h >> 33, h *= 0xff51afd7ed558ccdull, h ^= h >> 33;  /* murmur3 finalizer */
+    return h;
+}
+
+static uint64_t model_hash(const struct dcv_metrics *m, size_t i)
+{
+    return hash_name(m->models[i].name);
+}
+
+static uint64_t counter_hash(const struct dcv_metrics *m, size_t i)
+{
+    const struct counter *c = &m->counters[i];
+    return hash_key(c->model, c->endpoint, c->code);
+}
+
+/* Makes room in ix for item n (the n-th stored), rehashing the n items so
+ * far with hash(); false on OOM. */
+static bool index_reserve(struct index *ix, const struct dcv_metrics *m, size_t n,
+                          uint64_t (*hash)(const struct dcv_metrics *, size_t))
+{
+    if ((n + 1) * 2 <= ix->cap) return true;
+    size_t cap = ix->cap ? ix->cap * 2 : 64;
+    uint32_t *slot = calloc(cap, sizeof *slot);
+    if (!slot) return false;
+    for (size_t i = 0; i < n; i++) {
+        size_t s = hash(m, i) & (cap - 1);
+        while (slot[s]) s = (s + 1) & (cap - 1);
+        slot[s] = (uint32_t)i + 1;
+    }
+    free(ix->slot);
+    ix->slot = slot;
+    ix->cap = cap;
+    return true;
+}
+
+/* Index of the model called name, added if new; -1 on OOM. */
+static long model_index(struct dcv_metrics *m, const char *name)
+{
+    char cut[NAME_MAX_LEN];
+    snprintf(cut, sizeof cut, "%s", name);
+    uint64_t h = hash_name(cut);
+    size_t s = m->by_name.cap ? h & (m->by_name.cap - 1) : 0;
+    for (; m->by_name.cap && m->by_name.slot[s]; s = (s + 1) & (m->by_name.cap - 1))
+        if (!strcmp(m->models[m->by_name.slot[s] - 1].name, cut)) return m->by_name.slot[s] - 1;
+    if (m->nmodels >= UINT32_MAX - 1 ||
+        !index_reserve(&m->by_name, m, m->nmodels, model_hash) ||
+        !grow((void **)&m->models, &m->mcap, m->nmodels, sizeof *m->models))
+        return -1;
+    struct model *x = &m->models[m->nmodels];
+    memset(x, 0, sizeof *x);
+    memcpy(x->name, cut, sizeof cut);
+    for (s = h & (m->by_name.cap - 1); m->by_name.slot[s]; s = (s + 1) & (m->by_name.cap - 1)) {}
+    m->by_name.slot[s] = (uint32_t)++m->nmodels;
+    return (long)m->nmodels - 1;
+}
+
 void dcv_metrics_request(struct dcv_metrics *m, const char *model, const char *endpoint,
                          int code)
 {
-    for (size_t i = 0; i < m->ncounters; i++) {
-        struct counter *c = &m->counters[i];
-        if (c->code == code && !strcmp(c->model, model) && !strcmp(c->endpoint, endpoint)) {
-            c->n++;
+    long mi = model_index(m, model ? model : "");
+    if (mi < 0) return;
+    unsigned ep = dcv_metrics_endpoint_find(endpoint), c = code < 0 || code > 999 ? 0 : code;
+    uint64_t h = hash_key((uint32_t)mi, ep, c);
+    size_t s = m->by_key.cap ? h & (m->by_key.cap - 1) : 0;
+    for (; m->by_key.cap && m->by_key.slot[s]; s = (s + 1) & (m->by_key.cap - 1)) {
+        struct counter *x = &m->counters[m->by_key.slot[s] - 1];
+        if (x->model == (uint32_t)mi && x->endpoint == ep && x->code == c) {
+            x->n++;
             return;
         }
     }
-    if (!grow((void **)&m->counters, &m->ccap, m->ncounters, sizeof *m->counters)) return;
-    struct counter *c = &m->counters[m->ncounters++];
-    snprintf(c->model, sizeof c->model, "%s", model);
-    snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
-    c->code = code;
-    c->n = 1;
+    if (!index_reserve(&m->by_key, m, m->ncounters, counter_hash) ||
+        !grow((void **)&m->counters, &m->ccap, m->ncounters, sizeof *m->counters))
+        return;
+    m->counters[m->ncounters] = (struct counter){ (uint32_t)mi, (uint16_t)ep, (uint16_t)c, 1 };
+    for (s = h & (m->by_key.cap - 1); m->by_key.slot[s]; s = (s + 1) & (m->by_key.cap - 1)) {}
+    m->by_key.slot[s] = (uint32_t)++m->ncounters;
 }
 
 void dcv_metrics_observe(struct dcv_metrics *m, enum dcv_hist h, const char *model, double s)
 {
-    struct hist *x = NULL;
-    for (size_t i = 0; i < m->nhists[h] && !x; i++)
-        if (!strcmp(m->hists[h][i].model, model)) x = &m->hists[h][i];
-    if (!x) {
-        if (!grow((void **)&m->hists[h], &m->hcap[h], m->nhists[h], sizeof **m->hists)) return;
-        x = &m->hists[h][m->nhists[h]++];
-        memset(x, 0, sizeof *x);
-        snprintf(x->model, sizeof x->model, "%s", model);
-    }
+    long mi = model_index(m, model ? model : "");
+    if (mi < 0 || (unsigned)h >= DCV_HIST_COUNT) return;
+    struct hist *x = &m->models[mi].hist[h];
     for (int b = 0; b < NBUCKETS; b++)
         if (s <= bucket_le[b]) x->buckets[b]++;
     x->count++;
@@ -145,18 +251,39 @@ static const char *const hist_help[DCV_HIST_COUNT] = {
     "Time spent computing inferences on a worker.",
 };
 
+/* v as a label value of text format 0.0.4: backslash, double quote and
+ * newline escaped (\\, \", \n). buf holds 2 * NAME_MAX_LEN bytes: twice the
+ * longest value stored (longer ones are cut). */
+#define ESC_CAP (2 * NAME_MAX_LEN)
+static const char *esc(const char *v, char *buf)
+{
+    size_t n = 0;
+    for (; *v && n + 3 <= ESC_CAP; v++) {
+        char c = *v;
+        if (c == '\\' || c == '"' || c == '\n') {
+            buf[n++] = '\\';
+            c = c == '\n' ? 'n' : c;
+        }
+        buf[n++] = c;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 static void render_hist(struct out *o, const struct dcv_metrics *m, int h)
 {
+    char e[ESC_CAP];
     emit(o, "# HELP %s %s\n# TYPE %s histogram\n", hist_names[h], hist_help[h], hist_names[h]);
-    for (size_t i = 0; i < m->nhists[h]; i++) {
-        const struct hist *x = &m->hists[h][i];
+    for (size_t i = 0; i < m->nmodels; i++) {
+        const struct hist *x = &m->models[i].hist[h];
+        if (!x->count) continue;
+        const char *name = esc(m->models[i].name, e);
         for (int b = 0; b < NBUCKETS; b++)
-            emit(o, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", hist_names[h], x->model,
+            emit(o, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", hist_names[h], name,
                  bucket_le[b], x->buckets[b]);
-        emit(o, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", hist_names[h], x->model,
-             x->count);
+        emit(o, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", hist_names[h], name, x->count);
         emit(o, "%s_sum{model=\"%s\"} %.9g\n%s_count{model=\"%s\"} %llu\n", hist_names[h],
-             x->model, x->sum, hist_names[h], x->model, x->count);
+             name, x->sum, hist_names[h], name, x->count);
     }
 }
 
@@ -205,14 +332,17 @@ char *dcv_metrics_render(struct dcv_metrics *m, const struct dcv_gauges *g, size
 {
     struct out o = { .cap = 8192 };
     if (!(o.buf = malloc(o.cap))) return NULL;
+    char e1[ESC_CAP], e2[ESC_CAP];
     emit(&o, "# HELP deconvd_build_info Build information.\n# TYPE deconvd_build_info gauge\n"
-             "deconvd_build_info{version=\"%s\"} 1\n", DCV_VERSION);
+             "deconvd_build_info{version=\"%s\"} 1\n", esc(DCV_VERSION, e1));
     emit(&o, "# HELP deconvd_requests_total Requests answered, by model, endpoint and "
              "status code.\n# TYPE deconvd_requests_total counter\n");
-    for (size_t i = 0; i < m->ncounters; i++)
-        emit(&o, "deconvd_requests_total{model=\"%s\",endpoint=\"%s\",code=\"%d\"} %llu\n",
-             m->counters[i].model, m->counters[i].endpoint, m->counters[i].code,
-             m->counters[i].n);
+    for (size_t i = 0; i < m->ncounters; i++) {
+        const struct counter *c = &m->counters[i];
+        emit(&o, "deconvd_requests_total{model=\"%s\",endpoint=\"%s\",code=\"%u\"} %llu\n",
+             esc(m->models[c->model].name, e1), esc(ep_names[c->endpoint], e2),
+             (unsigned)c->code, c->n);
+    }
     for (int h = 0; h < DCV_HIST_COUNT; h++) render_hist(&o, m, h);
     emit(&o, "# HELP deconvd_inflight_requests Inference requests queued or running.\n"
              "# TYPE deconvd_inflight_requests gauge\ndeconvd_inflight_requests %ld\n",

@@ -49,6 +49,60 @@ struct dcv_activation {
     bool approximate;   /* GELU: tanh form instead of erf */
 };
 
+/* The ReLU family (relu, relu6, leaky_relu, the ReLU and LeakyReLU layers)
+ * as Keras 3.15 computes it on TensorFlow 2.18 (keras/src/activations/
+ * activations.py ReLU.static_call; tf.nn.relu/relu6 are Eigen's max/min,
+ * tf.nn.leaky_relu is x > 0 ? x : x * alpha):
+ *   x > th:  min(x, hi)
+ *   x < th:  alpha * (x - th) for leaky_relu (-0 kept, as x * alpha);
+ *            else 0 - alpha * (th - x): +0 when alpha is 0 or the product
+ *            underflows, 0 (not NaN) for -inf
+ *   x == th: alpha * (x - th): relu(-0) = -0, as Eigen's max(x, 0) answers
+ * NaN stays NaN. Three forms of one definition, so that the engine's bias
+ * pass runs the cheapest that is exact (a form per loop, chosen once):
+ * MAX0 (alpha 0, threshold 0: relu, relu6, a capped relu), LEAKY
+ * (leaky_relu), GENERAL (a threshold, or a slope with a cap). Fields:
+ * threshold, negative slope, cap (INFINITY: none), z = +0 or -0 added below
+ * the threshold (-0 changes nothing), lo = what x - th is clamped to before
+ * the product (-FLT_MAX when alpha is 0: 0 * -inf would be NaN). */
+enum dcv_relu_form { DCV_RELU_MAX0, DCV_RELU_LEAKY, DCV_RELU_GENERAL };
+struct dcv_relu {
+    enum dcv_relu_form form;
+    float th, alpha, hi, z, lo;
+};
+
+/* Parameters of a (a kind of the ReLU family). */
+struct dcv_relu dcv_activation_relu_params(const struct dcv_activation *a);
+
+/* The forms, inline so that the engine's bias pass vectorizes around them;
+ * each is exact only for parameters dcv_activation_relu_params gives it. */
+static inline float dcv_activation_relu_max0(struct dcv_relu r, float x)
+{
+    x = x < 0 ? 0.0f : x;
+    return x > r.hi ? r.hi : x;
+}
+
+static inline float dcv_activation_relu_leaky(struct dcv_relu r, float x)
+{
+    x = x > 0 ? x : x * r.alpha;
+    return x > r.hi ? r.hi : x;
+}
+
+static inline float dcv_activation_relu_general(struct dcv_relu r, float x)
+{
+    float d = x - r.th, w = r.alpha * (d < r.lo ? r.lo : d) + (x < r.th ? r.z : -0.0f);
+    x = x > r.th ? x : w;
+    return x > r.hi ? r.hi : x;
+}
+
+/* One value, any form. */
+static inline float dcv_activation_relu(struct dcv_relu r, float x)
+{
+    return r.form == DCV_RELU_MAX0    ? dcv_activation_relu_max0(r, x)
+         : r.form == DCV_RELU_LEAKY   ? dcv_activation_relu_leaky(r, x)
+                                      : dcv_activation_relu_general(r, x);
+}
+
 /* Canonical Keras name of a kind ("relu"). */
 const char *dcv_activation_name(enum dcv_act_kind kind);
 

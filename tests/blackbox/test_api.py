@@ -9,6 +9,7 @@ bearer-token auth. Prints one line per check and "N passed, N failed".
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -938,6 +939,36 @@ def test_auth():
         check("auth: the token does not appear in the log", tok not in d.log(), "")
 
 
+NEG_ZERO = re.compile(r"(?<![\w.])-0(?:\.0*)?(?:[eE][-+]?\d+)?(?![\w.])")
+
+
+def test_relu_zeros(d):
+    """up2d ends in relu: every output below zero is +0, as TensorFlow
+    answers (tf.nn.relu = max(x, 0)); it used to be -0 (0 * x)."""
+    x = rnd(1, 6, 6, 3) * 4
+    want = T.up2d_ref(x)
+    zeros = int((want == 0).sum())
+    body, h = T.binary_request(x.astype("<f4").tobytes(), x.shape, binary_output=True)
+    r = d.post("/v2/models/up2d/infer", data=body, headers=h)
+    head, data = T.parse_binary_response(r)
+    check("relu zeros: binary answer (%d of %d outputs are relu zeros)" % (zeros, want.size),
+          r.status_code == 200 and data is not None and zeros > 10, (r.status_code, zeros))
+    if data is not None:
+        bits = np.frombuffer(data.tobytes(), dtype="<u4")
+        neg0 = int((bits == 0x80000000).sum())
+        check("relu zeros: binary output has no -0 (sign bit set on 0): %d found" % neg0,
+              neg0 == 0 and int((bits == 0).sum()) == zeros, (neg0, int((bits == 0).sum())))
+    r = d.post("/v2/models/up2d/infer", body=T.infer_body(x))
+    tokens = NEG_ZERO.findall(r.text)
+    check("relu zeros: JSON output writes 0, never -0 (%d -0 tokens)" % len(tokens),
+          r.status_code == 200 and not tokens and close(T.output_array(r.json()), want)[0],
+          (r.status_code, tokens[:5]))
+    r = d.post("/v1/models/up2d:predict", data=json.dumps({"instances": x.tolist()}))
+    tokens = NEG_ZERO.findall(r.text)
+    check("relu zeros: TF Serving JSON writes 0, never -0 (%d -0 tokens)" % len(tokens),
+          r.status_code == 200 and not tokens, (r.status_code, tokens[:5], r.text[:200]))
+
+
 def main():
     docs, npy = model_docs()
     # 'broken' fails to load on purpose: strict readiness (not ready while a
@@ -948,7 +979,7 @@ def main():
         sync = (test_health_and_server, test_metadata, test_config, test_shape)
         deferred = (test_infer_numerics, test_datatypes, test_binary, test_infer_errors,
                     test_tfserving, test_ops, test_stats, test_concurrent_clients,
-                    test_status_codes, test_metrics, test_repository)
+                    test_status_codes, test_metrics, test_repository, test_relu_zeros)
         for fn in sync:
             T.R.run(fn, d)
         if T.answers_inference(d, "up1d", rnd(1, 3, 2)):

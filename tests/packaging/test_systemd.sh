@@ -60,6 +60,12 @@ case "$score" in
     *" PERFECT"|*" SAFE"|*" OK") ok "systemd-analyze security: exposure $score" ;;
     *) bad "systemd-analyze security: '$last' (want OK or better)" ;;
 esac
+echo "figure - systemd: systemd-analyze security exposure = ${score:-$last}"
+# What the two settings the unit leaves out on purpose cost in that score
+# (systemd-analyze's weight for each; docs/deployment.md quotes them).
+systemd-analyze security --offline=true "$TMP/deconvd.service" 2>&1 |
+    awk '$2 ~ /^(MemoryDenyWriteExecute|ProcSubset)=$/ {
+        print "figure - systemd: exposure weight of unset " $2 " = " $NF }'
 
 # The system-call filter against what deconvd really calls: strace it through
 # start-up, inference on each example model, a SIGHUP reload and a SIGTERM
@@ -133,6 +139,7 @@ PY
         DENIED*) bad "SystemCallFilter would deny calls deconvd makes: ${res#DENIED }" ;;
         *) ok "SystemCallFilter allows every call of a traced start/infer/reload/drain ($res)" ;;
     esac
+    echo "figure - systemd: system calls of a traced start/infer/reload/drain = ${res%% *} distinct"
 fi
 
 echo "systemd: $pass passed, $fail failed"

@@ -401,3 +401,89 @@ Test(activation, softmax_along_middle_axis)
     cr_expect_float_eq(big[1], 0.5f, 1e-6);
     cr_expect_float_eq(big[2], 0.0f, 1e-6);
 }
+
+/* ---- the ReLU family's zeros --------------------------------------------
+ * Keras 3.15 on TensorFlow 2.18: relu is Eigen's max(x, 0), which answers +0
+ * for every x < 0 and keeps x = -0 (std::max returns its first argument on a
+ * tie); relu6 is max then min(., 6); the ReLU layer with a threshold keeps x
+ * above it and puts 0 (+0) at and below it; with a negative slope it
+ * subtracts slope * relu(threshold - x) from that 0; leaky_relu is
+ * x > 0 ? x : x * alpha (-0 kept). Expected values and signs are worked by
+ * hand from those definitions, and checked with signbit(): -0 == +0. */
+struct zcase {
+    const char *json;
+    float x, want;
+    bool neg;                            /* signbit of the answer */
+};
+
+static void zero_cases(const struct zcase *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct dcv_activation a = must(c[i].json);
+        float y = c[i].x;
+        dcv_activation_apply(&a, &y, 1, 1, 1);
+        cr_expect(y == c[i].want && !signbit(y) == !c[i].neg,
+                  "%s at %g: got %g (sign bit %d), want %g (sign bit %d)", c[i].json,
+                  (double)c[i].x, (double)y, signbit(y) != 0, (double)c[i].want, (int)c[i].neg);
+    }
+}
+
+Test(activation, relu_family_answers_plus_zero_below_zero)
+{
+    static const struct zcase c[] = {
+        { "\"relu\"", -3.0f, 0.0f, false },
+        { "\"relu\"", -1e-30f, 0.0f, false },
+        { "\"relu\"", -INFINITY, 0.0f, false },
+        { "\"relu\"", 0.0f, 0.0f, false },
+        { "\"relu\"", -0.0f, 0.0f, true },            /* max(-0, 0) = -0 (Eigen) */
+        { "\"relu\"", 2.5f, 2.5f, false },
+        { "\"relu6\"", -1.0f, 0.0f, false },
+        { "\"relu6\"", -0.0f, 0.0f, true },
+        { "\"relu6\"", 7.0f, 6.0f, false },
+        { "{\"class_name\":\"ReLU\",\"config\":{\"max_value\":2.0}}", -4.0f, 0.0f, false },
+        { "{\"class_name\":\"ReLU\",\"config\":{\"max_value\":2.0}}", 3.0f, 2.0f, false },
+        { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0}}", -2.0f, 0.0f, false },
+        { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0}}", 0.5f, 0.0f, false },
+        { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0}}", 1.0f, 0.0f, false },
+        { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0}}", -0.0f, 0.0f, false },
+        { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0}}", 1.5f, 1.5f, false },
+        { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0}}", -INFINITY, 0.0f, false },
+        { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0,\"max_value\":6}}", -1.0f,
+          0.0f, false },
+        /* slope with a threshold: 0 - 0.5 * (1 - x) */
+        { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0,\"negative_slope\":0.5}}",
+          -3.0f, -2.0f, true },
+        { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0,\"negative_slope\":0.5}}",
+          1.0f, 0.0f, false },
+        /* slope with a cap: x * slope below 0, not the leaky path */
+        { "{\"class_name\":\"ReLU\",\"config\":{\"negative_slope\":0.25,\"max_value\":4}}",
+          -2.0f, -0.5f, true },
+        { "{\"class_name\":\"ReLU\",\"config\":{\"negative_slope\":0.25,\"max_value\":4}}",
+          -0.0f, 0.0f, true },
+        /* 0 - 2^-30 * 2^-120: the product underflows to 0, and 0 - 0 = +0 */
+        { "{\"class_name\":\"ReLU\",\"config\":{\"negative_slope\":9.313225746154785e-10,"
+          "\"max_value\":4}}", -7.52316384526264e-37f, 0.0f, false },
+    };
+    zero_cases(c, sizeof c / sizeof *c);
+}
+
+Test(activation, leaky_relu_slope_is_exact)
+{
+    static const struct zcase c[] = {
+        { "\"leaky_relu\"", -2.0f, -0.4f, true },     /* 0.2f * -2 */
+        { "\"leaky_relu\"", -0.0f, 0.0f, true },      /* -0 * 0.2 */
+        { "\"leaky_relu\"", -INFINITY, -INFINITY, true },
+        { "{\"class_name\":\"LeakyReLU\",\"config\":{\"negative_slope\":0.1}}", -3.0f,
+          0.1f * -3.0f, true },
+        /* tf.nn.leaky_relu multiplies: an underflowing product stays -0 */
+        { "{\"class_name\":\"LeakyReLU\",\"config\":{\"negative_slope\":9.313225746154785e-10}}",
+          -7.52316384526264e-37f, 0.0f, true },
+        { "{\"class_name\":\"LeakyReLU\",\"config\":{\"negative_slope\":0.1}}", 3.0f, 3.0f,
+          false },
+    };
+    zero_cases(c, sizeof c / sizeof *c);
+    struct dcv_activation a = must("\"relu\"");
+    float y = NAN;
+    dcv_activation_apply(&a, &y, 1, 1, 1);
+    cr_expect(isnan(y), "relu(NaN) = %g, want NaN", (double)y);
+}

@@ -1221,6 +1221,101 @@ Test(engine, big_outputs_bias_pass_split_over_threads)
     dcv_engine_set_epilogue_split(0);
 }
 
+/* ---- the ReLU family's zeros through the engine --------------------------
+ * TensorFlow answers +0 below zero (tf.nn.relu is Eigen's max(x, 0)); the
+ * bias pass used to answer 0 * x = -0. A 1x1 kernel of ones over one input
+ * channel makes every output exactly x + bias[c], so the expected value and
+ * sign are worked from Keras 3.15's ReLU.static_call written out here, step
+ * by step, in float: relu = max(x, 0) keeping x on a tie, a threshold keeps
+ * x above it and 0 elsewhere, max_value clips, a slope subtracts
+ * slope * relu(threshold - x); leaky_relu is x > 0 ? x : x * alpha. */
+struct keras_relu { const char *json; float slope, maxv, th; bool leaky; };
+
+static const struct keras_relu relu_family[] = {
+    { "\"relu\"", 0, INFINITY, 0, false },
+    { "\"relu6\"", 0, 6, 0, false },
+    { "{\"class_name\":\"ReLU\",\"config\":{\"threshold\":1.0}}", 0, INFINITY, 1, false },
+    { "{\"class_name\":\"ReLU\",\"config\":{\"max_value\":2.0}}", 0, 2, 0, false },
+    { "{\"class_name\":\"ReLU\",\"config\":{\"negative_slope\":0.25,\"max_value\":4}}", 0.25f, 4,
+      0, false },
+    { "{\"class_name\":\"ReLU\",\"config\":{\"negative_slope\":0.5,\"threshold\":1}}", 0.5f,
+      INFINITY, 1, false },
+    { "\"leaky_relu\"", 0.2f, INFINITY, 0, true },
+    { "{\"class_name\":\"LeakyReLU\",\"config\":{\"negative_slope\":0.1}}", 0.1f, INFINITY, 0,
+      true },
+};
+
+static float eigen_max(float a, float b) { return a < b ? b : a; }
+
+static float keras_relu_ref(const struct keras_relu *k, float x)
+{
+    if (k->leaky) return x > 0 ? x : x * k->slope;
+    float neg = k->slope != 0 ? eigen_max(-x + k->th, 0) : 0, y;
+    y = k->th != 0 ? (x > k->th ? x : 0.0f) : eigen_max(x, 0);
+    if (isfinite(k->maxv)) y = eigen_max(y < k->maxv ? y : k->maxv, 0);
+    if (k->slope != 0) y -= k->slope * neg;
+    return y;
+}
+
+static const float zx[] = { -3.0f, -0.5f, 0.25f, 2.0f, 7.0f, -1.0f, 0.0f, 1.0f };
+#define NZX (sizeof zx / sizeof *zx)
+
+/* One layer: cout filters (odd, under a vector), x repeated `reps` times. */
+static void relu_zero_case(const struct keras_relu *kr, bool cf, bool bias, bool bf16,
+                           bool emulate, size_t reps)
+{
+    static const float b3[] = { 0.0f, -1.0f, 0.25f };
+    char err[DCV_ERRLEN];
+    struct geo g = { .rank = 1, .cf = cf, .batch = 1, .cin = 1, .cout = 3, .k = { 1 },
+                     .s = { 1 }, .d = { 1 }, .in = { (int64_t)(NZX * reps) },
+                     .out = { (int64_t)(NZX * reps) } };
+    size_t n = NZX * reps, ny = n * 3;
+    float w[3] = { 1, 1, 1 }, *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * ny);
+    cr_assert(x && y);
+    for (size_t i = 0; i < n; i++) x[i] = zx[i % NZX];
+    struct act_case act = { kr->json, RA_RELU, 0, 0, 0 };
+    if (emulate) dcv_engine_force_bf16_emulation(true);
+    struct dcv_engine_kernel *k = direct_kernel(&g, &act, bf16, w, bias ? b3 : NULL);
+    dcv_engine_force_bf16_emulation(false);
+    struct dcv_engine_stats st;
+    dcv_engine_kernel_stats(k, &st);
+    cr_assert_eq(dcv_engine_run(k, x, 1, g.in, g.out, y, err), 0, "%s", err);
+    for (size_t i = 0; i < n; i++)
+        for (size_t c = 0; c < 3; c++) {
+            float got = y[cf ? c * n + i : i * 3 + c];
+            float want = keras_relu_ref(kr, x[i] + (bias ? b3[c] : 0));
+            cr_assert(got == want && !signbit(got) == !signbit(want),
+                      "%s (%s, %s, %s%s, %s): x %g + bias -> %g (sign bit %d), TensorFlow: %g "
+                      "(sign bit %d)", kr->json, cf ? "channels_first" : "channels_last",
+                      bias ? "bias" : "no bias", bf16 ? "bf16 " : "fp32", st.impl,
+                      reps > 1 ? "split pass" : "one thread", (double)x[i], (double)got,
+                      signbit(got) != 0, (double)want, signbit(want) != 0);
+        }
+    dcv_engine_kernel_free(k);
+    free(x), free(y);
+}
+
+Test(engine, relu_family_answers_plus_zero_as_tensorflow)
+{
+    for (size_t a = 0; a < sizeof relu_family / sizeof *relu_family; a++)
+        for (int v = 0; v < 8; v++) {
+            bool cf = v & 1, bias = v & 2, bf16 = v & 4;
+            relu_zero_case(&relu_family[a], cf, bias, bf16, false, 1);
+            if (bf16) relu_zero_case(&relu_family[a], cf, bias, true, true, 1);
+        }
+}
+
+/* The same over two threads (the pass split inside rows and planes): 2.16M
+ * multiply-adds, above the one-thread bound of dcv_engine_run (2M). */
+Test(engine, relu_family_plus_zero_in_the_split_pass)
+{
+    dcv_engine_set_threads(2);
+    dcv_engine_set_epilogue_split(4096);
+    for (size_t a = 0; a < sizeof relu_family / sizeof *relu_family; a++)
+        for (int v = 0; v < 2; v++) relu_zero_case(&relu_family[a], v, true, false, false, 90001);
+    dcv_engine_set_epilogue_split(0);
+}
+
 /* ---- concurrency ------------------------------------------------------- */
 
 struct worker {
