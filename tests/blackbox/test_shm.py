@@ -530,7 +530,9 @@ def test_unregister_while_held(d, k, b):
         check("held: unregister one and all while the request runs: 200",
               ru.status_code == 200 and ra.status_code == 200, (ru.text, ra.text))
         check("held: status is empty at once", status(d).json() == [], status(d).text)
-        ok, why = is_error(infer(d, {"inputs": [shm_input(x.shape, "hin", nin)]}, "heavy"),
+        # (binary output: its JSON would be above max_response_bytes)
+        ok, why = is_error(infer(d, {"inputs": [shm_input(x.shape, "hin", nin)],
+                                     "parameters": {"binary_data_output": True}}, "heavy"),
                            400, "unknown shared memory region 'hin'")
         check("held: a new request cannot use the unregistered name", ok, why)
         r = register(d, "hin", oo.key, 0, 64)
