@@ -431,7 +431,8 @@ static void infer_work(void *arg)
     }
     j->t_decoded = dcv_now_ns();
     int nd = in.input.ndim;
-    j->rc = dcv_model_infer(j->ref.model, in.input.data, in.input.shape, nd, dst, count, j->err);
+    j->rc = dcv_model_infer(j->ref.model, in.input.data, in.input.shape, nd, dst, count, NULL,
+                            j->err);
     if (j->rc) goto out;
     j->t_computed = dcv_now_ns();
     snprintf(ver, sizeof ver, "%d", j->ref.version);
@@ -541,7 +542,7 @@ static void op_work(void *arg)
         goto out;
     }
     j->t_decoded = dcv_now_ns();
-    if ((j->rc = dcv_op_run(&op, out, n, j->err))) goto out;
+    if ((j->rc = dcv_op_run(&op, out, n, NULL, j->err))) goto out;
     j->t_computed = dcv_now_ns();
     j->out = dcv_tensor_encode_plain(op.output_shape, op.output_ndim, out, &j->out_len);
     if (!j->out) j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory");

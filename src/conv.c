@@ -120,8 +120,10 @@ uint64_t dcv_conv_work(const struct dcv_conv *c, int64_t batch, const int64_t *i
     uint64_t w = 1;
     for (int i = 0; i < rank; i++) f[n++] = in_sp[i], f[n++] = c->kernel[i];
     for (int i = 0; i < n; i++)
-        if (f[i] == 0) return 0;         /* before a negative one: nothing to do is exact */
-    for (int i = 0; i < n; i++) w = f[i] < 0 ? UINT64_MAX : sat_mul(w, (uint64_t)f[i]);
+        if (f[i] < 0) return UINT64_MAX;
+    for (int i = 0; i < n; i++)
+        if (f[i] == 0) return 0;         /* even after a product that saturated */
+    for (int i = 0; i < n; i++) w = sat_mul(w, (uint64_t)f[i]);
     return w;
 }
 

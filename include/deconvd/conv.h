@@ -78,9 +78,9 @@ int dcv_conv_validate(const struct dcv_conv *c, char *err);
  * These are the useful products, not the zeros a stride inserts (that
  * count would use the output size): what the compute costs, the figure
  * the engine decides threads and checkpoints by and a request bound is set
- * in. Saturates at UINT64_MAX instead of overflowing; 0 when a size is 0;
- * UINT64_MAX when a size is negative (unknown: no bound holds) and none is 0.
- * Pure, any thread; c need not be validated. */
+ * in. Saturates at UINT64_MAX instead of overflowing. A negative size
+ * (unknown) gives UINT64_MAX: no bound holds; otherwise a size of 0 gives
+ * 0. Pure, any thread; c need not be validated. */
 uint64_t dcv_conv_work(const struct dcv_conv *c, int64_t batch, const int64_t *in_sp);
 
 /* Checked product of n values; -1 if any is negative or the product

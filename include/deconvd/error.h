@@ -30,7 +30,8 @@
     X(EMETHOD,   -13, "method not allowed",            405)             \
     X(ENOTREADY, -14, "not ready",                     503)             \
     X(EPATH,     -15, "path outside the models directory", 400)         \
-    X(EINTERNAL, -16, "internal error",                500)
+    X(EINTERNAL, -16, "internal error",                500)             \
+    X(ECANCELED, -17, "cancelled",                     503)
 
 enum dcv_error {
     DCV_OK = 0,
