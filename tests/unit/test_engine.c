@@ -1809,47 +1809,30 @@ Test(engine, runs_under_the_threshold_stay_whole)
     free(w), free(x), free(y);
 }
 
-/* A flag already set: nothing runs, no plan is built, on either path. */
-Test(engine, stop_set_before_the_call_returns_at_once)
+/* A flag already set: nothing runs and no plan is built, on either path.
+ * A clear flag is a NULL one: same bits, whole and chunked. */
+Test(engine, stop_flag_set_before_the_call_or_clear)
 {
     struct rng r = { 0x570bULL };
     char err[DCV_ERRLEN];
     struct geo g = timed_geo(5);
     atomic_bool stop = true;
-    float *w = rand_buf(&r, kernel_count(&g), 0.2f), *x = rand_buf(&r, in_count(&g), 1.0f);
-    float *y = malloc(sizeof(float) * out_count(&g));
-    cr_assert_not_null(y);
-    struct dcv_engine_kernel *k = direct_kernel(&g, ACT_LINEAR, false, w, NULL);
-    for (int fixed = 0; fixed < 2; fixed++) {
-        dcv_engine_set_chunk_items(fixed ? 2 : 0);
-        int rc = dcv_engine_run(k, x, g.batch, g.in, g.out, y, &stop, err);
-        assert_err(rc, DCV_ECANCELED, err, "stopped after 0 of 5 batch items");
-    }
-    dcv_engine_set_chunk_items(0);
-    struct dcv_engine_stats st;
-    dcv_engine_kernel_stats(k, &st);
-    cr_assert_eq(st.cache_misses, 0, "no plan built");
-    cr_assert_eq(st.chunks, 0);
-    cr_assert_eq(dcv_error_http_status(DCV_ECANCELED), 503);
-    cr_assert_str_eq(dcv_error_name(DCV_ECANCELED), "ECANCELED");
-    cr_assert_str_eq(dcv_strerror(DCV_ECANCELED), "cancelled");
-    dcv_engine_kernel_free(k);
-    free(w), free(x), free(y);
-}
-
-/* A clear flag is a NULL one: same bits, whole and chunked. */
-Test(engine, clear_stop_flag_changes_nothing)
-{
-    struct rng r = { 0xc1ea2ULL };
-    char err[DCV_ERRLEN];
-    struct geo g = timed_geo(3);
-    atomic_bool stop = false;
     size_t ny = out_count(&g);
     float *w = rand_buf(&r, kernel_count(&g), 0.2f), *x = rand_buf(&r, in_count(&g), 1.0f);
     float *b = rand_buf(&r, (size_t)g.cout, 0.5f), *y0 = malloc(sizeof(float) * ny);
     float *y1 = malloc(sizeof(float) * ny);
     cr_assert(y0 && y1);
     struct dcv_engine_kernel *k = direct_kernel(&g, &acts[3], false, w, b);
+    struct dcv_engine_stats st;
+    for (int fixed = 0; fixed < 2; fixed++) {
+        dcv_engine_set_chunk_items(fixed ? 2 : 0);
+        int rc = dcv_engine_run(k, x, g.batch, g.in, g.out, y0, &stop, err);
+        assert_err(rc, DCV_ECANCELED, err, "stopped after 0 of 5 batch items");
+    }
+    dcv_engine_kernel_stats(k, &st);
+    cr_assert_eq(st.cache_misses, 0, "no plan built");
+    cr_assert_eq(st.chunks, 0);
+    atomic_store(&stop, false);
     for (int fixed = 0; fixed < 2; fixed++) {
         dcv_engine_set_chunk_items(fixed ? 2 : 0);
         cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, y0, NULL, err), 0, "%s", err);
@@ -1857,6 +1840,9 @@ Test(engine, clear_stop_flag_changes_nothing)
         cr_assert(memcmp(y0, y1, sizeof(float) * ny) == 0);
     }
     dcv_engine_set_chunk_items(0);
+    cr_assert_eq(dcv_error_http_status(DCV_ECANCELED), 503);
+    cr_assert_str_eq(dcv_error_name(DCV_ECANCELED), "ECANCELED");
+    cr_assert_str_eq(dcv_strerror(DCV_ECANCELED), "cancelled");
     dcv_engine_kernel_free(k);
     free(w), free(x), free(b), free(y0), free(y1);
 }

@@ -946,12 +946,18 @@ Test(model, config_json_padding_negative_and_unknown)
 
 /* ---- inference errors ---------------------------------------------------------- */
 
-Test(model, infer_errors)
+/* The CFG2 layer with .npy weights in list form, loaded. */
+static struct dcv_model *model2(void)
 {
     put_weights2();
     put_model("m", "{\"class_name\": \"Conv2DTranspose\", \"config\": %s, "
               "\"weights\": [\"k.npy\", \"b.npy\"]}", CFG2);
-    struct dcv_model *m = load_ok("m", NULL);
+    return load_ok("m", NULL);
+}
+
+Test(model, infer_errors)
+{
+    struct dcv_model *m = model2();
     char err[DCV_ERRLEN] = "";
     float in[5 * 5 * 3] = { 0 }, out[1000];
     int64_t shape[5] = { 1, 5, 5, 2, 1 }, oshape[5];
@@ -987,10 +993,7 @@ Test(model, infer_errors)
  * reference. */
 Test(model, infer_honours_the_stop_flag_and_chunks_change_no_bit)
 {
-    put_weights2();
-    put_model("m", "{\"class_name\": \"Conv2DTranspose\", \"config\": %s, "
-              "\"weights\": [\"k.npy\", \"b.npy\"]}", CFG2);
-    struct dcv_model *m = load_ok("m", NULL);
+    struct dcv_model *m = model2();
     char err[DCV_ERRLEN] = "";
     float in[5 * 5 * 5 * C2], plain[5 * 10 * 10 * F2], out[5 * 10 * 10 * F2];
     fill(in, sizeof in / sizeof *in, 0.7f);
