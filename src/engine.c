@@ -914,7 +914,7 @@ static int run_chunked(struct dcv_engine_kernel *k, struct span *s, const int64_
     struct plan *one = NULL, *many = NULL;
     struct dcv_chunks ch;
     int64_t fixed = atomic_load(&g_chunk_items);
-    uint64_t ns, best = 0;
+    uint64_t ns, spent = 0;
     int rc = acquire(k, 1, in_sp, out_sp, &one, err);
     if (rc) return rc;
     pthread_mutex_lock(&k->lock);
@@ -930,11 +930,11 @@ static int run_chunked(struct dcv_engine_kernel *k, struct span *s, const int64_
         dcv_chunk_split(s->batch - s->done, item_ns, window, &ch);
     }
     if (ch.size > 1 && (rc = acquire(k, ch.size, in_sp, out_sp, &many, err))) goto out;
-    for (int64_t i = 0; i < ch.count; i++) {      /* the next run goes by the fastest */
+    for (int64_t i = 0; i < ch.count; i++) {      /* the next run goes by their mean */
         if ((rc = run_step(k, many ? many : one, s, ch.size, &ns, err))) goto out;
-        uint64_t per = ns / (uint64_t)ch.size + 1;
-        if (i == 0 || per < best) best = per;
-        atomic_store_explicit(&one->item_ns, best, memory_order_relaxed);
+        spent += ns;
+        atomic_store_explicit(&one->item_ns, spent / (uint64_t)(ch.size * (i + 1)) + 1,
+                              memory_order_relaxed);
     }
     for (int64_t i = 0; i < ch.singles; i++)
         if ((rc = run_step(k, one, s, 1, &ns, err))) goto out;
