@@ -1742,15 +1742,15 @@ static struct geo timed_geo(int64_t batch)
 }
 
 /* Without the fixed hook chunks are sized from measured time: with a
- * 5 ms window a 32-item run of 300M multiply-adds is cut (its kernel
- * never measured: 60 ms at the 200 ps guess). However the clock reads,
+ * 20 ms window a 48-item run of 450M multiply-adds is cut (its kernel
+ * never measured: 90 ms at the 200 ps guess). However the clock reads,
  * each run builds at most two plans (one item, one chunk size) and gives
  * the whole run's bits. */
 Test(engine, timed_chunks_cost_two_plans_and_change_no_bit)
 {
     struct rng r = { 0x71dedULL };
     char err[DCV_ERRLEN];
-    struct geo g = timed_geo(32);
+    struct geo g = timed_geo(48);
     size_t ny = out_count(&g);
     float *w = rand_buf(&r, kernel_count(&g), 0.2f), *b = rand_buf(&r, (size_t)g.cout, 0.5f);
     float *x = rand_buf(&r, in_count(&g), 1.0f), *yw = malloc(sizeof(float) * ny);
@@ -1760,10 +1760,10 @@ Test(engine, timed_chunks_cost_two_plans_and_change_no_bit)
     cr_assert_eq(dcv_engine_run(whole, x, g.batch, g.in, g.out, yw, NULL, err), 0, "%s", err);
     struct dcv_engine_stats st;
     dcv_engine_kernel_stats(whole, &st);
-    cr_assert_eq(st.chunked_runs, 0, "300M multiply-adds stay whole under the default window "
-                 "(60 ms at the guess)");
+    cr_assert_eq(st.chunked_runs, 0, "450M multiply-adds stay whole under the default window "
+                 "(90 ms at the guess)");
     cr_assert_eq(st.cache_misses, 1);
-    dcv_engine_set_chunk_window(5000000);
+    dcv_engine_set_chunk_window(20000000);
     struct dcv_engine_kernel *k = direct_kernel(&g, ACT_RELU, false, w, b);
     uint64_t misses = 0;
     for (int run = 0; run < 3; run++) {
@@ -1776,7 +1776,7 @@ Test(engine, timed_chunks_cost_two_plans_and_change_no_bit)
         cr_assert(memcmp(yw, yc, sizeof(float) * ny) == 0, "run %d: chunked bits differ", run);
         if (run == 0) cr_assert_eq(st.chunked_runs, 1, "first run (speed unknown) is cut");
     }
-    fprintf(stderr, "engine timed chunks: 3 runs of 32 items, %llu chunked, %llu executions, "
+    fprintf(stderr, "engine timed chunks: 3 runs of 48 items, %llu chunked, %llu executions, "
             "%llu plans\n", (unsigned long long)st.chunked_runs, (unsigned long long)st.chunks,
             (unsigned long long)st.cache_misses);
     dcv_engine_set_chunk_window(0);
