@@ -124,7 +124,7 @@ static int overhead(FILE *f, const struct wl *w, const struct dcv_model *m, int 
         rawprim_run(&raw);
         rawprim_run(&chain);
         dcv_engine_set_threads(nt);
-        if (dcv_model_infer(m, src, shape, w->rank + 2, out, nout, derr)) {
+        if (dcv_model_infer(m, src, shape, w->rank + 2, out, nout, NULL, derr)) {
             fprintf(stderr, "engine_bench: %s: %s\n", w->name, derr);
             return -1;
         }
@@ -139,7 +139,7 @@ static int overhead(FILE *f, const struct wl *w, const struct dcv_model *m, int 
             else if (which == 1) rawprim_run(&chain);
             else {
                 dcv_engine_set_threads(nt);
-                dcv_model_infer(m, src, shape, w->rank + 2, out, nout, derr);
+                dcv_model_infer(m, src, shape, w->rank + 2, out, nout, NULL, derr);
             }
             add(&s[which], bu_now() - a);
         }
@@ -209,7 +209,8 @@ static int conc_run(void *st)
 {
     struct caller *k = st;
     if (!k->c->m) return rawprim_run(&k->r);
-    return dcv_model_infer(k->c->m, k->in, k->shape, k->c->w->rank + 2, k->out, k->nout, k->err);
+    return dcv_model_infer(k->c->m, k->in, k->shape, k->c->w->rank + 2, k->out, k->nout, NULL,
+                           k->err);
 }
 
 static void conc_drop(void *st)
@@ -242,8 +243,8 @@ static int bf16_section(FILE *f, const struct wl *w, const struct dcv_model *m32
     bu_fill(in, nin, 99);
     in_shape(w, 1, shape);
     dcv_engine_set_threads(1);
-    if (dcv_model_infer(m32, in, shape, w->rank + 2, o32, nout, err) ||
-        dcv_model_infer(m16, in, shape, w->rank + 2, o16, nout, err)) {
+    if (dcv_model_infer(m32, in, shape, w->rank + 2, o32, nout, NULL, err) ||
+        dcv_model_infer(m16, in, shape, w->rank + 2, o16, nout, NULL, err)) {
         fprintf(stderr, "engine_bench: bf16: %s\n", err);
         return -1;
     }
@@ -264,8 +265,8 @@ static int bf16_section(FILE *f, const struct wl *w, const struct dcv_model *m32
         for (int i = 0; i < 2; i++) s[i] = (struct series){ malloc(MAX_SAMPLES * sizeof(double)), 0 };
         dcv_engine_set_threads(nt);
         for (int i = 0; i < 5; i++) {
-            dcv_model_infer(m32, in, shape, w->rank + 2, o32, nout, err);
-            dcv_model_infer(m16, in, shape, w->rank + 2, o16, nout, err);
+            dcv_model_infer(m32, in, shape, w->rank + 2, o32, nout, NULL, err);
+            dcv_model_infer(m16, in, shape, w->rank + 2, o16, nout, NULL, err);
         }
         double t0 = bu_now();
         for (size_t it = 0; it < MAX_SAMPLES && (it < 15 || bu_now() - t0 < g_secs); it++)
@@ -273,7 +274,7 @@ static int bf16_section(FILE *f, const struct wl *w, const struct dcv_model *m32
                 int which = (int)((it + (size_t)k) % 2);
                 double a = bu_now();
                 dcv_model_infer(which ? m16 : m32, in, shape, w->rank + 2, which ? o16 : o32,
-                                nout, err);
+                                nout, NULL, err);
                 add(&s[which], bu_now() - a);
             }
         med[0][nt] = bu_median(s[0].t, s[0].n);

@@ -533,14 +533,10 @@ static void end_work(struct job *j)
     if (j->len >= TRIM_AFTER_BODY) malloc_trim(0);
 }
 
-/* Multiply-adds of a transposed convolution over an input of this shape:
- * each input value meets filters x kernel weights. Saturates. */
+/* Multiply-adds of a transposed convolution over an input of this shape. */
 static uint64_t conv_work(const struct dcv_conv *c, const int64_t *shape)
 {
-    int sax = dcv_conv_spatial_axis(c);
-    double w = (double)shape[0] * (double)c->in_channels * (double)c->filters;
-    for (int i = 0; i < c->rank; i++) w *= (double)shape[sax + i] * (double)c->kernel[i];
-    return w >= 1.8e19 ? UINT64_MAX : (uint64_t)w;
+    return dcv_conv_work(c, shape[0], shape + dcv_conv_spatial_axis(c));
 }
 
 static int check_work(struct job *j, uint64_t work)
@@ -709,7 +705,7 @@ static void infer_compute(struct job *j)
     }
     j->t_decoded = dcv_now_ns();
     j->rc = dcv_model_infer(j->ref.model, in->input.data, in->input.shape, nd, dst, j->count,
-                            j->err);
+                            &j->stop, j->err);
     if (j->rc || (j->rc = stopped(j))) goto out;
     j->t_computed = dcv_now_ns();
     snprintf(ver, sizeof ver, "%d", j->ref.version);
@@ -847,7 +843,8 @@ static void op_work(void *arg)
         goto out;
     }
     j->t_decoded = dcv_now_ns();
-    if ((j->rc = dcv_op_run(&op, out, j->count, j->err)) || (j->rc = stopped(j))) goto out;
+    if ((j->rc = dcv_op_run(&op, out, j->count, &j->stop, j->err)) || (j->rc = stopped(j)))
+        goto out;
     j->t_computed = dcv_now_ns();
     j->out = dcv_tensor_encode_plain(op.output_shape, op.output_ndim, out, &j->out_len);
     if (!j->out) j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory");

@@ -106,6 +106,27 @@ int dcv_conv_validate(const struct dcv_conv *c, char *err)
     return 0;
 }
 
+/* a * b, or UINT64_MAX when that does not fit */
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+    uint64_t p;
+    return __builtin_mul_overflow(a, b, &p) ? UINT64_MAX : p;
+}
+
+uint64_t dcv_conv_work(const struct dcv_conv *c, int64_t batch, const int64_t *in_sp)
+{
+    int64_t f[3 + 2 * DCV_MAX_SPATIAL] = { batch, c->in_channels, c->filters };
+    int n = 3, rank = c->rank < 0 ? 0 : c->rank > DCV_MAX_SPATIAL ? DCV_MAX_SPATIAL : c->rank;
+    uint64_t w = 1;
+    for (int i = 0; i < rank; i++) f[n++] = in_sp[i], f[n++] = c->kernel[i];
+    for (int i = 0; i < n; i++)
+        if (f[i] < 0) return UINT64_MAX;
+    for (int i = 0; i < n; i++)
+        if (f[i] == 0) return 0;         /* even after a product that saturated */
+    for (int i = 0; i < n; i++) w = sat_mul(w, (uint64_t)f[i]);
+    return w;
+}
+
 int64_t dcv_shape_product(const int64_t *v, int n)
 {
     int64_t p = 1;

@@ -17,6 +17,10 @@
  * stream and the memory objects of its last plans in thread-specific
  * storage, freed when the thread exits. The cache mutex is held only for
  * lookups; plans are built outside it.
+ * A run checks its caller's stop flag before it starts; a long one (see
+ * chunk.h) runs as chunks of batch items, one execution each, with a check
+ * before each: a batch-1 plan times a few items (or remembers the last
+ * time of its shape), then chunks sized from that run on a second plan.
  * The only module that includes dnnl.h; dnnl_status_t is translated here.
  */
 #include <omp.h>
@@ -29,13 +33,15 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "deconvd/chunk.h"
 #include "deconvd/engine.h"
 #include "deconvd/error.h"
 #include "deconvd/log.h"
+#include "deconvd/sched.h"
 
 #define MAX_POSTOPS 3
 #define DEFAULT_CACHE 16
-#define DCV_SMALL_WORK 2e6     /* multiply-adds; see dcv_engine_run */
+#define DCV_SMALL_WORK 2000000 /* multiply-adds; see dcv_engine_run */
 /* Values from which the bias pass is split over threads. The pass is
  * memory-bound, and a second fork/join after the primitive's own costs
  * tens of microseconds (far more when the other core is busy): dcgan_up's
@@ -58,6 +64,7 @@ struct plan {
     size_t dst_values;         /* of the output, for the passes after the primitive */
     int refs;
     uint64_t last_used;
+    atomic_uint_fast64_t item_ns; /* batch 1: an item's time in the last chunked run */
 };
 
 struct packed {
@@ -86,6 +93,7 @@ struct dcv_engine_kernel {
     size_t nplans, cap;
     uint64_t tick;
     struct dcv_engine_stats stats;
+    atomic_uint_fast64_t ps_per_madd;   /* speed of the last timed run; 0 = none yet */
 };
 
 /* A thread's memory objects for one plan; run_plan swaps the data handles
@@ -119,6 +127,8 @@ static atomic_int g_fail_allocs;
 static atomic_bool g_force_emulation;
 static atomic_size_t g_epilogue_par = EPILOGUE_PAR;
 static atomic_uint_fast64_t g_plan_ids;
+static atomic_int_fast64_t g_chunk_items;     /* test hook: fixed chunks; 0 = timed */
+static atomic_uint_fast64_t g_chunk_window = DCV_CHUNK_WINDOW_NS;
 
 static int dnnl_error(dnnl_status_t st, char *err, const char *what)
 {
@@ -177,6 +187,11 @@ int dcv_engine_threads(void) { return omp_get_max_threads(); }
 void dcv_engine_inject_alloc_failures(int n) { atomic_store(&g_fail_allocs, n); }
 void dcv_engine_force_bf16_emulation(bool on) { atomic_store(&g_force_emulation, on); }
 void dcv_engine_set_epilogue_split(size_t v) { atomic_store(&g_epilogue_par, v ? v : EPILOGUE_PAR); }
+void dcv_engine_set_chunk_items(int64_t n) { atomic_store(&g_chunk_items, n > 0 ? n : 0); }
+void dcv_engine_set_chunk_window(uint64_t ns)
+{
+    atomic_store(&g_chunk_window, ns ? ns : DCV_CHUNK_WINDOW_NS);
+}
 
 /* Grows *buf to at least need bytes, 64-byte aligned. */
 static int reserve(void **buf, size_t *cap, size_t need)
@@ -475,6 +490,7 @@ static int build_plan(struct dcv_engine_kernel *k, int64_t batch, const int64_t 
     int rc = 0;
     if (!p) return dcv_errf(err, DCV_ENOMEM, "out of memory building a plan");
     p->id = atomic_fetch_add(&g_plan_ids, 1) + 1;
+    atomic_init(&p->item_ns, 0);
     p->batch = batch;
     p->nthreads = omp_get_max_threads();
     memcpy(p->in_sp, in_sp, sizeof(int64_t) * c->rank);
@@ -816,18 +832,142 @@ out:
     return rc;
 }
 
-/* Multiply-adds of one run (the useful ones, not the inserted zeros). */
-static double work_of(const struct dcv_engine_kernel *k, int64_t batch, const int64_t *in_sp)
+static bool stopped(const atomic_bool *stop)
 {
-    double w = (double)batch * (double)k->conv.in_channels * (double)k->conv.filters;
-    for (int i = 0; i < k->conv.rank; i++) w *= (double)in_sp[i] * (double)k->conv.kernel[i];
-    return w;
+    return stop && atomic_load_explicit(stop, memory_order_relaxed);
+}
+
+static int canceled(char *err, int64_t done, int64_t batch)
+{
+    return dcv_errf(err, DCV_ECANCELED, "stopped after %lld of %lld batch items",
+                    (long long)done, (long long)batch);
+}
+
+/* What the next dcv_chunk_wanted of this kernel goes by. Relaxed: a stale
+ * figure only moves one decision. */
+static void note_speed(struct dcv_engine_kernel *k, uint64_t work, uint64_t ns)
+{
+    if (work)
+        atomic_store_explicit(&k->ps_per_madd, ns * 1000 / work + 1, memory_order_relaxed);
+}
+
+/* One chunked run: the caller's buffers and what one item holds. */
+struct span {
+    const float *src;
+    float *dst;
+    size_t in_item, out_item;       /* values per item */
+    uint64_t item_work;             /* multiply-adds per item */
+    int64_t batch, done;
+    const atomic_bool *stop;
+};
+
+/* Items [done, done + n) with p (batch n) after a stop check; *ns gets
+ * the execution's time. */
+static int run_step(struct dcv_engine_kernel *k, struct plan *p, struct span *s, int64_t n,
+                    uint64_t *ns, char *err)
+{
+    if (stopped(s->stop)) return canceled(err, s->done, s->batch);
+    uint64_t t0 = dcv_now_ns();
+    int rc = run_plan(k, p, s->src + (size_t)s->done * s->in_item,
+                      s->dst + (size_t)s->done * s->out_item, err);
+    if (rc) return rc;
+    *ns = dcv_now_ns() - t0;
+    note_speed(k, s->item_work * (uint64_t)n, *ns);
+    s->done += n;
+    pthread_mutex_lock(&k->lock);
+    k->stats.chunks++;
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}
+
+/* Times single items with `one`, at least two and until `enough` ns have
+ * passed (or the batch is done); *item_ns gets the fastest. A plan's first
+ * execution on a thread also allocates its buffers and lets oneDNN
+ * generate code (11 ms for an item of 0.1 ms seen), and on a small item the
+ * execution's own overhead is most of what one reading sees. */
+static int probe(struct dcv_engine_kernel *k, struct plan *one, struct span *s, uint64_t enough,
+                 uint64_t *item_ns, char *err)
+{
+    uint64_t spent = 0, ns;
+    *item_ns = UINT64_MAX;
+    for (int n = 0; (n < 2 || spent < enough) && s->done < s->batch; n++) {
+        int rc = run_step(k, one, s, 1, &ns, err);
+        if (rc) return rc;
+        spent += ns;
+        if (ns < *item_ns) *item_ns = ns + 1;
+    }
+    return 0;
+}
+
+/* A long run as chunks (chunk.h): the batch-1 plan times a few items
+ * unless it knows an item's time from the last chunked run of this shape,
+ * then dcv_chunk_split's chunks run on a second plan and what is left over
+ * on the first. Each chunk is exact on its own: the epilogue, softmax and the
+ * bf16 passes work per plan, and a plan's rows are whole items. */
+static int run_chunked(struct dcv_engine_kernel *k, struct span *s, const int64_t *in_sp,
+                       const int64_t *out_sp, char *err)
+{
+    struct plan *one = NULL, *many = NULL;
+    struct dcv_chunks ch;
+    int64_t fixed = atomic_load(&g_chunk_items);
+    uint64_t ns, spent = 0;
+    int rc = acquire(k, 1, in_sp, out_sp, &one, err);
+    if (rc) return rc;
+    pthread_mutex_lock(&k->lock);
+    k->stats.chunked_runs++;
+    pthread_mutex_unlock(&k->lock);
+    if (fixed) {
+        dcv_chunk_fixed(s->batch, fixed, &ch);
+    } else {
+        uint64_t window = atomic_load(&g_chunk_window);
+        uint64_t item_ns = atomic_load_explicit(&one->item_ns, memory_order_relaxed);
+        if (!item_ns && (rc = probe(k, one, s, window / 32, &item_ns, err))) goto out;
+        if (s->done == s->batch) goto out;
+        dcv_chunk_split(s->batch - s->done, item_ns, window, &ch);
+    }
+    if (ch.size > 1 && (rc = acquire(k, ch.size, in_sp, out_sp, &many, err))) goto out;
+    for (int64_t i = 0; i < ch.count; i++) {      /* the next run goes by their mean */
+        if ((rc = run_step(k, many ? many : one, s, ch.size, &ns, err))) goto out;
+        spent += ns;
+        atomic_store_explicit(&one->item_ns, spent / (uint64_t)(ch.size * (i + 1)) + 1,
+                              memory_order_relaxed);
+    }
+    for (int64_t i = 0; i < ch.singles; i++)
+        if ((rc = run_step(k, one, s, 1, &ns, err))) goto out;
+out:
+    if (many) release(k, many);
+    release(k, one);
+    return rc;
+}
+
+static bool cut(const struct dcv_engine_kernel *k, int64_t batch, uint64_t work)
+{
+    if (batch >= 2 && atomic_load(&g_chunk_items)) return true;
+    uint64_t ps = atomic_load_explicit(&k->ps_per_madd, memory_order_relaxed);
+    return dcv_chunk_wanted(batch, work, ps, atomic_load(&g_chunk_window));
+}
+
+/* What every run did before chunking (with batch 1, under
+ * DCV_CHUNK_MIN_WORK, or fast enough), but for two clock reads on runs
+ * worth timing. */
+static int run_whole(struct dcv_engine_kernel *k, const float *src, int64_t batch,
+                     const int64_t *in_sp, const int64_t *out_sp, float *dst, uint64_t work,
+                     char *err)
+{
+    struct plan *p;
+    int rc = acquire(k, batch, in_sp, out_sp, &p, err);
+    if (rc) return rc;
+    uint64_t t0 = work >= DCV_SMALL_WORK ? dcv_now_ns() : 0;
+    rc = run_plan(k, p, src, dst, err);
+    if (rc == 0 && t0) note_speed(k, work, dcv_now_ns() - t0);
+    release(k, p);
+    return rc;
 }
 
 int dcv_engine_run(struct dcv_engine_kernel *k, const float *src, int64_t batch,
-                   const int64_t *in_sp, const int64_t *out_sp, float *dst, char *err)
+                   const int64_t *in_sp, const int64_t *out_sp, float *dst,
+                   const atomic_bool *stop, char *err)
 {
-    struct plan *p;
     /* oneDNN 2.6 indexes an image with 32-bit ints (SIGFPE found by fuzzing) */
     int64_t in_img = k->conv.in_channels, out_img = k->conv.filters;
     for (int i = 0; i < k->conv.rank; i++) in_img *= in_sp[i], out_img *= out_sp[i];
@@ -835,15 +975,19 @@ int dcv_engine_run(struct dcv_engine_kernel *k, const float *src, int64_t batch,
         return dcv_errf(err, DCV_ETOOBIG, "one image of %lld input / %lld output values is "
                         "above what oneDNN can index (2^31)", (long long)in_img,
                         (long long)out_img);
+    if (stopped(stop)) return canceled(err, 0, batch);
     /* An OpenMP fork/join costs microseconds (milliseconds when the cores
      * are busy); below ~2M multiply-adds one thread finishes sooner. */
-    int threads = omp_get_max_threads();
-    bool single = threads > 1 && work_of(k, batch, in_sp) < DCV_SMALL_WORK;
+    uint64_t work = dcv_conv_work(&k->conv, batch, in_sp);
+    int threads = omp_get_max_threads(), rc;
+    bool single = threads > 1 && work < DCV_SMALL_WORK;
     if (single) omp_set_num_threads(1);
-    int rc = acquire(k, batch, in_sp, out_sp, &p, err);
-    if (rc == 0) {
-        rc = run_plan(k, p, src, dst, err);
-        release(k, p);
+    if (cut(k, batch, work)) {
+        struct span s = { src, dst, (size_t)in_img, (size_t)out_img, work / (uint64_t)batch,
+                          batch, 0, stop };
+        rc = run_chunked(k, &s, in_sp, out_sp, err);
+    } else {
+        rc = run_whole(k, src, batch, in_sp, out_sp, dst, work, err);
     }
     if (single) omp_set_num_threads(threads);
     return rc;
@@ -902,6 +1046,7 @@ int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
     for (size_t i = 0; bias && conv->use_bias && i < k->bias_reps; i++)
         memcpy(k->bias + i * (size_t)conv->filters, bias, sizeof(float) * conv->filters);
     pthread_mutex_init(&k->lock, NULL);
+    atomic_init(&k->ps_per_madd, 0);
     bool bf16 = conv->dtype == DCV_DTYPE_BFLOAT16;
     if (bf16 && atomic_load(&g_force_emulation)) emulate_bf16(k, nk);
     /* Pack weights now so the first request does not pay for it; a bf16

@@ -533,7 +533,7 @@ int dcv_model_output_shape(const struct dcv_model *m, const int64_t *in, int ndi
 }
 
 int dcv_model_infer(const struct dcv_model *m, const float *in, const int64_t *shape, int ndim,
-                    float *out, size_t out_cap, char *err)
+                    float *out, size_t out_cap, const atomic_bool *stop, char *err)
 {
     int64_t oshape[DCV_MAX_DIMS];
     size_t count;
@@ -543,7 +543,7 @@ int dcv_model_infer(const struct dcv_model *m, const float *in, const int64_t *s
         return dcv_errf(err, DCV_EINVAL, "output buffer holds %zu values, %zu needed", out_cap,
                         count);
     int sax = dcv_conv_spatial_axis(&m->layer.conv);
-    return dcv_engine_run(m->kernel, in, shape[0], shape + sax, oshape + sax, out, err);
+    return dcv_engine_run(m->kernel, in, shape[0], shape + sax, oshape + sax, out, stop, err);
 }
 
 static struct dcv_json *dims_json(const int64_t *d, int n)

@@ -113,7 +113,8 @@ int dcv_op_prepare(const struct dcv_op *op, struct dcv_conv *c, char *err)
     return 0;
 }
 
-int dcv_op_run(const struct dcv_op *op, float *out, size_t out_cap, char *err)
+int dcv_op_run(const struct dcv_op *op, float *out, size_t out_cap, const atomic_bool *stop,
+               char *err)
 {
     struct dcv_conv c;
     struct dcv_engine_kernel *k = NULL;
@@ -123,9 +124,12 @@ int dcv_op_run(const struct dcv_op *op, float *out, size_t out_cap, char *err)
     if (n < 0 || (size_t)n > out_cap)
         return dcv_errf(err, DCV_EINVAL, "output buffer too small");
     int sax = dcv_conv_spatial_axis(&c);
+    if (stop && atomic_load(stop))         /* before packing weights for nothing */
+        return dcv_errf(err, DCV_ECANCELED, "stopped after 0 of %lld batch items",
+                        (long long)op->input_shape[0]);
     if ((rc = dcv_engine_kernel_create(&c, op->filters, NULL, 1, NULL, &k, err))) return rc;
     rc = dcv_engine_run(k, op->input, op->input_shape[0], op->input_shape + sax,
-                        op->output_shape + sax, out, err);
+                        op->output_shape + sax, out, stop, err);
     dcv_engine_kernel_free(k);
     return rc;
 }

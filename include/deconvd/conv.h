@@ -73,6 +73,16 @@ static inline int dcv_conv_spatial_axis(const struct dcv_conv *c)
  * the op form allows it. Returns 0 or DCV_EINVAL naming the argument. */
 int dcv_conv_validate(const struct dcv_conv *c, char *err);
 
+/* Multiply-adds of one run of c over `batch` items of spatial size in_sp
+ * (rank values): batch * in_channels * filters * prod(in_sp[i] * kernel[i]).
+ * These are the useful products, not the zeros a stride inserts (that
+ * count would use the output size): what the compute costs, the figure
+ * the engine decides threads and checkpoints by and a request bound is set
+ * in. Saturates at UINT64_MAX instead of overflowing. A negative size
+ * (unknown) gives UINT64_MAX: no bound holds; otherwise a size of 0 gives
+ * 0. Pure, any thread; c need not be validated. */
+uint64_t dcv_conv_work(const struct dcv_conv *c, int64_t batch, const int64_t *in_sp);
+
 /* Checked product of n values; -1 if any is negative or the product
  * exceeds INT64_MAX. */
 int64_t dcv_shape_product(const int64_t *v, int n);

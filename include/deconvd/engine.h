@@ -11,10 +11,16 @@
  * calling thread's OpenMP thread count, set with dcv_engine_set_threads,
  * except that runs of under ~2M multiply-adds use one thread (an OpenMP
  * fork/join would cost more than it saves).
+ *
+ * Stopping: a run takes a stop flag, seen before the run starts and
+ * between primitive executions. A run of a batch that would take more than
+ * DCV_CHUNK_WINDOW_NS (chunk.h) runs as chunks of batch items, one
+ * execution each, so that the flag is seen about every 50-100 ms.
  */
 #ifndef DECONVD_ENGINE_H
 #define DECONVD_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +32,8 @@ struct dcv_engine_kernel;
 struct dcv_engine_stats {
     size_t cache_entries;
     uint64_t cache_hits, cache_misses, evictions;
+    uint64_t chunked_runs;  /* runs cut into chunks */
+    uint64_t chunks;        /* executions those runs made (a run's first timed item too) */
     char impl[64];          /* oneDNN implementation of the last primitive built */
 };
 
@@ -47,10 +55,16 @@ int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
 /* Runs the transposed convolution + bias + activation for `batch` images:
  * src has batch*in_channels*prod(in_sp) floats, dst batch*filters*prod(out_sp),
  * both in the conv's data format. out_sp must be consistent with in_sp
- * (callers check with dcv_conv_check_lengths). Returns 0, or DCV_ENOMEM /
- * DCV_EENGINE / DCV_EUNSUPP with a message. Any thread, concurrently. */
+ * (callers check with dcv_conv_check_lengths). `stop` (NULL = never) is
+ * read before the run starts and between primitive executions; once seen
+ * set the run returns DCV_ECANCELED ("stopped after 3 of 16 batch items")
+ * and dst holds unspecified values. A long run (chunk.h) costs at most two
+ * plans: batch 1 and one chunk size. Returns 0, or DCV_ECANCELED /
+ * DCV_ETOOBIG / DCV_ENOMEM / DCV_EENGINE / DCV_EUNSUPP with a message. Any
+ * thread, concurrently; the flag may be set from any thread. */
 int dcv_engine_run(struct dcv_engine_kernel *k, const float *src, int64_t batch,
-                   const int64_t *in_sp, const int64_t *out_sp, float *dst, char *err);
+                   const int64_t *in_sp, const int64_t *out_sp, float *dst,
+                   const atomic_bool *stop, char *err);
 
 /* Frees a kernel. No run may be in progress on it. */
 void dcv_engine_kernel_free(struct dcv_engine_kernel *k);
@@ -73,5 +87,15 @@ void dcv_engine_force_bf16_emulation(bool on);
  * the run's threads; 0 restores the default (512K). For tests of the split
  * path; any thread, takes effect on the next run. */
 void dcv_engine_set_epilogue_split(size_t values);
+
+/* Test hook: every run of batch >= 2 runs as chunks of exactly n items,
+ * the rest as single items, whatever its size and speed; 0 restores timed
+ * chunking of long runs only. Any thread, takes effect on the next run. */
+void dcv_engine_set_chunk_items(int64_t n);
+
+/* Test hook: the checkpoint interval chunked runs are sized for, and with
+ * it the work below which runs are never cut (DCV_CHUNK_MIN_WORK per
+ * DCV_CHUNK_WINDOW_NS); 0 restores DCV_CHUNK_WINDOW_NS. Any thread. */
+void dcv_engine_set_chunk_window(uint64_t ns);
 
 #endif

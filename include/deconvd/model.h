@@ -8,6 +8,7 @@
 #ifndef DECONVD_MODEL_H
 #define DECONVD_MODEL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,10 +73,11 @@ int dcv_model_output_shape(const struct dcv_model *m, const int64_t *in, int ndi
                            int64_t *out, size_t *count, char *err);
 
 /* Runs the model on a concrete input. out must hold out_cap floats; the
- * caller sizes it with dcv_model_output_shape. Returns 0 or a DCV_E* code
- * with a message. Any thread, concurrently. */
+ * caller sizes it with dcv_model_output_shape. `stop` (NULL = never) as
+ * for dcv_engine_run: seen set, DCV_ECANCELED and out unspecified. Returns
+ * 0 or a DCV_E* code with a message. Any thread, concurrently. */
 int dcv_model_infer(const struct dcv_model *m, const float *in, const int64_t *shape, int ndim,
-                    float *out, size_t out_cap, char *err);
+                    float *out, size_t out_cap, const atomic_bool *stop, char *err);
 
 /* The normalized config plus deconvd's computed facts (signature, weight
  * sources, padding for the declared input size). New tree for the caller. */

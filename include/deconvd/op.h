@@ -8,6 +8,7 @@
 #ifndef DECONVD_OP_H
 #define DECONVD_OP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,7 +37,10 @@ struct dcv_op {
 int dcv_op_prepare(const struct dcv_op *op, struct dcv_conv *conv, char *err);
 
 /* Runs it: out must hold prod(output_shape) floats. Builds a one-off engine
- * kernel (no caching across calls). Any thread. */
-int dcv_op_run(const struct dcv_op *op, float *out, size_t out_cap, char *err);
+ * kernel (no caching across calls). `stop` (NULL = never) as for
+ * dcv_engine_run, also seen before the kernel is built: seen set,
+ * DCV_ECANCELED and out unspecified. Any thread. */
+int dcv_op_run(const struct dcv_op *op, float *out, size_t out_cap, const atomic_bool *stop,
+               char *err);
 
 #endif

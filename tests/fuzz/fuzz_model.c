@@ -74,7 +74,7 @@ static void check_model(const struct dcv_model *m)
     if (!x || !y) abort();
     for (size_t i = 0; i < in_count; i++) x[i] = (float)((int)(i % 7) - 3) * 0.25f;
     fz_err_init(err);
-    rc = dcv_model_infer(m, x, in, m->ndim, y, out_count, err);
+    rc = dcv_model_infer(m, x, in, m->ndim, y, out_count, NULL, err);
     FZ_LOG("model: infer %zu -> %zu values: %s %s", in_count, out_count, dcv_error_name(rc),
            rc ? err : "");
     if (rc)

@@ -375,3 +375,50 @@ Test(conv, shape_product)
     int64_t over[] = { 3037000500, 3037000500 };
     cr_assert_eq(dcv_shape_product(over, 2), -1);
 }
+
+/* Hand-worked multiply-add counts: batch * cin * cout * prod(in_sp * k). */
+Test(conv, work_counts_the_useful_products)
+{
+    struct dcv_conv c = conv1(16, 8, 1, S);       /* audio_up: 256 -> 128, k16 s8, 128 long */
+    c.in_channels = 256, c.filters = 128;
+    int64_t len = 128;
+    cr_assert_eq(dcv_conv_work(&c, 1, &len), UINT64_C(67108864));    /* 2^8*2^7*2^7*2^4 */
+    cr_assert_eq(dcv_conv_work(&c, 3, &len), UINT64_C(201326592));
+    c.dilation[0] = 4;                            /* dilation and stride change nothing */
+    c.strides[0] = 1;
+    cr_assert_eq(dcv_conv_work(&c, 1, &len), UINT64_C(67108864));
+
+    struct dcv_conv d = { .rank = 2, .in_channels = 128, .filters = 64, .kernel = { 4, 4 },
+                          .strides = { 2, 2 }, .dilation = { 1, 1 } };  /* dcgan_up */
+    int64_t hw[] = { 32, 32 };
+    cr_assert_eq(dcv_conv_work(&d, 1, hw), UINT64_C(134217728));    /* 0.134 G */
+    struct dcv_conv v = { .rank = 3, .in_channels = 32, .filters = 16, .kernel = { 3, 2, 1 },
+                          .strides = { 2, 2, 2 }, .dilation = { 1, 1, 1 } };
+    int64_t dhw[] = { 5, 6, 7 };
+    /* 2 * 32 * 16 * (5*3) * (6*2) * (7*1) = 1024 * 15 * 12 * 7 */
+    cr_assert_eq(dcv_conv_work(&v, 2, dhw), UINT64_C(1290240));
+}
+
+Test(conv, work_saturates_and_reads_unknown_as_unbounded)
+{
+    struct dcv_conv c = { .rank = 3, .in_channels = DCV_MAX_CHANNELS,
+                          .filters = DCV_MAX_CHANNELS, .kernel = { 4096, 4096, 4096 },
+                          .strides = { 1, 1, 1 }, .dilation = { 1, 1, 1 } };
+    int64_t sp[] = { DCV_MAX_EXTENT, DCV_MAX_EXTENT, DCV_MAX_EXTENT };
+    cr_assert_eq(dcv_conv_work(&c, INT64_MAX, sp), UINT64_MAX);
+    /* 2^20 * 2^20 * 2^12 * 2^12 = 2^64: one past the largest count */
+    int64_t one[] = { 1, 1, 1 };
+    c.kernel[2] = 1;
+    cr_assert_eq(dcv_conv_work(&c, 1, one), UINT64_MAX);
+    c.kernel[1] = 2048;                           /* 2^63 fits */
+    cr_assert_eq(dcv_conv_work(&c, 1, one), UINT64_C(1) << 63);
+    cr_assert_eq(dcv_conv_work(&c, 2, one), UINT64_MAX);
+    cr_assert_eq(dcv_conv_work(&c, 0, one), 0);   /* empty, even past a saturation */
+    int64_t zero[] = { INT64_C(1) << 40, 0, 1 };
+    cr_assert_eq(dcv_conv_work(&c, 1 << 30, zero), 0);
+    int64_t unknown[] = { 8, -1, 8 };
+    cr_assert_eq(dcv_conv_work(&c, 1, unknown), UINT64_MAX);
+    cr_assert_eq(dcv_conv_work(&c, -1, one), UINT64_MAX);
+    int64_t unknown0[] = { 0, -1, 8 };            /* unknown wins, as in dcv_shape_product */
+    cr_assert_eq(dcv_conv_work(&c, 1, unknown0), UINT64_MAX);
+}

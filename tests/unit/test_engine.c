@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "deconvd/activation.h"
 #include "deconvd/conv.h"
@@ -474,7 +475,7 @@ static float *model_run(struct dcv_model *m, const struct geo *g, const float *x
     cr_assert_eq(count, out_count(g), "%s", desc);
     float *y = malloc(sizeof(float) * count);
     cr_assert_not_null(y);
-    rc = dcv_model_infer(m, x, ishape, nd, y, count, err);
+    rc = dcv_model_infer(m, x, ishape, nd, y, count, NULL, err);
     cr_assert_eq(rc, 0, "%s: infer: %s (%s)", desc, err, dcv_error_name(rc));
     return y;
 }
@@ -683,7 +684,7 @@ static double direct_case(struct rng *r, int rank, int idx)
         float *x = rand_buf(r, in_count(&g), 1.0f), *y = malloc(sizeof(float) * out_count(&g));
         double *ref = malloc(sizeof(double) * out_count(&g));
         cr_assert(y && ref);
-        rc = dcv_engine_run(k, x, g.batch, g.in, g.out, y, err);
+        rc = dcv_engine_run(k, x, g.batch, g.in, g.out, y, NULL, err);
         cr_assert_eq(rc, 0, "%s: run: %s", desc, err);
         ref_conv(&g, x, w, bmode == 0 ? b : NULL, act, ref);
         struct worst wr = compare(y, ref, out_count(&g));
@@ -751,7 +752,7 @@ Test(engine, wide_channels_blocked_layouts)
             float *y = malloc(sizeof(float) * out_count(&g));
             double *ref = malloc(sizeof(double) * out_count(&g));
             cr_assert(y && ref);
-            int rc = dcv_engine_run(k, x, g.batch, g.in, g.out, y, err);
+            int rc = dcv_engine_run(k, x, g.batch, g.in, g.out, y, NULL, err);
             cr_assert_eq(rc, 0, "%s: %s", desc, err);
             ref_conv(&g, x, w, b, act, ref);
             struct worst wr = compare(y, ref, out_count(&g));
@@ -946,7 +947,7 @@ static void literal_case(const struct geo *g0, expect_fn expect, const char *wha
         op.filter_shape[g->rank + 1] = g->cin;
         float *yo = malloc(sizeof(float) * out_count(g));
         cr_assert_not_null(yo);
-        int rc = dcv_op_run(&op, yo, out_count(g), err);
+        int rc = dcv_op_run(&op, yo, out_count(g), NULL, err);
         cr_assert_eq(rc, 0, "%s: op: %s", what, err);
 
         int64_t pout = prod(g->out, g->rank);
@@ -1099,15 +1100,6 @@ Test(engine, bfloat16_models_are_close_to_fp32)
             worst);
 }
 
-/* bf16 rounded to nearest even, through frexp/ldexp rather than the bit
- * tricks the engine uses: 8 significant bits. */
-static float bf16_value(float v)
-{
-    int e;
-    double m = frexp((double)v, &e);             /* v = m * 2^e, 0.5 <= |m| < 1 */
-    return (float)ldexp(nearbyint(ldexp(m, 8)), e - 8);
-}
-
 static struct dcv_engine_kernel *direct_kernel(const struct geo *g, const struct act_case *act,
                                                bool bf16, const float *w, const float *b)
 {
@@ -1154,15 +1146,16 @@ Test(engine, bf16_emulation_is_f32_compute_on_rounded_values)
         float *yn = malloc(sizeof(float) * ny);
         double *ref = malloc(sizeof(double) * ny);
         cr_assert(wr && xr && y && yn && ref);
-        for (size_t j = 0; j < nw; j++) wr[j] = bf16_value(w[j]);
-        for (size_t j = 0; j < nx; j++) xr[j] = bf16_value(x[j]);
+        for (size_t j = 0; j < nw; j++) wr[j] = tu_bf16(w[j]);
+        for (size_t j = 0; j < nx; j++) xr[j] = tu_bf16(x[j]);
         dcv_engine_force_bf16_emulation(true);
         struct dcv_engine_kernel *k = direct_kernel(&g, act, true, w, b);
         dcv_engine_force_bf16_emulation(false);
         struct dcv_engine_stats st;
         dcv_engine_kernel_stats(k, &st);
         cr_assert(strstr(st.impl, "(bf16 emulated)"), "impl '%s' says so", st.impl);
-        cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, y, err), 0, "%s: %s", desc, err);
+        cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, y, NULL, err), 0, "%s: %s", desc,
+                     err);
         ref_conv(&g, xr, wr, b, act, ref);
         struct worst e = compare(y, ref, ny);
         cr_assert(e.rel <= 1e-5, "%s: emulated bf16 vs reference on rounded values: %.3g at %zu "
@@ -1172,7 +1165,7 @@ Test(engine, bf16_emulation_is_f32_compute_on_rounded_values)
         k = direct_kernel(&g, act, true, w, b);
         dcv_engine_kernel_stats(k, &st);
         if (!strstr(st.impl, "emulated")) {
-            cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, yn, err), 0, "%s", err);
+            cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, yn, NULL, err), 0, "%s", err);
             for (size_t j = 0; j < ny; j++) ref[j] = yn[j];
             e = compare(y, ref, ny);
             cr_assert(e.rel <= 1e-5, "%s: native vs emulated bf16 differ by %.3g", desc, e.rel);
@@ -1210,7 +1203,8 @@ Test(engine, big_outputs_bias_pass_split_over_threads)
         double *ref = malloc(sizeof(double) * out_count(&g));
         cr_assert(y && ref);
         struct dcv_engine_kernel *k = direct_kernel(&g, act, false, w, i == 3 ? NULL : b);
-        cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, y, err), 0, "%s: %s", desc, err);
+        cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, y, NULL, err), 0, "%s: %s", desc,
+                     err);
         ref_conv(&g, x, w, i == 3 ? NULL : b, act, ref);
         struct worst e = compare(y, ref, out_count(&g));
         cr_assert(e.rel <= TOL_F32, "%s: worst error %.3g at %zu: got %.9g, want %.9g", desc,
@@ -1354,7 +1348,7 @@ static void *worker_main(void *p)
             snprintf(wk->msg, sizeof wk->msg, "out of memory");
             return NULL;
         }
-        int rc = dcv_model_infer(wk->m, x, ishape, 4, y, out_count(&g), err);
+        int rc = dcv_model_infer(wk->m, x, ishape, 4, y, out_count(&g), NULL, err);
         if (rc) {
             snprintf(wk->msg, sizeof wk->msg, "thread %d run %d: %s", wk->id, it, err);
         } else {
@@ -1419,7 +1413,7 @@ static void concurrent_runs(const struct act_case *act, bool bf16, size_t cache_
         layout_shape(&g1, false, ishape);
         float *x = rand_buf(&r, in_count(&g1), 1.0f), *y = malloc(sizeof(float) * out_count(&g1));
         cr_assert_not_null(y);
-        cr_assert_eq(dcv_model_infer(m, x, ishape, 4, y, out_count(&g1), err), 0, "%s", err);
+        cr_assert_eq(dcv_model_infer(m, x, ishape, 4, y, out_count(&g1), NULL, err), 0, "%s", err);
         dcv_engine_kernel_stats(m->kernel, &st);
         cr_assert_leq(st.cache_entries, cache_cap, "after a burst that left %zu plans, a new "
                       "shape on an idle cache with cap %zu still leaves %zu plans",
@@ -1557,8 +1551,8 @@ static void *fault_fresh(void *p)
     float *y = malloc(sizeof(float) * out_count(&a->small));
     double *ref = malloc(sizeof(double) * out_count(&a->small));
     dcv_engine_inject_alloc_failures(1);
-    a->rc_fail = dcv_model_infer(a->m, x, shape, nd, y, out_count(&a->small), a->msg);
-    a->rc_after = dcv_model_infer(a->m, x, shape, nd, y, out_count(&a->small), err);
+    a->rc_fail = dcv_model_infer(a->m, x, shape, nd, y, out_count(&a->small), NULL, a->msg);
+    a->rc_after = dcv_model_infer(a->m, x, shape, nd, y, out_count(&a->small), NULL, err);
     if (!a->rc_after) {
         ref_conv(&a->small, x, a->w, a->b, ACT_RELU, ref);
         a->err_after = compare(y, ref, out_count(&a->small)).rel;
@@ -1583,10 +1577,10 @@ static void *fault_growth(void *p)
     float *ys = malloc(sizeof(float) * out_count(&a->small));
     float *yb = malloc(sizeof(float) * out_count(&a->big));
     double *ref = malloc(sizeof(double) * out_count(&a->big));
-    a->rc_small = dcv_model_infer(a->m, xs, s1, nd, ys, out_count(&a->small), err);
+    a->rc_small = dcv_model_infer(a->m, xs, s1, nd, ys, out_count(&a->small), NULL, err);
     dcv_engine_inject_alloc_failures(1);
-    a->rc_fail = dcv_model_infer(a->m, xb, s2, nd, yb, out_count(&a->big), a->msg);
-    a->rc_after = dcv_model_infer(a->m, xb, s2, nd, yb, out_count(&a->big), err);
+    a->rc_fail = dcv_model_infer(a->m, xb, s2, nd, yb, out_count(&a->big), NULL, a->msg);
+    a->rc_after = dcv_model_infer(a->m, xb, s2, nd, yb, out_count(&a->big), NULL, err);
     if (!a->rc_after) {
         ref_conv(&a->big, xb, a->w, a->b, ACT_RELU, ref);
         a->err_after = compare(yb, ref, out_count(&a->big)).rel;
@@ -1686,7 +1680,7 @@ static double op_case(const struct geo *g, const float *x, const float *w, int s
     float *y = malloc(sizeof(float) * out_count(g));
     double *ref = malloc(sizeof(double) * out_count(g));
     cr_assert(y && ref);
-    int rc = dcv_op_run(&op, y, out_count(g), err);
+    int rc = dcv_op_run(&op, y, out_count(g), NULL, err);
     cr_assert_eq(rc, 0, "%s %s %s: %s", desc, padding, fmt ? fmt : "(default)", err);
     ref_conv(g, x, w, NULL, ACT_LINEAR, ref);
     struct worst wr = compare(y, ref, out_count(g));
@@ -1738,4 +1732,273 @@ Test(engine, op_strides_with_dilations_and_channels_first)
         free(w);
     }
     fprintf(stderr, "engine op: 50 cases, worst relative error %.3g\n", worst);
+}
+
+/* ---- chunked runs and the stop flag ------------------------------------ */
+
+/* A chunked run (the test hook fixes its chunks: `items` per chunk, the
+ * rest single items) must give the very bits of the whole run, for every
+ * way the engine finishes a plan: its own bias pass (linear, the ReLU
+ * family), softmax after it, binary_add with eltwise post-ops, the
+ * portable pass, no bias, bf16 native and emulated; ranks 1-3 and both
+ * layouts. bf16 cases run on bf16-exact inputs, so the reference holds
+ * them to f32 accumulation. */
+struct chunk_case {
+    struct geo g;              /* .rank 0: drawn, of this rank and layout */
+    int rank, act, bf16;       /* bf16: 0 no, 1 native where the CPU has it, 2 emulated */
+    bool cf, bias;
+    int64_t batch, items;
+};
+
+static const struct chunk_case chunk_cases[] = {
+    { .rank = 1, .act = 0, .bias = true, .batch = 5, .items = 2 },            /* linear */
+    { .rank = 2, .act = 1, .cf = true, .bias = true, .batch = 7, .items = 3 }, /* relu */
+    { .rank = 3, .act = 17, .bias = true, .batch = 5, .items = 2 },           /* softmax */
+    { .rank = 2, .act = 3, .bias = true, .batch = 6, .items = 4 },            /* sigmoid */
+    { .rank = 1, .act = 6, .cf = true, .bias = true, .batch = 7, .items = 3 }, /* softsign */
+    { .rank = 3, .act = 24, .cf = true, .batch = 5, .items = 3 },             /* ReLU(thr, max) */
+    { .rank = 2, .act = 15, .bias = true, .bf16 = 1, .batch = 7, .items = 2 }, /* leaky_relu */
+    { .rank = 1, .act = 13, .bias = true, .bf16 = 2, .batch = 5, .items = 2 }, /* gelu */
+    { .rank = 3, .act = 14, .cf = true, .bias = true, .bf16 = 1, .batch = 6, .items = 4 },
+    /* wide enough for two threads and the JIT's blocked layouts */
+    { .g = { .rank = 2, .same = true, .cin = 16, .cout = 17, .k = { 3, 3 }, .s = { 2, 2 },
+             .d = { 1, 1 }, .in = { 20, 20 }, .out = { 40, 40 } },
+      .act = 1, .bias = true, .batch = 7, .items = 3 },
+    { .g = { .rank = 2, .cf = true, .cin = 16, .cout = 17, .k = { 3, 3 }, .s = { 2, 2 },
+             .d = { 1, 1 }, .in = { 20, 20 }, .out = { 41, 41 } },
+      .act = 3, .bias = true, .bf16 = 1, .batch = 7, .items = 3 },
+};
+
+static void chunk_case_run(const struct chunk_case *c, struct rng *r)
+{
+    char err[DCV_ERRLEN], desc[768];
+    struct geo g = c->g;
+    const struct act_case *act = &acts[c->act];
+    if (!g.rank) {
+        draw_geo(r, c->rank, true, &g);
+        g.cf = c->cf;
+        draw_out(r, &g);
+    }
+    g.batch = c->batch;
+    cr_assert(geo_consistent(&g));
+    describe(&g, act->json, NULL, desc, sizeof desc);
+    size_t nw = kernel_count(&g), nx = in_count(&g), ny = out_count(&g);
+    float *w0 = rand_buf(r, nw, 0.5f), *b = rand_buf(r, (size_t)g.cout, 0.5f);
+    float *x0 = rand_buf(r, nx, 1.0f);
+    float *w = c->bf16 ? tu_bf16_copy(w0, nw) : w0, *x = c->bf16 ? tu_bf16_copy(x0, nx) : x0;
+    float *yw = malloc(sizeof(float) * ny), *yc = malloc(sizeof(float) * ny);
+    double *ref = malloc(sizeof(double) * ny);
+    cr_assert(w && x && yw && yc && ref);
+    dcv_engine_force_bf16_emulation(c->bf16 == 2);
+    struct dcv_engine_kernel *k = direct_kernel(&g, act, c->bf16, w, c->bias ? b : NULL);
+    dcv_engine_force_bf16_emulation(false);
+    struct dcv_engine_stats st0, st;
+    dcv_engine_set_chunk_items(0);
+    cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, yw, NULL, err), 0, "%s", err);
+    dcv_engine_kernel_stats(k, &st0);
+    cr_assert_eq(st0.chunked_runs, 0, "%s: a small run is not cut", desc);
+    dcv_engine_set_chunk_items(c->items);
+    cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, yc, NULL, err), 0, "%s", err);
+    dcv_engine_set_chunk_items(0);
+    dcv_engine_kernel_stats(k, &st);
+    cr_assert_eq(st.chunked_runs, 1);
+    cr_assert_eq(st.chunks, (uint64_t)(c->batch / c->items + c->batch % c->items),
+                 "%s: %llu executions for %lld items in chunks of %lld", desc,
+                 (unsigned long long)st.chunks, (long long)c->batch, (long long)c->items);
+    cr_assert_eq(st.cache_misses - st0.cache_misses, 2, "%s: plans for 1 and %lld items",
+                 desc, (long long)c->items);
+    for (size_t i = 0; i < ny; i++)
+        cr_assert(memcmp(&yw[i], &yc[i], sizeof(float)) == 0, "%s%s: value %zu is %.9g "
+                  "chunked, %.9g whole", desc, c->bf16 ? " bf16" : "", i, (double)yc[i],
+                  (double)yw[i]);
+    ref_conv(&g, x, w, c->bias ? b : NULL, act, ref);
+    struct worst e = compare(yc, ref, ny);
+    cr_assert(e.rel <= (c->bf16 ? 1e-5 : TOL_F32), "%s: worst error %.3g at %zu: got %.9g, "
+              "want %.9g", desc, e.rel, e.at, e.got, e.want);
+    dcv_engine_kernel_free(k);
+    if (c->bf16) free(w), free(x);
+    free(w0), free(b), free(x0), free(yw), free(yc), free(ref);
+}
+
+Test(engine, chunked_runs_equal_whole_runs)
+{
+    struct rng r = { 0xc4a2cULL };
+    for (size_t i = 0; i < sizeof chunk_cases / sizeof *chunk_cases; i++)
+        chunk_case_run(&chunk_cases[i], &r);
+}
+
+/* Conv2DTranspose cin 32 -> cout 32, k 3, stride 2, same, 24x24 input:
+ * 9.4M multiply-adds an item, ~0.1-0.5 ms. */
+static struct geo timed_geo(int64_t batch)
+{
+    return (struct geo){ .rank = 2, .same = true, .batch = batch, .cin = 32, .cout = 32,
+                         .k = { 3, 3 }, .s = { 2, 2 }, .d = { 1, 1 }, .in = { 24, 24 },
+                         .out = { 48, 48 } };
+}
+
+/* Without the fixed hook chunks are sized from measured time: with a
+ * 20 ms window a 48-item run of 450M multiply-adds is cut (its kernel
+ * never measured: 90 ms at the 200 ps guess). However the clock reads,
+ * each run builds at most two plans (one item, one chunk size) and gives
+ * the whole run's bits. */
+Test(engine, timed_chunks_cost_two_plans_and_change_no_bit)
+{
+    struct rng r = { 0x71dedULL };
+    char err[DCV_ERRLEN];
+    struct geo g = timed_geo(48);
+    size_t ny = out_count(&g);
+    float *w = rand_buf(&r, kernel_count(&g), 0.2f), *b = rand_buf(&r, (size_t)g.cout, 0.5f);
+    float *x = rand_buf(&r, in_count(&g), 1.0f), *yw = malloc(sizeof(float) * ny);
+    float *yc = malloc(sizeof(float) * ny);
+    cr_assert(yw && yc);
+    struct dcv_engine_kernel *whole = direct_kernel(&g, ACT_RELU, false, w, b);
+    cr_assert_eq(dcv_engine_run(whole, x, g.batch, g.in, g.out, yw, NULL, err), 0, "%s", err);
+    struct dcv_engine_stats st;
+    dcv_engine_kernel_stats(whole, &st);
+    cr_assert_eq(st.chunked_runs, 0, "450M multiply-adds stay whole under the default window "
+                 "(90 ms at the guess)");
+    cr_assert_eq(st.cache_misses, 1);
+    dcv_engine_set_chunk_window(20000000);
+    struct dcv_engine_kernel *k = direct_kernel(&g, ACT_RELU, false, w, b);
+    uint64_t misses = 0;
+    for (int run = 0; run < 3; run++) {
+        memset(yc, 0xff, sizeof(float) * ny);
+        cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, yc, NULL, err), 0, "%s", err);
+        dcv_engine_kernel_stats(k, &st);
+        cr_assert_leq(st.cache_misses - misses, 2, "run %d built %llu plans", run,
+                      (unsigned long long)(st.cache_misses - misses));
+        misses = st.cache_misses;
+        cr_assert(memcmp(yw, yc, sizeof(float) * ny) == 0, "run %d: chunked bits differ", run);
+        if (run == 0) cr_assert_eq(st.chunked_runs, 1, "first run (speed unknown) is cut");
+    }
+    fprintf(stderr, "engine timed chunks: 3 runs of 48 items, %llu chunked, %llu executions, "
+            "%llu plans\n", (unsigned long long)st.chunked_runs, (unsigned long long)st.chunks,
+            (unsigned long long)st.cache_misses);
+    dcv_engine_set_chunk_window(0);
+    dcv_engine_kernel_free(whole);
+    dcv_engine_kernel_free(k);
+    free(w), free(b), free(x), free(yw), free(yc);
+}
+
+/* dcgan_up (0.134G multiply-adds, bench/) at batch 2: twice the bench
+ * workload and still the one plan of today's path. */
+Test(engine, runs_under_the_threshold_stay_whole)
+{
+    struct rng r = { 0xd6a9ULL };
+    char err[DCV_ERRLEN];
+    struct geo g = { .rank = 2, .same = true, .batch = 2, .cin = 128, .cout = 64,
+                     .k = { 4, 4 }, .s = { 2, 2 }, .d = { 1, 1 }, .in = { 32, 32 },
+                     .out = { 64, 64 } };
+    float *w = rand_buf(&r, kernel_count(&g), 0.1f), *x = rand_buf(&r, in_count(&g), 1.0f);
+    float *y = malloc(sizeof(float) * out_count(&g));
+    cr_assert_not_null(y);
+    struct dcv_engine_kernel *k = direct_kernel(&g, ACT_RELU, false, w, NULL);
+    for (int run = 0; run < 3; run++)
+        cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, y, NULL, err), 0, "%s", err);
+    struct dcv_engine_stats st;
+    dcv_engine_kernel_stats(k, &st);
+    cr_assert_eq(st.chunked_runs, 0);
+    cr_assert_eq(st.chunks, 0);
+    cr_assert_eq(st.cache_misses, 1, "one plan, batch 2");
+    dcv_engine_kernel_free(k);
+    free(w), free(x), free(y);
+}
+
+/* A flag already set: nothing runs and no plan is built, on either path.
+ * A clear flag is a NULL one: same bits, whole and chunked. */
+Test(engine, stop_flag_set_before_the_call_or_clear)
+{
+    struct rng r = { 0x570bULL };
+    char err[DCV_ERRLEN];
+    struct geo g = timed_geo(5);
+    atomic_bool stop = true;
+    size_t ny = out_count(&g);
+    float *w = rand_buf(&r, kernel_count(&g), 0.2f), *x = rand_buf(&r, in_count(&g), 1.0f);
+    float *b = rand_buf(&r, (size_t)g.cout, 0.5f), *y0 = malloc(sizeof(float) * ny);
+    float *y1 = malloc(sizeof(float) * ny);
+    cr_assert(y0 && y1);
+    struct dcv_engine_kernel *k = direct_kernel(&g, &acts[3], false, w, b);
+    struct dcv_engine_stats st;
+    for (int fixed = 0; fixed < 2; fixed++) {
+        dcv_engine_set_chunk_items(fixed ? 2 : 0);
+        int rc = dcv_engine_run(k, x, g.batch, g.in, g.out, y0, &stop, err);
+        assert_err(rc, DCV_ECANCELED, err, "stopped after 0 of 5 batch items");
+    }
+    dcv_engine_kernel_stats(k, &st);
+    cr_assert_eq(st.cache_misses, 0, "no plan built");
+    cr_assert_eq(st.chunks, 0);
+    atomic_store(&stop, false);
+    for (int fixed = 0; fixed < 2; fixed++) {
+        dcv_engine_set_chunk_items(fixed ? 2 : 0);
+        cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, y0, NULL, err), 0, "%s", err);
+        cr_assert_eq(dcv_engine_run(k, x, g.batch, g.in, g.out, y1, &stop, err), 0, "%s", err);
+        cr_assert(memcmp(y0, y1, sizeof(float) * ny) == 0);
+    }
+    dcv_engine_set_chunk_items(0);
+    cr_assert_eq(dcv_error_http_status(DCV_ECANCELED), 503);
+    cr_assert_str_eq(dcv_error_name(DCV_ECANCELED), "ECANCELED");
+    cr_assert_str_eq(dcv_strerror(DCV_ECANCELED), "cancelled");
+    dcv_engine_kernel_free(k);
+    free(w), free(x), free(b), free(y0), free(y1);
+}
+
+struct stopper {
+    struct dcv_engine_kernel *k;
+    atomic_bool stop, finished;
+    uint64_t seen;             /* executions done when the flag was set */
+};
+
+static void *stopper_main(void *p)
+{
+    struct stopper *s = p;
+    struct dcv_engine_stats st;
+    do {
+        nanosleep(&(struct timespec){ 0, 200000 }, NULL);
+        dcv_engine_kernel_stats(s->k, &st);
+    } while (st.chunks < 3 && !atomic_load(&s->finished));
+    s->seen = st.chunks;
+    atomic_store(&s->stop, true);
+    return NULL;
+}
+
+/* Conv1DTranspose 256 -> 256, k 32, 64 long: 134M multiply-adds an item,
+ * 256 items (34G, a fraction of a second whole) in one-item chunks. A
+ * thread sets the flag once it has seen three chunks done; the run must
+ * end after at most a few more, well before its last item. The input is
+ * calloc'd: pages never read stay unmapped. */
+Test(engine, stop_from_another_thread_ends_a_long_run_between_chunks)
+{
+    struct rng r = { 0x5709ULL };
+    char err[DCV_ERRLEN];
+    struct geo g = { .rank = 1, .batch = 256, .cin = 256, .cout = 256, .k = { 32 },
+                     .s = { 1 }, .d = { 1 }, .in = { 64 }, .out = { 95 } };
+    cr_assert(geo_consistent(&g));
+    float *w = rand_buf(&r, kernel_count(&g), 0.1f), *x = calloc(in_count(&g), sizeof(float));
+    float *y = malloc(sizeof(float) * out_count(&g));
+    cr_assert(x && y);
+    struct stopper s = { .k = direct_kernel(&g, ACT_LINEAR, false, w, NULL) };
+    atomic_init(&s.stop, false);
+    atomic_init(&s.finished, false);
+    pthread_t t;
+    dcv_engine_set_chunk_items(1);
+    cr_assert_eq(pthread_create(&t, NULL, stopper_main, &s), 0);
+    int rc = dcv_engine_run(s.k, x, g.batch, g.in, g.out, y, &s.stop, err);
+    atomic_store(&s.finished, true);
+    pthread_join(t, NULL);
+    dcv_engine_set_chunk_items(0);
+    assert_err(rc, DCV_ECANCELED, err, "of 256 batch items");
+    long long done = -1, total = -1;
+    cr_assert_eq(sscanf(err, "stopped after %lld of %lld batch items", &done, &total), 2, "%s",
+                 err);
+    struct dcv_engine_stats st;
+    dcv_engine_kernel_stats(s.k, &st);
+    cr_assert_eq((uint64_t)done, st.chunks, "one item per chunk: %s", err);
+    cr_assert_geq((uint64_t)done, s.seen, "the flag was set after %llu chunks: %s",
+                  (unsigned long long)s.seen, err);
+    cr_assert_lt(done, total / 2, "flag set after %llu chunks, stopped after %lld of %lld",
+                 (unsigned long long)s.seen, done, total);
+    fprintf(stderr, "engine stop: flag set after %llu one-item chunks, run stopped after %lld "
+            "of %lld\n", (unsigned long long)s.seen, done, total);
+    dcv_engine_kernel_free(s.k);
+    free(w), free(x), free(y);
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deconvd/engine.h"
 #include "deconvd/error.h"
 #include "deconvd/json.h"
 #include "deconvd/model.h"
@@ -233,7 +234,7 @@ static float *run(const struct dcv_model *m, const float *in, const int64_t *ish
     cr_assert_eq(dcv_model_output_shape(m, ishape, nd, oshape, count, err), 0, "%s", err);
     float *out = malloc(*count * sizeof *out);
     cr_assert_not_null(out);
-    int rc = dcv_model_infer(m, in, ishape, nd, out, *count, err);
+    int rc = dcv_model_infer(m, in, ishape, nd, out, *count, NULL, err);
     cr_assert_eq(rc, 0, "infer: %s (%s)", err, dcv_error_name(rc));
     return out;
 }
@@ -688,7 +689,8 @@ Test(model, from_doc_without_models_dir_refuses_paths)
     doc = dcv_json_parse(text, strlen(text), err);
     cr_assert_eq(dcv_model_from_doc("x", doc, NULL, NULL, &m, err), 0, "%s", err);
     float in[2] = { 1, 2 }, out[2];
-    cr_assert_eq(dcv_model_infer(m, in, (int64_t[]){ 1, 2, 1 }, 3, out, 2, err), 0, "%s", err);
+    cr_assert_eq(dcv_model_infer(m, in, (int64_t[]){ 1, 2, 1 }, 3, out, 2, NULL, err), 0, "%s",
+                 err);
     cr_expect_float_eq(out[0], 4.0f, 1e-6);
     cr_expect_float_eq(out[1], 7.0f, 1e-6);
     dcv_model_free(m);
@@ -1061,38 +1063,78 @@ Test(model, config_json_padding_negative_and_unknown)
 
 /* ---- inference errors ---------------------------------------------------------- */
 
-Test(model, infer_errors)
+/* The CFG2 layer with .npy weights in list form, loaded. */
+static struct dcv_model *model2(void)
 {
     put_weights2();
     put_model("m", "{\"class_name\": \"Conv2DTranspose\", \"config\": %s, "
               "\"weights\": [\"k.npy\", \"b.npy\"]}", CFG2);
-    struct dcv_model *m = load_ok("m", NULL);
+    return load_ok("m", NULL);
+}
+
+Test(model, infer_errors)
+{
+    struct dcv_model *m = model2();
     char err[DCV_ERRLEN] = "";
     float in[5 * 5 * 3] = { 0 }, out[1000];
     int64_t shape[5] = { 1, 5, 5, 2, 1 }, oshape[5];
     size_t count;
 
-    cr_expect_eq(dcv_model_infer(m, in, shape, 3, out, 1000, err), DCV_ESHAPE);
+    cr_expect_eq(dcv_model_infer(m, in, shape, 3, out, 1000, NULL, err), DCV_ESHAPE);
     cr_expect(strstr(err, "rank"), "%s", err);
-    cr_expect_eq(dcv_model_infer(m, in, shape, 5, out, 1000, err), DCV_ESHAPE);
+    cr_expect_eq(dcv_model_infer(m, in, shape, 5, out, 1000, NULL, err), DCV_ESHAPE);
     int64_t ch[4] = { 1, 5, 5, 3 };
-    cr_expect_eq(dcv_model_infer(m, in, ch, 4, out, 1000, err), DCV_ESHAPE);
+    cr_expect_eq(dcv_model_infer(m, in, ch, 4, out, 1000, NULL, err), DCV_ESHAPE);
     cr_expect(strstr(err, "3 channels") && strstr(err, "expects 2"), "%s", err);
     int64_t unk[4] = { 1, -1, 5, 2 };
     cr_expect_eq(dcv_model_output_shape(m, unk, 4, oshape, &count, err), DCV_ESHAPE);
-    cr_expect_eq(dcv_model_infer(m, in, unk, 4, out, 1000, err), DCV_ESHAPE);
+    cr_expect_eq(dcv_model_infer(m, in, unk, 4, out, 1000, NULL, err), DCV_ESHAPE);
     int64_t zero[4] = { 0, 5, 5, 2 };
-    cr_expect_eq(dcv_model_infer(m, in, zero, 4, out, 1000, err), DCV_ESHAPE);
+    cr_expect_eq(dcv_model_infer(m, in, zero, 4, out, 1000, NULL, err), DCV_ESHAPE);
 
     /* 1x5x5x2 → 1x10x10x4 = 400 floats */
     cr_assert_eq(dcv_model_output_shape(m, shape, 4, oshape, &count, err), 0, "%s", err);
     cr_assert_eq(count, 400);
     err[0] = '\0';
-    int rc = dcv_model_infer(m, in, shape, 4, out, 399, err);
+    int rc = dcv_model_infer(m, in, shape, 4, out, 399, NULL, err);
     cr_expect_lt(rc, 0);
     cr_expect_neq(err[0], '\0');
     cr_expect(strstr(err, "399") && strstr(err, "400"), "%s", err);
-    cr_expect_eq(dcv_model_infer(m, in, shape, 4, out, 400, err), 0, "%s", err);
+    cr_expect_eq(dcv_model_infer(m, in, shape, 4, out, 400, NULL, err), 0, "%s", err);
+    dcv_model_free(m);
+}
+
+/* A stop flag already set: DCV_ECANCELED before anything runs. A clear one,
+ * and a run cut into chunks (the engine's test hook: 2 items, 2 items, then
+ * a single one), give the bits of the plain run, which matches the
+ * reference. */
+Test(model, infer_honours_the_stop_flag_and_chunks_change_no_bit)
+{
+    struct dcv_model *m = model2();
+    char err[DCV_ERRLEN] = "";
+    float in[5 * 5 * 5 * C2], plain[5 * 10 * 10 * F2], out[5 * 10 * 10 * F2];
+    fill(in, sizeof in / sizeof *in, 0.7f);
+    int64_t ishape[4] = { 5, 5, 5, C2 }, oshape[4] = { 5, 10, 10, F2 };
+    size_t count = sizeof out / sizeof *out;
+    atomic_bool stop = true;
+    int rc = dcv_model_infer(m, in, ishape, 4, out, count, &stop, err);
+    cr_assert_eq(rc, DCV_ECANCELED, "%s", err);
+    cr_assert_str_eq(err, "stopped after 0 of 5 batch items");
+    cr_assert_eq(dcv_model_infer(m, in, ishape, 4, plain, count, NULL, err), 0, "%s", err);
+    double *want = malloc(count * sizeof *want);
+    cr_assert_not_null(want);
+    reference(2, (int64_t[]){ 3, 3 }, (int64_t[]){ 2, 2 }, (int64_t[]){ 1, 1 }, 1, F2, C2, kern2,
+              bias2, in, 5, ishape + 1, oshape + 1, want);
+    expect_close(plain, want, count, 1e-5);
+    atomic_store(&stop, false);
+    for (int64_t items = 0; items <= 2; items += 2) {
+        dcv_engine_set_chunk_items(items);
+        memset(out, 0, sizeof out);
+        cr_assert_eq(dcv_model_infer(m, in, ishape, 4, out, count, &stop, err), 0, "%s", err);
+        cr_assert(memcmp(out, plain, sizeof out) == 0, "chunks of %lld", (long long)items);
+    }
+    dcv_engine_set_chunk_items(0);
+    free(want);
     dcv_model_free(m);
 }
 
@@ -1139,7 +1181,7 @@ static int load_all(const char *dir)
             float *x = calloc(icount, sizeof *x), *y = malloc(count * sizeof *y);
             cr_assert(x && y);
             fill(x, icount, 0.5f);
-            rc = dcv_model_infer(m, x, in, m->ndim, y, count, err);
+            rc = dcv_model_infer(m, x, in, m->ndim, y, count, NULL, err);
             cr_expect_eq(rc, 0, "%s: %s", name, err);
             for (size_t i = 0; !rc && i < count; i++)
                 cr_assert(isfinite(y[i]), "%s: output %zu is %g", name, i, y[i]);
@@ -1191,7 +1233,7 @@ Test(model, keras3_fixture_values)
      * bias [0.5, -1]; strides 2, valid: each input pixel paints a 2x2 block */
     float in[4] = { 1, 2, 3, 4 }, out[4 * 4 * 2];
     int64_t ishape[4] = { 1, 2, 2, 1 };
-    cr_assert_eq(dcv_model_infer(m, in, ishape, 4, out, 32, err), 0, "%s", err);
+    cr_assert_eq(dcv_model_infer(m, in, ishape, 4, out, 32, NULL, err), 0, "%s", err);
     float kern[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, bias[2] = { 0.5f, -1.0f };
     double want[32];
     reference(2, (int64_t[]){ 2, 2 }, (int64_t[]){ 2, 2 }, (int64_t[]){ 1, 1 }, 0, 2, 1, kern,

@@ -58,6 +58,7 @@ static float *nrng_buf(struct nrng *r, size_t n, float amp)
 struct ncase {
     int rank;
     bool cf, same, bias, via_model, has_op;
+    int bf16;                  /* engine cases: 1 bf16, 2 bf16 emulated */
     int64_t batch, cin, cout;
     int64_t k[3], s[3], d[3], in[3], out[3], op[3];
     const char *act;
@@ -181,7 +182,8 @@ static void describe(const struct ncase *c, int i, char *buf, size_t cap)
                               "op=%lld}", j, (long long)c->in[j], (long long)c->k[j],
                               (long long)c->s[j], (long long)c->d[j], (long long)c->out[j],
                               c->has_op ? (long long)c->op[j] : -1LL);
-    if (k < cap) snprintf(buf + k, cap - k, "]");
+    if (k < cap) snprintf(buf + k, cap - k, "%s]", c->bf16 == 1 ? " bf16"
+                          : c->bf16 == 2 ? " bf16 emulated" : "");
 }
 
 /* Model file whose weights are the case's .npy files. */
@@ -222,7 +224,7 @@ static void run_model(const char *root, const char *sub, struct ncase *c, const 
     c->ondim = nd;
     c->y = malloc(sizeof(float) * c->ny);
     cr_assert_not_null(c->y);
-    rc = dcv_model_infer(m, x, ishape, nd, c->y, c->ny, err);
+    rc = dcv_model_infer(m, x, ishape, nd, c->y, c->ny, NULL, err);
     cr_assert_eq(rc, 0, "%s: %s", desc, err);
     dcv_model_free(m);
 }
@@ -233,7 +235,8 @@ static void run_engine(struct ncase *c, const float *x, const float *w, const fl
     char err[DCV_ERRLEN], aj[32];
     struct dcv_conv conv = { .rank = c->rank, .in_channels = c->cin, .filters = c->cout,
                              .padding = c->same ? DCV_PADDING_SAME : DCV_PADDING_VALID,
-                             .channels_first = c->cf, .use_bias = c->bias };
+                             .channels_first = c->cf, .use_bias = c->bias,
+                             .dtype = c->bf16 ? DCV_DTYPE_BFLOAT16 : DCV_DTYPE_FLOAT32 };
     for (int j = 0; j < c->rank; j++) {
         conv.kernel[j] = c->k[j];
         conv.strides[j] = c->s[j];
@@ -245,13 +248,15 @@ static void run_engine(struct ncase *c, const float *x, const float *w, const fl
     cr_assert_eq(dcv_activation_parse(a, &conv.act, err), 0, "%s", err);
     dcv_json_free(a);
     struct dcv_engine_kernel *k = NULL;
+    dcv_engine_force_bf16_emulation(c->bf16 == 2);
     int rc = dcv_engine_kernel_create(&conv, w, b, 0, NULL, &k, err);
+    dcv_engine_force_bf16_emulation(false);
     cr_assert_eq(rc, 0, "%s: %s", desc, err);
     c->ondim = layout(c, true, c->oshape);
     c->ny = count(c->oshape, c->ondim);
     c->y = malloc(sizeof(float) * c->ny);
     cr_assert_not_null(c->y);
-    rc = dcv_engine_run(k, x, c->batch, c->in, c->out, c->y, err);
+    rc = dcv_engine_run(k, x, c->batch, c->in, c->out, c->y, NULL, err);
     cr_assert_eq(rc, 0, "%s: %s", desc, err);
     dcv_engine_kernel_free(k);
 }
@@ -314,55 +319,73 @@ static void remove_root(void)
     if (sh(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_root);
 }
 
-Test(numpy, engine_matches_numpy_reference, .fini = remove_root)
+/* Writes case i's inputs into root/cNN (x.npy, kernel.npy, bias.npy,
+ * params.json) and runs it through deconvd into c->y; bf16 cases get
+ * bf16-exact inputs, so the reference sees what the engine computes on.
+ * With `items`, the case runs once whole and once in chunks of that many
+ * items (the engine's test hook), which must agree to the bit. */
+static void run_case(const char *root, int i, struct ncase *c, struct nrng *r, int64_t items)
 {
-    char buf[512], *root = g_root, err[DCV_ERRLEN];
-    struct nrng r = { 0x5eed0f0eULL };
-    static struct ncase cases[NCASES];
-    need_numpy();
-    const char *script = script_path(buf, sizeof buf);
-    cr_assert_not_null(tu_mkdtemp(root));
-    size_t cmdcap = 1024 + NCASES * 64;
-    char *cmd = malloc(cmdcap);
-    cr_assert_not_null(cmd);
-    size_t clen = (size_t)snprintf(cmd, cmdcap, "'%s' '%s'", tu_python(), script);
-
-    for (int i = 0; i < NCASES; i++) {
-        struct ncase *c = &cases[i];
-        char sub[16], dir[96], path[128], desc[768];
-        draw(&r, i, c);
-        describe(c, i, desc, sizeof desc);
-        snprintf(sub, sizeof sub, "c%02d", i);
-        snprintf(dir, sizeof dir, "%s/%s", root, sub);
-        cr_assert_eq(mkdir(dir, 0700), 0, "%s", dir);
-        int64_t xs[5], ks[5];
-        int nd = layout(c, false, xs);
-        for (int j = 0; j < c->rank; j++) ks[j] = c->k[j];
-        ks[c->rank] = c->cout;
-        ks[c->rank + 1] = c->cin;
-        float *x = nrng_buf(&r, count(xs, nd), 1.0f), *w = nrng_buf(&r, count(ks, nd), 0.5f);
-        float *b = c->bias ? nrng_buf(&r, (size_t)c->cout, 0.5f) : NULL;
-        snprintf(path, sizeof path, "%s/x.npy", dir);
-        cr_assert_eq(dcv_npy_save(path, x, xs, nd, err), 0, "%s", err);
-        snprintf(path, sizeof path, "%s/kernel.npy", dir);
-        cr_assert_eq(dcv_npy_save(path, w, ks, nd, err), 0, "%s", err);
-        if (b) {
-            snprintf(path, sizeof path, "%s/bias.npy", dir);
-            cr_assert_eq(dcv_npy_save(path, b, &c->cout, 1, err), 0, "%s", err);
-        }
-        write_params(dir, c);
+    char sub[16], dir[96], path[128], desc[768], err[DCV_ERRLEN];
+    describe(c, i, desc, sizeof desc);
+    snprintf(sub, sizeof sub, "c%02d", i);
+    snprintf(dir, sizeof dir, "%s/%s", root, sub);
+    cr_assert_eq(mkdir(dir, 0700), 0, "%s", dir);
+    int64_t xs[5], ks[5];
+    int nd = layout(c, false, xs);
+    for (int j = 0; j < c->rank; j++) ks[j] = c->k[j];
+    ks[c->rank] = c->cout;
+    ks[c->rank + 1] = c->cin;
+    size_t nx = count(xs, nd), nk = count(ks, nd);
+    float *x = nrng_buf(r, nx, 1.0f), *w = nrng_buf(r, nk, 0.5f);
+    float *b = c->bias ? nrng_buf(r, (size_t)c->cout, 0.5f) : NULL;
+    for (size_t j = 0; c->bf16 && j < nx; j++) x[j] = tu_bf16(x[j]);
+    for (size_t j = 0; c->bf16 && j < nk; j++) w[j] = tu_bf16(w[j]);
+    snprintf(path, sizeof path, "%s/x.npy", dir);
+    cr_assert_eq(dcv_npy_save(path, x, xs, nd, err), 0, "%s", err);
+    snprintf(path, sizeof path, "%s/kernel.npy", dir);
+    cr_assert_eq(dcv_npy_save(path, w, ks, nd, err), 0, "%s", err);
+    if (b) {
+        snprintf(path, sizeof path, "%s/bias.npy", dir);
+        cr_assert_eq(dcv_npy_save(path, b, &c->cout, 1, err), 0, "%s", err);
+    }
+    write_params(dir, c);
+    float *whole = NULL;
+    if (items) {
         if (c->via_model) run_model(root, sub, c, x, desc);
         else run_engine(c, x, w, b, desc);
-        clen += (size_t)snprintf(cmd + clen, cmdcap - clen, " '%s'", dir);
-        free(x);
-        free(w);
-        free(b);
+        whole = c->y;
+        dcv_engine_set_chunk_items(items);
     }
+    if (c->via_model) run_model(root, sub, c, x, desc);
+    else run_engine(c, x, w, b, desc);
+    dcv_engine_set_chunk_items(0);
+    for (size_t j = 0; whole && j < c->ny; j++)
+        cr_assert(memcmp(&whole[j], &c->y[j], sizeof(float)) == 0, "%s: value %zu is %.9g in "
+                  "chunks of %lld, %.9g whole", desc, j, (double)c->y[j], (long long)items,
+                  (double)whole[j]);
+    free(whole);
+    free(x);
+    free(w);
+    free(b);
+}
+
+/* One Python run computes every case's reference; outputs and shapes must
+ * agree. Frees the cases' outputs. */
+static void check_cases(const char *root, struct ncase *cases, int n, const char *what)
+{
+    char buf[512], err[DCV_ERRLEN];
+    const char *script = script_path(buf, sizeof buf);
+    size_t cmdcap = 1024 + (size_t)n * 64, clen;
+    char *cmd = malloc(cmdcap);
+    cr_assert_not_null(cmd);
+    clen = (size_t)snprintf(cmd, cmdcap, "'%s' '%s'", tu_python(), script);
+    for (int i = 0; i < n; i++)
+        clen += (size_t)snprintf(cmd + clen, cmdcap - clen, " '%s/c%02d'", root, i);
     cr_assert_lt(clen, cmdcap);
     cr_assert_eq(sh(cmd), 0, "numpy reference failed: %s", cmd);
-
     double worst = 0;
-    for (int i = 0; i < NCASES; i++) {
+    for (int i = 0; i < n; i++) {
         struct ncase *c = &cases[i];
         char path[128], desc[768];
         struct dcv_npy ref;
@@ -388,6 +411,44 @@ Test(numpy, engine_matches_numpy_reference, .fini = remove_root)
         dcv_npy_release(&ref);
         free(c->y);
     }
-    fprintf(stderr, "numpy: %d cases, worst relative error %.3g\n", NCASES, worst);
+    fprintf(stderr, "numpy: %d %s, worst relative error %.3g\n", n, what, worst);
     free(cmd);
+}
+
+Test(numpy, engine_matches_numpy_reference, .fini = remove_root)
+{
+    struct nrng r = { 0x5eed0f0eULL };
+    static struct ncase cases[NCASES];
+    need_numpy();
+    cr_assert_not_null(tu_mkdtemp(g_root));
+    for (int i = 0; i < NCASES; i++) {
+        draw(&r, i, &cases[i]);
+        run_case(g_root, i, &cases[i], &r, 0);
+    }
+    check_cases(g_root, cases, NCASES, "cases");
+}
+
+/* Batches of 5-7 in chunks of 2 or 3 items and single items left over
+ * (the engine's test hook), through models and the engine directly, ranks
+ * 1-3 in both layouts, every way the engine finishes a plan (its bias and
+ * ReLU passes, softmax, binary_add with post-ops, the portable pass), and
+ * bf16 native and emulated: the bits of the whole run, and NumPy's values. */
+Test(numpy, chunked_runs_match_numpy_reference, .fini = remove_root)
+{
+    static const char *const acts[] = { "relu", "softsign", "softmax", "sigmoid", "linear",
+                                        "leaky_relu", "gelu", "relu6" };
+    enum { N = 12 };
+    struct nrng r = { 0xc4c4c4c4ULL };
+    static struct ncase cases[N];
+    need_numpy();
+    cr_assert_not_null(tu_mkdtemp(g_root));
+    for (int i = 0; i < N; i++) {
+        struct ncase *c = &cases[i];
+        draw(&r, i, c);
+        c->act = acts[i % 8];
+        c->batch = 5 + i % 3;
+        c->bf16 = i == 7 ? 1 : i == 11 ? 2 : 0;       /* engine cases: odd i */
+        run_case(g_root, i, c, &r, 2 + i % 2);
+    }
+    check_cases(g_root, cases, N, "chunked cases");
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deconvd/engine.h"
 #include "deconvd/error.h"
 #include "deconvd/op.h"
 
@@ -412,7 +413,7 @@ static void run_case(int nchw, int same, int64_t sh, int64_t sw, int64_t dh, int
     float *out = malloc(count * sizeof *out);
     double *want = malloc(count * sizeof *want);
     char err[DCV_ERRLEN] = "";
-    int rc = dcv_op_run(&op, out, count, err);
+    int rc = dcv_op_run(&op, out, count, NULL, err);
     cr_assert_eq(rc, 0, "run: %s (%s)", err, dcv_error_name(rc));
     ref2d(in, N, IH, IW, C, k, KH, KW, F, sh, sw, dh, dw, same, OH, OW, want);
     for (int b = 0; b < N; b++)
@@ -430,7 +431,7 @@ static void run_case(int nchw, int same, int64_t sh, int64_t sw, int64_t dh, int
                               (long long)y, (long long)x, f, (double)g, w);
                 }
     /* too small a buffer is refused */
-    cr_expect_eq(dcv_op_run(&op, out, count - 1, err), DCV_EINVAL);
+    cr_expect_eq(dcv_op_run(&op, out, count - 1, NULL, err), DCV_EINVAL);
     free(out);
     free(want);
 }
@@ -444,5 +445,52 @@ Test(op, run_matches_reference)
         run_case(nchw, 0, 2, 3, 1, 1, 10, 16);   /* VALID + extra (negative pad_r) */
         run_case(nchw, 0, 1, 1, 2, 3, 8, 8);     /* dilated VALID */
         run_case(nchw, 1, 2, 2, 2, 2, 8, 10);    /* strides and dilations together */
+    }
+}
+
+/* The op's stop flag is seen before its one-off kernel is built; a clear
+ * flag and a run cut into chunks (two items, two, then one: the op's
+ * one-plan cache holds both plans while they run) give the plain run's
+ * bits, in both layouts; the plain NHWC run matches the reference. */
+Test(op, run_honours_the_stop_flag_and_chunks_change_no_bit)
+{
+    enum { N = 5, IH = 4, IW = 5, C = 3, KH = 3, KW = 2, F = 2, OH = 8, OW = 10 };
+    enum { NOUT = N * OH * OW * F };
+    float in[N * IH * IW * C], k[KH * KW * F * C], out[NOUT], plain[NOUT];
+    double want[NOUT];
+    fillv(in, sizeof in / sizeof *in, 0.9f);
+    fillv(k, sizeof k / sizeof *k, 2.1f);
+    ref2d(in, N, IH, IW, C, k, KH, KW, F, 2, 2, 1, 1, 1, OH, OW, want);
+    for (int nchw = 0; nchw < 2; nchw++) {
+        struct dcv_op op = op2();
+        op.input = in;                /* NCHW reads the same floats as another tensor */
+        op.filters = k;
+        op.data_format = nchw ? "NCHW" : "NHWC";
+        set(op.filter_shape, &op.filter_ndim, 4, I64(KH), I64(KW), I64(F), I64(C));
+        if (nchw) {
+            set(op.input_shape, &op.input_ndim, 4, I64(N), I64(C), I64(IH), I64(IW));
+            set(op.output_shape, &op.output_ndim, 4, I64(N), I64(F), I64(OH), I64(OW));
+        } else {
+            set(op.input_shape, &op.input_ndim, 4, I64(N), I64(IH), I64(IW), I64(C));
+            set(op.output_shape, &op.output_ndim, 4, I64(N), I64(OH), I64(OW), I64(F));
+        }
+        char err[DCV_ERRLEN] = "";
+        atomic_bool stop = true;
+        int rc = dcv_op_run(&op, out, NOUT, &stop, err);
+        cr_assert_eq(rc, DCV_ECANCELED, "%s", err);
+        cr_assert_str_eq(err, "stopped after 0 of 5 batch items");
+        cr_assert_eq(dcv_op_run(&op, plain, NOUT, NULL, err), 0, "%s", err);
+        for (int i = 0; !nchw && i < NOUT; i++)
+            cr_assert(fabs(plain[i] - want[i]) <= 1e-5 * fmax(1.0, fabs(want[i])),
+                      "element %d: got %.7g, want %.7g", i, (double)plain[i], want[i]);
+        atomic_store(&stop, false);
+        for (int64_t items = 0; items <= 2; items += 2) {
+            dcv_engine_set_chunk_items(items);
+            memset(out, 0, sizeof out);
+            cr_assert_eq(dcv_op_run(&op, out, NOUT, &stop, err), 0, "%s", err);
+            cr_assert(memcmp(out, plain, sizeof out) == 0, "%s, chunks of %lld",
+                      op.data_format, (long long)items);
+        }
+        dcv_engine_set_chunk_items(0);
     }
 }

@@ -2,6 +2,7 @@
 #ifndef DCV_TESTUTIL_H
 #define DCV_TESTUTIL_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,23 @@ static inline char *tu_mkdtemp(char *tmpl /* e.g. "/tmp/dcvtest.XXXXXX" */)
                      dcv_error_name(code), (err));                                            \
         cr_assert_not_null(strstr((err), (sub)), "message \"%s\" lacks \"%s\"", (err), (sub)); \
     } while (0)
+
+/* bf16 rounded to nearest even, through frexp/ldexp rather than the bit
+ * tricks the engine uses: 8 significant bits. */
+static inline float tu_bf16(float v)
+{
+    int e;
+    double m = frexp((double)v, &e);             /* v = m * 2^e, 0.5 <= |m| < 1 */
+    return (float)ldexp(nearbyint(ldexp(m, 8)), e - 8);
+}
+
+/* A malloc'd copy of n values rounded by tu_bf16; NULL when out of memory. */
+static inline float *tu_bf16_copy(const float *v, size_t n)
+{
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; p && i < n; i++) p[i] = tu_bf16(v[i]);
+    return p;
+}
 
 /* Path of the Python with Debian's numpy (see DEVELOPERS.md). */
 static inline const char *tu_python(void)
