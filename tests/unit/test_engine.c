@@ -1273,7 +1273,7 @@ static void relu_zero_case(const struct keras_relu *kr, bool cf, bool bias, bool
     dcv_engine_force_bf16_emulation(false);
     struct dcv_engine_stats st;
     dcv_engine_kernel_stats(k, &st);
-    cr_assert_eq(dcv_engine_run(k, x, 1, g.in, g.out, y, err), 0, "%s", err);
+    cr_assert_eq(dcv_engine_run(k, x, 1, g.in, g.out, y, NULL, err), 0, "%s", err);
     for (size_t i = 0; i < n; i++)
         for (size_t c = 0; c < 3; c++) {
             float got = y[cf ? c * n + i : i * 3 + c];
