@@ -33,6 +33,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "deconvd/budget.h"
 #include "deconvd/chunk.h"
 #include "deconvd/engine.h"
 #include "deconvd/error.h"
@@ -109,12 +110,15 @@ struct mems {
 };
 
 /* Per-thread execution state. */
+struct buffer {
+    void *p;
+    size_t cap;
+    bool held;                 /* its bytes are taken from the memory budget */
+};
+
 struct tls {
     dnnl_stream_t stream;
-    void *scratch;
-    size_t scratch_cap;
-    void *bf16;
-    size_t bf16_cap;
+    struct buffer scratch, bf16;
     struct mems mems[TLS_MEMS];
     unsigned next_mems;
 };
@@ -163,8 +167,8 @@ static void tls_free(void *p)
     struct tls *t = p;
     for (int i = 0; i < TLS_MEMS; i++) mems_clear(&t->mems[i]);
     if (t->stream) dnnl_stream_destroy(t->stream);
-    free(t->scratch);
-    free(t->bf16);
+    free(t->scratch.p);
+    free(t->bf16.p);
     free(t);
 }
 
@@ -194,17 +198,57 @@ void dcv_engine_set_chunk_window(uint64_t ns)
 }
 
 /* Grows *buf to at least need bytes, 64-byte aligned. */
-static int reserve(void **buf, size_t *cap, size_t need)
+/* Execution buffers a thread keeps between runs. A bigger one (a rare
+ * huge run: oneDNN's scratchpad can be many times the tensors, 1.2 GB for
+ * an 18 MB bf16 input) takes its bytes from the memory budget for the run
+ * and is freed when the run ends, so that memory comes back after it
+ * instead of staying with the thread. */
+#define TLS_KEEP ((size_t)16 << 20)
+
+static void shed(struct buffer *b)
 {
-    if (need <= *cap) return 0;
+    if (b->cap <= TLS_KEEP) return;
+    free(b->p);
+    if (b->held) dcv_budget_give(b->cap);
+    *b = (struct buffer){ 0 };
+}
+
+static void shed_big_buffers(void)
+{
+    struct tls *t = pthread_getspecific(g_tls_key);
+    if (!t) return;
+    shed(&t->scratch);                        /* mems re-point at the next run */
+    shed(&t->bf16);
+}
+
+size_t dcv_engine_thread_bytes(void)
+{
+    struct tls *t = pthread_getspecific(g_tls_key);
+    return t ? t->scratch.cap + t->bf16.cap : 0;
+}
+
+static int reserve(struct buffer *b, size_t need, const char *what, char *err)
+{
+    if (need <= b->cap) return 0;
     if (atomic_load(&g_fail_allocs) > 0 && atomic_fetch_sub(&g_fail_allocs, 1) > 0)
-        return DCV_ENOMEM;
+        return dcv_errf(err, DCV_ENOMEM, "out of memory for execution buffers");
+    size_t sz = (need + 4095) & ~(size_t)4095, limit = dcv_budget_limit();
+    bool held = sz > TLS_KEEP;
+    if (held && limit && sz > limit)
+        return dcv_errf(err, DCV_ETOOBIG, "the computation needs %zu bytes of %s, above "
+                        "memory_budget_bytes (%zu)", sz, what, limit);
+    if (held && !dcv_budget_take(sz))
+        return dcv_errf(err, DCV_EBUSY, "server busy: the computation needs %zu bytes of %s "
+                        "and memory_budget_bytes (%zu) is taken by other requests; retry later",
+                        sz, what, limit);
     void *p = NULL;
-    size_t sz = (need + 4095) & ~(size_t)4095;
-    if (posix_memalign(&p, 64, sz) != 0) return DCV_ENOMEM;
-    free(*buf);
-    *buf = p;
-    *cap = sz;
+    if (posix_memalign(&p, 64, sz) != 0) {
+        if (held) dcv_budget_give(sz);
+        return dcv_errf(err, DCV_ENOMEM, "out of memory for %zu bytes of %s", sz, what);
+    }
+    free(b->p);
+    if (b->held) dcv_budget_give(b->cap);
+    *b = (struct buffer){ p, sz, held };
     return 0;
 }
 
@@ -657,7 +701,7 @@ static int exec(const struct plan *p, int which, struct tls *t, struct mems *m,
     int rc = 0;
     args[n].arg = DNNL_ARG_SCRATCHPAD;
     args[n].memory = m->m[M_SCRATCH + which];
-    if ((rc = point(m, M_SCRATCH + which, t->scratch, err))) goto out;
+    if ((rc = point(m, M_SCRATCH + which, t->scratch.p, err))) goto out;
     DNNL_TRY(dnnl_primitive_execute(p->prim[which], t->stream, n + 1, args), "execution");
 out:
     return rc;
@@ -790,18 +834,18 @@ static int run_plan(struct dcv_engine_kernel *k, struct plan *p, const float *sr
     dnnl_exec_arg_t a[4];
     int rc = 0;
     if (!t) return dcv_errf(err, DCV_ENOMEM, "out of memory for thread state");
-    if (reserve(&t->scratch, &t->scratch_cap, p->scratch_bytes + 64) ||
-        reserve(&t->bf16, &t->bf16_cap, p->bf16_bytes + 64))
-        return dcv_errf(err, DCV_ENOMEM, "out of memory for execution buffers");
+    if ((rc = reserve(&t->scratch, p->scratch_bytes + 64, "scratchpad", err)) ||
+        (rc = reserve(&t->bf16, p->bf16_bytes + 64, "bf16 staging", err)))
+        return rc;
     if (!(m = mems_get(t, k, p, err))) return DCV_EENGINE;
     dnnl_memory_t msrc = m->m[M_SRC];
     if (k->emulate_bf16) {
-        round_bf16(t->bf16, src, p->bf16_bytes / sizeof(float));
-        src = t->bf16;
+        round_bf16(t->bf16.p, src, p->bf16_bytes / sizeof(float));
+        src = t->bf16.p;
     }
     if ((rc = point(m, M_SRC, (void *)src, err)) || (rc = point(m, M_DST, dst, err))) goto out;
     if (p->prim[P_BF16]) {
-        if ((rc = point(m, M_BF16, t->bf16, err))) goto out;
+        if ((rc = point(m, M_BF16, t->bf16.p, err))) goto out;
         a[0] = (dnnl_exec_arg_t){ DNNL_ARG_FROM, msrc };
         a[1] = (dnnl_exec_arg_t){ DNNL_ARG_TO, m->m[M_BF16] };
         if ((rc = exec(p, P_BF16, t, m, a, 2, err))) goto out;
@@ -990,6 +1034,7 @@ int dcv_engine_run(struct dcv_engine_kernel *k, const float *src, int64_t batch,
         rc = run_whole(k, src, batch, in_sp, out_sp, dst, work, err);
     }
     if (single) omp_set_num_threads(threads);
+    shed_big_buffers();
     return rc;
 }
 

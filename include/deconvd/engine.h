@@ -75,6 +75,11 @@ void dcv_engine_kernel_stats(struct dcv_engine_kernel *k, struct dcv_engine_stat
 void dcv_engine_set_threads(int n);
 int dcv_engine_threads(void);
 
+/* Bytes of execution buffers (scratchpad, bf16 staging) the calling thread
+ * keeps for its next run: at most 16 MiB each, a bigger one is freed when
+ * its run ends. For tests; any thread. */
+size_t dcv_engine_thread_bytes(void);
+
 /* Test hook: makes the next n allocations of execution buffers fail. */
 void dcv_engine_inject_alloc_failures(int n);
 

@@ -23,6 +23,7 @@
 
 #include "deconvd/activation.h"
 #include "deconvd/conv.h"
+#include "deconvd/budget.h"
 #include "deconvd/engine.h"
 #include "deconvd/error.h"
 #include "deconvd/json.h"
@@ -2001,4 +2002,44 @@ Test(engine, stop_from_another_thread_ends_a_long_run_between_chunks)
             "of %lld\n", (unsigned long long)s.seen, done, total);
     dcv_engine_kernel_free(s.k);
     free(w), free(x), free(y);
+}
+
+/* A run needing more than 16 MiB of thread buffers (here the bf16 staging
+ * copy of an 18 MB input) gives them back when it ends; a small run's
+ * buffers stay with the thread for the next one. */
+Test(engine, huge_runs_do_not_keep_their_thread_buffers)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_conv conv = { .rank = 1, .in_channels = 1, .filters = 1, .kernel = { 1 },
+                             .strides = { 1 }, .dilation = { 1 }, .padding = DCV_PADDING_VALID,
+                             .dtype = DCV_DTYPE_BFLOAT16 };
+    float w = 0.5f;
+    struct dcv_engine_kernel *k = NULL;
+    cr_assert_eq(dcv_engine_kernel_create(&conv, &w, NULL, 0, NULL, &k, err), 0, "%s", err);
+    int64_t small = 1000, big = (int64_t)9 << 20;
+    float *x = calloc((size_t)big, sizeof *x), *y = malloc((size_t)big * sizeof *y);
+    cr_assert(x && y);
+    cr_assert_eq(dcv_engine_run(k, x, 1, &small, &small, y, NULL, err), 0, "%s", err);
+    size_t kept_small = dcv_engine_thread_bytes();
+    cr_assert_gt(kept_small, 0, "a small run's buffers stay for the next");
+    cr_assert_eq(dcv_engine_run(k, x, 1, &big, &big, y, NULL, err), 0, "%s", err);
+    cr_assert_leq(dcv_engine_thread_bytes(), (size_t)16 << 20,
+                  "%zu bytes kept after an 18 MB bf16 input", dcv_engine_thread_bytes());
+    for (int64_t i = 0; i < big; i += big / 7) cr_assert_eq(y[i], 0.0f);
+    cr_assert_eq(dcv_budget_used(), 0, "the run gave its buffers' bytes back");
+    /* the same run against a budget: too big for it, or held by others */
+    dcv_budget_set_limit((size_t)256 << 20);
+    int rc = dcv_engine_run(k, x, 1, &big, &big, y, NULL, err);
+    cr_assert(rc == DCV_ETOOBIG || rc == 0, "%s", err);
+    if (rc == DCV_ETOOBIG) cr_assert_not_null(strstr(err, "memory_budget_bytes"), "%s", err);
+    dcv_budget_set_limit((size_t)64 << 30);
+    cr_assert(dcv_budget_take(((size_t)64 << 30) - ((size_t)8 << 20)));
+    rc = dcv_engine_run(k, x, 1, &big, &big, y, NULL, err);
+    cr_assert_eq(rc, DCV_EBUSY, "rc %d: %s", rc, err);
+    cr_assert_not_null(strstr(err, "retry later"), "%s", err);
+    cr_assert_eq(dcv_engine_run(k, x, 1, &small, &small, y, NULL, err), 0,
+                 "small runs need no budget: %s", err);
+    dcv_engine_kernel_free(k);
+    free(x);
+    free(y);
 }
