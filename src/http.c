@@ -45,7 +45,6 @@
 #include "deconvd/sched.h"
 
 #define SWEEP_NS 250000000ull           /* how often deadlines are checked */
-#define PRESIZE_MAX ((size_t)16 << 20) /* bodies trusted to Content-Length */
 /* Request heads are refused with JSON 414/431 by us up to what fits in MHD's
  * per-connection pool; only heads beyond the pool get MHD's own HTML page. */
 #define POOL_BYTES (32 * 1024)         /* MHD zeroes it per request: keep it small */
@@ -249,10 +248,16 @@ static enum append_result append(struct dcv_http_req *r, const char *data, size_
         if (nc > r->max_body + 1) nc = r->max_body + 1;
         size_t more = nc > r->reserved ? nc - r->reserved : 0;
         if (!dcv_budget_take(more)) return OVER_BUDGET;
-        char *p = dcv_buf_realloc(r->body ? r->body - r->pad : NULL, r->pad + nc);
+        /* a new block and a copy of the bytes received, not of the old
+         * block's capacity: pages never written stay unmapped */
+        char *p = dcv_buf_alloc(r->pad + nc);
         if (!p) {
             dcv_budget_give(more);
             return OVER_BUDGET;
+        }
+        if (r->body) {
+            memcpy(p + r->pad, r->body, r->len);
+            dcv_buf_free(r->body - r->pad);
         }
         r->reserved += more;
         r->body = p + r->pad;
@@ -320,8 +325,9 @@ static struct dcv_http_req *begin(struct dcv_http *h, struct MHD_Connection *con
     r->body_coming = announced > 0 ||
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     r->announced = announced > SIZE_MAX ? SIZE_MAX : (size_t)announced;
-    /* capped, so that a lying length costs little */
-    r->expect = announced < PRESIZE_MAX ? announced : PRESIZE_MAX;
+    /* A length that lies costs its bytes of the budget (taken before the
+     * body is read), not memory: pages never written are never resident. */
+    r->expect = r->announced;
     const char *at = h->o.align_after ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                                      h->o.align_after) : NULL;
     if (at) r->pad = (DCV_BUF_ALIGN - strtoull(at, NULL, 10) % DCV_BUF_ALIGN) % DCV_BUF_ALIGN;

@@ -331,7 +331,7 @@ def ops3d_amplifier(side):
 
 
 def test_memory_answers():
-    cfg = {"workers": 2, "memory_budget_bytes": 160 << 20, "max_response_bytes": 32 << 20,
+    cfg = {"workers": 2, "memory_budget_bytes": 512 << 20, "max_response_bytes": 32 << 20,
            "connection_timeout_s": 2, "min_transfer_rate": 4 << 20, "max_connections": 64,
            "buffer_cache_bytes": 16 << 20}
     with L.RDaemon(config=cfg, shipped=["up1d"], name="governance answers daemon") as d:
