@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "deconvd/answer.h"
 #include "deconvd/api.h"
 #include "deconvd/buf.h"
 #include "deconvd/config.h"
@@ -25,6 +26,8 @@
 #include "deconvd/error.h"
 #include "deconvd/http.h"
 #include "deconvd/json.h"
+#include "deconvd/jsonbody.h"
+#include "deconvd/kserve.h"
 #include "deconvd/layer.h"
 #include "deconvd/log.h"
 #include "deconvd/metrics.h"
@@ -34,6 +37,7 @@
 #include "deconvd/sched.h"
 #include "deconvd/shm.h"
 #include "deconvd/tensor.h"
+#include "deconvd/tfserving.h"
 
 #define JSON "application/json"
 #define MAX_SEGS 8
@@ -336,7 +340,7 @@ static float *output_buffer(struct job *j, struct dcv_infer_request *in, const i
         char ver[16];
         snprintf(ver, sizeof ver, "%d", j->ref.version);
         j->binary = true;
-        j->out = dcv_tensor_kserve_binary_open(j->ref.name, ver, in->id, in->has_id, oshape,
+        j->out = dcv_answer_kserve_binary_open(j->ref.name, ver, in->id, in->has_id, oshape,
                                                in->input.ndim, &dst, &j->out_len,
                                                &j->out_header_len);
         return j->out ? dst : NULL;
@@ -380,7 +384,7 @@ static int shm_resolve(struct job *j, struct dcv_infer_request *in, const int64_
         return rc;
     /* An input sharing bytes with the output is copied: the engine would
      * otherwise read values it has already overwritten. */
-    return dcv_tensor_decode_raw(in, sin->addr, sin->len, !dcv_shm_overlap(sin, sout), j->err);
+    return dcv_kserve_decode_raw(in, sin->addr, sin->len, !dcv_shm_overlap(sin, sout), j->err);
 }
 
 /* Adaptive threads: the cores split among the jobs running now (this one
@@ -397,7 +401,8 @@ static void infer_work(void *arg)
 {
     struct job *j = arg;
     struct dcv_infer_request in = { 0 };
-    struct dcv_decode_limits lim = { .max_elems = j->api->cfg->max_tensor_elems };
+    struct dcv_decode_limits lim = { .max_elems = j->api->cfg->max_tensor_elems,
+                                     .max_json_nodes = j->api->cfg->max_json_nodes };
     struct dcv_shm_ref shm_in = { 0 }, shm_out = { 0 };
     int64_t oshape[DCV_MAX_DIMS];
     char ver[16];
@@ -413,8 +418,8 @@ static void infer_work(void *arg)
     }
     if ((j->rc = check_utf8(j->body, j->header_len ? j->header_len : j->len, j->err))) goto out;
     j->rc = j->kind == JOB_KSERVE
-          ? dcv_tensor_decode_kserve(j->body, j->len, j->header_len, &lim, &in, j->err)
-          : dcv_tensor_decode_tfserving(j->body, j->len, &lim, &in, &rows, j->err);
+          ? dcv_kserve_decode(j->body, j->len, j->header_len, &lim, &in, j->err)
+          : dcv_tfserving_decode(j->body, j->len, &lim, &in, &rows, j->err);
     if (j->rc || (j->rc = output_shape(j, &in, oshape, &count))) goto out;
     if ((in.input_shm.used || in.output_shm.used) &&
         (j->rc = shm_resolve(j, &in, oshape, count, &shm_in, &shm_out)))
@@ -436,20 +441,21 @@ static void infer_work(void *arg)
     j->t_computed = dcv_now_ns();
     snprintf(ver, sizeof ver, "%d", j->ref.version);
     if (shm_out.region) {
-        dcv_tensor_kserve_binary_close(dst, count);      /* little-endian in the region */
+        dcv_answer_kserve_binary_close(dst, count);      /* little-endian in the region */
         if ((void *)dst != (void *)shm_out.addr)
             memcpy(shm_out.addr, dst, sizeof(float) * count);
-        j->out = dcv_tensor_encode_kserve_shm(j->ref.name, ver, in.id, in.has_id, oshape, nd,
-                                              &in.output_shm, &j->out_len);
+        j->out = dcv_answer_kserve_shm(j->ref.name, ver, in.id, in.has_id, oshape, nd,
+                                       &in.output_shm, &j->out_len);
     } else if (j->binary) {
-        dcv_tensor_kserve_binary_close(dst, count);
+        dcv_answer_kserve_binary_close(dst, count);
     } else if (j->kind == JOB_KSERVE) {
-        j->out = dcv_tensor_encode_kserve(j->ref.name, ver, in.id, in.has_id, oshape, nd, out,
-                                          false, &j->out_len, &j->out_header_len);
+        j->rc = dcv_answer_kserve(j->ref.name, ver, in.id, in.has_id, oshape, nd, out, false,
+                                  &j->out, &j->out_len, &j->out_header_len, j->err);
     } else {
-        j->out = dcv_tensor_encode_tfserving(oshape, nd, out, rows, &j->out_len);
+        j->rc = dcv_answer_tfserving(oshape, nd, out, rows, &j->out, &j->out_len, j->err);
     }
-    if (!j->out) j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory encoding the response");
+    if (!j->rc && !j->out)
+        j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory encoding the response");
 out:
     j->t_done = dcv_now_ns();
     if (!j->t_decoded) j->t_decoded = j->t_done;
@@ -496,22 +502,20 @@ static int op_ints(const struct dcv_json *v, int64_t *out, int *n, const char *w
 static void op_work(void *arg)
 {
     struct job *j = arg;
-    struct dcv_decode_limits lim = { .max_elems = j->api->cfg->max_tensor_elems };
+    struct dcv_decode_limits lim = { .max_elems = j->api->cfg->max_tensor_elems,
+                                     .max_json_nodes = j->api->cfg->max_json_nodes };
     struct dcv_tensor in = { 0 }, filt = { 0 };
     struct dcv_op op = { .rank = j->op_rank };
     float *out = NULL;
     j->t_start = dcv_now_ns();
     pick_threads(j->api->cfg);
-    struct dcv_tensor_body *b = NULL;
+    struct dcv_jsonbody *b = NULL;
     if ((j->rc = check_utf8(j->body, j->len, j->err))) goto out;
-    b = dcv_tensor_parse_body(j->body, j->len, &lim, j->err);
-    const struct dcv_json *root = b ? dcv_tensor_body_root(b) : NULL;
-    if (!b) {
-        j->rc = DCV_EPARSE;
-        goto out;
-    }
-    if ((j->rc = dcv_tensor_from_json(dcv_json_get(root, "input"), &lim, &in, j->err)) ||
-        (j->rc = dcv_tensor_from_json(dcv_json_get(root, "filters"), &lim, &filt, j->err)))
+    j->rc = dcv_jsonbody_parse(j->body, j->len, &lim, &b, j->err);
+    const struct dcv_json *root = dcv_jsonbody_root(b);
+    if (j->rc) goto out;
+    if ((j->rc = dcv_tensor_from_json(b, dcv_json_get(root, "input"), &lim, &in, j->err)) ||
+        (j->rc = dcv_tensor_from_json(b, dcv_json_get(root, "filters"), &lim, &filt, j->err)))
         goto out;
     op.input = in.data, op.input_ndim = in.ndim;
     op.filters = filt.data, op.filter_ndim = filt.ndim;
@@ -543,8 +547,7 @@ static void op_work(void *arg)
     j->t_decoded = dcv_now_ns();
     if ((j->rc = dcv_op_run(&op, out, n, j->err))) goto out;
     j->t_computed = dcv_now_ns();
-    j->out = dcv_tensor_encode_plain(op.output_shape, op.output_ndim, out, &j->out_len);
-    if (!j->out) j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory");
+    j->rc = dcv_answer_plain(op.output_shape, op.output_ndim, out, &j->out, &j->out_len, j->err);
 out:
     j->t_done = dcv_now_ns();
     if (!j->t_decoded) j->t_decoded = j->t_done;
@@ -552,7 +555,7 @@ out:
     dcv_buf_free(out);
     dcv_tensor_release(&in);
     dcv_tensor_release(&filt);
-    dcv_tensor_body_free(b);
+    dcv_jsonbody_free(b);
     dcv_buf_free(j->body);
     j->body = NULL;
 }
@@ -707,8 +710,11 @@ static struct dcv_json *parse_body(struct dcv_api *a, struct dcv_http_req *req,
     char err[DCV_ERRLEN];
     size_t len;
     char *body = dcv_http_body(req, &len);
-    struct dcv_json *doc = check_utf8(body, len, err) ? NULL : dcv_json_parse(body, len, err);
-    if (!doc) send_error(a, req, model, DCV_EPARSE, err);
+    struct dcv_json_bound bound = { a->cfg->max_json_nodes, "max_json_nodes", NULL, NULL };
+    struct dcv_json *doc = NULL;
+    int rc = check_utf8(body, len, err);
+    if (!rc) rc = dcv_json_parse_bounded(body, len, &bound, &doc, err);
+    if (rc) send_error(a, req, model, rc, err);
     else if (dcv_json_type(doc) != DCV_JSON_OBJECT) {
         dcv_json_free(doc);
         send_error(a, req, model, DCV_EINVAL, "request body must be a JSON object");
