@@ -3,7 +3,7 @@
 # See docs/security.md for what each suite proves.
 #
 #   make robustness                  hostile + security + faults (ASan build, leaks
-#                                    checked) + overload (release build); ~3-4 min
+#                                    checked) + overload + answers (release build); ~3-4 min
 #   make robustness ROBUST_CI=1      shorter reload-under-load and overload phases
 #   make soak [SOAK_SECONDS=600]     mixed load on the release build: unexpected
 #                                    errors, RSS growth and fd figures (CI: 60)
@@ -31,7 +31,7 @@ robustness-asan:
 	  OPT="-O1 -g" $(ROBUST_ASAN)/deconvd
 
 robustness: robustness-deps all robustness-asan
-	$(ROBUST_ENV) tests/robustness/run hostile security faults overload
+	$(ROBUST_ENV) tests/robustness/run hostile security faults overload answers
 
 soak: robustness-deps all
 	$(ROBUST_ENV) SOAK_SECONDS=$(SOAK_SECONDS) tests/robustness/run soak

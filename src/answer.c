@@ -2,8 +2,10 @@
  *
  * Each JSON answer is written into one dcv_buf block sized up front for the
  * worst case (every float at its longest), so the writers never check for
- * room; floats go through the float codec's shortest round-trip text. Binary
- * KServe answers put the JSON header and the raw floats in
+ * room; floats go through the float codec's shortest round-trip text. Before
+ * any JSON is written the output is scanned for NaN and infinities at memory
+ * speed (the codec would spell them as Python does, which is not JSON) and
+ * refused. Binary KServe answers put the JSON header and the raw floats in
  * one buffer, aligned so the engine computes straight into it. Pure
  * functions, any thread.
  */
@@ -89,15 +91,42 @@ static int check(const int64_t *shape, int ndim, size_t *n, char *err)
                                                              : "");
 }
 
-/* Every JSON answer starts here: the shape checked, then a buffer of
- * fixed + per_value bytes a value, the worst case. */
+static const char TO_BINARY[] =
+    "ask for binary output (\"parameters\": {\"binary_data_output\": true}) to receive the raw "
+    "float32 values";
+static const char TF_NO_BINARY[] = "TF Serving's REST API has no binary form to carry it";
+static const char OPS_NO_BINARY[] = "the ops endpoint answers only JSON";
+
+/* JSON has no token for NaN or the infinities (Python writes "Infinity",
+ * which JSON.parse and strict parsers refuse): a JSON answer refuses the
+ * output instead, naming the first such value by flat and by
+ * multi-dimensional index, and what the client can do. */
+static int finite(const int64_t *shape, int ndim, const float *data, size_t n,
+                  const char *remedy, char *err)
+{
+    size_t i = dcv_float_first_nonfinite(data, n);
+    if (i == n)
+        return 0;
+    int64_t idx[DCV_TENSOR_MAX_DIMS];
+    size_t rest = i;
+    for (int d = ndim - 1; d >= 0; d--) {
+        idx[d] = (int64_t)(rest % (size_t)shape[d]);
+        rest /= (size_t)shape[d];
+    }
+    char at[DCV_TENSOR_SHAPE_TEXT], num[DCV_FLOAT_MAXLEN + 1];
+    dcv_tensor_shape_text(at, idx, ndim);
+    dcv_float_format(data[i], num);
+    return dcv_errf(err, DCV_EINVAL, "output value %zu (index %s) is %s, which JSON cannot "
+                    "carry (the output overflowed float32); %s", i, at, num, remedy);
+}
+
+/* Every JSON answer starts here: the shape and the values checked, then a
+ * buffer of fixed + per_value bytes a value, the worst case. */
 static int json_open(struct out *o, const int64_t *shape, int ndim, const float *data,
                      const char *remedy, size_t fixed, size_t per_value, size_t *n, char *err)
 {
     int rc;
-    (void)data;
-    (void)remedy;
-    if ((rc = check(shape, ndim, n, err)))
+    if ((rc = check(shape, ndim, n, err)) || (rc = finite(shape, ndim, data, *n, remedy, err)))
         return rc;
     if (!out_open(o, fixed + *n * per_value))
         return dcv_errf(err, DCV_ENOMEM, "out of memory for a %zu-value answer", *n);
@@ -204,7 +233,7 @@ int dcv_answer_kserve(const char *model, const char *version, const char *id, bo
             *header_len = hl;
         return 0;
     }
-    if ((rc = json_open(&o, shape, ndim, data, NULL, kserve_head_max(model, version, id),
+    if ((rc = json_open(&o, shape, ndim, data, TO_BINARY, kserve_head_max(model, version, id),
                         DCV_FLOAT_MAXLEN + 1, &n, err)))
         return rc;
     kserve_head(&o, model, version, id, has_id, shape, ndim);
@@ -251,7 +280,7 @@ int dcv_answer_tfserving(const int64_t *shape, int ndim, const float *data, bool
     *out = NULL;
     /* each number with its comma, and per innermost row (of one value at
      * worst) its brackets at every level and a comma */
-    if ((rc = json_open(&o, shape, ndim, data, NULL, 48,
+    if ((rc = json_open(&o, shape, ndim, data, TF_NO_BINARY, 48,
                         DCV_FLOAT_MAXLEN + 1 + 2 * (size_t)ndim + 3, &n, err)))
         return rc;
     put(&o, row_format ? "{\"predictions\":" : "{\"outputs\":");
@@ -276,7 +305,7 @@ int dcv_answer_plain(const int64_t *shape, int ndim, const float *data, char **o
     struct out o;
     int rc;
     *out = NULL;
-    if ((rc = json_open(&o, shape, ndim, data, NULL, 32 + DCV_TENSOR_SHAPE_TEXT,
+    if ((rc = json_open(&o, shape, ndim, data, OPS_NO_BINARY, 32 + DCV_TENSOR_SHAPE_TEXT,
                         DCV_FLOAT_MAXLEN + 1, &n, err)))
         return rc;
     put(&o, "{\"shape\":");

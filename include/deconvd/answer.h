@@ -1,8 +1,11 @@
 /* answer.h — the bodies of inference and ops answers.
  *
  * KServe v2 (JSON, binary tensor extension, shared-memory extension), TF
- * Serving and the ops endpoint's plain {"shape","data"}. NaN and infinities
- * are written as Python's json spells them. Every buffer returned is a dcv_buf
+ * Serving and the ops endpoint's plain {"shape","data"}. A JSON answer never
+ * holds a token that is not JSON: an output with NaN or an infinity (a
+ * model whose output overflows float32) is refused with an error naming its
+ * first position, and KServe clients are pointed to binary output, which
+ * carries the raw floats as they are. Every buffer returned is a dcv_buf
  * block (free with dcv_buf_free), NUL-terminated past *len for
  * convenience. Pure functions, any thread.
  */
@@ -22,8 +25,10 @@
  * and the raw little-endian floats follow the JSON header, whatever their
  * values; *header_len (may be NULL) receives the JSON header's length (for
  * Inference-Header-Content-Length), the whole length without binary.
- * 0 with *out of *len bytes, or: DCV_EINVAL when the shape is not a
- * tensor's; DCV_ENOMEM. *out is NULL on failure. */
+ * 0 with *out of *len bytes, or: DCV_EINVAL when a JSON answer would carry
+ * a non-finite value (the message gives its flat and multi-dimensional
+ * index and asks for binary_data_output) or the shape is not a tensor's;
+ * DCV_ENOMEM. *out is NULL on failure. */
 int dcv_answer_kserve(const char *model, const char *version, const char *id, bool has_id,
                       const int64_t *shape, int ndim, const float *data, bool binary,
                       char **out, size_t *len, size_t *header_len, char *err);
@@ -47,8 +52,9 @@ char *dcv_answer_kserve_shm(const char *model, const char *version, const char *
                             const struct dcv_tensor_shm *shm, size_t *len);
 
 /* TF Serving response: {"predictions": [one nested array per batch element]}
- * when row_format, else {"outputs": nested}. 0, or DCV_EINVAL for a bad
- * shape, DCV_ENOMEM; *out NULL then. */
+ * when row_format, else {"outputs": nested}. 0, or DCV_EINVAL for a
+ * non-finite value (TF Serving's REST API has no binary form: the message
+ * says JSON cannot carry it) or a bad shape, DCV_ENOMEM; *out NULL then. */
 int dcv_answer_tfserving(const int64_t *shape, int ndim, const float *data, bool row_format,
                          char **out, size_t *len, char *err);
 

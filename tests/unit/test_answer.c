@@ -1,5 +1,6 @@
 /* test_answer.c — the answer encoders read back through the JSON layer:
- * KServe JSON and binary, TF Serving, plain. */
+ * KServe JSON and binary, TF Serving, plain; and no JSON answer carries a
+ * non-finite value. */
 #include <criterion/criterion.h>
 #include <float.h>
 
@@ -84,15 +85,70 @@ Test(answer, encode_kserve_binary)
     dcv_buf_free(out);
 }
 
-Test(answer, encode_nonfinite_as_python_reads_them)
+/* Each JSON encoder, each non-finite value at the first, a middle and the
+ * last position of a [2,3,4,5] output: refused with DCV_EINVAL naming the
+ * flat and the multi-dimensional index (worked by hand: 67 = ((1*3 + 0)*4
+ * + 1)*5 + 2). */
+Test(answer, json_answers_refuse_non_finite_values)
 {
-    const float v[3] = { NAN, INFINITY, -INFINITY };
-    const int64_t shape[] = { 3 };
-    size_t len;
+    static const struct { size_t at; const char *index; } where[] = {
+        { 0, "[0,0,0,0]" }, { 67, "[1,0,1,2]" }, { 119, "[1,2,3,4]" },
+    };
+    const float bad[] = { INFINITY, -INFINITY, NAN };
+    const char *spelled[] = { "Infinity", "-Infinity", "NaN" };
+    const int64_t shape[] = { 2, 3, 4, 5 };
+    float v[120];
+    for (size_t w = 0; w < 3; w++)
+        for (size_t b = 0; b < 3; b++)
+            for (int enc = 0; enc < 4; enc++) {
+                for (int i = 0; i < 120; i++)
+                    v[i] = (float)i * 0.25f;
+                v[where[w].at] = bad[b];
+                char *out = (char *)"untouched", err[DCV_ERRLEN] = "", want[96];
+                size_t len = 0, hlen = 0;
+                int rc = enc == 0 ? dcv_answer_kserve("m", "1", NULL, false, shape, 4, v, false,
+                                                      &out, &len, &hlen, err)
+                       : enc == 1 ? dcv_answer_tfserving(shape, 4, v, true, &out, &len, err)
+                       : enc == 2 ? dcv_answer_tfserving(shape, 4, v, false, &out, &len, err)
+                                  : dcv_answer_plain(shape, 4, v, &out, &len, err);
+                snprintf(want, sizeof want, "output value %zu (index %s) is %s", where[w].at,
+                         where[w].index, spelled[b]);
+                assert_err(rc, DCV_EINVAL, err, want);
+                cr_assert_null(out, "encoder %d wrote an answer", enc);
+                cr_assert_not_null(strstr(err, "JSON cannot carry"), "%s", err);
+                cr_assert_not_null(strstr(err, enc == 0 ? "\"binary_data_output\": true"
+                                              : enc < 3 ? "TF Serving" : "ops endpoint"),
+                                   "encoder %d: %s", enc, err);
+            }
+}
+
+/* A TF Serving scalar answer (no dimensions) is checked too. */
+Test(answer, scalar_answer_refuses_non_finite)
+{
+    const float v[1] = { -INFINITY };
     char *out, err[DCV_ERRLEN] = "";
-    cr_assert_eq(dcv_answer_kserve("m", "1", NULL, false, shape, 1, v, false, &out, &len, NULL,
+    size_t len;
+    assert_err(dcv_answer_tfserving(NULL, 0, v, true, &out, &len, err), DCV_EINVAL, err,
+               "output value 0 (index []) is -Infinity");
+}
+
+/* Binary KServe answers carry the values as they are: the bits of an
+ * infinity and of a NaN come back unchanged. */
+Test(answer, binary_answer_keeps_non_finite_bits)
+{
+    const float v[4] = { 1, INFINITY, -INFINITY, NAN };
+    const int64_t shape[] = { 4 };
+    char *out, err[DCV_ERRLEN] = "";
+    size_t len, hlen;
+    cr_assert_eq(dcv_answer_kserve("m", "1", NULL, false, shape, 1, v, true, &out, &len, &hlen,
                                    err), 0, "%s", err);
-    cr_assert_not_null(strstr(out, "\"data\":[NaN,Infinity,-Infinity]"), "%s", out);
+    cr_assert_eq(len, hlen + sizeof v);
+    const uint32_t want[4] = { 0x3f800000u, 0x7f800000u, 0xff800000u, bits(NAN) };
+    for (int i = 0; i < 4; i++) {
+        uint32_t got;
+        memcpy(&got, out + hlen + 4 * i, sizeof got);
+        cr_assert_eq(got, want[i], "value %d: %08x, want %08x", i, got, want[i]);
+    }
     dcv_buf_free(out);
 }
 
