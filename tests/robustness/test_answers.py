@@ -12,7 +12,8 @@
 - Non-numeric arrays in a request ({"parameters": {"junk": [[],[],...]}})
   would each become a JSON tree node: two ~60 MB such requests at once are
   refused with 413 naming max_json_nodes and the number of values, while
-  /v2/health/live keeps answering; the daemon's RSS peak is printed.
+  /v2/health/live keeps answering; the daemon's RSS peak is printed. The
+  bodies the loop thread parses (shape endpoints) are bounded alike.
 
 Run: DECONVD_BIN=build/deconvd tests/robustness/run answers
 """
@@ -199,6 +200,23 @@ def test_junk_arrays(d):
     T.answers_inference(d, "up1d", [[[1, 2]]])
 
 
+def test_loop_thread_bodies(d):
+    """The bodies the loop thread parses (shape endpoints, shared-memory
+    registration) are bounded by the same key: 1 MB of junk arrays, 413."""
+    junk = ',"junk":[' + "[]," * 333332 + "[]]}"
+    cases = [("/v2/models/up1d/shape", '{"input_shape":[1,4,2]' + junk),
+             ("/v2/shape", '{"class_name":"Conv1DTranspose","config":{"filters":2,'
+                           '"kernel_size":3,"strides":2},"input_shape":[1,4,2]' + junk)]
+    for path, body in cases:
+        r = d.post(path, data=body.encode())
+        ok = L.is_json_error(r, (413,))
+        msg = r.json()["error"] if ok else "%s %r" % (r.status_code, r.content[:200])
+        check("junk arrays on the loop thread (%s, 1 MB): 413 naming max_json_nodes" % path,
+              ok and "above max_json_nodes (%d)" % MAX_JSON_NODES in msg, msg)
+        ok = d.post(path, data=body[:body.index(',"junk"')].encode() + b"}").status_code == 200
+        check("the same request without the junk (%s): 200" % path, ok, "")
+
+
 def main():
     npy = {"ovf.kernel.npy": KERNEL, "ovf.bias.npy": BIAS}
     models = {"ovf": T.conv1d_doc("ovf", "ovf.kernel.npy", "ovf.bias.npy")}
@@ -207,6 +225,7 @@ def main():
         d.start()
         L.R.run(test_non_finite_answers, d)
         L.R.run(test_junk_arrays, d)
+        L.R.run(test_loop_thread_bodies, d)
 
 
 if __name__ == "__main__":
