@@ -90,7 +90,7 @@ static size_t count_values(const char *text, size_t len, size_t *deep_at)
             n++;
             while (p < end && in_scalar(*p))
                 p++;
-        } else if (!is_space(c)) {
+        } else if ((unsigned char)c > ' ') { /* cJSON skips all of 0x00-0x20 */
             key = false;
         }
     }

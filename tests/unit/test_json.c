@@ -40,6 +40,9 @@ static const struct { const char *text; size_t values; } counted[] = {
     { "{\"a\":{\"b\":{\"c\":[]}}}", 4 },
     { "[[],[],{},[[]],{\"\":{}}]", 8 },
     { " { \"a\" : [ 1 , 2 ] , \"b\" : \"\" } ", 5 },
+    /* fuzzer find: cJSON skips every byte up to 0x20 between tokens, so a
+     * key after control bytes is still a key */
+    { "{\"a\":1,\x05\x01 \"b\":2}", 3 },
 };
 
 Test(json, counts_each_value_once)
