@@ -9,8 +9,9 @@
  * resolves only against the body it is asked of (the decoders pass the body
  * along with the node), by that body's secret serial; see secret_serial for
  * why a client cannot forge one. Arrays too short for a marker or not all
- * numbers stay in the tree. Any thread, no shared state: a body owns its
- * tree and lifted arrays until a decoder takes the floats.
+ * numbers stay in the tree. Any thread, no shared state (the random bits
+ * are pooled per thread): a body owns its tree and lifted arrays until a
+ * decoder takes the floats.
  */
 #include <errno.h>
 #include <locale.h>
@@ -35,8 +36,8 @@
 #define MARKER_PREFIX "#dcv:"
 #define MARKER_PREFIX_LEN 5
 #define MARKER_MAX 48
-#define SMALL_TEXT 4096              /* an array this short in bytes ... */
-#define SMALL_VALUES 2048            /* ... holds fewer values than this */
+#define SMALL_TEXT 4096              /* an array's first bytes read on the stack ... */
+#define SMALL_VALUES 2048            /* ... hold fewer values than this */
 
 struct dcv_jsonbody {
     struct dcv_json *root;
@@ -191,9 +192,9 @@ struct scanner {
     const char *key;             /* raw key whose value comes next; NULL in arrays */
     size_t keylen;
     int depth;
-    /* Not cleared, 9 KB a body: each is written before it is read. */
-    char open[DCV_JSON_MAX_DEPTH];   /* '{' or '[' per level */
-    float scratch[SMALL_VALUES];     /* short arrays land here first */
+    size_t values;               /* the skeleton's so far: a lifted array is one */
+    float *big;                  /* a long array's buffer, kept while attempts fail */
+    char open[DCV_JSON_MAX_DEPTH];   /* '{' or '[' per level; not cleared */
 };
 
 /* Whether the array at p can start with a number (or NaN/Infinity, to be
@@ -204,19 +205,6 @@ static bool starts_numeric(const char *p, const char *end)
         p++;
     return p < end && ((*p >= '0' && *p <= '9') || *p == '-' || *p == ']' || *p == 'N' ||
                        *p == 'I');
-}
-
-/* True when the array at p closes within n bytes: too short for a marker. */
-static bool closes_within(const char *p, const char *end, size_t n)
-{
-    size_t depth = 0;
-    for (const char *q = p; q < end && (size_t)(q - p) < n; q++) {
-        if (*q == '[')
-            depth++;
-        else if (*q == ']' && --depth == 0)
-            return true;
-    }
-    return false;
 }
 
 static void key_text(const struct scanner *s, char *buf, size_t cap)
@@ -336,55 +324,63 @@ static void add_gap(struct scanner *s, char *text, size_t len)
     s->gaps[s->ngaps++] = (struct gap){ (size_t)(text - s->base), len };
 }
 
-/* Reads the numeric array at s->p into *out, a buffer of its own size;
- * *len is 0 when the codec refused the text (*count, *errpos then say
- * where), and *out NULL too when the array has more values than max_elems.
- * An array whose text is short is read into the scanner's scratch and
- * copied: a buffer sized by the text left would map megabytes per small
- * array, pages of which realloc then keeps (60 000 arrays of 30 numbers in
- * a 4 MB body took 245 MB and 3.3 s; 300 000 in 21 MB, 46 s). A long one
- * goes straight into a buffer sized by the text left (a value and its comma
- * take two bytes), shrunk after: pages the codec never writes are never
- * committed, which is cheaper than a pass to count the values first. */
-static int read_array(struct scanner *s, float **out, size_t *len, size_t *count,
+/* Reads the array at s->p with the codec into *v: its first SMALL_TEXT
+ * bytes into scratch (SMALL_VALUES floats), and only when the array goes
+ * on past them (or fails there, which a number cut in two would), all of
+ * it into s->big, sized by the text left (a value and its comma take two
+ * bytes): pages the codec never writes are never committed, which is
+ * cheaper than a pass to count the values first. A short array is thus
+ * read once and copied to a buffer of its size, not given megabytes of
+ * which realloc then keeps pages (60 000 arrays of 30 numbers in a 4 MB
+ * body took 245 MB and 3.3 s that way; 300 000 in 21 MB, 46 s). s->big
+ * stays with the scanner until an array is lifted out of it (the text left
+ * only shrinks): long arrays that fail cost one mapping, not one each.
+ * *len 0: the codec refused the text (*count, *errpos say where). */
+static int read_array(struct scanner *s, float *scratch, float **v, size_t *len, size_t *count,
                       long long *dims, int *ndim, size_t *errpos, char *err)
 {
-    bool small = closes_within(s->p, s->end, SMALL_TEXT);
-    size_t bound = small ? SMALL_VALUES : (size_t)(s->end - s->p) / 2 + 1;
-    if (bound > s->lim.max_elems)
-        bound = s->lim.max_elems + 1;
-    float *v = small ? s->scratch : malloc(bound * sizeof *v);
-    *out = NULL;
-    if (!v)
+    size_t rest = (size_t)(s->end - s->p), window = rest < SMALL_TEXT ? rest : SMALL_TEXT;
+    size_t bound = s->lim.max_elems < SMALL_VALUES ? s->lim.max_elems + 1 : SMALL_VALUES;
+    *v = scratch;
+    *len = dcv_float_array_parse(s->p, s->p + window, scratch, bound, count, s->lim.max_depth,
+                                 dims, ndim, errpos);
+    if (*len || window == rest)
+        return 0;
+    bound = rest / 2 + 1 < s->lim.max_elems ? rest / 2 + 1 : s->lim.max_elems + 1;
+    if (!s->big && !(s->big = malloc(bound * sizeof *s->big)))
         return dcv_errf(err, DCV_ENOMEM, "out of memory for %zu values", bound);
-    *len = dcv_float_array_parse(s->p, s->end, v, bound, count, s->lim.max_depth, dims, ndim,
-                                 errpos);
-    if (!*len || *count > bound) {
-        if (!small)
-            free(v);
-        return 0;
-    }
-    size_t keep = (*count ? *count : 1) * sizeof *v;
-    if (!small) {
-        float *w = realloc(v, keep); /* shrinking: fails only in theory */
-        *out = w ? w : v;
-        return 0;
-    }
-    if (!(*out = malloc(keep)))
-        return dcv_errf(err, DCV_ENOMEM, "out of memory for %zu values", *count);
-    memcpy(*out, v, *count * sizeof *v);
+    *v = s->big;
+    *len = dcv_float_array_parse(s->p, s->end, s->big, bound, count, s->lim.max_depth, dims,
+                                 ndim, errpos);
     return 0;
+}
+
+/* The values read into v, in a buffer of their own. */
+static float *keep_values(struct scanner *s, float *v, size_t count)
+{
+    size_t bytes = (count ? count : 1) * sizeof *v;
+    if (v == s->big) {
+        float *w = realloc(v, bytes); /* shrinking: fails only in theory */
+        s->big = NULL;
+        return w ? w : v;
+    }
+    float *w = malloc(bytes);
+    if (w)
+        memcpy(w, v, count * sizeof *v);
+    return w;
 }
 
 /* Decodes the array at s->p into a lifted array, writes its marker over
  * the text's first bytes and leaves the rest out of the skeleton. Returns 1
  * when lifted, 0 when left for the tree, or an error. Past max_json_nodes
- * arrays (each a marker node in the skeleton) nothing more is lifted: the
- * skeleton is over its budget whatever follows, and its bounded parse
- * refuses it after one linear pass rather than a buffer per array. */
+ * values nothing more is tried: the skeleton is over its budget whatever
+ * follows, and its bounded parse refuses it after one linear pass. Trying
+ * on would cost a codec pass per array, and arrays nest: each "a" of
+ * {"a":[1,{"a":[1,... is tried (5 MB of them took 2.5 s without this
+ * bound, 0.02 s with it). */
 static int lift(struct scanner *s, char *err)
 {
-    if (!starts_numeric(s->p, s->end) || s->body->n >= s->lim.max_json_nodes)
+    if (!starts_numeric(s->p, s->end) || s->values > s->lim.max_json_nodes)
         return 0;
     if (!s->body->serial)
         s->body->serial = secret_serial();
@@ -392,39 +388,30 @@ static int lift(struct scanner *s, char *err)
     int mlen = snprintf(marker, sizeof marker, "\"" MARKER_PREFIX "%016llx:%zu\"",
                         (unsigned long long)s->body->serial, s->body->n);
     size_t count = 0, errpos = 0, len = 0;
-    if (mlen < 0 || closes_within(s->p, s->end, (size_t)mlen)) {
-        len = dcv_float_array_parse(s->p, s->end, NULL, 0, &count, s->lim.max_depth, NULL, NULL,
-                                    &errpos);
-        if (!len)
-            return refuse_literal(s, errpos, count, err);
-        exact_in_tree(s->p, len);
-        return 0;
-    }
     long long dims[DCV_JSONBODY_MAX_DIMS];
     int ndim = 0;
-    float *v;
-    int rc = read_array(s, &v, &len, &count, dims, &ndim, &errpos, err);
+    float scratch[SMALL_VALUES], *v;
+    int rc = read_array(s, scratch, &v, &len, &count, dims, &ndim, &errpos, err);
     if (rc)
         return rc;
     if (!len)
         return refuse_literal(s, errpos, count, err);
-    if (count <= DCV_JSONBODY_MAX_DIMS) {
-        /* Empty and shape-sized arrays stay JSON, like short ones: callers
-         * read output_shape, strides, dilations as plain lists. */
-        free(v);
+    if (mlen < 0 || len <= (size_t)mlen || count <= DCV_JSONBODY_MAX_DIMS) {
+        /* Too short for a marker, or empty or shape-sized: stays JSON
+         * (callers read output_shape, strides, dilations as plain lists),
+         * with its numbers made exact. */
         exact_in_tree(s->p, len);
         return 0;
     }
     if (count > s->lim.max_elems) {
         char key[48];
         key_text(s, key, sizeof key);
-        free(v);
         return dcv_errf(err, DCV_ETOOBIG, "%s holds %zu values, above the limit of %zu", key,
                         count, s->lim.max_elems);
     }
-    if (add_array(s->body, v, count, dims, ndim)) {
+    if (!(v = keep_values(s, v, count)) || add_array(s->body, v, count, dims, ndim)) {
         free(v);
-        return dcv_errf(err, DCV_ENOMEM, "out of memory");
+        return dcv_errf(err, DCV_ENOMEM, "out of memory for %zu values", count);
     }
     memcpy(s->p, marker, (size_t)mlen);
     add_gap(s, s->p + mlen, len - (size_t)mlen);
@@ -484,6 +471,7 @@ static bool liftable(const struct scanner *s)
 static int scan_value(struct scanner *s, enum expect *x, char *err)
 {
     char c = *s->p;
+    s->values++;
     if (c == '[' && liftable(s)) {
         int rc = lift(s, err);
         if (rc < 0)
@@ -641,8 +629,10 @@ int dcv_jsonbody_parse(char *text, size_t len, const struct dcv_decode_limits *l
     rc = s->ngaps ? parse_skeleton(text, len, s, &b->root, err)
                   : parse_bounded(text, len, s, &b->root, err);
 out:
-    if (s)
+    if (s) {
         free(s->gaps);
+        free(s->big);
+    }
     free(s);
     if (rc)
         dcv_jsonbody_free(b);

@@ -12,8 +12,10 @@
 - Non-numeric arrays in a request ({"parameters": {"junk": [[],[],...]}})
   would each become a JSON tree node: two ~60 MB such requests at once are
   refused with 413 naming max_json_nodes and the number of values, while
-  /v2/health/live keeps answering; the daemon's RSS peak is printed. The
-  bodies the loop thread parses (shape endpoints) are bounded alike.
+  /v2/health/live keeps answering; the daemon's RSS peak is printed. So
+  are 20 MB of numeric arrays nested 400 deep in objects (each one an
+  array the scanner would try to read whole). The bodies the loop thread
+  parses (shape endpoints) are bounded alike.
 
 Run: DECONVD_BIN=build/deconvd tests/robustness/run answers
 """
@@ -200,6 +202,24 @@ def test_junk_arrays(d):
     T.answers_inference(d, "up1d", [[[1, 2]]])
 
 
+def test_nested_numeric_arrays(d):
+    """Arrays of numbers nested in objects in arrays ({"a":[1,{"a":[1,...,
+    400 deep, repeated to 20 MB): each "a" is an array the scanner tries to
+    read whole; past max_json_nodes values it stops trying."""
+    head = json.dumps(T.infer_body(np.array([[[1, 2], [3, 4]]], dtype=np.float32)))
+    one = '{"a":[1,' * 400 + "2" + "]}" * 400
+    body = (head[:-1] + ',"parameters":{"x":[' + ",".join([one] * (20_000_000 // len(one)))
+            + "]}}").encode()
+    t0 = time.monotonic()
+    r = d.post("/v2/models/up1d/infer", data=body, timeout=120)
+    secs = time.monotonic() - t0
+    ok = L.is_json_error(r, (413,))
+    msg = r.json()["error"] if ok else "%s %r" % (r.status_code, r.content[:200])
+    check("nested numeric arrays (%.0f MB): 413 naming max_json_nodes" % (len(body) / 1e6),
+          ok and "above max_json_nodes (%d)" % MAX_JSON_NODES in msg, msg)
+    L.figure("nested numeric arrays (20 MB): answered in (s)", "%.2f" % secs)
+
+
 def test_loop_thread_bodies(d):
     """The bodies the loop thread parses (shape endpoints, shared-memory
     registration) are bounded by the same key: 1 MB of junk arrays, 413."""
@@ -225,6 +245,7 @@ def main():
         d.start()
         L.R.run(test_non_finite_answers, d)
         L.R.run(test_junk_arrays, d)
+        L.R.run(test_nested_numeric_arrays, d)
         L.R.run(test_loop_thread_bodies, d)
 
 

@@ -452,3 +452,37 @@ Test(jsonbody, arrays_around_the_scratch_size_decode_alike)
     }
 }
 
+
+/* Long arrays share one buffer while they fail: one that fails (a string
+ * after 3000 numbers) leaves the next ones to be lifted intact. */
+Test(jsonbody, a_long_array_that_fails_leaves_the_next_intact)
+{
+    struct sb b;
+    sb_open(&b);
+    for (int k = 0; k < 3; k++) {
+        fputs(k == 0 ? "{\"bad\": [" : k == 1 ? "], \"good\": [" : "], \"also\": [", b.f);
+        for (int i = 0; i < 3000; i++)
+            fprintf(b.f, i ? ",%d" : "%d", k * 10000 + i);
+        if (k == 0)
+            fputs(", \"x\"", b.f);
+    }
+    fputs("]}", b.f);
+    size_t len;
+    char *text = sb_close(&b, &len);
+    char err[DCV_ERRLEN] = "";
+    struct dcv_jsonbody *jb = parse_body(text, len, NULL, err);
+    cr_assert_not_null(jb, "%s", err);
+    const struct dcv_json *root = dcv_jsonbody_root(jb);
+    cr_assert_eq(dcv_json_type(dcv_json_get(root, "bad")), DCV_JSON_ARRAY);
+    cr_assert_eq(dcv_json_size(dcv_json_get(root, "bad")), 3001);
+    for (int k = 1; k < 3; k++) {
+        const struct dcv_jsonbody_array *a =
+            dcv_jsonbody_array(jb, dcv_json_get(root, k == 1 ? "good" : "also"));
+        cr_assert_not_null(a);
+        cr_assert_eq(a->count, 3000);
+        for (int i = 0; i < 3000; i++)
+            cr_assert_eq(a->data[i], (float)(k * 10000 + i), "array %d value %d", k, i);
+    }
+    dcv_jsonbody_free(jb);
+    free(text);
+}
