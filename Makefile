@@ -44,7 +44,7 @@ $(BUILD)/deconvd: $(BUILD)/obj/main.o $(BUILD)/libdeconvd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # All unit suites link into one Criterion binary: one run, one synthesis line.
-$(TEST_BIN): $(TEST_SRC) tests/unit/testutil.h $(BUILD)/libdeconvd.a | $(BUILD)/tests
+$(TEST_BIN): $(TEST_SRC) $(wildcard tests/unit/*.h) $(BUILD)/libdeconvd.a | $(BUILD)/tests
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(TEST_SRC) $(BUILD)/libdeconvd.a $(TESTLIBS) $(LDLIBS)
 
 # OMP_WAIT_POLICY is read by libgomp before main(): set where deconvd starts.

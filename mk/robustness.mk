@@ -4,7 +4,7 @@
 #
 #   make robustness                  hostile + security + faults + models_dir (ASan
 #                                    build, leaks checked) + overload + metrics +
-#                                    governance (release build); ~5 min
+#                                    answers + governance (release build); ~6 min
 #   make robustness ROBUST_CI=1      shorter reload-under-load and overload phases
 #   make soak [SOAK_SECONDS=600]     mixed load on the release build: unexpected
 #                                    errors, RSS growth and fd figures (CI: 60)
@@ -33,7 +33,7 @@ robustness-asan:
 
 robustness: robustness-deps all robustness-asan
 	$(ROBUST_ENV) tests/robustness/run hostile security faults overload models_dir metrics \
-	  governance
+	  answers governance
 
 soak: robustness-deps all
 	$(ROBUST_ENV) SOAK_SECONDS=$(SOAK_SECONDS) tests/robustness/run soak

@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "deconvd/answer.h"
 #include "deconvd/api.h"
 #include "deconvd/budget.h"
 #include "deconvd/buf.h"
@@ -29,6 +30,8 @@
 #include "deconvd/error.h"
 #include "deconvd/http.h"
 #include "deconvd/json.h"
+#include "deconvd/jsonbody.h"
+#include "deconvd/kserve.h"
 #include "deconvd/layer.h"
 #include "deconvd/log.h"
 #include "deconvd/metrics.h"
@@ -38,6 +41,7 @@
 #include "deconvd/sched.h"
 #include "deconvd/shm.h"
 #include "deconvd/tensor.h"
+#include "deconvd/tfserving.h"
 
 #define JSON "application/json"
 /* Endpoint labels come from metrics.h's table only (metric label and log). */
@@ -596,7 +600,8 @@ static int output_shape(struct job *j)
 static int infer_decode(struct job *j)
 {
     const struct dcv_config *cfg = j->api->cfg;
-    struct dcv_decode_limits lim = { .max_elems = cfg->max_tensor_elems };
+    struct dcv_decode_limits lim = { .max_elems = cfg->max_tensor_elems,
+                                     .max_json_nodes = cfg->max_json_nodes };
     struct dcv_infer_request *in = &j->in;
     size_t jlen = j->header_len ? j->header_len : j->len;
     size_t est = 2 * jlen + 4 * (j->len - jlen) + 64;
@@ -605,8 +610,8 @@ static int infer_decode(struct job *j)
         (rc = check_utf8(j->body, jlen, j->err)))
         return rc;
     rc = j->kind == JOB_KSERVE
-       ? dcv_tensor_decode_kserve(j->body, j->len, j->header_len, &lim, in, j->err)
-       : dcv_tensor_decode_tfserving(j->body, j->len, &lim, in, &j->rows, j->err);
+       ? dcv_kserve_decode(j->body, j->len, j->header_len, &lim, in, j->err)
+       : dcv_tfserving_decode(j->body, j->len, &lim, in, &j->rows, j->err);
     size_t used = in->input.data && !in->input.borrowed ? in->input.count * sizeof(float) : 0;
     unhold(j, est > used ? est - used : 0);
     if (rc || (rc = output_shape(j)) ||
@@ -630,7 +635,7 @@ static float *output_buffer(struct job *j, float **scratch)
         char ver[16];
         snprintf(ver, sizeof ver, "%d", j->ref.version);
         j->binary = true;
-        j->out = dcv_tensor_kserve_binary_open(j->ref.name, ver, in->id, in->has_id, j->oshape,
+        j->out = dcv_answer_kserve_binary_open(j->ref.name, ver, in->id, in->has_id, j->oshape,
                                                in->input.ndim, &dst, &j->out_len,
                                                &j->out_header_len);
         return j->out ? dst : NULL;
@@ -675,7 +680,7 @@ static int shm_resolve(struct job *j, struct dcv_shm_ref *sin, struct dcv_shm_re
         return rc;
     /* An input sharing bytes with the output is copied: the engine would
      * otherwise read values it has already overwritten. */
-    return dcv_tensor_decode_raw(in, sin->addr, sin->len, !dcv_shm_overlap(sin, sout), j->err);
+    return dcv_kserve_decode_raw(in, sin->addr, sin->len, !dcv_shm_overlap(sin, sout), j->err);
 }
 
 static bool uses_shm(const struct job *j)
@@ -710,20 +715,21 @@ static void infer_compute(struct job *j)
     j->t_computed = dcv_now_ns();
     snprintf(ver, sizeof ver, "%d", j->ref.version);
     if (shm_out.region) {
-        dcv_tensor_kserve_binary_close(dst, j->count);   /* little-endian in the region */
+        dcv_answer_kserve_binary_close(dst, j->count);   /* little-endian in the region */
         if ((void *)dst != (void *)shm_out.addr)
             memcpy(shm_out.addr, dst, sizeof(float) * j->count);
-        j->out = dcv_tensor_encode_kserve_shm(j->ref.name, ver, in->id, in->has_id, j->oshape,
-                                              nd, &in->output_shm, &j->out_len);
+        j->out = dcv_answer_kserve_shm(j->ref.name, ver, in->id, in->has_id, j->oshape, nd,
+                                       &in->output_shm, &j->out_len);
     } else if (j->binary) {
-        dcv_tensor_kserve_binary_close(dst, j->count);
+        dcv_answer_kserve_binary_close(dst, j->count);
     } else if (j->kind == JOB_KSERVE) {
-        j->out = dcv_tensor_encode_kserve(j->ref.name, ver, in->id, in->has_id, j->oshape, nd,
-                                          out, false, &j->out_len, &j->out_header_len);
+        j->rc = dcv_answer_kserve(j->ref.name, ver, in->id, in->has_id, j->oshape, nd, out,
+                                  false, &j->out, &j->out_len, &j->out_header_len, j->err);
     } else {
-        j->out = dcv_tensor_encode_tfserving(j->oshape, nd, out, j->rows, &j->out_len);
+        j->rc = dcv_answer_tfserving(j->oshape, nd, out, j->rows, &j->out, &j->out_len, j->err);
     }
-    if (!j->out) j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory encoding the response");
+    if (!j->rc && !j->out)
+        j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory encoding the response");
 out:
     dcv_buf_free(out);
     drop_body(j);                        /* before the regions the input may borrow from */
@@ -777,13 +783,14 @@ static int op_ints(const struct dcv_json *v, int64_t *out, int *n, const char *w
 }
 
 /* An ops body to an op: tensors, output_shape, strides, dilations. */
-static int op_decode(struct job *j, const struct dcv_json *root, struct dcv_tensor *in,
+static int op_decode(struct job *j, const struct dcv_jsonbody *b,
+                     const struct dcv_decode_limits *lim, struct dcv_tensor *in,
                      struct dcv_tensor *filt, struct dcv_op *op)
 {
-    struct dcv_decode_limits lim = { .max_elems = j->api->cfg->max_tensor_elems };
+    const struct dcv_json *root = dcv_jsonbody_root(b);
     int rc, k;
-    if ((rc = dcv_tensor_from_json(dcv_json_get(root, "input"), &lim, in, j->err)) ||
-        (rc = dcv_tensor_from_json(dcv_json_get(root, "filters"), &lim, filt, j->err)))
+    if ((rc = dcv_tensor_from_json(b, dcv_json_get(root, "input"), lim, in, j->err)) ||
+        (rc = dcv_tensor_from_json(b, dcv_json_get(root, "filters"), lim, filt, j->err)))
         return rc;
     op->input = in->data, op->input_ndim = in->ndim;
     op->filters = filt->data, op->filter_ndim = filt->ndim;
@@ -808,10 +815,11 @@ static int op_decode(struct job *j, const struct dcv_json *root, struct dcv_tens
 static void op_work(void *arg)
 {
     struct job *j = arg;
-    struct dcv_decode_limits lim = { .max_elems = j->api->cfg->max_tensor_elems };
+    struct dcv_decode_limits lim = { .max_elems = j->api->cfg->max_tensor_elems,
+                                     .max_json_nodes = j->api->cfg->max_json_nodes };
     struct dcv_tensor in = { 0 }, filt = { 0 };
     struct dcv_op op = { .rank = j->op_rank };
-    struct dcv_tensor_body *b = NULL;
+    struct dcv_jsonbody *b = NULL;
     struct dcv_conv c;
     float *out = NULL;
     size_t est = 2 * j->len + 64;
@@ -819,11 +827,8 @@ static void op_work(void *arg)
     if ((j->rc = hold(j, est, "decoding the request")) ||
         (j->rc = check_utf8(j->body, j->len, j->err)))
         goto out;
-    if (!(b = dcv_tensor_parse_body(j->body, j->len, &lim, j->err))) {
-        j->rc = DCV_EPARSE;
-        goto out;
-    }
-    if ((j->rc = op_decode(j, dcv_tensor_body_root(b), &in, &filt, &op)) ||
+    if ((j->rc = dcv_jsonbody_parse(j->body, j->len, &lim, &b, j->err)) ||
+        (j->rc = op_decode(j, b, &lim, &in, &filt, &op)) ||
         (j->rc = dcv_op_prepare(&op, &c, j->err)) ||
         (j->rc = check_work(j, conv_work(&c, op.input_shape))))
         goto out;
@@ -846,13 +851,12 @@ static void op_work(void *arg)
     if ((j->rc = dcv_op_run(&op, out, j->count, &j->stop, j->err)) || (j->rc = stopped(j)))
         goto out;
     j->t_computed = dcv_now_ns();
-    j->out = dcv_tensor_encode_plain(op.output_shape, op.output_ndim, out, &j->out_len);
-    if (!j->out) j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory");
+    j->rc = dcv_answer_plain(op.output_shape, op.output_ndim, out, &j->out, &j->out_len, j->err);
 out:
     dcv_buf_free(out);
     dcv_tensor_release(&in);
     dcv_tensor_release(&filt);
-    dcv_tensor_body_free(b);
+    dcv_jsonbody_free(b);
     drop_body(j);
     end_work(j);
 }
@@ -1038,12 +1042,14 @@ static void h_model_ready(struct dcv_api *a, struct dcv_http_req *req, const cha
 
 /* A request body as a JSON object: a tree bounded by the body limit of
  * the endpoint. NULL with the error in err (400). Any thread. */
-static struct dcv_json *parse_doc(const char *body, size_t len, int *rc, char *err)
+static struct dcv_json *parse_doc(const struct dcv_config *cfg, const char *body, size_t len,
+                                  int *rc, char *err)
 {
+    struct dcv_json_bound bound = { cfg->max_json_nodes, "max_json_nodes", NULL, NULL };
     struct dcv_json *doc = NULL;
-    if ((*rc = check_utf8(body, len, err))) return NULL;
-    if (!(doc = dcv_json_parse(body, len, err))) {
-        *rc = DCV_EPARSE;
+    if ((*rc = check_utf8(body, len, err)) ||
+        (*rc = dcv_json_parse_bounded(body, len, &bound, &doc, err))) {
+        doc = NULL;
     } else if (dcv_json_type(doc) != DCV_JSON_OBJECT) {
         dcv_json_free(doc);
         *rc = dcv_errf(err, DCV_EINVAL, "request body must be a JSON object");
@@ -1060,7 +1066,7 @@ static struct dcv_json *parse_body(struct dcv_api *a, struct dcv_http_req *req,
     size_t len;
     int rc;
     char *body = dcv_http_body(req, &len);
-    struct dcv_json *doc = parse_doc(body, len, &rc, err);
+    struct dcv_json *doc = parse_doc(a->cfg, body, len, &rc, err);
     if (!doc) send_error(a, req, model, rc, err);
     return doc;
 }
@@ -1097,7 +1103,8 @@ static void shape_work(void *arg)
 {
     struct job *j = arg;
     struct dcv_json *doc = NULL;
-    if (!begin_work(j) || !(doc = parse_doc(j->body, j->len, &j->rc, j->err))) goto out;
+    if (!begin_work(j) || !(doc = parse_doc(j->api->cfg, j->body, j->len, &j->rc, j->err)))
+        goto out;
     if (j->ref.ver) {
         j->rc = shape_answer(j, &j->ref.model->layer, dcv_json_get(doc, "input_shape"));
     } else {

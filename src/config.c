@@ -17,6 +17,10 @@
 #include "deconvd/log.h"
 
 #define MAX_CONFIG_FILE (1 << 20)
+/* One value per key is all a config holds; a file that is mostly values
+ * is refused at 1 in 256 of its size limit (4096 values, 330 KiB of tree)
+ * rather than built at up to 40 bytes of tree per byte. */
+#define MAX_CONFIG_NODES (MAX_CONFIG_FILE / 256)
 
 void dcv_config_defaults(struct dcv_config *c)
 {
@@ -32,6 +36,7 @@ void dcv_config_defaults(struct dcv_config *c)
     c->connection_timeout_s = 30;
     c->max_weight_elems = (size_t)1 << 28;
     c->max_tensor_elems = (size_t)1 << 26;
+    c->max_json_nodes = (size_t)1 << 16;
     c->cache_per_model = 16;
     c->buffer_cache_bytes = (size_t)64 << 20;
     c->inline_max_work = 1 << 20;
@@ -89,6 +94,7 @@ static const struct key keys[] = {
     { "connection_timeout_s", K_INT, OFF(connection_timeout_s), 1, 3600 },
     { "max_weight_elems", K_SIZE, OFF(max_weight_elems), 1, 1LL << 40 },
     { "max_tensor_elems", K_SIZE, OFF(max_tensor_elems), 1, 1LL << 40 },
+    { "max_json_nodes", K_SIZE, OFF(max_json_nodes), 64, 1LL << 40 },
     { "cache_per_model", K_INT, OFF(cache_per_model), 1, 4096 },
     { "buffer_cache_bytes", K_SIZE, OFF(buffer_cache_bytes), 0, 1LL << 40 },
     { "inline_max_work", K_SIZE, OFF(inline_max_work), 0, 1LL << 40 },
@@ -179,8 +185,9 @@ int dcv_config_load(struct dcv_config *c, const char *path, char *err)
     snprintf(c->config_path, sizeof c->config_path, "%s", path);
     snprintf(tmp, sizeof tmp, "%s", path);
     snprintf(dir, sizeof dir, "%s", dirname(tmp));   /* dirname may return tmp itself */
-    if (!(root = dcv_json_parse(text, len, sub))) {
-        rc = dcv_errf(err, DCV_EPARSE, "config %.200s: %s", path, sub);
+    struct dcv_json_bound bound = { MAX_CONFIG_NODES, "the config file limit", NULL, NULL };
+    if ((rc = dcv_json_parse_bounded(text, len, &bound, &root, sub))) {
+        rc = dcv_errf(err, rc, "config %.200s: %s", path, sub);
         goto out;
     }
     if (dcv_json_type(root) != DCV_JSON_OBJECT) {

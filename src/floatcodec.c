@@ -905,3 +905,30 @@ size_t dcv_float_array_format(const float *v, size_t n, char *buf, size_t cap)
     }
     return append(buf, cap, len, "]", 1);
 }
+
+/* Whole blocks are OR-reduced in vector registers (a loop that branches per
+ * value ran at a third of memory speed on 0.5 MB), and only a block that has
+ * one, or the tail, is searched value by value. */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static size_t first_nonfinite(const float *v, size_t n)
+{
+    enum { BLOCK = 1024 };               /* a constant trip count -O2 vectorizes */
+    size_t b = 0;
+    for (; n - b >= BLOCK; b += BLOCK) {
+        uint32_t hit = 0;
+        for (size_t i = 0; i < BLOCK; i++) {
+            uint32_t u;
+            memcpy(&u, &v[b + i], sizeof u);
+            hit |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        if (hit) break;
+    }
+    for (; b < n; b++)
+        if (!isfinite(v[b])) return b;
+    return n;
+}
+
+/* A plain function around the clones: clang 14 (the fuzz build) names an
+ * exported target_clones function's dispatcher "<name>.ifunc", which other
+ * files then cannot link to. */
+size_t dcv_float_first_nonfinite(const float *v, size_t n) { return first_nonfinite(v, n); }

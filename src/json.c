@@ -5,6 +5,8 @@
  * the parser touches one file. Any thread, one tree at a time per thread.
  */
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,32 +25,114 @@ static size_t same(const void *arg, size_t off)
     return off;
 }
 
-struct dcv_json *dcv_json_parse(const char *text, size_t len, char *err)
+static bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+/* Bytes that continue a number or literal: a run of them is one value. */
+static bool in_scalar(char c)
 {
-    return dcv_json_parse_mapped(text, len, same, NULL, err);
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           c == '-' || c == '+' || c == '.';
 }
 
-struct dcv_json *dcv_json_parse_mapped(const char *text, size_t len,
-                                       size_t (*map)(const void *arg, size_t off),
-                                       const void *arg, char *err)
+/* p just after an opening quote; the byte after the closing one, or end. */
+static const char *past_string(const char *p, const char *end)
 {
+    while (p < end) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        if (!q)
+            return end;
+        const char *b = q;
+        while (b > p && b[-1] == '\\')
+            b--;
+        if ((q - b) % 2 == 0)
+            return q + 1;
+        p = q + 1;
+    }
+    return end;
+}
+
+/* The values cJSON would make nodes of: containers, numbers, literals and
+ * strings other than object keys. Exact on valid JSON; on any other text it
+ * only ever counts up and follows cJSON on the valid prefix, so it is never
+ * below what cJSON allocates before it finds the error. *deep_at: offset
+ * where nesting passed DCV_JSON_MAX_DEPTH, or len. */
+static size_t count_values(const char *text, size_t len, size_t *deep_at)
+{
+    unsigned char object[DCV_JSON_MAX_DEPTH / 8 + 1] = { 0 }; /* bit per level */
+    const char *p = text, *end = text + len;
+    size_t n = 0, depth = 0;
+    bool key = false;            /* the next string names a member */
+    *deep_at = len;
+    while (p < end) {
+        char c = *p++;
+        if (c == '"') {
+            n += !key;
+            key = false;
+            p = past_string(p, end);
+        } else if (c == '[' || c == '{') {
+            if (depth == DCV_JSON_MAX_DEPTH) {
+                *deep_at = (size_t)(p - 1 - text);
+                return n;
+            }
+            n++;
+            key = c == '{';
+            object[depth / 8] = (unsigned char)((object[depth / 8] & ~(1u << depth % 8)) |
+                                                (unsigned)key << depth % 8);
+            depth++;
+        } else if (c == ']' || c == '}') {
+            depth -= depth > 0;
+            key = false;
+        } else if (c == ',') {
+            key = depth > 0 && (object[(depth - 1) / 8] >> (depth - 1) % 8 & 1);
+        } else if (c == ':') {
+            key = false;
+        } else if (in_scalar(c)) {
+            n++;
+            while (p < end && in_scalar(*p))
+                p++;
+        } else if ((unsigned char)c > ' ') { /* cJSON skips all of 0x00-0x20 */
+            key = false;
+        }
+    }
+    return n;
+}
+
+struct dcv_json *dcv_json_parse(const char *text, size_t len, char *err)
+{
+    struct dcv_json_bound all = { SIZE_MAX, "no limit", NULL, NULL };
+    struct dcv_json *root;
+    dcv_json_parse_bounded(text, len, &all, &root, err);
+    return root;
+}
+
+int dcv_json_parse_bounded(const char *text, size_t len, const struct dcv_json_bound *bound,
+                           struct dcv_json **out, char *err)
+{
+    size_t (*map)(const void *, size_t) = bound->map ? bound->map : same;
     const char *end = NULL;
+    size_t deep_at, n = count_values(text, len, &deep_at);
+    *out = NULL;
+    if (deep_at < len)
+        return dcv_errf(err, DCV_EPARSE, "JSON nested deeper than %d levels at byte %zu",
+                        DCV_JSON_MAX_DEPTH, map(bound->arg, deep_at));
+    if (n > bound->max_nodes)
+        return dcv_errf(err, DCV_ETOOBIG, "the JSON text holds %zu values, above %s (%zu); "
+                        "each would take a tree node", n, bound->limit, bound->max_nodes);
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
         size_t off = end && end >= text ? (size_t)(end - text) : 0;
-        dcv_errf(err, DCV_EPARSE, "invalid JSON near byte %zu", map(arg, off));
-        return NULL;
+        return dcv_errf(err, DCV_EPARSE, "invalid JSON near byte %zu", map(bound->arg, off));
     }
     /* trailing garbage other than whitespace/NUL is an error */
     for (const char *p = end; p && p < text + len; p++) {
-        if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == '\0')
+        if (is_space(*p) || *p == '\0')
             continue;
         cJSON_Delete(root);
-        dcv_errf(err, DCV_EPARSE, "unexpected data after JSON value at byte %zu",
-                 map(arg, (size_t)(p - text)));
-        return NULL;
+        return dcv_errf(err, DCV_EPARSE, "unexpected data after JSON value at byte %zu",
+                        map(bound->arg, (size_t)(p - text)));
     }
-    return J(root);
+    *out = J(root);
+    return 0;
 }
 
 void dcv_json_free(struct dcv_json *root) { cJSON_Delete(C(root)); }

@@ -31,6 +31,10 @@
 #define DEFAULT_MAX_WEIGHTS ((size_t)1 << 28)
 #define MAX_MODEL_FILE (256u << 20)
 #define FP_SEED 0xcbf29ce484222325ull     /* FNV-1a offset basis */
+/* Inline weights are the bulk of a big model file: at 1 value per 8 bytes
+ * of the file limit (a float32 written with 6 digits and a comma), 32 Mi
+ * values, 2.5 GiB of tree at most, instead of 10 GiB for a file of "0,0,". */
+#define MAX_MODEL_NODES (MAX_MODEL_FILE / 8)
 
 struct tensor {
     int64_t shape[DCV_MAX_DIMS];
@@ -476,8 +480,9 @@ int dcv_model_load(const char *models_dir, const char *name, const struct dcv_mo
         return dcv_errf(err, DCV_EPATH, "model path too long");
     if ((rc = read_file(path, &text, &len, &st, err))) return rc;
     fingerprint_stat(&fp, &st);            /* as read, before any weights file */
-    if (!(doc = dcv_json_parse(text, len, sub))) {
-        rc = dcv_errf(err, DCV_EPARSE, "%s.json: %s", name, sub);
+    struct dcv_json_bound bound = { MAX_MODEL_NODES, "the model file limit", NULL, NULL };
+    if ((rc = dcv_json_parse_bounded(text, len, &bound, &doc, sub))) {
+        rc = dcv_errf(err, rc, "%s.json: %s", name, sub);
         goto out;
     }
     if ((rc = build(name, doc, models_dir, opts, fp, out, sub)))

@@ -25,6 +25,7 @@ struct dcv_config {
     int connection_timeout_s;
     size_t max_weight_elems;
     size_t max_tensor_elems;
+    size_t max_json_nodes;       /* values a request's JSON tree may hold (80 B each) */
     int cache_per_model;
     size_t buffer_cache_bytes;     /* freed request/response buffers kept mapped */
     size_t inline_max_work;        /* multiply-adds up to which the loop thread computes */

@@ -45,4 +45,9 @@ size_t dcv_float_array_parse(const char *p, const char *end, float *out, size_t 
  * A buffer of n * (DCV_FLOAT_MAXLEN + 1) + 2 bytes always suffices. */
 size_t dcv_float_array_format(const float *v, size_t n, char *buf, size_t cap);
 
+/* Index of the first NaN or infinity among v[0, n), or n when all are
+ * finite: what decides whether floats may be written as JSON at all, and
+ * whether raw input floats are accepted. Memory speed (vectorized). */
+size_t dcv_float_first_nonfinite(const float *v, size_t n);
+
 #endif

@@ -25,16 +25,42 @@ enum dcv_json_type {
     DCV_JSON_OBJECT,
 };
 
-/* Parses len bytes (need not be NUL-terminated). Returns a new tree the
- * caller frees with dcv_json_free, or NULL with a message in err (DCV_ERRLEN)
- * giving the byte offset of the problem. Nesting deeper than 1000 levels
- * (cJSON's limit) is refused rather than recursed into. */
+/* Deepest nesting any parse accepts: cJSON's own limit, so that no tree is
+ * deeper than its recursive walkers (free, print, duplicate) can take. */
+#define DCV_JSON_MAX_DEPTH 1000
+
+/* A tree of n values costs n nodes of DCV_JSON_NODE_BYTES (cJSON's 64-byte
+ * node and glibc's malloc header, measured) plus, for each object member
+ * and string value, a copy of its text of at least 32 bytes (a malloc
+ * chunk); so a tree built from text of len bytes holding n values takes at
+ * most n * (DCV_JSON_NODE_BYTES + 64) + len bytes of heap. */
+#define DCV_JSON_NODE_BYTES 80
+
+/* What a bounded parse may build. */
+struct dcv_json_bound {
+    size_t max_nodes;            /* values the tree may hold */
+    const char *limit;           /* its name in messages, e.g. "max_json_nodes" */
+    /* For a text that is a compacted copy of another: the offsets in
+     * messages go through map(arg, offset) first, so they point into the
+     * original. NULL: offsets as they are. */
+    size_t (*map)(const void *arg, size_t off);
+    const void *arg;
+};
+
+/* Parses len bytes of text (need not be NUL-terminated) into a new tree in
+ * *out, which the caller frees with dcv_json_free. Before anything is
+ * allocated a linear pass counts the values the tree would hold (each value
+ * one node, exact for valid JSON) and checks the nesting: text holding more
+ * than bound->max_nodes values is refused with DCV_ETOOBIG naming the count
+ * and the limit; nesting deeper than DCV_JSON_MAX_DEPTH, or text that is not
+ * JSON, with DCV_EPARSE giving the byte offset of the problem. *out is NULL
+ * on failure. Any thread. */
+int dcv_json_parse_bounded(const char *text, size_t len, const struct dcv_json_bound *bound,
+                           struct dcv_json **out, char *err);
+
+/* Unbounded parse for tests and tools: NULL with a message (DCV_EPARSE) on
+ * failure. The daemon parses what it reads with dcv_json_parse_bounded. */
 struct dcv_json *dcv_json_parse(const char *text, size_t len, char *err);
-/* The same for a text that is a compacted copy of another: the offsets in
- * err go through map(arg, offset) first, so they point into the original. */
-struct dcv_json *dcv_json_parse_mapped(const char *text, size_t len,
-                                       size_t (*map)(const void *arg, size_t off),
-                                       const void *arg, char *err);
 void dcv_json_free(struct dcv_json *root);
 
 enum dcv_json_type dcv_json_type(const struct dcv_json *node); /* NULL → INVALID */

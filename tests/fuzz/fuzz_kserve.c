@@ -22,9 +22,12 @@
  */
 #include <stdbool.h>
 
+#include "deconvd/answer.h"
+#include "deconvd/buf.h"
 #include "deconvd/floatcodec.h"
 #include "deconvd/json.h"
-#include "deconvd/buf.h"
+#include "deconvd/jsonbody.h"
+#include "deconvd/kserve.h"
 #include "deconvd/tensor.h"
 #include "fuzzutil.h"
 
@@ -63,7 +66,7 @@ static void request_round_trips(const struct dcv_tensor *t)
     n += dcv_float_array_format(t->data, t->count, buf + n, cap - n);
     n += (size_t)sprintf(buf + n, "}]}");
     fz_err_init(err);
-    int rc = dcv_tensor_decode_kserve(buf, n, 0, &limits, &back, err);
+    int rc = dcv_kserve_decode(buf, n, 0, &limits, &back, err);
     FUZZ_CHECK(rc == 0, "re-encoded JSON request refused: %s", err);
     fz_same_tensor(t, &back.input, "JSON request round trip");
     dcv_infer_request_release(&back);
@@ -76,7 +79,7 @@ static void request_round_trips(const struct dcv_tensor *t)
     memcpy(buf + n, t->data, t->count * sizeof(float)); /* little-endian host */
     n += t->count * sizeof(float);
     fz_err_init(err);
-    rc = dcv_tensor_decode_kserve(buf, n, hlen, &limits, &back, err);
+    rc = dcv_kserve_decode(buf, n, hlen, &limits, &back, err);
     FUZZ_CHECK(rc == 0, "re-encoded binary request refused: %s", err);
     fz_same_tensor(t, &back.input, "binary request round trip");
     dcv_infer_request_release(&back);
@@ -90,15 +93,18 @@ static void response_round_trip(const struct dcv_infer_request *req)
     const struct dcv_tensor *t = &req->input;
     char err[DCV_ERRLEN];
     size_t len = 0, hlen = 0;
-    char *out = dcv_tensor_encode_kserve("model", "1", req->id, req->has_id, t->shape, t->ndim,
-                                         t->data, false, &len, &hlen);
-    FUZZ_CHECK(out != NULL, "encode_kserve failed");
+    char *out;
+    fz_err_init(err);
+    int rc = dcv_answer_kserve("model", "1", req->id, req->has_id, t->shape, t->ndim, t->data,
+                               false, &out, &len, &hlen, err);
+    FUZZ_CHECK(rc == 0, "answer_kserve failed: %s", err);
     FUZZ_CHECK(hlen == len && strlen(out) == len, "encode_kserve: len %zu, header %zu, strlen %zu",
                len, hlen, strlen(out));
     fz_err_init(err);
-    struct dcv_tensor_body *b = dcv_tensor_parse_body(out, len, &limits, err);
-    FUZZ_CHECK(b != NULL, "encoded response is not readable: %s", err);
-    const struct dcv_json *root = dcv_tensor_body_root(b);
+    struct dcv_jsonbody *b;
+    rc = dcv_jsonbody_parse(out, len, &limits, &b, err);
+    FUZZ_CHECK(rc == 0, "encoded response is not readable: %s", err);
+    const struct dcv_json *root = dcv_jsonbody_root(b);
     if (req->has_id) {
         const char *id = dcv_json_string(dcv_json_get(root, "id"));
         FUZZ_CHECK(id && strcmp(id, req->id) == 0, "id did not survive the response encoder");
@@ -106,16 +112,17 @@ static void response_round_trip(const struct dcv_infer_request *req)
     const struct dcv_json *o = dcv_json_first(dcv_json_get(root, "outputs"));
     struct dcv_tensor back;
     fz_err_init(err);
-    int rc = dcv_tensor_from_json(o, &limits, &back, err);
+    rc = dcv_tensor_from_json(b, o, &limits, &back, err);
     FUZZ_CHECK(rc == 0, "encoded response output not a tensor: %s", err);
     fz_same_tensor(t, &back, "response round trip");
     dcv_tensor_release(&back);
-    dcv_tensor_body_free(b);
+    dcv_jsonbody_free(b);
     dcv_buf_free(out);
 
-    out = dcv_tensor_encode_kserve("model", "1", req->id, req->has_id, t->shape, t->ndim,
-                                   t->data, true, &len, &hlen);
-    FUZZ_CHECK(out != NULL, "binary encode_kserve failed");
+    fz_err_init(err);
+    rc = dcv_answer_kserve("model", "1", req->id, req->has_id, t->shape, t->ndim, t->data, true,
+                           &out, &len, &hlen, err);
+    FUZZ_CHECK(rc == 0, "binary answer_kserve failed: %s", err);
     FUZZ_CHECK(hlen + t->count * sizeof(float) == len, "binary response: header %zu + %zu != %zu",
                hlen, t->count * sizeof(float), len);
     FUZZ_CHECK(memcmp(out + hlen, t->data, t->count * sizeof(float)) == 0,
@@ -141,7 +148,7 @@ static void padded_decode(const uint8_t *data, size_t size, size_t header_len,
     free(pj);
     struct dcv_infer_request again;
     fz_err_init(err);
-    int rc2 = dcv_tensor_decode_kserve(body, plen + (size - jlen), header_len ? plen : 0, lim,
+    int rc2 = dcv_kserve_decode(body, plen + (size - jlen), header_len ? plen : 0, lim,
                                        &again, err);
     /* the same outcome; among failures, the same HTTP status (short arrays
      * are checked by the tree walker, long ones by the codec first, so which
@@ -186,17 +193,16 @@ static void shm_input(struct dcv_infer_request *req, size_t max_elems)
     unsigned char *zero = calloc(1, n + 1);
     if (!zero) abort();
     fz_err_init(err);
-    FUZZ_CHECK(dcv_tensor_decode_raw(req, zero + 1, n + 1, true, err) == DCV_EINVAL,
+    FUZZ_CHECK(dcv_kserve_decode_raw(req, zero + 1, n + 1, true, err) == DCV_EINVAL,
                "a wrong byte count was read");
     fz_err_init(err);
-    int rc = dcv_tensor_decode_raw(req, zero, n, true, err);
+    int rc = dcv_kserve_decode_raw(req, zero, n, true, err);
     FUZZ_CHECK(rc == 0, "zeroed shared memory refused: %s", err);
     fz_check_tensor(&req->input, max_elems, "shared-memory input");
     size_t len = 0;
-    char *out = dcv_tensor_encode_kserve_shm("model", "1", req->id, req->has_id,
-                                             req->input.shape, req->input.ndim, &req->input_shm,
-                                             &len);
-    FUZZ_CHECK(out != NULL && strlen(out) == len, "encode_kserve_shm");
+    char *out = dcv_answer_kserve_shm("model", "1", req->id, req->has_id, req->input.shape,
+                                      req->input.ndim, &req->input_shm, &len);
+    FUZZ_CHECK(out != NULL && strlen(out) == len, "answer_kserve_shm");
     struct dcv_json *j = dcv_json_parse(out, len, err);
     FUZZ_CHECK(j != NULL, "shared-memory response is not JSON: %s", err);
     dcv_json_free(j);
@@ -220,12 +226,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[DCV_ERRLEN];
     struct dcv_infer_request req;
     fz_err_init(err);
-    int rc = dcv_tensor_decode_kserve(body, size, header_len, &lim, &req, err);
+    int rc = dcv_kserve_decode(body, size, header_len, &lim, &req, err);
     free(body);
     FZ_LOG("kserve: header_len %zu: %s %s", header_len, dcv_error_name(rc), rc ? err : "");
     padded_decode(data, size, header_len, &lim, rc, &req);
     if (rc) {
-        fz_check_error(rc, err, "dcv_tensor_decode_kserve");
+        fz_check_error(rc, err, "dcv_kserve_decode");
         FUZZ_CHECK(req.input.data == NULL, "failed decode left data behind");
         return 0;
     }

@@ -7,7 +7,8 @@
  * must be self-consistent (rank, channels, signature), its config JSON must
  * print and parse back, and when the signature gives a small concrete input
  * the model is run once on it (oneDNN is not instrumented, but the glue that
- * sizes its buffers and paddings is).
+ * sizes its buffers and paddings is). The bounded parse's count of values
+ * must equal the nodes of the tree built (a budget one below is refused).
  */
 #include "deconvd/engine.h"
 #include "deconvd/json.h"
@@ -85,6 +86,34 @@ static void check_model(const struct dcv_model *m)
     free(y);
 }
 
+static size_t tree_nodes(const struct dcv_json *n)
+{
+    size_t k = 1;
+    for (const struct dcv_json *c = dcv_json_first(n); c; c = dcv_json_next(c))
+        k += tree_nodes(c);
+    return k;
+}
+
+/* The bounded parse's pre-count is exact: a budget of the tree's node count
+ * passes, one less is refused (DCV_ETOOBIG) before anything is built. */
+static void bounded_parse_counts_exactly(const char *text, size_t size,
+                                         const struct dcv_json *doc)
+{
+    size_t n = tree_nodes(doc);
+    struct dcv_json_bound bound = { n, "budget", NULL, NULL };
+    struct dcv_json *again;
+    char err[DCV_ERRLEN];
+    fz_err_init(err);
+    FUZZ_CHECK(dcv_json_parse_bounded(text, size, &bound, &again, err) == 0,
+               "bounded parse with the tree's %zu nodes refused: %s", n, err);
+    dcv_json_free(again);
+    bound.max_nodes = n - 1;
+    fz_err_init(err);
+    int rc = dcv_json_parse_bounded(text, size, &bound, &again, err);
+    FUZZ_CHECK(rc == DCV_ETOOBIG && again == NULL, "bounded parse with %zu of %zu nodes: %s",
+               n - 1, n, rc ? err : "accepted");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = fz_copy(data, size);
@@ -96,6 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(text);
         return 0;
     }
+    bounded_parse_counts_exactly(text, size, doc);
     const struct dcv_model_opts opts = { .max_weight_elems = MAX_WEIGHTS, .cache_cap = 2 };
     struct dcv_model *m = NULL;
     fz_err_init(err);

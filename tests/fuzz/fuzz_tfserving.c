@@ -7,7 +7,7 @@
  * and the TF Serving
  * response encoder's text, renamed back into a request ("predictions" ->
  * "instances", "outputs" -> "inputs"), must decode to the same bits. The same
- * bytes are then read as an ops-endpoint body (dcv_tensor_parse_body +
+ * bytes are then read as an ops-endpoint body (dcv_jsonbody_parse +
  * dcv_tensor_from_json on the root and on each member of a root object).
  * Every decode works on an exact-size copy. Input sizes of 3 mod 7 decode
  * with an element limit of 64, sizes of 2 mod 5 with a nesting limit of 3,
@@ -15,9 +15,12 @@
  */
 #include <stdbool.h>
 
-#include "deconvd/json.h"
+#include "deconvd/answer.h"
 #include "deconvd/buf.h"
+#include "deconvd/json.h"
+#include "deconvd/jsonbody.h"
 #include "deconvd/tensor.h"
+#include "deconvd/tfserving.h"
 #include "fuzzutil.h"
 
 #define MAX_ELEMS ((size_t)1 << 20)
@@ -34,8 +37,10 @@ static void response_round_trip(const struct dcv_tensor *t, bool rows)
 {
     size_t len = 0;
     char err[DCV_ERRLEN];
-    char *out = dcv_tensor_encode_tfserving(t->shape, t->ndim, t->data, rows, &len);
-    FUZZ_CHECK(out != NULL, "encode_tfserving failed");
+    char *out;
+    fz_err_init(err);
+    int rc = dcv_answer_tfserving(t->shape, t->ndim, t->data, rows, &out, &len, err);
+    FUZZ_CHECK(rc == 0, "answer_tfserving failed: %s", err);
     FUZZ_CHECK(strlen(out) == len, "encode_tfserving: len %zu, strlen %zu", len, strlen(out));
     const char *from = rows ? "{\"predictions\":" : "{\"outputs\":";
     const char *to = rows ? "{\"instances\":" : "{\"inputs\":";
@@ -48,7 +53,7 @@ static void response_round_trip(const struct dcv_tensor *t, bool rows)
     struct dcv_infer_request back;
     bool rows_back = !rows;
     fz_err_init(err);
-    int rc = dcv_tensor_decode_tfserving(req, len - fl + tl, &limits, &back, &rows_back, err);
+    rc = dcv_tfserving_decode(req, len - fl + tl, &limits, &back, &rows_back, err);
     FUZZ_CHECK(rc == 0, "re-encoded TF Serving body refused: %s\n  body: %.300s", err, out);
     FUZZ_CHECK(rows_back == rows, "row format flipped");
     fz_same_tensor(t, &back.input, "TF Serving round trip");
@@ -57,13 +62,13 @@ static void response_round_trip(const struct dcv_tensor *t, bool rows)
     dcv_buf_free(out);
 }
 
-static void plain_tensor(const struct dcv_json *node, const struct dcv_decode_limits *lim,
-                         const char *what)
+static void plain_tensor(const struct dcv_jsonbody *b, const struct dcv_json *node,
+                         const struct dcv_decode_limits *lim, const char *what)
 {
     char err[DCV_ERRLEN];
     struct dcv_tensor t, again;
     fz_err_init(err);
-    int rc = dcv_tensor_from_json(node, lim, &t, err);
+    int rc = dcv_tensor_from_json(b, node, lim, &t, err);
     FZ_LOG("%s: %s %s", what, dcv_error_name(rc), rc ? err : "");
     if (rc) {
         fz_check_error(rc, err, what);
@@ -73,7 +78,7 @@ static void plain_tensor(const struct dcv_json *node, const struct dcv_decode_li
     fz_check_tensor(&t, lim->max_elems, what);
     /* Not stolen: reading the same node again gives the same tensor. */
     fz_err_init(err);
-    rc = dcv_tensor_from_json(node, lim, &again, err);
+    rc = dcv_tensor_from_json(b, node, lim, &again, err);
     FUZZ_CHECK(rc == 0, "%s: second read failed: %s", what, err);
     fz_same_tensor(&t, &again, what);
     dcv_tensor_release(&again);
@@ -85,21 +90,23 @@ static void ops_body(const uint8_t *data, size_t size, const struct dcv_decode_l
     char *body = fz_copy(data, size);
     char err[DCV_ERRLEN];
     fz_err_init(err);
-    struct dcv_tensor_body *b = dcv_tensor_parse_body(body, size, lim, err);
-    if (!b) {
-        FUZZ_CHECK(memchr(err, '\0', DCV_ERRLEN) && err[0], "parse_body: no message");
+    struct dcv_jsonbody *b;
+    int rc = dcv_jsonbody_parse(body, size, lim, &b, err);
+    if (rc) {
+        fz_check_error(rc, err, "dcv_jsonbody_parse");
+        FUZZ_CHECK(b == NULL, "dcv_jsonbody_parse: failed but returned a body");
         free(body);
         return;
     }
-    const struct dcv_json *root = dcv_tensor_body_root(b);
+    const struct dcv_json *root = dcv_jsonbody_root(b);
     FUZZ_CHECK(root != NULL, "parse_body: no root");
-    plain_tensor(root, lim, "root tensor");
+    plain_tensor(b, root, lim, "root tensor");
     int k = 0;
     if (dcv_json_type(root) == DCV_JSON_OBJECT)
         for (const struct dcv_json *m = dcv_json_first(root); m && k < MEMBERS_MAX;
              m = dcv_json_next(m), k++)
-            plain_tensor(m, lim, "member tensor");
-    dcv_tensor_body_free(b);
+            plain_tensor(b, m, lim, "member tensor");
+    dcv_jsonbody_free(b);
     free(body);
 }
 
@@ -111,7 +118,7 @@ static void padded_decode(const uint8_t *data, size_t size, const struct dcv_dec
     struct dcv_infer_request again;
     bool rows2 = false;
     fz_err_init(err);
-    int rc2 = dcv_tensor_decode_tfserving(body, plen, lim, &again, &rows2, err);
+    int rc2 = dcv_tfserving_decode(body, plen, lim, &again, &rows2, err);
     /* the same outcome; among failures, the same HTTP status (short arrays
      * are checked by the tree walker, long ones by the codec first, so which
      * 400 error is named first may differ) */
@@ -138,12 +145,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size % 7 == 3) lim.max_elems = SMALL_ELEMS;
     if (size % 5 == 2) lim.max_depth = SMALL_DEPTH;
     fz_err_init(err);
-    int rc = dcv_tensor_decode_tfserving(body, size, &lim, &req, &rows, err);
+    int rc = dcv_tfserving_decode(body, size, &lim, &req, &rows, err);
     free(body);
     FZ_LOG("tfserving: %s %s", dcv_error_name(rc), rc ? err : "");
     padded_decode(data, size, &lim, rc, rows, &req);
     if (rc) {
-        fz_check_error(rc, err, "dcv_tensor_decode_tfserving");
+        fz_check_error(rc, err, "dcv_tfserving_decode");
         FUZZ_CHECK(req.input.data == NULL, "failed decode left data behind");
     } else {
         fz_check_tensor(&req.input, lim.max_elems, "decoded input");

@@ -1,5 +1,5 @@
 /* test_shm.c — the system shared-memory region table (shm.c) and the
- * KServe decoding/encoding of the shared-memory parameters (tensor.c):
+ * KServe decoding/encoding of the shared-memory parameters (kserve.c, answer.c):
  * register/lookup/list, reference counting (unregister while held keeps
  * the mapping until the last release; msync tells whether a page is still
  * mapped), bounds and overflow, the fstat recheck after a truncation, bad
@@ -19,11 +19,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deconvd/answer.h"
 #include "deconvd/buf.h"
 #include "deconvd/error.h"
+#include "deconvd/kserve.h"
 #include "deconvd/shm.h"
 #include "deconvd/tensor.h"
 
+#include "tensorutil.h"
 #include "testutil.h"
 
 /* A fresh object of size bytes filled with byte i = i % 251; returns its fd
@@ -416,27 +419,17 @@ Test(shm, concurrent_acquire_against_unregister)
     drop(fd, key);
 }
 
-/* ---- KServe parameters (tensor.c) ---------------------------------------- */
-
-static int kserve(const char *text, size_t header_len, struct dcv_infer_request *req, char *err)
-{
-    size_t len = strlen(text);
-    char *body = malloc(len + 1);
-    memcpy(body, text, len + 1);
-    int rc = dcv_tensor_decode_kserve(body, len, header_len, NULL, req, err);
-    free(body);
-    return rc;
-}
+/* ---- KServe parameters (kserve.c) ---------------------------------------- */
 
 Test(shm_tensor, input_and_output_parameters)
 {
     struct dcv_infer_request req;
     char err[DCV_ERRLEN] = "";
-    int rc = kserve("{\"inputs\":[{\"name\":\"input\",\"shape\":[2,3],\"datatype\":\"INT16\","
-                    "\"parameters\":{\"shared_memory_region\":\"in_r\","
-                    "\"shared_memory_byte_size\":12,\"shared_memory_offset\":64}}],"
-                    "\"outputs\":[{\"name\":\"output\",\"parameters\":{\"shared_memory_region\":"
-                    "\"out_r\",\"shared_memory_byte_size\":4096}}]}", 0, &req, err);
+    int rc = kserve_hl("{\"inputs\":[{\"name\":\"input\",\"shape\":[2,3],\"datatype\":\"INT16\","
+                       "\"parameters\":{\"shared_memory_region\":\"in_r\","
+                       "\"shared_memory_byte_size\":12,\"shared_memory_offset\":64}}],"
+                       "\"outputs\":[{\"name\":\"output\",\"parameters\":{\"shared_memory_region\":"
+                       "\"out_r\",\"shared_memory_byte_size\":4096}}]}", 0, &req, err);
     cr_assert_eq(rc, 0, "%s", err);
     cr_assert(req.input_shm.used);
     cr_assert_str_eq(req.input_shm.region, "in_r");
@@ -452,9 +445,9 @@ Test(shm_tensor, input_and_output_parameters)
 
     /* the raw bytes: INT16 little-endian, converted and copied */
     const unsigned char raw[12] = { 1, 0, 0xff, 0xff, 0, 1, 0x00, 0x80, 7, 0, 0, 0 };
-    assert_err(dcv_tensor_decode_raw(&req, raw, 10, true, err), DCV_EINVAL, err,
+    assert_err(dcv_kserve_decode_raw(&req, raw, 10, true, err), DCV_EINVAL, err,
                "expected 12 bytes of INT16 in shared memory, got 10");
-    cr_assert_eq(dcv_tensor_decode_raw(&req, raw, 12, true, err), 0, "%s", err);
+    cr_assert_eq(dcv_kserve_decode_raw(&req, raw, 12, true, err), 0, "%s", err);
     const float want[6] = { 1, -1, 256, -32768, 7, 0 };
     for (int i = 0; i < 6; i++) cr_assert_eq(req.input.data[i], want[i], "value %d", i);
     cr_assert(!req.input.borrowed);
@@ -469,30 +462,30 @@ Test(shm_tensor, fp32_is_read_in_place_unless_told_not_to)
                        "\"parameters\":{\"shared_memory_region\":\"r\","
                        "\"shared_memory_byte_size\":12}}]}";
     float v[4] = { 1.5f, -2, 3, 0 };
-    cr_assert_eq(kserve(body, 0, &req, err), 0, "%s", err);
-    cr_assert_eq(dcv_tensor_decode_raw(&req, v, 12, true, err), 0, "%s", err);
+    cr_assert_eq(kserve_hl(body, 0, &req, err), 0, "%s", err);
+    cr_assert_eq(dcv_kserve_decode_raw(&req, v, 12, true, err), 0, "%s", err);
     cr_assert(req.input.borrowed && req.input.data == v, "aligned FP32 is not copied");
     dcv_infer_request_release(&req);
-    cr_assert_eq(kserve(body, 0, &req, err), 0, "%s", err);
-    cr_assert_eq(dcv_tensor_decode_raw(&req, v, 12, false, err), 0, "%s", err);
+    cr_assert_eq(kserve_hl(body, 0, &req, err), 0, "%s", err);
+    cr_assert_eq(dcv_kserve_decode_raw(&req, v, 12, false, err), 0, "%s", err);
     cr_assert(!req.input.borrowed && req.input.data != v && req.input.data[0] == 1.5f,
               "copied when borrowing is not allowed (input overlapping the output)");
     dcv_infer_request_release(&req);
     union { float f[4]; unsigned char b[16]; } u;       /* u.b + 1 is surely unaligned */
     memcpy(u.b + 1, v, 12);
-    cr_assert_eq(kserve(body, 0, &req, err), 0, "%s", err);
-    cr_assert_eq(dcv_tensor_decode_raw(&req, u.b + 1, 12, true, err), 0, "%s", err);
+    cr_assert_eq(kserve_hl(body, 0, &req, err), 0, "%s", err);
+    cr_assert_eq(dcv_kserve_decode_raw(&req, u.b + 1, 12, true, err), 0, "%s", err);
     cr_assert(!req.input.borrowed && req.input.data[1] == -2.0f, "unaligned: converted");
     dcv_infer_request_release(&req);
     v[1] = 1.0f / 0.0f;
-    cr_assert_eq(kserve(body, 0, &req, err), 0, "%s", err);
-    assert_err(dcv_tensor_decode_raw(&req, v, 12, true, err), DCV_EINVAL, err, "input 'input'");
+    cr_assert_eq(kserve_hl(body, 0, &req, err), 0, "%s", err);
+    assert_err(dcv_kserve_decode_raw(&req, v, 12, true, err), DCV_EINVAL, err, "input 'input'");
     cr_assert_null(req.input.data);
     dcv_infer_request_release(&req);
     /* a request whose input came in the body cannot be read from memory */
-    cr_assert_eq(kserve("{\"inputs\":[{\"name\":\"input\",\"shape\":[1],\"datatype\":\"FP32\","
-                        "\"data\":[1]}]}", 0, &req, err), 0, "%s", err);
-    assert_err(dcv_tensor_decode_raw(&req, v, 4, true, err), DCV_EINVAL, err,
+    cr_assert_eq(kserve_hl("{\"inputs\":[{\"name\":\"input\",\"shape\":[1],\"datatype\":\"FP32\","
+                           "\"data\":[1]}]}", 0, &req, err), 0, "%s", err);
+    assert_err(dcv_kserve_decode_raw(&req, v, 4, true, err), DCV_EINVAL, err,
                "not in shared memory");
     dcv_infer_request_release(&req);
 }
@@ -527,15 +520,15 @@ Test(shm_tensor, parameter_errors)
         snprintf(body, sizeof body, "{\"inputs\":[{\"name\":\"input\",\"shape\":[3],"
                  "\"datatype\":\"FP32\",\"parameters\":{%s}}]}", cases[i].params);
         err[0] = '\0';
-        assert_err(kserve(body, 0, &req, err), DCV_EINVAL, err, cases[i].want);
+        assert_err(kserve_hl(body, 0, &req, err), DCV_EINVAL, err, cases[i].want);
     }
-    assert_err(kserve("{\"inputs\":[{\"name\":\"input\",\"shape\":[3],\"datatype\":\"FP32\","
-                      "\"data\":[1,2,3],\"parameters\":{\"shared_memory_region\":\"r\","
-                      "\"shared_memory_byte_size\":12}}]}", 0, &req, err), DCV_EINVAL, err,
+    assert_err(kserve_hl("{\"inputs\":[{\"name\":\"input\",\"shape\":[3],\"datatype\":\"FP32\","
+                         "\"data\":[1,2,3],\"parameters\":{\"shared_memory_region\":\"r\","
+                         "\"shared_memory_byte_size\":12}}]}", 0, &req, err), DCV_EINVAL, err,
                "has both \"data\" and parameters.shared_memory_region");
-    assert_err(kserve("{\"inputs\":[{\"name\":\"input\",\"shape\":[1],\"datatype\":\"FP32\","
-                      "\"data\":[1]}],\"outputs\":[{\"name\":\"output\",\"parameters\":"
-                      "{\"shared_memory_byte_size\":4}}]}", 0, &req, err), DCV_EINVAL, err,
+    assert_err(kserve_hl("{\"inputs\":[{\"name\":\"input\",\"shape\":[1],\"datatype\":\"FP32\","
+                         "\"data\":[1]}],\"outputs\":[{\"name\":\"output\",\"parameters\":"
+                         "{\"shared_memory_byte_size\":4}}]}", 0, &req, err), DCV_EINVAL, err,
                "outputs[0]: parameters.shared_memory_byte_size is given without");
     /* binary data after the header when the input is in shared memory */
     const char *hdr = "{\"inputs\":[{\"name\":\"input\",\"shape\":[1],\"datatype\":\"FP32\","
@@ -543,7 +536,7 @@ Test(shm_tensor, parameter_errors)
                       "\"shared_memory_byte_size\":4}}]}";
     char with_bin[256];
     snprintf(with_bin, sizeof with_bin, "%sXXXX", hdr);
-    assert_err(kserve(with_bin, strlen(hdr), &req, err), DCV_EINVAL, err,
+    assert_err(kserve_hl(with_bin, strlen(hdr), &req, err), DCV_EINVAL, err,
                "expected 0 bytes of binary data after the JSON header");
 }
 
@@ -553,7 +546,7 @@ Test(shm_tensor, response_has_parameters_and_no_data)
     struct dcv_tensor_shm s = { .used = true, .region = "out\"r", .offset = 64,
                                 .byte_size = 4096 };
     size_t len = 0;
-    char *b = dcv_tensor_encode_kserve_shm("up1d", "1", "req-\xc3\xa9", true, shape, 3, &s, &len);
+    char *b = dcv_answer_kserve_shm("up1d", "1", "req-\xc3\xa9", true, shape, 3, &s, &len);
     cr_assert_not_null(b);
     const char *want = "{\"model_name\":\"up1d\",\"model_version\":\"1\",\"id\":\"req-\xc3\xa9\","
                        "\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":[1,4,1],"
