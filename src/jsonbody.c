@@ -29,6 +29,7 @@
 #include "deconvd/floatcodec.h"
 #include "deconvd/json.h"
 #include "deconvd/jsonbody.h"
+#include "deconvd/utf8.h"
 
 #define DEFAULT_MAX_ELEMS ((size_t)1 << 28)
 #define DEFAULT_MAX_DEPTH 32
@@ -655,4 +656,20 @@ void dcv_jsonbody_free(struct dcv_jsonbody *b)
     free(b->arrays);
     dcv_json_free(b->root);
     free(b);
+}
+
+int dcv_jsonbody_object(const char *text, size_t len, size_t max_json_nodes,
+                        struct dcv_json **out, char *err)
+{
+    struct dcv_json_bound bound = { max_json_nodes ? max_json_nodes : DEFAULT_MAX_JSON_NODES,
+                                    "max_json_nodes", NULL, NULL };
+    int rc;
+    *out = NULL;
+    if ((rc = dcv_utf8_check(text, len, err)) ||
+        (rc = dcv_json_parse_bounded(text, len, &bound, out, err)))
+        return rc;
+    if (dcv_json_type(*out) == DCV_JSON_OBJECT) return 0;
+    dcv_json_free(*out);
+    *out = NULL;
+    return dcv_errf(err, DCV_EINVAL, "request body must be a JSON object");
 }

@@ -1,8 +1,9 @@
 /* api.h — the HTTP API: KServe v2 / Triton, TF Serving, shapes, ops, metrics.
  *
  * dcv_api_handle is the HTTP module's request handler. Cheap endpoints
- * answer on the loop thread; inference and ops decode, compute and encode
- * on a pool thread and answer from the loop when done. Loop thread only.
+ * answer on the loop thread; inference, ops and shape inference decode,
+ * compute and encode on a pool thread (jobs.h) and answer from the loop
+ * when done. Loop thread only.
  */
 #ifndef DECONVD_API_H
 #define DECONVD_API_H
@@ -37,7 +38,5 @@ long dcv_api_abort_all(struct dcv_api *api);
 void dcv_api_set_ready(struct dcv_api *api, bool ready);
 /* Requests accepted and not yet answered. */
 long dcv_api_inflight(const struct dcv_api *api);
-/* Called (loop thread) each time inflight drops to zero. */
-void dcv_api_on_idle(struct dcv_api *api, void (*cb)(void *), void *arg);
 
 #endif

@@ -71,4 +71,11 @@ const char *dcv_jsonbody_string(const struct dcv_jsonbody *b, const struct dcv_j
  * JSON type ("string", "object", "missing"). */
 const char *dcv_jsonbody_kind(const struct dcv_jsonbody *b, const struct dcv_json *node);
 
+/* A small request body parsed whole (no array lifted): UTF-8 checked and
+ * bounded by max_json_nodes (0 = 65536), and it must be a JSON object.
+ * 0 and *out (free with dcv_json_free), or DCV_EPARSE / DCV_ETOOBIG /
+ * DCV_EINVAL with a message; *out is then NULL. */
+int dcv_jsonbody_object(const char *text, size_t len, size_t max_json_nodes,
+                        struct dcv_json **out, char *err);
+
 #endif

@@ -85,4 +85,9 @@ void dcv_shm_release(struct dcv_shm_ref *ref);
  * key map it at different addresses, so addresses alone cannot tell). */
 bool dcv_shm_overlap(const struct dcv_shm_ref *a, const struct dcv_shm_ref *b);
 
+/* What a request that needs the extension gets while it is off. */
+#define DCV_SHM_DISABLED "the system shared memory extension is disabled: set " \
+                         "\"shared_memory\": true in the config file to enable it (read " \
+                         "docs/security.md first)"
+
 #endif

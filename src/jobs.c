@@ -1,0 +1,832 @@
+/* jobs.c — requests computed on the worker pool: inference, ops, shapes.
+ *
+ * Each becomes a `struct job`: the pool thread decodes the body (the float
+ * codec, not a JSON tree), runs the model and encodes the answer, so the
+ * loop thread only moves bytes. A job holds its body, a registry reference
+ * (a reload never pulls a model from under it) and its bytes of the memory
+ * budget (budget.c: body, decoded and computed tensors, the answer until it
+ * is sent). Jobs are listed in submission order, which is deadline order,
+ * so one timer answers 504 on time to a job still waiting for a worker at
+ * request_timeout_ms. The loop may answer a job early (deadline, client
+ * gone, drain): it sets the job's stop flag, takes it off the queue if no
+ * worker has it, and answers; a running worker stops at its next
+ * checkpoint and the job is freed when it hands back. Small inferences are
+ * decoded, and tiny ones computed, on the loop thread. Loop thread, except
+ * the work functions (pool threads).
+ */
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "deconvd/answer.h"
+#include "deconvd/budget.h"
+#include "deconvd/buf.h"
+#include "deconvd/config.h"
+#include "deconvd/engine.h"
+#include "deconvd/error.h"
+#include "deconvd/floatcodec.h"
+#include "deconvd/http.h"
+#include "deconvd/jobs.h"
+#include "deconvd/json.h"
+#include "deconvd/jsonbody.h"
+#include "deconvd/kserve.h"
+#include "deconvd/layer.h"
+#include "deconvd/metrics.h"
+#include "deconvd/model.h"
+#include "deconvd/op.h"
+#include "deconvd/registry.h"
+#include "deconvd/reply.h"
+#include "deconvd/sched.h"
+#include "deconvd/shm.h"
+#include "deconvd/tensor.h"
+#include "deconvd/tfserving.h"
+#include "deconvd/utf8.h"
+
+struct dcv_jobs {
+    const struct dcv_config *cfg;
+    struct dcv_registry *reg;
+    struct dcv_shm *shm;
+    struct dcv_reply reply;
+    long inflight;                     /* accepted and not yet answered */
+    struct job *head, *tail;           /* queued or running on the pool, deadline order */
+    struct dcv_timer *deadline_timer;
+};
+
+enum job_kind { JOB_KSERVE, JOB_TFS, JOB_OP, JOB_SHAPE };
+
+struct job {
+    struct dcv_jobs *owner;
+    struct dcv_http_req *req;          /* NULL once answered (possibly early) */
+    struct dcv_model_ref ref;          /* ver NULL for ops and /v2/shape */
+    struct dcv_sched_job *handle;      /* until job_done */
+    struct job *prev, *next;           /* the owner's in-flight list */
+    bool listed;
+    enum job_kind kind;
+    int op_rank;
+    char model[DCV_MODEL_NAME_MAX];    /* as named in the path (metric label) */
+    char *body;
+    size_t len, header_len;
+    size_t held, body_held, answer_held; /* memory budget bytes: all, body's, answer's */
+    atomic_bool stop;                  /* set by the loop: stop at the next checkpoint */
+    /* decoded (an inference decoded on the loop is computed on the pool) */
+    struct dcv_infer_request in;
+    bool rows;
+    int64_t oshape[DCV_MAX_DIMS];
+    size_t count;
+    uint64_t work;
+    /* results, written by the pool thread */
+    int rc;
+    char err[DCV_ERRLEN];
+    char *out;
+    size_t out_len, out_header_len;
+    bool binary;
+    uint64_t t_submit, t_start, t_decoded, t_computed, t_done, deadline;
+};
+
+static void on_deadline(void *arg);
+
+#define INLINE_BODY_MAX (64 * 1024)     /* bodies decoded on the loop thread */
+
+#define TRIM_AFTER_BODY ((size_t)1 << 20) /* give freed heap back after bodies this big */
+
+#define STATUS_GONE 499                 /* nginx's "client closed request" */
+
+static const char *job_model(const struct job *j)
+{
+    return j->ref.name ? j->ref.name : j->model;
+}
+
+static void job_free(struct job *j)
+{
+    dcv_infer_request_release(&j->in);  /* before the body it may borrow from */
+    dcv_buf_free(j->body);
+    dcv_buf_free(j->out);
+    dcv_budget_give(j->held);
+    free(j);
+}
+
+/* Takes n bytes of the budget for the job: 413 when n alone is above the
+ * whole budget, 503 (retry) when other requests hold the room. */
+static int hold(struct job *j, size_t n, const char *what)
+{
+    size_t limit = dcv_budget_limit();
+    if (limit && n > limit)
+        return dcv_errf(j->err, DCV_ETOOBIG, "%s needs %zu bytes, above memory_budget_bytes "
+                        "(%zu)", what, n, limit);
+    if (!dcv_budget_take(n))
+        return dcv_errf(j->err, DCV_EBUSY, "server busy: %s needs %zu bytes and "
+                        "memory_budget_bytes (%zu) is taken by other requests; retry later",
+                        what, n, limit);
+    j->held += n;
+    return 0;
+}
+
+static void unhold(struct job *j, size_t n)
+{
+    if (n > j->held) n = j->held;
+    dcv_budget_give(n);
+    j->held -= n;
+}
+
+/* The body is not needed once the answer is computed. */
+static void drop_body(struct job *j)
+{
+    dcv_infer_request_release(&j->in);
+    dcv_buf_free(j->body);
+    j->body = NULL;
+    unhold(j, j->body_held);
+    j->body_held = 0;
+}
+
+static int stopped(struct job *j)
+{
+    return atomic_load(&j->stop) ? dcv_errf(j->err, DCV_ECANCELED, "stopped before it "
+                                            "finished") : 0;
+}
+
+static void record_stats(struct job *j, bool ok)
+{
+    struct dcv_model_stats *s = j->ref.stats;
+    struct dcv_jobs *a = j->owner;
+    uint64_t end = j->t_done ? j->t_done : dcv_now_ns();
+    uint64_t total = end - j->t_submit, queue = j->t_start ? j->t_start - j->t_submit : 0;
+    if (!s) return;
+    struct dcv_stat *which = ok ? &s->success : &s->fail;
+    which->count++;
+    which->ns += total;
+    if (!ok) return;
+    s->queue.count++, s->queue.ns += queue;
+    s->compute_input.count++, s->compute_input.ns += j->t_decoded - j->t_start;
+    s->compute_infer.count++, s->compute_infer.ns += j->t_computed - j->t_decoded;
+    s->compute_output.count++, s->compute_output.ns += j->t_done - j->t_computed;
+    s->inference_count++;
+    s->execution_count++;
+    s->last_inference_ms = (uint64_t)time(NULL) * 1000;
+    dcv_metrics_observe(a->reply.metrics, DCV_HIST_REQUEST, j->ref.name, total / 1e9);
+    dcv_metrics_observe(a->reply.metrics, DCV_HIST_QUEUE, j->ref.name, queue / 1e9);
+    dcv_metrics_observe(a->reply.metrics, DCV_HIST_COMPUTE, j->ref.name,
+                        (j->t_computed - j->t_decoded) / 1e9);
+}
+
+/* ---- the in-flight list and its deadline timer ---- */
+
+/* The timer waits for the first job whose deadline is still ahead: jobs
+ * before it are running (a worker took them in time), at most one per
+ * worker. */
+static void arm(struct dcv_jobs *a)
+{
+    uint64_t now = dcv_now_ns();
+    struct job *j = a->head;
+    while (j && j->deadline <= now) j = j->next;
+    if (!j) {
+        dcv_sched_timer_stop(a->deadline_timer);
+        return;
+    }
+    dcv_sched_timer_start(a->deadline_timer, (j->deadline - now + 999999) / 1000000, 0);
+}
+
+static void list_add(struct dcv_jobs *a, struct job *j)
+{
+    j->listed = true;
+    j->prev = a->tail;
+    j->next = NULL;
+    if (a->tail) a->tail->next = j;
+    else a->head = j;
+    a->tail = j;
+    if (a->head == j) arm(a);
+}
+
+static void list_del(struct dcv_jobs *a, struct job *j)
+{
+    if (!j->listed) return;
+    bool head = a->head == j;
+    if (j->prev) j->prev->next = j->next;
+    else a->head = j->next;
+    if (j->next) j->next->prev = j->prev;
+    else a->tail = j->prev;
+    j->listed = false;
+    if (head) arm(a);
+}
+
+/* Answers a job before its worker is done with it (code 0: the client is
+ * gone, nothing to tell it). The worker's result will be dropped. */
+static void answer_early(struct job *j, int code, const char *msg)
+{
+    struct dcv_jobs *a = j->owner;
+    atomic_store(&j->stop, true);
+    dcv_sched_cancel(j->handle);          /* not started: its work never runs */
+    list_del(a, j);
+    if (!j->req) return;
+    const char *model = job_model(j);
+    j->t_done = dcv_now_ns();
+    record_stats(j, false);
+    if (code) {
+        dcv_reply_error(&a->reply, j->req, model, code, msg);
+    } else {
+        dcv_reply_count(&a->reply, j->req, model, STATUS_GONE);
+        dcv_http_respond(j->req, STATUS_GONE, NULL, NULL, 0, 0, NULL, 0);
+    }
+    j->req = NULL;
+    a->inflight--;
+}
+
+/* request_timeout_ms bounds the wait for a worker: a job still queued at
+ * its deadline is taken off the queue and answered 504 then. One a worker
+ * has taken runs on (its work is bounded by max_work). */
+static void on_deadline(void *arg)
+{
+    struct dcv_jobs *a = arg;
+    uint64_t now = dcv_now_ns();
+    char msg[DCV_ERRLEN];
+    snprintf(msg, sizeof msg, "request waited longer than request_timeout_ms (%d ms) for a "
+             "worker", a->cfg->request_timeout_ms);
+    for (struct job *j = a->head, *next; j && j->deadline <= now; j = next) {
+        next = j->next;
+        if (dcv_sched_cancel(j->handle)) answer_early(j, DCV_ETIMEDOUT, msg);
+    }
+    arm(a);
+}
+
+static void job_gone(void *arg)
+{
+    answer_early(arg, 0, NULL);
+}
+
+long dcv_jobs_abort_all(struct dcv_jobs *a)
+{
+    long n = 0;
+    char msg[DCV_ERRLEN];
+    snprintf(msg, sizeof msg, "server shutting down: drain_timeout_ms (%d ms) passed before "
+             "this request finished; retry (on another replica)", a->cfg->drain_timeout_ms);
+    while (a->head) {
+        answer_early(a->head, DCV_ENOTREADY, msg);
+        n++;
+    }
+    return n;
+}
+
+static void job_done(void *arg)
+{
+    struct job *j = arg;
+    struct dcv_jobs *a = j->owner;
+    j->handle = NULL;
+    list_del(a, j);
+    if (j->req) {
+        const char *model = job_model(j);
+        if (!j->t_done) j->t_done = dcv_now_ns();
+        record_stats(j, j->rc == 0);
+        if (j->rc) {
+            dcv_reply_error(&a->reply, j->req, model, j->rc, j->err);
+        } else {
+            char hl[32];
+            struct dcv_http_header h[] = { { "Inference-Header-Content-Length", hl } };
+            size_t answer = j->answer_held < j->held ? j->answer_held : j->held;
+            snprintf(hl, sizeof hl, "%zu", j->out_header_len);
+            dcv_reply_count(&a->reply, j->req, model, 200);
+            j->held -= answer;                   /* the response gives it back */
+            dcv_http_respond_held(j->req, 200, j->binary ? "application/octet-stream" : DCV_REPLY_JSON,
+                                  j->out, 0, j->out_len, answer, h, j->binary ? 1 : 0);
+            j->out = NULL;
+        }
+        j->req = NULL;
+        a->inflight--;
+    }
+    if (j->ref.ver) dcv_registry_release(a->reg, &j->ref);
+    job_free(j);
+}
+
+/* Adaptive threads: the cores split among the jobs running now (this one
+ * included). Pool thread. */
+static void pick_threads(const struct dcv_config *cfg)
+{
+    if (cfg->threads_per_request) return;      /* fixed: set once per thread */
+    long running = dcv_sched_running();
+    int n = running > 0 ? cfg->cores / (int)running : cfg->cores;
+    dcv_engine_set_threads(n > 0 ? n : 1);
+}
+
+/* Start of a phase on the pool: timing, threads, and no work for a job
+ * already answered. */
+static bool begin_work(struct job *j)
+{
+    j->t_start = dcv_now_ns();
+    pick_threads(j->owner->cfg);
+    return (j->rc = stopped(j)) == 0;
+}
+
+/* End of a job's work on the pool: heap freed by a big request's JSON
+ * trees goes back to the kernel (glibc keeps freed arena memory, which a
+ * request with many small nodes leaves fragmented). */
+static void end_work(struct job *j)
+{
+    j->t_done = dcv_now_ns();
+    if (!j->t_decoded) j->t_decoded = j->t_done;
+    if (!j->t_computed) j->t_computed = j->t_done;
+    if (j->len >= TRIM_AFTER_BODY) malloc_trim(0);
+}
+
+/* Multiply-adds of a transposed convolution over an input of this shape. */
+static uint64_t conv_work(const struct dcv_conv *c, const int64_t *shape)
+{
+    return dcv_conv_work(c, shape[0], shape + dcv_conv_spatial_axis(c));
+}
+
+static int check_work(struct job *j, uint64_t work)
+{
+    j->work = work;
+    if (work > j->owner->cfg->max_work)
+        return dcv_errf(j->err, DCV_ETOOBIG, "this request needs %llu multiply-adds, above "
+                        "max_work (%zu)", (unsigned long long)work, j->owner->cfg->max_work);
+    return 0;
+}
+
+/* Bytes the JSON text of n values can take at most (shortest round-trip
+ * floats, commas, the nesting brackets of a TF Serving answer, the head). */
+static size_t json_answer_max(size_t n, int ndim)
+{
+    return n * (DCV_FLOAT_MAXLEN + 1) + n * (size_t)(2 * ndim + 3) + 4096;
+}
+
+/* The answer's worst-case size against max_response_bytes, then the
+ * answer and the output values' scratch against the budget. */
+static int hold_answer(struct job *j, size_t answer, size_t scratch, bool binary_possible)
+{
+    const struct dcv_config *cfg = j->owner->cfg;
+    int rc;
+    if (answer > cfg->max_response_bytes)
+        return dcv_errf(j->err, DCV_ETOOBIG, "the answer (%zu values) could take %zu bytes as "
+                        "JSON, above max_response_bytes (%zu)%s", j->count, answer,
+                        cfg->max_response_bytes, binary_possible ? "; ask for binary output "
+                        "(\"parameters\": {\"binary_data_output\": true}: 4 bytes a value) or "
+                        "send a smaller input" : "; send a smaller input");
+    if ((rc = hold(j, answer + scratch, "the answer"))) return rc;
+    j->answer_held = answer;
+    return 0;
+}
+
+static int output_shape(struct job *j)
+{
+    struct dcv_infer_request *in = &j->in;
+    int rc;
+    if (strcmp(in->input_name, "input") != 0 && j->kind == JOB_KSERVE)
+        return dcv_errf(j->err, DCV_EINVAL, "unexpected input '%.60s': model '%s' has one "
+                        "input named 'input'", in->input_name, j->ref.name);
+    if ((rc = dcv_model_output_shape(j->ref.model, in->input.shape, in->input.ndim, j->oshape,
+                                     &j->count, j->err)))
+        return rc;
+    if (j->count > j->owner->cfg->max_tensor_elems)
+        return dcv_errf(j->err, DCV_ETOOBIG, "the output would hold %zu values, above "
+                        "max_tensor_elems (%zu)", j->count, j->owner->cfg->max_tensor_elems);
+    return 0;
+}
+
+/* Decoding an inference body: the input, checked against the model; its
+ * work against max_work; its answer against the limits and the budget.
+ * Runs on the loop for small bodies (bounded by INLINE_BODY_MAX), else on
+ * the pool. Before decoding, the budget is asked for the most the decoded
+ * values can take (two JSON bytes or one binary byte per value). */
+static int infer_decode(struct job *j)
+{
+    const struct dcv_config *cfg = j->owner->cfg;
+    struct dcv_decode_limits lim = { .max_elems = cfg->max_tensor_elems,
+                                     .max_json_nodes = cfg->max_json_nodes };
+    struct dcv_infer_request *in = &j->in;
+    size_t jlen = j->header_len ? j->header_len : j->len;
+    size_t est = 2 * jlen + 4 * (j->len - jlen) + 64;
+    int rc;
+    if ((rc = hold(j, est, "decoding the request")) ||
+        (rc = dcv_utf8_check(j->body, jlen, j->err)))
+        return rc;
+    rc = j->kind == JOB_KSERVE
+       ? dcv_kserve_decode(j->body, j->len, j->header_len, &lim, in, j->err)
+       : dcv_tfserving_decode(j->body, j->len, &lim, in, &j->rows, j->err);
+    size_t used = in->input.data && !in->input.borrowed ? in->input.count * sizeof(float) : 0;
+    unhold(j, est > used ? est - used : 0);
+    if (rc || (rc = output_shape(j)) ||
+        (rc = check_work(j, conv_work(&j->ref.model->layer.conv, in->input.shape))))
+        return rc;
+    bool shm_out = in->output_shm.used, binary = j->kind == JOB_KSERVE && in->binary_output;
+    size_t answer = shm_out ? 4096 : binary ? j->count * sizeof(float) + 4096
+                  : json_answer_max(j->count, in->input.ndim);
+    size_t scratch = binary && !shm_out ? 0 : j->count * sizeof(float);
+    if (in->input_shm.used) scratch += in->input.count * sizeof(float);   /* a converted copy */
+    return hold_answer(j, answer, scratch, j->kind == JOB_KSERVE);
+}
+
+/* Where the output goes: straight into the response for binary KServe
+ * answers (no copy of the biggest buffer), else a buffer to encode from. */
+static float *output_buffer(struct job *j, float **scratch)
+{
+    struct dcv_infer_request *in = &j->in;
+    float *dst = NULL;
+    if (j->kind == JOB_KSERVE && in->binary_output) {
+        char ver[16];
+        snprintf(ver, sizeof ver, "%d", j->ref.version);
+        j->binary = true;
+        j->out = dcv_answer_kserve_binary_open(j->ref.name, ver, in->id, in->has_id, j->oshape,
+                                               in->input.ndim, &dst, &j->out_len,
+                                               &j->out_header_len);
+        return j->out ? dst : NULL;
+    }
+    return *scratch = dcv_buf_alloc(sizeof(float) * j->count);
+}
+
+static void shape_str(char *buf, size_t cap, const int64_t *shape, int nd)
+{
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < nd && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, i ? ",%lld" : "%lld", (long long)shape[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+/* Resolves the regions of an input and/or output in shared memory and
+ * reads the input from its region (in place when it is aligned FP32).
+ * Each reference keeps its mapping until the job drops it, so an
+ * unregister meanwhile never unmaps memory under the job. Pool thread:
+ * a request that names a region is never computed on the loop, however
+ * small its body (the tensor is not in the body). */
+static int shm_resolve(struct job *j, struct dcv_shm_ref *sin, struct dcv_shm_ref *sout)
+{
+    struct dcv_infer_request *in = &j->in;
+    const struct dcv_tensor_shm *is = &in->input_shm, *os = &in->output_shm;
+    struct dcv_jobs *a = j->owner;
+    int rc;
+    if (!a->cfg->shared_memory) return dcv_errf(j->err, DCV_EINVAL, DCV_SHM_DISABLED);
+    if (os->used) {
+        char st[DCV_MAX_DIMS * 22 + 3];
+        shape_str(st, sizeof st, j->oshape, in->input.ndim);
+        if (os->byte_size < j->count * sizeof(float))
+            return dcv_errf(j->err, DCV_EINVAL, "output 'output': parameters."
+                            "shared_memory_byte_size is %llu but the FP32 output of shape %s "
+                            "needs %zu bytes", (unsigned long long)os->byte_size, st,
+                            j->count * sizeof(float));
+        if ((rc = dcv_shm_acquire(a->shm, os->region, os->offset, os->byte_size, sout, j->err)))
+            return rc;
+    }
+    if (!is->used) return 0;
+    if ((rc = dcv_shm_acquire(a->shm, is->region, is->offset, is->byte_size, sin, j->err)))
+        return rc;
+    /* An input sharing bytes with the output is copied: the engine would
+     * otherwise read values it has already overwritten. */
+    return dcv_kserve_decode_raw(in, sin->addr, sin->len, !dcv_shm_overlap(sin, sout), j->err);
+}
+
+static bool uses_shm(const struct job *j)
+{
+    return j->in.input_shm.used || j->in.output_shm.used;
+}
+
+/* Computing and encoding a decoded inference. */
+static void infer_compute(struct job *j)
+{
+    struct dcv_infer_request *in = &j->in;
+    struct dcv_shm_ref shm_in = { 0 }, shm_out = { 0 };
+    char ver[16];
+    float *out = NULL, *dst;
+    int nd = in->input.ndim;
+    if ((j->rc = stopped(j)) ||
+        (uses_shm(j) && (j->rc = shm_resolve(j, &shm_in, &shm_out))))
+        goto out;
+    if (shm_out.region)              /* computed straight into the region when aligned */
+        dst = (uintptr_t)shm_out.addr % _Alignof(float) == 0 ? (float *)(void *)shm_out.addr
+            : (out = dcv_buf_alloc(sizeof(float) * j->count));
+    else
+        dst = output_buffer(j, &out);
+    if (!dst) {
+        j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory for a %zu-value output", j->count);
+        goto out;
+    }
+    j->t_decoded = dcv_now_ns();
+    j->rc = dcv_model_infer(j->ref.model, in->input.data, in->input.shape, nd, dst, j->count,
+                            &j->stop, j->err);
+    if (j->rc || (j->rc = stopped(j))) goto out;
+    j->t_computed = dcv_now_ns();
+    snprintf(ver, sizeof ver, "%d", j->ref.version);
+    if (shm_out.region) {
+        dcv_answer_kserve_binary_close(dst, j->count);   /* little-endian in the region */
+        if ((void *)dst != (void *)shm_out.addr)
+            memcpy(shm_out.addr, dst, sizeof(float) * j->count);
+        j->out = dcv_answer_kserve_shm(j->ref.name, ver, in->id, in->has_id, j->oshape, nd,
+                                       &in->output_shm, &j->out_len);
+    } else if (j->binary) {
+        dcv_answer_kserve_binary_close(dst, j->count);
+    } else if (j->kind == JOB_KSERVE) {
+        j->rc = dcv_answer_kserve(j->ref.name, ver, in->id, in->has_id, j->oshape, nd, out,
+                                  false, &j->out, &j->out_len, &j->out_header_len, j->err);
+    } else {
+        j->rc = dcv_answer_tfserving(j->oshape, nd, out, j->rows, &j->out, &j->out_len, j->err);
+    }
+    if (!j->rc && !j->out)
+        j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory encoding the response");
+out:
+    dcv_buf_free(out);
+    drop_body(j);                        /* before the regions the input may borrow from */
+    dcv_shm_release(&shm_in);
+    dcv_shm_release(&shm_out);
+}
+
+static void infer_work(void *arg)
+{
+    struct job *j = arg;
+    if (begin_work(j) && (j->rc = infer_decode(j)) == 0) infer_compute(j);
+    end_work(j);
+}
+
+static void infer_compute_work(void *arg)
+{
+    struct job *j = arg;
+    if (begin_work(j)) infer_compute(j);
+    end_work(j);
+}
+
+static int json_dims(const struct dcv_json *v, int64_t *out, int max, bool allow_unknown,
+                     const char *what, char *err)
+{
+    if (dcv_json_type(v) != DCV_JSON_ARRAY || (int)dcv_json_size(v) > max)
+        return dcv_errf(err, DCV_EINVAL, "%s must be a list of at most %d integers", what, max);
+    int i = 0;
+    for (const struct dcv_json *e = dcv_json_first(v); e; e = dcv_json_next(e), i++) {
+        if (allow_unknown && dcv_json_type(e) == DCV_JSON_NULL) out[i] = -1;
+        else if (!dcv_json_int(e, allow_unknown ? -1 : 1, INT64_C(1) << 40, &out[i]))
+            return dcv_errf(err, DCV_EINVAL, "%s[%d] must be %s", what, i,
+                            allow_unknown ? "null, -1 or a positive integer" : "a positive integer");
+    }
+    return i;
+}
+
+static int op_ints(const struct dcv_json *v, int64_t *out, int *n, const char *what, char *err)
+{
+    int64_t x;
+    *n = 0;
+    if (!v || dcv_json_type(v) == DCV_JSON_NULL) return 0;
+    if (dcv_json_int(v, 1, DCV_MAX_STRIDE, &x)) {
+        out[0] = x;
+        *n = 1;
+        return 0;
+    }
+    int k = json_dims(v, out, DCV_MAX_DIMS, false, what, err);
+    if (k < 0) return k;
+    *n = k;
+    return 0;
+}
+
+/* An ops body to an op: tensors, output_shape, strides, dilations. */
+static int op_decode(struct job *j, const struct dcv_jsonbody *b,
+                     const struct dcv_decode_limits *lim, struct dcv_tensor *in,
+                     struct dcv_tensor *filt, struct dcv_op *op)
+{
+    const struct dcv_json *root = dcv_jsonbody_root(b);
+    int rc, k;
+    if ((rc = dcv_tensor_from_json(b, dcv_json_get(root, "input"), lim, in, j->err)) ||
+        (rc = dcv_tensor_from_json(b, dcv_json_get(root, "filters"), lim, filt, j->err)))
+        return rc;
+    op->input = in->data, op->input_ndim = in->ndim;
+    op->filters = filt->data, op->filter_ndim = filt->ndim;
+    memcpy(op->input_shape, in->shape, sizeof(int64_t) * (size_t)(in->ndim < 5 ? in->ndim : 5));
+    memcpy(op->filter_shape, filt->shape,
+           sizeof(int64_t) * (size_t)(filt->ndim < 5 ? filt->ndim : 5));
+    op->padding = dcv_json_string(dcv_json_get(root, "padding"));
+    op->data_format = dcv_json_string(dcv_json_get(root, "data_format"));
+    if ((k = json_dims(dcv_json_get(root, "output_shape"), op->output_shape, DCV_MAX_DIMS, false,
+                       "output_shape", j->err)) < 0)
+        return k;
+    op->output_ndim = k;
+    if ((rc = op_ints(dcv_json_get(root, "strides"), op->strides, &op->nstrides, "strides",
+                      j->err)) ||
+        (rc = op_ints(dcv_json_get(root, "dilations"), op->dilations, &op->ndilations,
+                      "dilations", j->err)))
+        return rc;
+    if (!op->nstrides) op->strides[0] = 1, op->nstrides = 1;
+    return 0;
+}
+
+static void op_work(void *arg)
+{
+    struct job *j = arg;
+    struct dcv_decode_limits lim = { .max_elems = j->owner->cfg->max_tensor_elems,
+                                     .max_json_nodes = j->owner->cfg->max_json_nodes };
+    struct dcv_tensor in = { 0 }, filt = { 0 };
+    struct dcv_op op = { .rank = j->op_rank };
+    struct dcv_jsonbody *b = NULL;
+    struct dcv_conv c;
+    float *out = NULL;
+    size_t est = 2 * j->len + 64;
+    if (!begin_work(j)) goto out;
+    if ((j->rc = hold(j, est, "decoding the request")) ||
+        (j->rc = dcv_utf8_check(j->body, j->len, j->err)))
+        goto out;
+    if ((j->rc = dcv_jsonbody_parse(j->body, j->len, &lim, &b, j->err)) ||
+        (j->rc = op_decode(j, b, &lim, &in, &filt, &op)) ||
+        (j->rc = dcv_op_prepare(&op, &c, j->err)) ||
+        (j->rc = check_work(j, conv_work(&c, op.input_shape))))
+        goto out;
+    j->count = (size_t)dcv_shape_product(op.output_shape, op.output_ndim);
+    if (j->count > j->owner->cfg->max_tensor_elems) {
+        j->rc = dcv_errf(j->err, DCV_ETOOBIG, "the output would hold %zu values, above "
+                         "max_tensor_elems (%zu)", j->count, j->owner->cfg->max_tensor_elems);
+        goto out;
+    }
+    size_t used = (in.count + filt.count) * sizeof(float);
+    unhold(j, est > used ? est - used : 0);
+    if ((j->rc = hold_answer(j, json_answer_max(j->count, op.output_ndim),
+                             j->count * sizeof(float), false)))
+        goto out;
+    if (!(out = dcv_buf_alloc(sizeof(float) * j->count))) {
+        j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory");
+        goto out;
+    }
+    j->t_decoded = dcv_now_ns();
+    if ((j->rc = dcv_op_run(&op, out, j->count, &j->stop, j->err)) || (j->rc = stopped(j)))
+        goto out;
+    j->t_computed = dcv_now_ns();
+    j->rc = dcv_answer_plain(op.output_shape, op.output_ndim, out, &j->out, &j->out_len, j->err);
+out:
+    dcv_buf_free(out);
+    dcv_tensor_release(&in);
+    dcv_tensor_release(&filt);
+    dcv_jsonbody_free(b);
+    drop_body(j);
+    end_work(j);
+}
+
+/* Small enough to decode on the loop thread, and perhaps to compute there
+ * (decided from the decoded shapes)? A body holds at most one input value
+ * per 2 bytes of JSON ("0,") or per byte of binary (INT8), which bounds
+ * the multiply-adds before decoding: bodies that surely need a worker go
+ * there at once. */
+static bool decode_here(const struct dcv_jobs *a, const struct job *j)
+{
+    const struct dcv_conv *c = &j->ref.model->layer.conv;
+    if (j->len > INLINE_BODY_MAX || !a->cfg->inline_max_work) return false;
+    double vals = j->header_len ? (double)j->len : (double)j->len / 2;
+    double macs = vals * (double)c->filters;
+    for (int i = 0; i < c->rank; i++) macs *= (double)c->kernel[i];
+    return macs / (double)c->in_channels <= (double)a->cfg->inline_max_work * 4;
+}
+
+/* Decoded: cheap enough to compute right here? The hand-offs to a worker
+ * and back cost more than a tiny layer does. */
+static bool compute_here(const struct dcv_jobs *a, const struct job *j)
+{
+    return !uses_shm(j) && j->work <= a->cfg->inline_max_work &&
+           j->count <= a->cfg->inline_max_work / 16;
+}
+
+/* Queues a job; a refusal (full queue) is answered through job_done. */
+static void submit(struct dcv_jobs *a, struct job *j, void (*work)(void *))
+{
+    int rc = dcv_sched_submit(work, job_done, j, &j->handle);
+    if (rc) {
+        j->rc = dcv_errf(j->err, rc, rc == DCV_EBUSY ? "server busy: inference queue is full, "
+                         "retry later" : "cannot queue the request");
+        job_done(j);
+        return;
+    }
+    list_add(a, j);
+    dcv_http_on_gone(j->req, job_gone, j);
+}
+
+static struct job *job_new(struct dcv_jobs *a, struct dcv_http_req *req, enum job_kind kind)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->owner = a;
+    j->req = req;
+    j->kind = kind;
+    j->body = dcv_http_take_body(req, &j->len, &j->body_held);
+    j->held = j->body_held;
+    j->t_submit = dcv_now_ns();
+    j->deadline = j->t_submit + (uint64_t)a->cfg->request_timeout_ms * 1000000u;
+    atomic_init(&j->stop, false);
+    a->inflight++;
+    return j;
+}
+
+void dcv_jobs_infer(struct dcv_jobs *a, struct dcv_http_req *req, const char *name,
+                    bool tfserving)
+{
+    enum job_kind kind = tfserving ? JOB_TFS : JOB_KSERVE;
+    struct job *j;
+    const char *hcl = dcv_http_header(req, "Inference-Header-Content-Length");
+    size_t hl = 0;
+    if (hcl) {
+        char *end;
+        unsigned long long v = strtoull(hcl, &end, 10);
+        size_t blen;
+        dcv_http_body(req, &blen);
+        if (*end || end == hcl || hcl[0] == '-' || v > blen)
+            { dcv_reply_error(&a->reply, req, name, DCV_EINVAL, "Inference-Header-Content-Length must "
+                              "be a non-negative integer no larger than the body"); return; }
+        hl = (size_t)v;
+    }
+    if (!(j = job_new(a, req, kind)))
+        { dcv_reply_error(&a->reply, req, name, DCV_ENOMEM, "out of memory"); return; }
+    j->header_len = hl;
+    snprintf(j->model, sizeof j->model, "%s", name);
+    j->rc = dcv_model_name_valid(name) ? dcv_registry_acquire(a->reg, name, &j->ref, j->err)
+                                       : dcv_errf(j->err, DCV_ENOENT, "unknown model");
+    if (j->rc) { job_done(j); return; }
+    if (!decode_here(a, j)) { submit(a, j, infer_work); return; }
+    j->t_start = dcv_now_ns();
+    if ((j->rc = infer_decode(j)) == 0 && !compute_here(a, j)) {
+        submit(a, j, infer_compute_work);
+        return;
+    }
+    if (j->rc == 0) infer_compute(j);
+    end_work(j);
+    job_done(j);
+}
+
+/* A JSON answer as the job's output (a dcv_buf body). */
+static int job_json(struct job *j, struct dcv_json *doc)
+{
+    char *s = dcv_json_print(doc);
+    dcv_json_free(doc);
+    if (s) {
+        j->out_len = strlen(s);
+        if ((j->out = dcv_buf_alloc(j->out_len + 1))) memcpy(j->out, s, j->out_len + 1);
+    }
+    free(s);
+    return j->out ? 0 : dcv_errf(j->err, DCV_ENOMEM, "out of memory");
+}
+
+static int shape_answer(struct job *j, const struct dcv_layer *l, const struct dcv_json *node)
+{
+    int64_t in[DCV_MAX_DIMS], out[DCV_MAX_DIMS];
+    int nd = json_dims(node, in, DCV_MAX_DIMS, true, "input_shape", j->err);
+    int rc = nd < 0 ? nd : dcv_layer_output_shape(l, in, nd, out, j->err);
+    if (rc) return rc;
+    struct dcv_json *o = dcv_json_new_object();
+    if (j->ref.ver) dcv_json_add(o, "model_name", dcv_json_new_string(j->ref.name));
+    dcv_json_add(o, "input_shape", dcv_json_new_int_array(in, (size_t)nd));
+    dcv_json_add(o, "output_shape", dcv_json_new_int_array(out, (size_t)nd));
+    return job_json(j, o);
+}
+
+/* Shape inference on the pool: the body may be as big as max_body_bytes,
+ * and a tree of it (bounded) is no work for the loop thread. */
+static void shape_work(void *arg)
+{
+    struct job *j = arg;
+    struct dcv_json *doc = NULL;
+    if (!begin_work(j) ||
+        (j->rc = dcv_jsonbody_object(j->body, j->len, j->owner->cfg->max_json_nodes, &doc,
+                                     j->err)))
+        goto out;
+    if (j->ref.ver) {
+        j->rc = shape_answer(j, &j->ref.model->layer, dcv_json_get(doc, "input_shape"));
+    } else {
+        struct dcv_layer l;
+        const struct dcv_json *cfg = dcv_json_get(doc, "config");
+        j->rc = dcv_layer_parse(dcv_json_string(dcv_json_get(doc, "class_name")),
+                                cfg ? cfg : doc, &l, j->err);
+        if (!j->rc) {
+            j->rc = shape_answer(j, &l, dcv_json_get(doc, "input_shape"));
+            dcv_layer_release(&l);
+        }
+    }
+out:
+    dcv_json_free(doc);
+    drop_body(j);
+    end_work(j);
+}
+
+void dcv_jobs_shape(struct dcv_jobs *a, struct dcv_http_req *req, const char *name)
+{
+    struct job *j = job_new(a, req, JOB_SHAPE);
+    if (!j) { dcv_reply_error(&a->reply, req, name, DCV_ENOMEM, "out of memory"); return; }
+    if (name) {
+        snprintf(j->model, sizeof j->model, "%s", name);
+        j->rc = dcv_model_name_valid(name) ? dcv_registry_acquire(a->reg, name, &j->ref, j->err)
+                                           : dcv_errf(j->err, DCV_ENOENT, "unknown model");
+        if (j->rc) { job_done(j); return; }
+    }
+    submit(a, j, shape_work);
+}
+
+void dcv_jobs_op(struct dcv_jobs *a, struct dcv_http_req *req, int rank)
+{
+    struct job *j = job_new(a, req, JOB_OP);
+    if (!j) { dcv_reply_error(&a->reply, req, NULL, DCV_ENOMEM, "out of memory"); return; }
+    j->op_rank = rank;
+    submit(a, j, op_work);
+}
+
+struct dcv_jobs *dcv_jobs_new(const struct dcv_config *cfg, struct dcv_registry *reg,
+                              struct dcv_shm *shm, const struct dcv_reply *reply)
+{
+    struct dcv_jobs *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    *a = (struct dcv_jobs){ .cfg = cfg, .reg = reg, .shm = shm, .reply = *reply };
+    if (!(a->deadline_timer = dcv_sched_timer_new(on_deadline, a))) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void dcv_jobs_free(struct dcv_jobs *a) { free(a); }
+long dcv_jobs_inflight(const struct dcv_jobs *a) { return a->inflight; }
