@@ -352,16 +352,19 @@ static size_t json_answer_max(size_t n, int ndim)
 
 /* The answer's worst-case size against max_response_bytes, then the
  * answer and the output values' scratch against the budget. */
-static int hold_answer(struct job *j, size_t answer, size_t scratch, bool binary_possible)
+enum answer_form { AS_JSON, AS_KSERVE_JSON, AS_BINARY };
+
+static int hold_answer(struct job *j, size_t answer, size_t scratch, enum answer_form form)
 {
     const struct dcv_config *cfg = j->owner->cfg;
     int rc;
     if (answer > cfg->max_response_bytes)
-        return dcv_errf(j->err, DCV_ETOOBIG, "the answer (%zu values) could take %zu bytes as "
-                        "JSON, above max_response_bytes (%zu)%s", j->count, answer,
-                        cfg->max_response_bytes, binary_possible ? "; ask for binary output "
-                        "(\"parameters\": {\"binary_data_output\": true}: 4 bytes a value) or "
-                        "send a smaller input" : "; send a smaller input");
+        return dcv_errf(j->err, DCV_ETOOBIG, "the answer (%zu values) could take %zu bytes%s, "
+                        "above max_response_bytes (%zu)%s", j->count, answer,
+                        form == AS_BINARY ? "" : " as JSON", cfg->max_response_bytes,
+                        form == AS_KSERVE_JSON ? "; ask for binary output (\"parameters\": "
+                        "{\"binary_data_output\": true}: 4 bytes a value) or send a smaller "
+                        "input" : "; send a smaller input");
     if ((rc = hold(j, answer + scratch, "the answer"))) return rc;
     j->answer_held = answer;
     return 0;
@@ -413,7 +416,8 @@ static int infer_decode(struct job *j)
                   : json_answer_max(j->count, in->input.ndim);
     size_t scratch = binary && !shm_out ? 0 : j->count * sizeof(float);
     if (in->input_shm.used) scratch += in->input.count * sizeof(float);   /* a converted copy */
-    return hold_answer(j, answer, scratch, j->kind == JOB_KSERVE);
+    return hold_answer(j, answer, scratch, shm_out || binary ? AS_BINARY
+                       : j->kind == JOB_KSERVE ? AS_KSERVE_JSON : AS_JSON);
 }
 
 /* Where the output goes: straight into the response for binary KServe
@@ -632,7 +636,7 @@ static void op_work(void *arg)
     size_t used = (in.count + filt.count) * sizeof(float);
     unhold(j, est > used ? est - used : 0);
     if ((j->rc = hold_answer(j, json_answer_max(j->count, op.output_ndim),
-                             j->count * sizeof(float), false)))
+                             j->count * sizeof(float), AS_JSON)))
         goto out;
     if (!(out = dcv_buf_alloc(sizeof(float) * j->count))) {
         j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory");

@@ -198,14 +198,18 @@ def test_loop_shape_bodies():
             for mb in (10, 60):
                 for path, model in (("/v2/shape", False), ("/v2/models/up1d/shape", True)):
                     body = shape_junk_body(mb, model)
-                    with HealthProbe(d.port) as hp:
-                        t0 = time.monotonic()
-                        r = post_raw(d.port, path, body, timeout=120)
-                        dt = time.monotonic() - t0
                     what = "loop: %s with a %d MB body" % (path, mb)
-                    L.figure(what + ": status, seconds", "%s, %.2f" % (r.status, dt))
-                    check(what + ": refused 413 naming max_json_nodes (%s)" % r.status,
-                          r.status == 413 and b"max_json_nodes" in r.body, r.body[:300])
+                    rs, t0 = [], time.monotonic()
+                    with HealthProbe(d.port) as hp:     # for 2 s at least
+                        while not rs or time.monotonic() - t0 < 2:
+                            t1 = time.monotonic()
+                            rs.append((post_raw(d.port, path, body, timeout=120),
+                                       time.monotonic() - t1))
+                    L.figure(what + ": requests, status, seconds each (max)",
+                             "%d, %s, %.2f" % (len(rs), rs[0][0].status, max(r[1] for r in rs)))
+                    check(what + ": refused 413 naming max_json_nodes (%d requests)" % len(rs),
+                          all(r.status == 413 and b"max_json_nodes" in r.body for r, _ in rs),
+                          rs[0][0].body[:300])
                     hp.verdict(what)
             r = d.post("/v2/shape", {"class_name": "Conv1DTranspose", "input_shape": [None, 8, 3],
                                      "config": {"filters": 2, "kernel_size": 3, "strides": 2,
@@ -435,7 +439,7 @@ def heavy_batch_daemon(cfg, name):
     fit in small bodies; max_work raised to allow them."""
     rng = np.random.default_rng(9)
     doc, npy, ker, b = L.heavy_model(rng, c=BATCH_C, k=15)
-    cfg = dict(cfg, max_work=10 ** 13)
+    cfg = dict(cfg, max_work=10 ** 13, max_body_bytes=256 << 20, max_response_bytes=256 << 20)
     return L.RDaemon(config=cfg, models={"heavy": doc}, npy=npy, shipped=["up1d"], name=name)
 
 
