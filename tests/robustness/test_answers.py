@@ -192,6 +192,8 @@ def test_junk_arrays(d):
           bool(health) and not bad, bad[:5])
     if lat:
         L.figure("junk arrays: health p99 (ms)", "%.1f" % (1000 * L.percentile(lat, 99)))
+    check("junk arrays: /v2/health/live p99 %.1f ms < 50 ms" % (1000 * L.percentile(lat, 99)),
+          bool(lat) and L.percentile(lat, 99) < 0.05, "")
     peak = max(rss) if rss else 0
     L.figure("junk arrays: RSS idle (MB)", "%.0f" % (idle_kb / 1024))
     L.figure("junk arrays: RSS peak (MB)", "%.0f" % (peak / 1024))
@@ -199,6 +201,13 @@ def test_junk_arrays(d):
     check("junk arrays: RSS peak %.0f MB within idle + 3 x the bodies (%.0f MB)"
           % (peak / 1024, (idle_kb + 3 * 2 * len(body) / 1024) / 1024),
           0 < peak <= idle_kb + 3 * 2 * len(body) / 1024, "")
+    # freed bodies stay in the buffer cache at most 10 s, freed heap is trimmed
+    after = []
+    back = T.wait_until(lambda: after.append(L.rss_kb(pid) or 0) or
+                        after[-1] <= idle_kb + 64 * 1024, timeout=25, step=0.5)
+    L.figure("junk arrays: RSS after (MB)", "%.0f" % (after[-1] / 1024 if after else -1))
+    check("junk arrays: RSS back within 64 MB of idle (%.0f -> %.0f MB)"
+          % (idle_kb / 1024, after[-1] / 1024 if after else -1), back, after[-5:])
     T.answers_inference(d, "up1d", [[[1, 2]]])
 
 

@@ -447,6 +447,7 @@ def heavy_batch(d, seconds, batch=8):
     """A binary request of `batch` images taking about `seconds` s."""
     side, dt = L.calibrate(d, seconds / batch, c=BATCH_C)
     x = np.zeros((batch, side, side, BATCH_C), np.float32)
+    heavy_batch.macs = batch * side * side * BATCH_C * BATCH_C * 15 * 15
     return L.heavy_body(x)
 
 
@@ -478,6 +479,8 @@ def test_compute_clients_leave():
         after = time.monotonic() - t0
         L.figure("compute: heavy request alone / after two clients left (s)",
                  "%.2f / %.2f" % (alone, after))
+        L.figure("compute: seconds for 10^11 multiply-adds on one thread (the default max_work)",
+                 "%.1f" % (1e11 / (heavy_batch.macs / alone)))
         check("compute: after two clients left (one running, one queued), a new request "
               "waits for neither (%.2f s, alone %.2f s)" % (after, alone),
               r.status_code == 200 and after < 1.25 * alone + 0.3, r.status_code)
