@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "deconvd/api.h"
+#include "deconvd/budget.h"
 #include "deconvd/buf.h"
 #include "deconvd/config.h"
 #include "deconvd/error.h"
@@ -243,6 +244,8 @@ static void h_metrics(struct dcv_api *a, struct dcv_http_req *req)
     dcv_buf_get_stats(&bs);
     g.buf_cached_bytes = bs.cached_bytes, g.buf_hits = bs.hits, g.buf_misses = bs.misses;
     dcv_shm_totals(a->shm, &g.shm_regions, &g.shm_bytes);
+    g.budget_used = dcv_budget_used(), g.budget_peak = dcv_budget_peak();
+    g.budget_limit = dcv_budget_limit();
     size_t len = 0;
     char *text = dcv_metrics_render(a->metrics, &g, &len), *b = text ? dcv_reply_dup(text, len) : NULL;
     free(text);

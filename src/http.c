@@ -435,7 +435,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (!r->dispatched) {
         r->dispatched = true;
         r->body_ns = dcv_now_ns();
-        if (!r->body && append(r, "", 0) != APPENDED) return MHD_NO;
+        if (!r->body) {                 /* no body: nothing taken from the budget */
+            if (!(r->body = dcv_buf_alloc(1))) return MHD_NO;
+            r->body[0] = '\0';
+        }
         h->o.handler(h->o.ctx, r);
         if (r->resp) return queue_stored(r);
         r->suspended = true;

@@ -367,6 +367,13 @@ char *dcv_metrics_render(struct dcv_metrics *m, const struct dcv_gauges *g, size
              "shared-memory regions.\n# TYPE deconvd_shared_memory_bytes gauge\n"
              "deconvd_shared_memory_bytes %llu\n",
          g->shm_regions, (unsigned long long)g->shm_bytes);
+    emit(&o, "# HELP deconvd_memory_budget_bytes The memory budget of all requests "
+             "(memory_budget_bytes): taken now, the most taken at once, the limit.\n"
+             "# TYPE deconvd_memory_budget_bytes gauge\n"
+             "deconvd_memory_budget_bytes{state=\"used\"} %zu\n"
+             "deconvd_memory_budget_bytes{state=\"peak\"} %zu\n"
+             "deconvd_memory_budget_bytes{state=\"limit\"} %zu\n",
+         g->budget_used, g->budget_peak, g->budget_limit);
     render_process(&o, m->start_time);
     if (o.oom) {
         free(o.buf);

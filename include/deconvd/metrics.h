@@ -63,6 +63,7 @@ struct dcv_gauges {
     uint64_t buf_hits, buf_misses;
     size_t shm_regions;          /* system shared-memory regions registered */
     uint64_t shm_bytes;          /* bytes their mappings span */
+    size_t budget_used, budget_peak, budget_limit;   /* memory_budget_bytes (budget.h) */
 };
 
 struct dcv_metrics *dcv_metrics_new(void);

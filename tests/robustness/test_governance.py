@@ -147,7 +147,22 @@ def memory_bound_mb(cfg, idle_mb):
             (workers + 1) * nodes * 160 / 2**20 + conns * 40 / 1024 + 48)
 
 
+def budget_used(d):
+    try:
+        text = d.get("/metrics", timeout=10).text
+    except requests.RequestException:
+        return None
+    for ln in text.splitlines():
+        if ln.startswith('deconvd_memory_budget_bytes{state="used"}'):
+            return int(ln.split()[1])
+    return None
+
+
 def memory_checks(d, cfg, idle_mb, peak_kb, what):
+    used = []
+    T.wait_until(lambda: used.append(budget_used(d)) or used[-1] == 0, timeout=25, step=0.2)
+    check("%s: every byte taken from the memory budget was given back (used %s)"
+          % (what, used[-1]), used[-1] == 0, used[-5:])
     bound = memory_bound_mb(cfg, idle_mb)
     L.figure("%s: RSS idle / peak / bound from the config (MB)" % what,
              "%.0f / %.0f / %.0f" % (idle_mb, peak_kb / 1024, bound))
