@@ -89,6 +89,24 @@ long dcv_api_inflight(const struct dcv_api *a)
 
 long dcv_api_abort_all(struct dcv_api *a) { return dcv_jobs_abort_all(a->jobs); }
 
+/* Answers through reply.c, counted under this API's metrics. */
+static void send_error(struct dcv_api *a, struct dcv_http_req *req, const char *model, int code,
+                       const char *msg)
+{
+    dcv_reply_error(&a->reply, req, model, code, msg);
+}
+
+static void send_json(struct dcv_api *a, struct dcv_http_req *req, const char *model,
+                      int status, struct dcv_json *doc)
+{
+    dcv_reply_json(&a->reply, req, model, status, doc);
+}
+
+static void finish(struct dcv_api *a, struct dcv_http_req *req, const char *model, int status)
+{
+    dcv_reply_count(&a->reply, req, model, status);
+}
+
 static struct dcv_json *obj_bool(const char *key, bool v)
 {
     struct dcv_json *o = dcv_json_new_object();
@@ -124,7 +142,7 @@ static bool acquire(struct dcv_api *a, struct dcv_http_req *req, const char *nam
     char err[DCV_ERRLEN];
     int rc = dcv_model_name_valid(name) ? dcv_registry_acquire(a->reg, name, ref, err)
                                         : dcv_errf(err, DCV_ENOENT, "unknown model");
-    if (rc) dcv_reply_error(&a->reply, req, name, rc, err);
+    if (rc) send_error(a, req, name, rc, err);
     return rc == 0;
 }
 
@@ -155,7 +173,7 @@ static void h_metadata(struct dcv_api *a, struct dcv_http_req *req, const char *
     dcv_json_add(o, "inputs", ins);
     dcv_json_add(o, "outputs", outs);
     dcv_registry_release(a->reg, &ref);
-    dcv_reply_json(&a->reply, req, name, 200, o);
+    send_json(a, req, name, 200, o);
 }
 
 static void h_model_config(struct dcv_api *a, struct dcv_http_req *req, const char *name)
@@ -164,7 +182,7 @@ static void h_model_config(struct dcv_api *a, struct dcv_http_req *req, const ch
     if (!acquire(a, req, name, &ref)) return;
     struct dcv_json *c = dcv_model_config_json(ref.model);
     dcv_registry_release(a->reg, &ref);
-    dcv_reply_json(&a->reply, req, name, c ? 200 : 500, c);
+    send_json(a, req, name, c ? 200 : 500, c);
 }
 
 /* Failed models a not-ready answer names; failed_count gives them all and
@@ -192,7 +210,7 @@ static void h_ready(struct dcv_api *a, struct dcv_http_req *req)
         dcv_json_add(o, "failed_count", dcv_json_new_number((double)failed));
         dcv_json_add(o, "failed_models", list);
     }
-    dcv_reply_json(&a->reply, req, NULL, ready ? 200 : 503, o);
+    send_json(a, req, NULL, ready ? 200 : 503, o);
 }
 
 static void h_model_ready(struct dcv_api *a, struct dcv_http_req *req, const char *name)
@@ -201,11 +219,11 @@ static void h_model_ready(struct dcv_api *a, struct dcv_http_req *req, const cha
     char err[DCV_ERRLEN];
     int rc = dcv_model_name_valid(name) ? dcv_registry_acquire(a->reg, name, &ref, err)
                                         : DCV_ENOENT;
-    if (rc == DCV_ENOENT) { dcv_reply_error(&a->reply, req, name, rc, "unknown model"); return; }
+    if (rc == DCV_ENOENT) { send_error(a, req, name, rc, "unknown model"); return; }
     if (rc == 0) dcv_registry_release(a->reg, &ref);
     struct dcv_json *o = obj_bool("ready", rc == 0);
     dcv_json_add(o, "name", dcv_json_new_string(name));
-    dcv_reply_json(&a->reply, req, name, rc == 0 ? 200 : 503, o);
+    send_json(a, req, name, rc == 0 ? 200 : 503, o);
 }
 
 /* The body of a loop-thread endpoint (at most LOOP_BODY_MAX bytes). */
@@ -217,7 +235,7 @@ static struct dcv_json *parse_body(struct dcv_api *a, struct dcv_http_req *req,
     struct dcv_json *doc;
     char *body = dcv_http_body(req, &len);
     int rc = dcv_jsonbody_object(body, len, a->cfg->max_json_nodes, &doc, err);
-    if (rc) dcv_reply_error(&a->reply, req, model, rc, err);
+    if (rc) send_error(a, req, model, rc, err);
     return doc;
 }
 
@@ -233,7 +251,7 @@ static void h_server_meta(struct dcv_api *a, struct dcv_http_req *req)
         if (strcmp(ext[i], "schedule_policy")) dcv_json_append(e, dcv_json_new_string(ext[i]));
     if (a->cfg->shared_memory) dcv_json_append(e, dcv_json_new_string("system_shared_memory"));
     dcv_json_add(o, "extensions", e);
-    dcv_reply_json(&a->reply, req, NULL, 200, o);
+    send_json(a, req, NULL, 200, o);
 }
 
 static void h_metrics(struct dcv_api *a, struct dcv_http_req *req)
@@ -247,10 +265,12 @@ static void h_metrics(struct dcv_api *a, struct dcv_http_req *req)
     g.budget_used = dcv_budget_used(), g.budget_peak = dcv_budget_peak();
     g.budget_limit = dcv_budget_limit();
     size_t len = 0;
-    char *text = dcv_metrics_render(a->metrics, &g, &len), *b = text ? dcv_reply_dup(text, len) : NULL;
+    char *text = dcv_metrics_render(a->metrics, &g, &len);
+    char *b = text ? dcv_reply_dup(text, len) : NULL;
     free(text);
-    if (!b) { dcv_reply_error(&a->reply, req, NULL, DCV_ENOMEM, "out of memory"); return; }
-    dcv_reply_text(&a->reply, req, NULL, 200, "text/plain; version=0.0.4; charset=utf-8", b, len);
+    if (!b) { send_error(a, req, NULL, DCV_ENOMEM, "out of memory"); return; }
+    dcv_reply_text(&a->reply, req, NULL, 200, "text/plain; version=0.0.4; charset=utf-8", b,
+                   len);
 }
 
 struct load_ctx {
@@ -262,8 +282,8 @@ struct load_ctx {
 static void load_done(void *arg, int rc, const char *err)
 {
     struct load_ctx *c = arg;
-    if (rc) dcv_reply_error(&c->a->reply, c->req, c->name, rc, err[0] ? err : "load failed");
-    else dcv_reply_json(&c->a->reply, c->req, c->name, 200, dcv_json_new_object());
+    if (rc) send_error(c->a, c->req, c->name, rc, err[0] ? err : "load failed");
+    else send_json(c->a, c->req, c->name, 200, dcv_json_new_object());
     c->a->loads--;
     free(c);
 }
@@ -273,17 +293,17 @@ static void h_repo(struct dcv_api *a, struct dcv_http_req *req, const char *name
 {
     if (!strcmp(action, "unload")) {
         int rc = dcv_registry_unload(a->reg, name);
-        if (rc) { dcv_reply_error(&a->reply, req, name, rc, "unknown model"); return; }
-        { dcv_reply_json(&a->reply, req, name, 200, dcv_json_new_object()); return; }
+        if (rc) { send_error(a, req, name, rc, "unknown model"); return; }
+        { send_json(a, req, name, 200, dcv_json_new_object()); return; }
     }
     struct load_ctx *c = calloc(1, sizeof *c);
-    if (!c) { dcv_reply_error(&a->reply, req, name, DCV_ENOMEM, "out of memory"); return; }
+    if (!c) { send_error(a, req, name, DCV_ENOMEM, "out of memory"); return; }
     *c = (struct load_ctx){ .a = a, .req = req };
     snprintf(c->name, sizeof c->name, "%s", name);
     int rc = dcv_registry_reload(a->reg, name, load_done, c);
     if (rc) {
         free(c);
-        { dcv_reply_error(&a->reply, req, name, rc, rc == DCV_EBUSY ? "a reload is in progress, retry"
+        { send_error(a, req, name, rc, rc == DCV_EBUSY ? "a reload is in progress, retry"
                                                             : "cannot start loading"); return; }
     }
     a->loads++;
@@ -311,7 +331,7 @@ static void h_shm_status(struct dcv_api *a, struct dcv_http_req *req, const char
             char msg[DCV_ERRLEN];
             snprintf(msg, sizeof msg, "unknown shared memory region '%s'", name);
             dcv_json_free(arr);
-            dcv_reply_error(&a->reply, req, NULL, DCV_ENOENT, msg);
+            send_error(a, req, NULL, DCV_ENOENT, msg);
             return;
         }
         dcv_json_append(arr, shm_status(&info));
@@ -320,13 +340,13 @@ static void h_shm_status(struct dcv_api *a, struct dcv_http_req *req, const char
         size_t n = all ? dcv_shm_list(a->shm, all, DCV_SHM_DEFAULT_MAX_REGIONS) : 0;
         if (!all) {
             dcv_json_free(arr);
-            dcv_reply_error(&a->reply, req, NULL, DCV_ENOMEM, "out of memory");
+            send_error(a, req, NULL, DCV_ENOMEM, "out of memory");
             return;
         }
         for (size_t i = 0; i < n; i++) dcv_json_append(arr, shm_status(&all[i]));
         free(all);
     }
-    dcv_reply_json(&a->reply, req, NULL, 200, arr);
+    send_json(a, req, NULL, 200, arr);
 }
 
 /* A register body member that is a byte count (up to 2^53, exact in JSON). */
@@ -381,8 +401,8 @@ static void h_shm_register(struct dcv_api *a, struct dcv_http_req *req, const ch
     rc = dcv_shm_register(a->shm, name, key, offset, size, err);
 out:
     dcv_json_free(doc);
-    if (rc) dcv_reply_error(&a->reply, req, NULL, rc, err);
-    else dcv_reply_json(&a->reply, req, NULL, 200, dcv_json_new_object());
+    if (rc) send_error(a, req, NULL, rc, err);
+    else send_json(a, req, NULL, 200, dcv_json_new_object());
 }
 
 /* Unregistering a name that is not registered succeeds, as in Triton:
@@ -391,7 +411,7 @@ static void h_shm_unregister(struct dcv_api *a, struct dcv_http_req *req, const 
 {
     if (name) dcv_shm_unregister(a->shm, name);
     else dcv_shm_unregister_all(a->shm);
-    dcv_reply_json(&a->reply, req, NULL, 200, dcv_json_new_object());
+    send_json(a, req, NULL, 200, dcv_json_new_object());
 }
 
 /* ---- TF Serving metadata ---- */
@@ -459,7 +479,7 @@ static void h_tf_status(struct dcv_api *a, struct dcv_http_req *req, const char 
         dcv_json_add(o, "metadata", md);
     }
     dcv_registry_release(a->reg, &ref);
-    dcv_reply_json(&a->reply, req, name, 200, o);
+    send_json(a, req, name, 200, o);
 }
 
 /* ---- routing ---- */
@@ -498,7 +518,7 @@ static bool method(struct dcv_api *a, struct dcv_http_req *req, const char *want
     struct dcv_http_header h[] = { { "Allow", want } };
     size_t n;
     char *b = dcv_reply_error_body(msg, &n);
-    dcv_reply_count(&a->reply, req, model, 405);
+    finish(a, req, model, 405);
     dcv_http_respond(req, 405, JSON, b, 0, n, h, 1);
     return false;
 }
@@ -514,10 +534,10 @@ static void route_shm(struct dcv_api *a, struct dcv_http_req *req, struct route 
     dcv_http_set_log(req, NULL, status ? EP(SHM_STATUS) : reg ? EP(SHM_REGISTER)
                               : unreg ? EP(SHM_UNREGISTER) : EP(SHM));
     if (!status && !unreg && !(reg && name))
-        { dcv_reply_error(&a->reply, req, NULL, DCV_ENOENT, "no such endpoint"); return; }
-    if (!a->cfg->shared_memory) { dcv_reply_error(&a->reply, req, NULL, DCV_EINVAL, DCV_SHM_DISABLED); return; }
+        { send_error(a, req, NULL, DCV_ENOENT, "no such endpoint"); return; }
+    if (!a->cfg->shared_memory) { send_error(a, req, NULL, DCV_EINVAL, DCV_SHM_DISABLED); return; }
     if (name && !dcv_shm_name_valid(name)) {
-        dcv_reply_error(&a->reply, req, NULL, DCV_EINVAL, "invalid shared memory region name: use 1-127 of "
+        send_error(a, req, NULL, DCV_EINVAL, "invalid shared memory region name: use 1-127 of "
                    "[A-Za-z0-9_.-], not starting with '.'");
         return;
     }
@@ -545,9 +565,9 @@ static void route_model(struct dcv_api *a, struct dcv_http_req *req, struct rout
     int i = 3;
     if (is(r, 3, "versions") && r->n >= 5) i = 5;
     const char *act = i < r->n ? r->seg[i] : "";
-    if (i + 1 < r->n) { dcv_reply_error(&a->reply, req, m, DCV_ENOENT, "no such endpoint"); return; }
+    if (i + 1 < r->n) { send_error(a, req, m, DCV_ENOENT, "no such endpoint"); return; }
     if (i == 5 && !version_exists(a, m, r->seg[4])) {
-        dcv_reply_error(&a->reply, req, m, DCV_ENOENT, "no such model version");
+        send_error(a, req, m, DCV_ENOENT, "no such model version");
         return;
     }
     /* an action outside the table is "other", never the path's own text */
@@ -564,14 +584,14 @@ static void route_model(struct dcv_api *a, struct dcv_http_req *req, struct rout
     } else if (ep == DCV_EP_STATS) {
         if (method(a, req, "GET", m)) {
             if (!dcv_registry_known(a->reg, m))
-                { dcv_reply_error(&a->reply, req, m, DCV_ENOENT, "unknown model"); return; }
-            dcv_reply_json(&a->reply, req, m, 200, dcv_registry_stats(a->reg, m));
+                { send_error(a, req, m, DCV_ENOENT, "unknown model"); return; }
+            send_json(a, req, m, 200, dcv_registry_stats(a->reg, m));
         }
     } else if (ep == DCV_EP_SHAPE) {
         if (method(a, req, "POST", m)) dcv_jobs_shape(a->jobs, req, m);
     } else {
         dcv_http_set_log(req, m, EP(OTHER));
-        dcv_reply_error(&a->reply, req, m, DCV_ENOENT, "no such endpoint");
+        send_error(a, req, m, DCV_ENOENT, "no such endpoint");
     }
 }
 
@@ -584,7 +604,7 @@ static void route_v1(struct dcv_api *a, struct dcv_http_req *req, struct route *
     snprintf(name, sizeof name, "%.*s", (int)(r->n == 3 && colon ? colon - last
                                                   : (long)strlen(r->seg[2])), r->seg[2]);
     if (colon && strcmp(colon, ":predict") != 0)
-        { dcv_reply_error(&a->reply, req, name, DCV_ENOENT, "only :predict is supported"); return; }
+        { send_error(a, req, name, DCV_ENOENT, "only :predict is supported"); return; }
     if (colon) {
         dcv_http_set_log(req, name, EP(TFS_PREDICT));
         if (method(a, req, "POST", name)) dcv_jobs_infer(a->jobs, req, name, true);
@@ -599,7 +619,7 @@ static void route(struct dcv_api *a, struct dcv_http_req *req)
 {
     struct route r;
     if (split(dcv_http_path(req), &r) || r.n == 0)
-        { dcv_reply_error(&a->reply, req, NULL, DCV_ENOENT, "no such endpoint"); return; }
+        { send_error(a, req, NULL, DCV_ENOENT, "no such endpoint"); return; }
     if (r.n == 1 && is(&r, 0, "metrics")) {
         dcv_http_set_log(req, NULL, EP(METRICS));
         if (method(a, req, "GET", NULL)) h_metrics(a, req);
@@ -607,29 +627,30 @@ static void route(struct dcv_api *a, struct dcv_http_req *req)
     }
     if (is(&r, 0, "v1") && is(&r, 1, "models") && r.n >= 3 && r.n <= 5)
         { route_v1(a, req, &r); return; }
-    if (!is(&r, 0, "v2")) { dcv_reply_error(&a->reply, req, NULL, DCV_ENOENT, "no such endpoint"); return; }
+    if (!is(&r, 0, "v2")) { send_error(a, req, NULL, DCV_ENOENT, "no such endpoint"); return; }
     if (r.n == 1) {
         dcv_http_set_log(req, NULL, EP(SERVER_METADATA));
         if (method(a, req, "GET", NULL)) h_server_meta(a, req);
     } else if (is(&r, 1, "models") && r.n == 3 && is(&r, 2, "stats")) {
         dcv_http_set_log(req, NULL, EP(STATS));
-        if (method(a, req, "GET", NULL)) dcv_reply_json(&a->reply, req, NULL, 200, dcv_registry_stats(a->reg, NULL));
+        if (method(a, req, "GET", NULL))
+            send_json(a, req, NULL, 200, dcv_registry_stats(a->reg, NULL));
     } else if (is(&r, 1, "models") && r.n >= 3) {
         route_model(a, req, &r);
     } else if (is(&r, 1, "repository") && r.n == 3 && is(&r, 2, "index")) {
         dcv_http_set_log(req, NULL, EP(REPOSITORY_INDEX));
-        if (method(a, req, "POST", NULL)) dcv_reply_json(&a->reply, req, NULL, 200, dcv_registry_index(a->reg));
+        if (method(a, req, "POST", NULL)) send_json(a, req, NULL, 200, dcv_registry_index(a->reg));
     } else if (is(&r, 1, "repository") && r.n == 5 && is(&r, 2, "models") &&
                (is(&r, 4, "load") || is(&r, 4, "unload"))) {
         dcv_http_set_log(req, r.seg[3], is(&r, 4, "load") ? EP(LOAD) : EP(UNLOAD));
         if (!dcv_model_name_valid(r.seg[3]))
-            { dcv_reply_error(&a->reply, req, NULL, DCV_EINVAL, "invalid model name"); return; }
+            { send_error(a, req, NULL, DCV_EINVAL, "invalid model name"); return; }
         if (method(a, req, "POST", r.seg[3])) h_repo(a, req, r.seg[3], r.seg[4]);
     } else if (is(&r, 1, "systemsharedmemory")) {
         route_shm(a, req, &r);
     } else if (is(&r, 1, "cudasharedmemory")) {
         dcv_http_set_log(req, NULL, EP(CUDA_SHM));
-        dcv_reply_error(&a->reply, req, NULL, DCV_EUNSUPP, "CUDA shared memory is not supported: deconvd "
+        send_error(a, req, NULL, DCV_EUNSUPP, "CUDA shared memory is not supported: deconvd "
                    "computes on the CPU only; use system shared memory (/v2/systemsharedmemory)");
     } else if (r.n == 2 && is(&r, 1, "shape")) {
         dcv_http_set_log(req, NULL, EP(SHAPE));
@@ -639,10 +660,10 @@ static void route(struct dcv_api *a, struct dcv_http_req *req)
                  : !strcmp(r.seg[2], "conv2d_transpose") ? 2
                  : !strcmp(r.seg[2], "conv3d_transpose") ? 3 : 0;
         dcv_http_set_log(req, NULL, EP(OPS));
-        if (!rank) { dcv_reply_error(&a->reply, req, NULL, DCV_ENOENT, "unknown op"); return; }
+        if (!rank) { send_error(a, req, NULL, DCV_ENOENT, "unknown op"); return; }
         if (method(a, req, "POST", NULL)) dcv_jobs_op(a->jobs, req, rank);
     } else {
-        dcv_reply_error(&a->reply, req, NULL, DCV_ENOENT, "no such endpoint");
+        send_error(a, req, NULL, DCV_ENOENT, "no such endpoint");
     }
 }
 
@@ -708,7 +729,7 @@ void dcv_api_precheck(void *ctx, struct dcv_http_req *req, size_t announced)
     if (!authorized(a, req)) {
         struct dcv_http_header h[] = { { "WWW-Authenticate", "Bearer" } };
         const char *msg = "{\"error\":\"missing or invalid bearer token\"}";
-        dcv_reply_count(&a->reply, req, NULL, 401);
+        finish(a, req, NULL, 401);
         dcv_http_respond(req, 401, JSON, dcv_reply_dup(msg, strlen(msg)), 0, strlen(msg), h, 1);
         return;
     }
@@ -716,7 +737,7 @@ void dcv_api_precheck(void *ctx, struct dcv_http_req *req, size_t announced)
     if (pool && announced >= EARLY_BUSY_BYTES && announced <= a->cfg->max_body_bytes &&
         dcv_sched_queued() >= a->cfg->max_queue) {
         dcv_http_set_log(req, model[0] ? model : NULL, endpoint);
-        dcv_reply_error(&a->reply, req, model, DCV_EBUSY, "server busy: inference queue is full, retry later");
+        send_error(a, req, model, DCV_EBUSY, "server busy: inference queue is full, retry later");
     }
 }
 
@@ -726,7 +747,7 @@ void dcv_api_handle(void *ctx, struct dcv_http_req *req)
     const char *path = dcv_http_path(req);
     if (!strcmp(path, "/v2/health/live")) {
         dcv_http_set_log(req, NULL, EP(HEALTH));
-        if (method(a, req, "GET", NULL)) dcv_reply_json(&a->reply, req, NULL, 200, obj_bool("live", true));
+        if (method(a, req, "GET", NULL)) send_json(a, req, NULL, 200, obj_bool("live", true));
         return;
     }
     if (!strcmp(path, "/v2/health/ready")) {

@@ -147,17 +147,20 @@ static int stopped(struct job *j)
                                             "finished") : 0;
 }
 
-static void record_stats(struct job *j, bool ok)
+/* Triton statistics and the latency histograms. A failure counts only its
+ * total time: a job answered early may still be running, and its timings
+ * are the worker's until it hands the job back. */
+static void record_stats(struct job *j, bool ok, uint64_t end)
 {
     struct dcv_model_stats *s = j->ref.stats;
     struct dcv_jobs *a = j->owner;
-    uint64_t end = j->t_done ? j->t_done : dcv_now_ns();
-    uint64_t total = end - j->t_submit, queue = j->t_start ? j->t_start - j->t_submit : 0;
+    uint64_t total = end - j->t_submit;
     if (!s) return;
     struct dcv_stat *which = ok ? &s->success : &s->fail;
     which->count++;
     which->ns += total;
     if (!ok) return;
+    uint64_t queue = j->t_start - j->t_submit;
     s->queue.count++, s->queue.ns += queue;
     s->compute_input.count++, s->compute_input.ns += j->t_decoded - j->t_start;
     s->compute_infer.count++, s->compute_infer.ns += j->t_computed - j->t_decoded;
@@ -221,8 +224,7 @@ static void answer_early(struct job *j, int code, const char *msg)
     list_del(a, j);
     if (!j->req) return;
     const char *model = job_model(j);
-    j->t_done = dcv_now_ns();
-    record_stats(j, false);
+    record_stats(j, false, dcv_now_ns());
     if (code) {
         dcv_reply_error(&a->reply, j->req, model, code, msg);
     } else {
@@ -277,7 +279,7 @@ static void job_done(void *arg)
     if (j->req) {
         const char *model = job_model(j);
         if (!j->t_done) j->t_done = dcv_now_ns();
-        record_stats(j, j->rc == 0);
+        record_stats(j, j->rc == 0, j->t_done);
         if (j->rc) {
             dcv_reply_error(&a->reply, j->req, model, j->rc, j->err);
         } else {
@@ -287,7 +289,8 @@ static void job_done(void *arg)
             snprintf(hl, sizeof hl, "%zu", j->out_header_len);
             dcv_reply_count(&a->reply, j->req, model, 200);
             j->held -= answer;                   /* the response gives it back */
-            dcv_http_respond_held(j->req, 200, j->binary ? "application/octet-stream" : DCV_REPLY_JSON,
+            dcv_http_respond_held(j->req, 200, j->binary ? "application/octet-stream"
+                                                         : DCV_REPLY_JSON,
                                   j->out, 0, j->out_len, answer, h, j->binary ? 1 : 0);
             j->out = NULL;
         }
@@ -555,8 +558,8 @@ static int json_dims(const struct dcv_json *v, int64_t *out, int max, bool allow
     for (const struct dcv_json *e = dcv_json_first(v); e; e = dcv_json_next(e), i++) {
         if (allow_unknown && dcv_json_type(e) == DCV_JSON_NULL) out[i] = -1;
         else if (!dcv_json_int(e, allow_unknown ? -1 : 1, INT64_C(1) << 40, &out[i]))
-            return dcv_errf(err, DCV_EINVAL, "%s[%d] must be %s", what, i,
-                            allow_unknown ? "null, -1 or a positive integer" : "a positive integer");
+            return dcv_errf(err, DCV_EINVAL, "%s[%d] must be %s", what, i, allow_unknown
+                            ? "null, -1 or a positive integer" : "a positive integer");
     }
     return i;
 }
@@ -721,9 +724,11 @@ void dcv_jobs_infer(struct dcv_jobs *a, struct dcv_http_req *req, const char *na
         unsigned long long v = strtoull(hcl, &end, 10);
         size_t blen;
         dcv_http_body(req, &blen);
-        if (*end || end == hcl || hcl[0] == '-' || v > blen)
-            { dcv_reply_error(&a->reply, req, name, DCV_EINVAL, "Inference-Header-Content-Length must "
-                              "be a non-negative integer no larger than the body"); return; }
+        if (*end || end == hcl || hcl[0] == '-' || v > blen) {
+            dcv_reply_error(&a->reply, req, name, DCV_EINVAL, "Inference-Header-Content-Length "
+                            "must be a non-negative integer no larger than the body");
+            return;
+        }
         hl = (size_t)v;
     }
     if (!(j = job_new(a, req, kind)))

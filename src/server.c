@@ -2,8 +2,9 @@
  *
  * Start-up listens first and loads models in the background, so liveness
  * answers at once and readiness turns true (with sd_notify READY=1) when the
- * models are in; the STATUS= line follows every reload, load and unload. SIGHUP reloads the models directory (RELOADING=1, then
- * READY=1); one that arrives during a reload starts another after it.
+ * models are in; the STATUS= line follows every reload, load and unload.
+ * SIGHUP reloads the models directory (RELOADING=1, then READY=1); one that
+ * arrives during a reload starts another after it.
  * SIGTERM/SIGINT drain: readiness goes false, the listening socket
  * closes, requests already accepted finish, then everything is torn down
  * in reverse order. drain_timeout_ms is a hard bound: near its end every

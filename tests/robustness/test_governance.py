@@ -148,14 +148,7 @@ def memory_bound_mb(cfg, idle_mb):
 
 
 def budget_used(d):
-    try:
-        text = d.get("/metrics", timeout=10).text
-    except requests.RequestException:
-        return None
-    for ln in text.splitlines():
-        if ln.startswith('deconvd_memory_budget_bytes{state="used"}'):
-            return int(ln.split()[1])
-    return None
+    return L.metric(d, 'deconvd_memory_budget_bytes{state="used"}')
 
 
 def memory_checks(d, cfg, idle_mb, peak_kb, what):
