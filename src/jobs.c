@@ -14,7 +14,6 @@
  * decoded, and tiny ones computed, on the loop thread. Loop thread, except
  * the work functions (pool threads).
  */
-#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +89,6 @@ static void on_deadline(void *arg);
 
 #define INLINE_BODY_MAX (64 * 1024)     /* bodies decoded on the loop thread */
 
-#define TRIM_AFTER_BODY ((size_t)1 << 20) /* give freed heap back after bodies this big */
 
 #define STATUS_GONE 499                 /* nginx's "client closed request" */
 
@@ -320,15 +318,11 @@ static bool begin_work(struct job *j)
     return (j->rc = stopped(j)) == 0;
 }
 
-/* End of a job's work on the pool: heap freed by a big request's JSON
- * trees goes back to the kernel (glibc keeps freed arena memory, which a
- * request with many small nodes leaves fragmented). */
 static void end_work(struct job *j)
 {
     j->t_done = dcv_now_ns();
     if (!j->t_decoded) j->t_decoded = j->t_done;
     if (!j->t_computed) j->t_computed = j->t_done;
-    if (j->len >= TRIM_AFTER_BODY) malloc_trim(0);
 }
 
 /* Multiply-adds of a transposed convolution over an input of this shape. */

@@ -14,6 +14,7 @@
  * a computation still running at the end is left to the process exit.
  * Main thread = loop thread.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,7 @@ struct server {
     struct dcv_metrics *metrics;
     struct dcv_api *api;
     struct dcv_timer *http_timer, *drain_timer, *reload_timer, *trim_timer;
-    bool draining, aborted;
+    bool draining, aborted, trimming;
     uint64_t drain_start;
     long abandoned;
 };
@@ -65,10 +66,27 @@ static void http_wake(void *arg)
  * a burst while a steady stream keeps reusing them. */
 #define BUF_IDLE_MS 10000
 
-static void buf_trim(void *arg)
+/* glibc keeps the heap a request's JSON trees freed (many small nodes,
+ * fragmented: after two 60 MB bodies of small arrays, 3 GB stayed) until
+ * malloc_trim. Trimming after every big request would cost the next one
+ * its page faults; once the freed heap is this big, a pool thread trims. */
+#define HEAP_TRIM_FREE ((size_t)32 << 20)
+
+static void heap_trim(void *arg)
 {
     (void)arg;
+    malloc_trim(0);
+}
+
+static void heap_trimmed(void *arg) { *(bool *)arg = false; }
+
+static void buf_trim(void *arg)
+{
+    struct server *s = arg;
     dcv_buf_trim(BUF_IDLE_MS);
+    if (!s->trimming && mallinfo2().fordblks > HEAP_TRIM_FREE &&
+        dcv_sched_submit_bg(heap_trim, heap_trimmed, &s->trimming) == 0)
+        s->trimming = true;
 }
 
 static void thread_init(void *arg)

@@ -335,6 +335,47 @@ def test_memory_partial_uploads():
         memory_checks(d, cfg, idle, peak.peak, "memory: partial uploads")
 
 
+def test_memory_big_trees():
+    """Trees within a raised max_json_nodes (TF Serving instances as objects
+    stay in the tree: ~3 nodes each): glibc kept the freed heap of
+    concurrent big trees for good (397 MB here) until a trim."""
+    cfg = {"workers": 2, "max_json_nodes": 4_000_000, "memory_budget_bytes": 1 << 30,
+           "max_connections": 64}
+    inst = b'{"input":[[1.5,2.5]]}'
+    big = b'{"instances":[' + b",".join([inst] * 700_000) + b"]}"
+    small = b'{"instances":[' + b",".join([inst] * 3000) + b"]}"
+    with L.RDaemon(config=cfg, shipped=["up1d"], name="governance trees daemon") as d:
+        d.start()
+        time.sleep(0.3)
+        idle = rss_mb(d)
+        stop, codes = threading.Event(), []
+
+        def post(body):
+            try:
+                codes.append(d.post("/v1/models/up1d:predict", data=body, timeout=300)
+                             .status_code)
+            except requests.RequestException as e:
+                codes.append(repr(e))
+
+        def smalls():
+            while not stop.is_set():
+                post(small)
+        with RssPeak(d.proc.pid) as peak, HealthProbe(d.port) as hp:
+            bg = [T.Bg(smalls) for _ in range(2)]
+            bigs = [T.Bg(post, big) for _ in range(4)]
+            for t in bg + bigs:
+                t.start()
+            for t in bigs:
+                t.join(300)
+            stop.set()
+            for t in bg:
+                t.join(60)
+        check("memory: 4 requests of 2.1M-node trees beside small ones: all 200",
+              codes and all(c == 200 for c in codes), sorted(set(map(str, codes))))
+        hp.verdict("memory: big JSON trees")
+        memory_checks(d, cfg, idle, peak.peak, "memory: big JSON trees")
+
+
 def ops3d_amplifier(side):
     """107 bytes asking for a side^3 output from a 1-value input."""
     return json.dumps({"input": [[[[[1.5]]]]], "filters": [[[[[0.25]]]]],
@@ -640,7 +681,7 @@ def test_clients_early_refusals():
 def main():
     only = [t for t in os.environ.get("GOV_TESTS", "").split(",") if t]
     for fn in (test_loop_shape_bodies, test_loop_shm_escape, test_memory_partial_uploads,
-               test_memory_answers, test_compute_max_work, test_compute_clients_leave,
+               test_memory_big_trees, test_memory_answers, test_compute_max_work, test_compute_clients_leave,
                test_compute_deadline_on_time, test_compute_drain_hard_bound,
                test_clients_early_refusals):
         if not only or fn.__name__ in only:
