@@ -150,11 +150,11 @@ def make_clients(load, d, mid_k, mid_b):
         name, m, path, body, want = bad[int(rng.integers(len(bad)))]
         r = L.raw(d.port, L.http_req(m, path, body), timeout=30)       # fresh connection
         load.note("bad_" + name, L.is_json_error(r, (want,)), r)
-        # 413 from Content-Length alone
+        # 413 from Content-Length alone (to a client that waits for 100 Continue)
         s = socket.create_connection(("127.0.0.1", d.port), timeout=30)
         try:
-            s.sendall(("POST /v2/models/up1d/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d"
-                       "\r\n\r\n" % (MAX_BODY + 1)).encode())
+            s.sendall(("POST /v2/models/up1d/infer HTTP/1.1\r\nHost: x\r\nExpect: "
+                       "100-continue\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1)).encode())
             got = s.recv(4096)
         finally:
             s.close()
