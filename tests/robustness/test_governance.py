@@ -637,6 +637,19 @@ def client_post(kind, url, n, token=None):
             c.request("POST", u.path, body=data, headers=headers)
             r = c.getresponse()
             return r.status, r.read().decode()
+        if kind == "curl":
+            with tempfile.NamedTemporaryFile(delete=False) as f:
+                f.write(data)
+            try:
+                cmd = ["curl", "-s", "-S", "-X", "POST", "--data-binary", "@" + f.name,
+                       "-H", "Content-Type: application/json", "-w", "\n%{http_code}", url]
+                if token:
+                    cmd[1:1] = ["-H", "Authorization: Bearer " + token]
+                out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            finally:
+                os.unlink(f.name)
+            body, _, code = out.stdout.rpartition("\n")
+            return (int(code) if code.isdigit() else out.stderr.strip()), body
         if kind == "node":
             with tempfile.NamedTemporaryFile("w", suffix=".mjs", delete=False) as f:
                 f.write(NODE_POST)
@@ -654,7 +667,7 @@ def client_post(kind, url, n, token=None):
 
 def test_clients_early_refusals():
     import urllib.parse  # noqa: F401  (used by client_post)
-    clients = ["http.client", "urllib", "requests"]
+    clients = ["http.client", "urllib", "requests", "curl"]
     if subprocess.run(["node", "--version"], capture_output=True).returncode == 0:
         clients.append("node")
     else:
