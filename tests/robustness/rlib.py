@@ -398,6 +398,69 @@ def wait_idle(daemon, timeout=30):
     return T.wait_until(lambda: metric(daemon, "deconvd_inflight_requests") == 0, timeout, 0.05)
 
 
+# ------------------------------------------------------------ health probe
+
+HEALTH_P99_S = 0.050          # the issue's goal: /v2/health/live p99 during any attack
+
+PROBE = r"""
+import http.client, json, sys, time
+port, every = int(sys.argv[1]), float(sys.argv[2])
+lat, bad, conn = [], 0, None
+sys.stdout.write("ready\n"); sys.stdout.flush()
+import select
+while not select.select([sys.stdin], [], [], 0)[0]:
+    t0 = time.monotonic()
+    try:
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/v2/health/live")
+        r = conn.getresponse()
+        r.read()
+        bad += r.status != 200
+    except (OSError, http.client.HTTPException):
+        bad += 1
+        conn = None
+    lat.append(time.monotonic() - t0)
+    time.sleep(every)
+print(json.dumps({"lat": lat, "bad": bad}))
+"""
+
+
+class HealthProbe:
+    """/v2/health/live every `every` s from one keep-alive connection of a
+    separate process (so that the test's own threads cannot delay it)."""
+
+    def __init__(self, port, every=0.01):
+        self.port, self.every = port, every
+        self.lat, self.bad = [], 0
+
+    def __enter__(self):
+        self.p = subprocess.Popen(["/usr/bin/python3", "-c", PROBE, str(self.port),
+                                   str(self.every)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.p.stdout.readline()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            out, _ = self.p.communicate("stop\n", timeout=30)
+            res = json.loads(out.strip().splitlines()[-1])
+            self.lat, self.bad = res["lat"], res["bad"]
+        except (subprocess.TimeoutExpired, ValueError, IndexError):
+            self.p.kill()
+            self.bad += 1
+        return False
+
+    def verdict(self, what):
+        p99, mx = percentile(self.lat, 99), max(self.lat or [0])
+        figure("%s: health p99 / max (ms), probes" % what,
+                 "%.1f / %.1f, %d" % (1e3 * p99, 1e3 * mx, len(self.lat)))
+        check("%s: /v2/health/live p99 %.1f ms < %d ms from a separate client (%d probes, "
+              "%d failed)" % (what, 1e3 * p99, 1e3 * HEALTH_P99_S, len(self.lat), self.bad),
+              len(self.lat) >= 5 and p99 < HEALTH_P99_S and self.bad == 0,
+              "max %.1f ms" % (1e3 * mx))
+
+
 def figure(name, value):
     """A '# figure:' line the runner collects into the summary."""
     print("# figure: %s = %s" % (name, value), flush=True)

@@ -135,7 +135,6 @@ def test_junk_arrays(d):
     idle_kb = L.rss_kb(pid)
     stop = threading.Event()
     rss = []
-    health = []
 
     def sample_rss():
         while not stop.is_set():
@@ -143,17 +142,6 @@ def test_junk_arrays(d):
             if v:
                 rss.append(v)
             time.sleep(0.005)
-
-    def poll_health():
-        s = requests.Session()
-        while not stop.is_set():
-            t0 = time.monotonic()
-            try:
-                code = s.get(d.url("/v2/health/live"), timeout=10).status_code
-            except requests.RequestException as e:
-                code = repr(e)
-            health.append((code, time.monotonic() - t0))
-            time.sleep(0.02)
 
     answers = [None, None]
 
@@ -165,13 +153,14 @@ def test_junk_arrays(d):
         except requests.RequestException as e:
             answers[i] = (e, time.monotonic() - t0)
 
-    bg = [threading.Thread(target=sample_rss), threading.Thread(target=poll_health)]
+    bg = [threading.Thread(target=sample_rss)]
     senders = [threading.Thread(target=send, args=(i,)) for i in range(2)]
-    for th in bg + senders:
-        th.start()
-    for th in senders:
-        th.join(150)
-    time.sleep(0.2)
+    with L.HealthProbe(d.port) as hp:
+        for th in bg + senders:
+            th.start()
+        for th in senders:
+            th.join(150)
+        time.sleep(0.2)
     stop.set()
     for th in bg:
         th.join(15)
@@ -186,14 +175,7 @@ def test_junk_arrays(d):
         L.figure("junk arrays: request %d answered in (s)" % (i + 1), "%.2f" % secs)
         check("junk arrays, request %d: answered within 30 s (%.1f s)" % (i + 1, secs),
               secs < 30, "")
-    bad = [h for h in health if h[0] != 200]
-    lat = [h[1] for h in health if h[0] == 200]
-    check("junk arrays: /v2/health/live answered 200 throughout (%d polls)" % len(health),
-          bool(health) and not bad, bad[:5])
-    if lat:
-        L.figure("junk arrays: health p99 (ms)", "%.1f" % (1000 * L.percentile(lat, 99)))
-    check("junk arrays: /v2/health/live p99 %.1f ms < 50 ms" % (1000 * L.percentile(lat, 99)),
-          bool(lat) and L.percentile(lat, 99) < 0.05, "")
+    hp.verdict("junk arrays")
     peak = max(rss) if rss else 0
     L.figure("junk arrays: RSS idle (MB)", "%.0f" % (idle_kb / 1024))
     L.figure("junk arrays: RSS peak (MB)", "%.0f" % (peak / 1024))

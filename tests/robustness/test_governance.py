@@ -43,71 +43,11 @@ import rlib as L
 T = L.T
 check = L.check
 
-HEALTH_P99 = 0.050
 RETURN_MB = 64
 RNG = np.random.default_rng(1101)
 
 
 # ------------------------------------------------------------------ probes
-
-PROBE = r"""
-import http.client, json, sys, time
-port, every = int(sys.argv[1]), float(sys.argv[2])
-lat, bad, conn = [], 0, None
-sys.stdout.write("ready\n"); sys.stdout.flush()
-import select
-while not select.select([sys.stdin], [], [], 0)[0]:
-    t0 = time.monotonic()
-    try:
-        if conn is None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("GET", "/v2/health/live")
-        r = conn.getresponse()
-        r.read()
-        bad += r.status != 200
-    except (OSError, http.client.HTTPException):
-        bad += 1
-        conn = None
-    lat.append(time.monotonic() - t0)
-    time.sleep(every)
-print(json.dumps({"lat": lat, "bad": bad}))
-"""
-
-
-class HealthProbe:
-    """/v2/health/live every `every` s from one keep-alive connection of a
-    separate process (so that the test's own threads cannot delay it)."""
-
-    def __init__(self, port, every=0.01):
-        self.port, self.every = port, every
-        self.lat, self.bad = [], 0
-
-    def __enter__(self):
-        self.p = subprocess.Popen(["/usr/bin/python3", "-c", PROBE, str(self.port),
-                                   str(self.every)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.p.stdout.readline()
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            out, _ = self.p.communicate("stop\n", timeout=30)
-            res = json.loads(out.strip().splitlines()[-1])
-            self.lat, self.bad = res["lat"], res["bad"]
-        except (subprocess.TimeoutExpired, ValueError, IndexError):
-            self.p.kill()
-            self.bad += 1
-        return False
-
-    def verdict(self, what):
-        p99, mx = L.percentile(self.lat, 99), max(self.lat or [0])
-        L.figure("%s: health p99 / max (ms), probes" % what,
-                 "%.1f / %.1f, %d" % (1e3 * p99, 1e3 * mx, len(self.lat)))
-        check("%s: /v2/health/live p99 %.1f ms < %d ms from a separate client (%d probes, "
-              "%d failed)" % (what, 1e3 * p99, 1e3 * HEALTH_P99, len(self.lat), self.bad),
-              len(self.lat) >= 5 and p99 < HEALTH_P99 and self.bad == 0,
-              "max %.1f ms" % (1e3 * mx))
-
 
 class RssPeak:
     def __init__(self, pid):
@@ -208,7 +148,7 @@ def test_loop_shape_bodies():
                     body = shape_junk_body(mb, model)
                     what = "loop: %s with a %d MB body" % (path, mb)
                     rs, t0 = [], time.monotonic()
-                    with HealthProbe(d.port) as hp:     # for 2 s at least
+                    with L.HealthProbe(d.port) as hp:     # for 2 s at least
                         while not rs or time.monotonic() - t0 < 2:
                             t1 = time.monotonic()
                             rs.append((post_raw(d.port, path, body, timeout=120),
@@ -259,7 +199,7 @@ def test_loop_shm_escape():
                     '"outputs":[{"name":"output","parameters":{"shared_memory_region":"gov",'
                     '"shared_memory_byte_size":%d,"shared_memory_offset":%d}}]}'
                     % (json.dumps(list(x.shape)), nbytes, nbytes, nbytes)).encode()
-            with HealthProbe(d.port) as hp:
+            with L.HealthProbe(d.port) as hp:
                 t0 = time.monotonic()
                 r = d.post("/v2/models/heavy/infer", data=body, timeout=120)
                 took = time.monotonic() - t0
@@ -424,7 +364,7 @@ def test_memory_answers():
                 s.close()
                 results.append(got[:12])
 
-            with HealthProbe(d.port) as hp:
+            with L.HealthProbe(d.port) as hp:
                 ts = [T.Bg(slow_reader) for _ in range(12)]
                 for t in ts:
                     t.start()
