@@ -20,7 +20,6 @@
 Run: DECONVD_BIN=build/deconvd tests/robustness/run answers
 """
 import json
-import os
 import threading
 import time
 

@@ -226,7 +226,7 @@ def test_memory_partial_uploads():
         time.sleep(0.3)
         idle = rss_mb(d)
         socks, firsts = [], []
-        with RssPeak(d.proc.pid) as peak, HealthProbe(d.port) as hp:
+        with RssPeak(d.proc.pid) as peak, L.HealthProbe(d.port) as hp:
             for i in range(n):
                 s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
                 s.sendall(("POST /v2/models/up1d/infer HTTP/1.1\r\nHost: x\r\n"
@@ -300,7 +300,7 @@ def test_memory_big_trees():
         def smalls():
             while not stop.is_set():
                 post(small)
-        with RssPeak(d.proc.pid) as peak, HealthProbe(d.port) as hp:
+        with RssPeak(d.proc.pid) as peak, L.HealthProbe(d.port) as hp:
             bg = [T.Bg(smalls) for _ in range(2)]
             bigs = [T.Bg(post, big) for _ in range(4)]
             for t in bg + bigs:
@@ -606,7 +606,6 @@ def client_post(kind, url, n, token=None):
 
 
 def test_clients_early_refusals():
-    import urllib.parse  # noqa: F401  (used by client_post)
     clients = ["http.client", "urllib", "requests", "curl"]
     if subprocess.run(["node", "--version"], capture_output=True).returncode == 0:
         clients.append("node")
