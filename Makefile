@@ -7,7 +7,7 @@ VERSION := 0.1.0
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OPT     ?= -O2 -g
 override CFLAGS += $(OPT) -std=c11 $(WARN) -D_GNU_SOURCE -DDCV_VERSION='"$(VERSION)"' -Iinclude -MMD -MP
-LDLIBS  := -ldnnl -lgomp -lmicrohttpd -luv -lcjson -lpthread -lm
+LDLIBS  := -ldnnl -lgomp -lmicrohttpd -luv -lcjson -lspng -lpthread -lm
 TESTLIBS := -lcriterion
 
 ifeq ($(WERROR),1)

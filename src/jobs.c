@@ -36,6 +36,7 @@
 #include "deconvd/metrics.h"
 #include "deconvd/model.h"
 #include "deconvd/op.h"
+#include "deconvd/png.h"
 #include "deconvd/registry.h"
 #include "deconvd/reply.h"
 #include "deconvd/sched.h"
@@ -76,6 +77,11 @@ struct job {
     int64_t oshape[DCV_MAX_DIMS];
     size_t count;
     uint64_t work;
+    /* the answer's form: Accept against the JSON and the binary answer */
+    enum dcv_png_choice accept[2];
+    char accept_text[160];
+    bool png;
+    struct dcv_png_layout layout;      /* when png */
     /* results, written by the pool thread */
     int rc;
     char err[DCV_ERRLEN];
@@ -282,14 +288,18 @@ static void job_done(void *arg)
             dcv_reply_error(&a->reply, j->req, model, j->rc, j->err);
         } else {
             char hl[32];
-            struct dcv_http_header h[] = { { "Inference-Header-Content-Length", hl } };
+            /* an inference's form follows Accept; the header length is binary's */
+            struct dcv_http_header h[] = { { "Vary", "Accept" },
+                                           { "Inference-Header-Content-Length", hl } };
+            bool infer = j->kind == JOB_KSERVE || j->kind == JOB_TFS;
             size_t answer = j->answer_held < j->held ? j->answer_held : j->held;
             snprintf(hl, sizeof hl, "%zu", j->out_header_len);
             dcv_reply_count(&a->reply, j->req, model, 200);
             j->held -= answer;                   /* the response gives it back */
-            dcv_http_respond_held(j->req, 200, j->binary ? "application/octet-stream"
-                                                         : DCV_REPLY_JSON,
-                                  j->out, 0, j->out_len, answer, h, j->binary ? 1 : 0);
+            dcv_http_respond_held(j->req, 200, j->png ? DCV_PNG_TYPE : j->binary
+                                  ? "application/octet-stream" : DCV_REPLY_JSON,
+                                  j->out, 0, j->out_len, answer, infer ? h : h + 1,
+                                  (size_t)infer + j->binary);
             j->out = NULL;
         }
         j->req = NULL;
@@ -349,7 +359,7 @@ static size_t json_answer_max(size_t n, int ndim)
 
 /* The answer's worst-case size against max_response_bytes, then the
  * answer and the output values' scratch against the budget. */
-enum answer_form { AS_JSON, AS_KSERVE_JSON, AS_BINARY };
+enum answer_form { AS_JSON, AS_KSERVE_JSON, AS_BINARY, AS_PNG };
 
 static int hold_answer(struct job *j, size_t answer, size_t scratch, enum answer_form form)
 {
@@ -358,7 +368,8 @@ static int hold_answer(struct job *j, size_t answer, size_t scratch, enum answer
     if (answer > cfg->max_response_bytes)
         return dcv_errf(j->err, DCV_ETOOBIG, "the answer (%zu values) could take %zu bytes%s, "
                         "above max_response_bytes (%zu)%s", j->count, answer,
-                        form == AS_BINARY ? "" : " as JSON", cfg->max_response_bytes,
+                        form == AS_BINARY ? "" : form == AS_PNG ? " as PNG" : " as JSON",
+                        cfg->max_response_bytes,
                         form == AS_KSERVE_JSON ? "; ask for binary output (\"parameters\": "
                         "{\"binary_data_output\": true}: 4 bytes a value) or send a smaller "
                         "input" : "; send a smaller input");
@@ -381,6 +392,32 @@ static int output_shape(struct job *j)
         return dcv_errf(j->err, DCV_ETOOBIG, "the output would hold %zu values, above "
                         "max_tensor_elems (%zu)", j->count, j->owner->cfg->max_tensor_elems);
     return 0;
+}
+
+/* A PNG or the usual answer, as Accept and the output allow (HTTP: the
+ * other form when PNG is impossible and the other is acceptable, else
+ * 406): 0 with j->png set or not, or DCV_ENOTACCEPT naming why. */
+static int pick_form(struct job *j, bool binary)
+{
+    struct dcv_infer_request *in = &j->in;
+    enum dcv_png_choice c = j->accept[binary];
+    char why[DCV_ERRLEN];
+    int rc;
+    if (c == DCV_PNG_OTHER) return 0;
+    if (c == DCV_PNG_NEITHER)
+        return dcv_errf(j->err, DCV_ENOTACCEPT, "Accept: %s%s allows neither %s nor %s, the "
+                        "forms of this answer", j->accept_text,
+                        strlen(j->accept_text) == sizeof j->accept_text - 1 ? "..." : "",
+                        binary ? "application/octet-stream" : DCV_REPLY_JSON, DCV_PNG_TYPE);
+    if (in->output_shm.used)
+        rc = dcv_errf(why, DCV_ENOTACCEPT, "its output goes to shared memory region '%.60s'",
+                      in->output_shm.region);
+    else
+        rc = dcv_png_layout(&j->ref.model->image, j->oshape, in->input.ndim, &j->layout, why);
+    if (rc == 0) j->png = true;
+    if (rc == 0 || c == DCV_PNG_FIRST) return 0;
+    return dcv_errf(j->err, rc, "model '%s' cannot answer %s: %s", j->ref.name, DCV_PNG_TYPE,
+                    why);
 }
 
 /* Decoding an inference body: the input, checked against the model; its
@@ -409,11 +446,14 @@ static int infer_decode(struct job *j)
         (rc = check_work(j, conv_work(&j->ref.model->layer.conv, in->input.shape))))
         return rc;
     bool shm_out = in->output_shm.used, binary = j->kind == JOB_KSERVE && in->binary_output;
-    size_t answer = shm_out ? 4096 : binary ? j->count * sizeof(float) + 4096
+    if ((rc = pick_form(j, binary))) return rc;
+    size_t answer = j->png ? dcv_png_bound(&j->layout) : shm_out ? 4096
+                  : binary ? j->count * sizeof(float) + 4096
                   : json_answer_max(j->count, in->input.ndim);
-    size_t scratch = binary && !shm_out ? 0 : j->count * sizeof(float);
+    size_t scratch = binary && !shm_out && !j->png ? 0 : j->count * sizeof(float);
+    if (j->png) scratch += dcv_png_scratch(&j->layout);
     if (in->input_shm.used) scratch += in->input.count * sizeof(float);   /* a converted copy */
-    return hold_answer(j, answer, scratch, shm_out || binary ? AS_BINARY
+    return hold_answer(j, answer, scratch, j->png ? AS_PNG : shm_out || binary ? AS_BINARY
                        : j->kind == JOB_KSERVE ? AS_KSERVE_JSON : AS_JSON);
 }
 
@@ -423,7 +463,7 @@ static float *output_buffer(struct job *j, float **scratch)
 {
     struct dcv_infer_request *in = &j->in;
     float *dst = NULL;
-    if (j->kind == JOB_KSERVE && in->binary_output) {
+    if (j->kind == JOB_KSERVE && in->binary_output && !j->png) {
         char ver[16];
         snprintf(ver, sizeof ver, "%d", j->ref.version);
         j->binary = true;
@@ -512,6 +552,8 @@ static void infer_compute(struct job *j)
             memcpy(shm_out.addr, dst, sizeof(float) * j->count);
         j->out = dcv_answer_kserve_shm(j->ref.name, ver, in->id, in->has_id, j->oshape, nd,
                                        &in->output_shm, &j->out_len);
+    } else if (j->png) {
+        j->rc = dcv_png_encode(&j->layout, out, &j->stop, &j->out, &j->out_len, j->err);
     } else if (j->binary) {
         dcv_answer_kserve_binary_close(dst, j->count);
     } else if (j->kind == JOB_KSERVE) {
@@ -672,7 +714,7 @@ static bool decode_here(const struct dcv_jobs *a, const struct job *j)
  * and back cost more than a tiny layer does. */
 static bool compute_here(const struct dcv_jobs *a, const struct job *j)
 {
-    return !uses_shm(j) && j->work <= a->cfg->inline_max_work &&
+    return !uses_shm(j) && !j->png && j->work <= a->cfg->inline_max_work &&
            j->count <= a->cfg->inline_max_work / 16;
 }
 
@@ -729,6 +771,10 @@ void dcv_jobs_infer(struct dcv_jobs *a, struct dcv_http_req *req, const char *na
         { dcv_reply_error(&a->reply, req, name, DCV_ENOMEM, "out of memory"); return; }
     j->header_len = hl;
     snprintf(j->model, sizeof j->model, "%s", name);
+    const char *accept = dcv_http_header(req, "Accept");
+    j->accept[0] = dcv_png_negotiate(accept, DCV_REPLY_JSON);
+    j->accept[1] = dcv_png_negotiate(accept, "application/octet-stream");
+    snprintf(j->accept_text, sizeof j->accept_text, "%s", accept ? accept : "");
     j->rc = dcv_model_name_valid(name) ? dcv_registry_acquire(a->reg, name, &j->ref, j->err)
                                        : dcv_errf(j->err, DCV_ENOENT, "unknown model");
     if (j->rc) { job_done(j); return; }

@@ -380,6 +380,8 @@ static int build(const char *name, const struct dcv_json *doc, const char *model
     if ((rc = dcv_layer_parse(dcv_json_string(dcv_json_get(doc, "class_name")),
                               cfg ? cfg : doc, &m->layer, err)) ||
         (rc = build_config_channels(&m->layer, doc, err)) ||
+        (rc = dcv_png_spec_parse(dcv_json_get(doc, "image"), &m->layer.conv.act,
+                                 m->layer.conv.channels_first, &m->image, err)) ||
         (rc = build_weights(m, doc, models_dir, max_elems, &kt, &bt, err)))
         goto out;
     m->ndim = m->layer.conv.rank + 2;

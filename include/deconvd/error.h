@@ -31,7 +31,8 @@
     X(ENOTREADY, -14, "not ready",                     503)             \
     X(EPATH,     -15, "path outside the models directory", 400)         \
     X(EINTERNAL, -16, "internal error",                500)             \
-    X(ECANCELED, -17, "cancelled",                     503)
+    X(ECANCELED, -17, "cancelled",                     503)             \
+    X(ENOTACCEPT, -18, "not acceptable",               406)
 
 enum dcv_error {
     DCV_OK = 0,

@@ -2,7 +2,8 @@
  *
  * `<models_dir>/<name>.json` holds {"class_name", "config", "weights"} where
  * each weight is a .npy path (relative, confined to models_dir) or an inline
- * nested array; without weights the config's initializers fill them. A
+ * nested array; without weights the config's initializers fill them; an
+ * optional "image": {"range": [lo, hi]} is for PNG answers (png.h). A
  * loaded model is immutable and may be used from any number of threads.
  */
 #ifndef DECONVD_MODEL_H
@@ -13,6 +14,7 @@
 #include <stdint.h>
 
 #include "deconvd/layer.h"
+#include "deconvd/png.h"
 
 struct dcv_json;
 struct dcv_engine_kernel;
@@ -37,6 +39,7 @@ struct dcv_model {
      * weights files in weight_files order. */
     uint64_t fingerprint;
     char *weight_files[DCV_MODEL_WEIGHT_FILES];   /* .npy paths as written, or NULL */
+    struct dcv_png_spec image; /* the file's "image" key or the last activation's range */
 };
 
 /* True when name is a valid model name: 1..127 chars of [A-Za-z0-9_.-],

@@ -1290,3 +1290,34 @@ Test(model, huge_declared_input_shape_loads)
         dcv_json_free(doc);
     }
 }
+
+/* The model file's "image" key (PNG answers, png.c): its range, or the
+ * last activation's; a bad one refuses the model, naming the key. */
+Test(model, image_range_from_the_file_or_the_activation)
+{
+    put_model("ranged", "{\"class_name\": \"Conv2DTranspose\", \"config\": {\"filters\": 3, "
+              "\"kernel_size\": 1, \"activation\": \"relu\", \"data_format\": "
+              "\"channels_first\"}, \"weights\": {\"kernel\": [[[[1], [2], [3]]]]}, "
+              "\"image\": {\"range\": [0, 4]}}");
+    put_model("tanh", "{\"class_name\": \"Conv2DTranspose\", \"config\": {\"filters\": 1, "
+              "\"kernel_size\": 1, \"activation\": \"tanh\"}, \"weights\": {\"kernel\": "
+              "[[[[1]]]]}}");
+    put_model("plain", "{\"class_name\": \"Conv2DTranspose\", \"config\": {\"filters\": 1, "
+              "\"kernel_size\": 1}, \"weights\": {\"kernel\": [[[[1]]]]}}");
+    put_model("bad", "{\"class_name\": \"Conv2DTranspose\", \"config\": {\"filters\": 1, "
+              "\"kernel_size\": 1}, \"weights\": {\"kernel\": [[[[1]]]]}, "
+              "\"image\": {\"range\": [1, -1]}}");
+    struct dcv_model *m = load_ok("ranged", NULL);
+    cr_expect(m->image.has_range && m->image.lo == 0 && m->image.hi == 4);
+    cr_expect(m->image.channels_first);
+    dcv_model_free(m);
+    m = load_ok("tanh", NULL);
+    cr_expect(m->image.has_range && m->image.lo == -1 && m->image.hi == 1);
+    cr_expect(!m->image.channels_first);
+    dcv_model_free(m);
+    m = load_ok("plain", NULL);
+    cr_expect(!m->image.has_range);
+    dcv_model_free(m);
+    load_fail("bad", NULL, DCV_EINVAL, "bad.json: image.range must be [lo, hi] with finite "
+              "lo < hi, got [1, -1]", NULL);
+}
