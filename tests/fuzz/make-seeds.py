@@ -370,4 +370,32 @@ images = {
 for n, data in images.items():
     write("npy", n, data)
 
+# ---- Accept headers (PNG answers) ----------------------------------------
+
+accepts = {
+    "none.txt": "",
+    "any.txt": "*/*",
+    "png.txt": "image/png",
+    "image-any.txt": "image/*;q=0.9, application/json;q=0.5",
+    "browser.txt": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
+                   "image/webp,*/*;q=0.8",
+    "browser-image.txt": "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
+    "q-forms.txt": "image/png;q=1.000, application/json;q=0.999, */*;q=0",
+    "quoted.txt": ' image/png ; q=0.7 ; foo="a,b;q=0.1\\"x" , application/json ; Q=0.6',
+    "params.txt": "application/json; charset=utf-8;;q=0.5,,image/png;level=1",
+    "bad.txt": "image/png;q=2, */png, png, image/png;q=abc, image/png;foo=\"open",
+    "neither.txt": "text/html, image/webp",
+}
+for n, text in accepts.items():
+    write("accept", n, text)
+
+# model files with an "image" key (PNG answers' range)
+for n, image in {"image-range.json": {"range": [-1, 1]},
+                 "image-bad.json": {"range": [1, -1], "extra": True}}.items():
+    write("model", n, json.dumps({"class_name": "Conv2DTranspose",
+                                  "config": {"filters": 3, "kernel_size": 2, "strides": 2,
+                                             "activation": "relu",
+                                             "batch_input_shape": [None, 2, 2, 1]},
+                                  "image": image}, indent=1))
+
 print("seeds written under", CORPUS)
