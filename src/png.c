@@ -27,7 +27,7 @@
 #include "deconvd/png.h"
 
 /* zlib: the parameters the bound below is zlib's deflateBound for. */
-#define Z_LEVEL 6
+#define Z_LEVEL 1                      /* zlib's fastest: 2.4x level 6, 1.5x its size */
 #define Z_WINDOW_BITS 15
 #define Z_MEM_LEVEL 8
 #define IDAT_SIZE 8192                 /* libspng's SPNG_WRITE_SIZE: data bytes per IDAT */
