@@ -34,11 +34,13 @@ struct dcv_png_spec {
 };
 
 /* Fills *out from the model file's "image" member (NULL or absent: none),
- * the model's last activation (the default range when "image" gives none:
- * tanh and softsign [-1, 1]; sigmoid, hard_sigmoid, softmax [0, 1]; relu
- * or relu6 with a cap and no negative slope [0, cap]; anything else none)
- * and the layout of its output. 0, or DCV_EINVAL naming the key and the
- * value when "image" is not {"range": [lo, hi]} with finite lo < hi. */
+ * the activation that makes the model's output (the default range when
+ * "image" gives none: tanh and softsign [-1, 1]; sigmoid, hard_sigmoid,
+ * softmax [0, 1]; relu or relu6 with a cap and no negative slope [0, cap];
+ * anything else, or NULL when no activation is known to end the model,
+ * none) and the layout of its output. 0, or DCV_EINVAL naming the key and
+ * the value when "image" is not {"range": [lo, hi]} with finite lo < hi.
+ * Any thread; *out holds no pointers. */
 int dcv_png_spec_parse(const struct dcv_json *image, const struct dcv_activation *last,
                        bool channels_first, struct dcv_png_spec *out, char *err);
 
