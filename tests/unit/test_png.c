@@ -82,6 +82,10 @@ Test(png, range_defaults_from_the_last_activation)
     expect_no_range("\"elu\"", "elu");
     expect_no_range("\"swish\"", "swish");
     expect_no_range("\"exponential\"", "exponential");
+    struct dcv_png_spec s;
+    char err[DCV_ERRLEN];
+    cr_assert_eq(dcv_png_spec_parse(NULL, NULL, false, &s, err), 0, "%s", err);
+    cr_assert(!s.has_range, "no activation known: range [%g, %g]", s.lo, s.hi);
 }
 
 Test(png, range_from_the_model_file_wins)
