@@ -234,3 +234,10 @@ void dcv_activation_apply(const struct dcv_activation *a, float *x, size_t outer
     size_t n = outer * axis_len * inner;
     for (size_t i = 0; i < n; i++) x[i] = pointwise(a, x[i]);
 }
+
+int dcv_activation_parse_ex(const struct dcv_json *spec, enum dcv_keras keras,
+                            struct dcv_activation *out, char *err)
+{
+    (void)keras;   /* TODO(h-act): Keras 3 definitions */
+    return dcv_activation_parse(spec, out, err);
+}

@@ -384,7 +384,9 @@ static int build(const char *name, const struct dcv_json *doc, const char *model
                                  m->layer.conv.channels_first, &m->image, err)) ||
         (rc = build_weights(m, doc, models_dir, max_elems, &kt, &bt, err)))
         goto out;
-    m->ndim = m->layer.conv.rank + 2;
+    m->ndim = m->out_ndim = m->layer.conv.rank + 2;
+    snprintf(m->input_name, sizeof m->input_name, "input");
+    snprintf(m->output_name, sizeof m->output_name, "output");
     dcv_layer_signature(&m->layer, m->in_sig, m->out_sig);
     int64_t prepack[DCV_MAX_SPATIAL];
     rc = dcv_engine_kernel_create(&m->layer.conv, kt.data, bt.data, opts ? opts->cache_cap : 0,
@@ -598,4 +600,53 @@ struct dcv_json *dcv_model_config_json(const struct dcv_model *m)
     dcv_json_add(eng, "plan_misses", dcv_json_new_number((double)st.cache_misses));
     dcv_json_add(meta, "engine", eng);
     return o;
+}
+
+const char *dcv_model_class(const struct dcv_model *m)
+{
+    return m->layer.class_name;
+}
+
+uint64_t dcv_model_work(const struct dcv_model *m, const int64_t *in, int ndim)
+{
+    const struct dcv_conv *c = &m->layer.conv;
+    if (ndim != c->rank + 2) return UINT64_MAX;
+    return dcv_conv_work(c, in[0], in + dcv_conv_spatial_axis(c));
+}
+
+size_t dcv_model_scratch_bytes(const struct dcv_model *m, const int64_t *in, int ndim)
+{
+    (void)m, (void)in, (void)ndim;
+    return 0;
+}
+
+static uint64_t layer_params(const struct dcv_layer *l)
+{
+    const struct dcv_conv *c = &l->conv;
+    uint64_t n = (uint64_t)c->filters * (uint64_t)c->in_channels;
+    for (int i = 0; i < c->rank; i++) n *= (uint64_t)c->kernel[i];
+    return n + (c->use_bias ? (uint64_t)c->filters : 0);
+}
+
+int dcv_model_summary(const struct dcv_model *m, const int64_t *in, int ndim,
+                      struct dcv_model_row *rows, int cap, int *n, char *err)
+{
+    struct dcv_model_row r[2] = { 0 };
+    int rc;
+    if (!in) in = m->in_sig, ndim = m->ndim;
+    if (ndim != m->ndim)
+        return dcv_errf(err, DCV_ESHAPE, "%s takes inputs of rank %d, got rank %d",
+                        m->layer.class_name, m->ndim, ndim);
+    snprintf(r[0].name, sizeof r[0].name, "%s", m->input_name);
+    r[0].class_name = "InputLayer";
+    r[0].out.ndim = ndim;
+    memcpy(r[0].out.d, in, sizeof(int64_t) * (size_t)ndim);
+    snprintf(r[1].name, sizeof r[1].name, "%s", m->layer.name);
+    r[1].class_name = m->layer.class_name;
+    r[1].out.ndim = m->out_ndim;
+    if ((rc = dcv_layer_output_shape(&m->layer, in, ndim, r[1].out.d, err))) return rc;
+    r[1].params = layer_params(&m->layer);
+    for (int i = 0; i < 2 && i < cap; i++) rows[i] = r[i];
+    *n = 2;
+    return 0;
 }

@@ -14,6 +14,12 @@
 
 struct dcv_json;
 
+/* Which Keras wrote a config: it decides semantics where they differ
+ * (hard_sigmoid, defaults). Keras 3 marks its serialization ("module",
+ * "registered_name", DTypePolicy dicts, keras_version 3.x); anything else is
+ * tf.keras 2.x. */
+enum dcv_keras { DCV_KERAS_2 = 2, DCV_KERAS_3 = 3 };
+
 #define DCV_ACTIVATIONS(X)                          \
     X(LINEAR, "linear")                             \
     X(RELU, "relu")                                 \
@@ -110,6 +116,12 @@ const char *dcv_activation_name(enum dcv_act_kind kind);
  * parameters (e.g. softmax over an axis other than -1) → DCV_EINVAL with a
  * message listing the supported names. */
 int dcv_activation_parse(const struct dcv_json *spec, struct dcv_activation *out, char *err);
+
+/* Same, with the semantics of the Keras that wrote the config (where the
+ * two differ, e.g. hard_sigmoid). dcv_activation_parse is the tf.keras 2
+ * form. */
+int dcv_activation_parse_ex(const struct dcv_json *spec, enum dcv_keras keras,
+                            struct dcv_activation *out, char *err);
 
 /* Serialized form for the normalized config: the plain name when the
  * parameters are the defaults of that name, else {"class_name","config"}.

@@ -14,10 +14,12 @@
 #include <stdint.h>
 
 #include "deconvd/layer.h"
+#include "deconvd/layers.h"
 #include "deconvd/png.h"
 
 struct dcv_json;
 struct dcv_engine_kernel;
+struct dcv_chain;
 
 #define DCV_MODEL_NAME_MAX 128
 #define DCV_MODEL_WEIGHT_FILES 2   /* kernel, bias */
@@ -32,7 +34,13 @@ struct dcv_model {
     struct dcv_layer layer;
     struct dcv_engine_kernel *kernel;
     int64_t in_sig[DCV_MAX_DIMS], out_sig[DCV_MAX_DIMS]; /* -1 = dynamic */
-    int ndim;
+    int ndim;                  /* input rank */
+    int out_ndim;              /* output rank: == ndim for a single layer, not for a chain */
+    /* Sequential / Functional models (chain.h); NULL for a single layer,
+     * which `layer` and `kernel` describe. */
+    struct dcv_chain *chain;
+    char input_name[DCV_MODEL_NAME_MAX];   /* Keras names; "input"/"output" for a layer */
+    char output_name[DCV_MODEL_NAME_MAX];
     struct dcv_json *sources;  /* {"kernel": "x.npy"|"inline"|"initializer", ...} */
     /* Identity (device, inode, size, mtime, ctime) of every file it was built
      * from, each taken before the file was read: the model file, then the
@@ -70,10 +78,40 @@ void dcv_model_free(struct dcv_model *m);
 uint64_t dcv_model_fingerprint(const char *models_dir, const char *name,
                                char *const *weight_files);
 
-/* Output shape for a concrete input shape (no unknown dims); see
- * dcv_layer_output_shape for errors. *count gets the output element count. */
+/* Output shape for a concrete input shape (no unknown dims): m->out_ndim
+ * values. See dcv_layer_output_shape for errors. *count gets the output
+ * element count. */
 int dcv_model_output_shape(const struct dcv_model *m, const int64_t *in, int ndim,
                            int64_t *out, size_t *count, char *err);
+
+/* The Keras class of the model: the layer's ("Conv2DTranspose") or
+ * "Sequential" / "Functional". Any thread. */
+const char *dcv_model_class(const struct dcv_model *m);
+
+/* Multiply-adds of one run on a concrete input shape (the sum over a
+ * chain's layers), the figure max_work bounds; UINT64_MAX when the shape is
+ * invalid or the count overflows. Any thread. */
+uint64_t dcv_model_work(const struct dcv_model *m, const int64_t *in, int ndim);
+
+/* Bytes of intermediate buffers one run on this input needs beyond its
+ * input and output (0 for a single layer): the memory budget charges them
+ * with the request. SIZE_MAX when invalid. Any thread. */
+size_t dcv_model_scratch_bytes(const struct dcv_model *m, const int64_t *in, int ndim);
+
+/* One row of model.summary(). */
+struct dcv_model_row {
+    char name[DCV_MODEL_NAME_MAX];
+    const char *class_name;     /* static */
+    struct dcv_shape out;       /* output shape, -1 unknown */
+    uint64_t params;            /* Keras's count: every weight, BatchNormalization's 4 */
+};
+
+/* The per-layer table for input shape `in` (NULL: the model's signature,
+ * unknown dims -1), InputLayer first as Keras prints it: fills rows[0..*n)
+ * up to cap and sets *n to the full count. Returns 0 or the shape error of
+ * the first layer that refuses the input (message names the layer). */
+int dcv_model_summary(const struct dcv_model *m, const int64_t *in, int ndim,
+                      struct dcv_model_row *rows, int cap, int *n, char *err);
 
 /* Runs the model on a concrete input. out must hold out_cap floats; the
  * caller sizes it with dcv_model_output_shape. `stop` (NULL = never) as
