@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""numpy_layers.py — an independent NumPy reference for whole Keras chains.
+
+Runs a list of Keras layers ({"class_name", "config"} as get_config() gives
+them, after deconvd's model-form step or written by a test) on an input, in
+float64, one function per layer class, sharing no code with deconvd. The
+transposed convolution comes from numpy_ref.py. `keras` (2 or 3) selects the
+semantics where Keras 3 and tf.keras 2 differ.
+
+Usage:
+    numpy_layers.py CASE_DIR...   each CASE_DIR holds layers.json
+                                  ({"keras": 3, "layers": [{"class_name",
+                                  "config", "weights": ["w0.npy", ...]}]}),
+                                  x.npy; writes out.npy (float64) there
+A layer's weights are listed in Keras `layer.weights` order.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numpy_ref  # noqa: E402
+
+LAYERS = {}
+
+
+def layer(*names):
+    def reg(fn):
+        for n in names:
+            LAYERS[n] = fn
+        return fn
+    return reg
+
+
+# --- shape layers -----------------------------------------------------------
+
+@layer("InputLayer")
+def input_layer(cfg, w, x, keras):
+    return x
+
+
+def run(layers, x, keras=3):
+    """layers: [(class_name, config, [weights as arrays])]"""
+    y = np.asarray(x, dtype=np.float64)
+    for cls, cfg, w in layers:
+        if cls not in LAYERS:
+            raise KeyError("no reference for " + cls)
+        y = LAYERS[cls](cfg, [np.asarray(a, dtype=np.float64) for a in w], y, keras)
+    return y
+
+
+def run_case(d):
+    spec = json.load(open(os.path.join(d, "layers.json")))
+    layers = [(l["class_name"], l["config"],
+               [np.load(os.path.join(d, f)) for f in l.get("weights", [])])
+              for l in spec["layers"]]
+    np.save(os.path.join(d, "out.npy"), run(layers, np.load(os.path.join(d, "x.npy")),
+                                            spec.get("keras", 3)))
+
+
+if __name__ == "__main__":
+    for case in sys.argv[1:]:
+        run_case(case)
