@@ -69,8 +69,8 @@ struct dcv_layer_class {
     int (*weights)(const void *state, const struct dcv_shape *in, struct dcv_weight_want *w,
                    int *n, char *err);
     /* Takes the weights (arrays[i] has w[i]'s shape, row-major float32,
-     * NULL when absent and has_default; the caller keeps ownership) and
-     * prepares compute (prepacked kernels...). NULL when nothing to bind. */
+     * NULL when absent and has_default; the caller keeps ownership: copy).
+     * NULL when nothing to bind. */
     int (*bind)(void *state, const struct dcv_shape *in, float *const *arrays, char *err);
 
     /* Fusion at load. as_affine: the layer is y = x * scale[c] + shift[c]
@@ -80,12 +80,18 @@ struct dcv_layer_class {
      * fold_activation: the layer (a convolution, Dense) absorbs the next
      * layer's affine map / activation into its own weights / post-op;
      * DCV_EUNSUPP when it cannot (wrong axis, an activation already set),
-     * leaving the state unchanged. Called after bind, before any run. */
+     * leaving the state unchanged. Called after bind, before prepare. */
     bool (*as_affine)(const void *state, const struct dcv_shape *in, int *axis,
                       const float **scale, const float **shift);
     bool (*as_activation)(const void *state, struct dcv_activation *act);
     int (*fold_affine)(void *state, int axis, const float *scale, const float *shift, char *err);
     int (*fold_activation)(void *state, const struct dcv_activation *act, char *err);
+
+    /* Builds compute for the final (folded) weights: prepacked oneDNN
+     * kernels, a first primitive for input signature `in`. NULL when
+     * nothing to build. Load order: parse, shape, weights, bind, folds,
+     * prepare; then run/work from any thread. */
+    int (*prepare)(void *state, const struct dcv_shape *in, char *err);
 
     /* Multiply-adds (or value operations) of one run on a concrete input;
      * saturates at UINT64_MAX. */
