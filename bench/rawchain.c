@@ -312,11 +312,14 @@ static int epilogue(struct rc *r, const struct cstep *st, int idx, dnnl_memory_t
     return finish(r, pd, &r->prims[r->n++], what, a, 2);
 }
 
-static int build(struct rc *r, const struct cwl *w, int64_t batch)
+/* Builds the chain for batch images and nthreads OpenMP threads (a JIT
+ * primitive keeps the thread count it was created with). */
+static int build(struct rc *r, const struct cwl *w, int64_t batch, int nthreads)
 {
     const char *ctx = w->name;
     dnnl_memory_desc_t md;
     memset(r, 0, sizeof *r);
+    omp_set_num_threads(nthreads);
     r->w = w;
     r->batch = batch;
     TRY(dnnl_engine_create(&r->eng, dnnl_cpu, 0), "engine");
@@ -429,8 +432,11 @@ static int measure(FILE *f, struct rc *r, const struct dcv_model *m, int nt)
     double sum = 0, eng = bu_median(s[eng_i].t, s[eng_i].n), all = bu_median(s[all_i].t, s[all_i].n);
     /* the same sum with the Dense step (its two primitives, the first ones)
      * replaced by one inner_product carrying bias and activation */
-    double sum_ip = 0;
-    for (int i = 0; i < r->n; i++) sum += bu_median(s[i].t, s[i].n);
+    double sum_ip = 0, sum_p10 = 0;
+    for (int i = 0; i < r->n; i++) {
+        sum += bu_median(s[i].t, s[i].n);
+        sum_p10 += bu_quantile(s[i].t, s[i].n, 0.1);
+    }
     for (int i = 0; i < r->nalt; i++)
         if (strstr(r->alt[i].what, "inner_product"))
             sum_ip = sum - bu_median(s[0].t, s[0].n) -
@@ -453,7 +459,9 @@ static int measure(FILE *f, struct rc *r, const struct dcv_model *m, int nt)
     print_series(f, "dcv_model_infer", "", &s[eng_i]);
     fprintf(f, ", \"sum_primitives_s\": %.9g, \"sum_primitives_dense_as_inner_product_s\": %.9g, "
             "\"engine_over_sum\": %.6g, \"engine_over_back_to_back\": %.6g, "
-            "\"engine_over_sum_dense_ip\": %.6g}", sum, sum_ip, eng / sum, eng / all, eng / sum_ip);
+            "\"engine_over_sum_dense_ip\": %.6g, \"sum_primitives_p10_s\": %.9g, "
+            "\"engine_p10_over_sum_p10\": %.6g}", sum, sum_ip, eng / sum, eng / all, eng / sum_ip,
+            sum_p10, bu_quantile(s[eng_i].t, s[eng_i].n, 0.1) / sum_p10);
     fprintf(stderr, "rawchain %-11s %dt sum of %d primitives %8.3f ms  back-to-back %8.3f ms  "
             "engine %8.3f ms  engine/sum %.3f\n", r->w->name, nt, r->n, sum * 1e3, all * 1e3,
             eng * 1e3, eng / sum);
@@ -540,16 +548,16 @@ int main(int argc, char **argv)
             dcv_model_free(m);
             continue;
         }
-        if (build(&r, w, 1)) {
-            fprintf(stderr, "rawchain: %s\n", g_err);
-            return 1;
-        }
         for (int nt = 1; nt <= maxt; nt++) {
+            if (build(&r, w, 1, nt)) {
+                fprintf(stderr, "rawchain: %s\n", g_err);
+                return 1;
+            }
             fprintf(f, ", ");
             if (measure(f, &r, m, nt)) return 1;
+            drop(&r);
         }
         fprintf(f, "}");
-        drop(&r);
         dcv_model_free(m);
     }
     fprintf(f, "\n  },\n  \"done\": true\n}\n");

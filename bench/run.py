@@ -1745,15 +1745,17 @@ def main():
     a = analyse(r)
     r["analysis"] = a
     md = table(r, a)
-    made = charts(r, a, work)
+    # a BENCH_ONLY run leaves the full run's results and charts alone
+    stem = "partial" if r.get("only") else "latest"
+    made = [] if r.get("only") else charts(r, a, work)
     if made:
         md += "Charts: " + ", ".join(os.path.relpath(p, RESULTS) for p in made) + "\n"
-    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+    with open(os.path.join(RESULTS, stem + ".json"), "w") as f:
         json.dump(r, f, indent=1, default=str)
-    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+    with open(os.path.join(RESULTS, stem + ".md"), "w") as f:
         f.write(md)
     print(md)
-    log(f"wrote {os.path.join(RESULTS, 'latest.md')}, latest.json and {len(made)} charts")
+    log(f"wrote {os.path.join(RESULTS, stem + '.md')}, {stem}.json and {len(made)} charts")
 
 
 if __name__ == "__main__":
