@@ -164,30 +164,6 @@ def memory(bench, rb, mdir, names, bodies_for):
     return res
 
 
-class ChainPeer:
-    def __init__(self, rb, workdir, mdir, names):
-        self.rb = rb
-        self.port = rb.free_port()
-        self.logpath = os.path.join(workdir, "peer-chains.log")
-        argv = ["/usr/bin/python3", os.path.join(HERE, "peer", "app.py"), "--port", str(self.port),
-                "--threads", str(min(rb.CORES, 2))]
-        for n in names:
-            argv += ["--model", os.path.join(mdir, n + ".json")]
-        self.p = rb.spawn(argv, stdout=subprocess.DEVNULL, stderr=open(self.logpath, "w"))
-
-    def ready(self):
-        return self.rb.wait_ready(self.port, self.p, timeout=120)
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def mem(self):
-        return self.rb.proc_status(self.p.pid)
-
-    def stop(self):
-        self.rb.stop(self.p)
-
-
 def http(bench, rb, d, peer, name, b):
     """Binary and JSON, 1 and 8 clients, deconvd and peer alternating."""
     s = bench.s
@@ -231,15 +207,8 @@ def run(bench, rb, names):
         r["memory"] = memory(bench, rb, mdir, names, bodies_for)
     peer = None
     with bench.phase("10c_chain_peer_start"):
-        try:
-            peer = ChainPeer(rb, bench.work, mdir, names)
-            r["peer"] = {"ready_s": peer.ready()}
-        except Exception as e:
-            r["peer"] = {"skipped": f"peer (Flask + PyTorch) could not start: {e}"
-                         + (f"; see {peer.logpath}" if peer else "")}
-            if peer:
-                peer.stop()
-            peer = None
+        peer, r["peer"] = rb.Peer.start(bench.work, models=[os.path.join(mdir, n + ".json") for n in names],
+                                        tag="peer-chains")
     d = None
     with bench.phase("10d_chain_daemon_start"):
         d = daemon(bench, rb, mdir, "chains", names)

@@ -457,13 +457,32 @@ http {{
 
 
 class Peer:
-    def __init__(self, workdir, kernel, bias):
+    """bench/peer/app.py: the dcgan_up layer (kernel, bias) and/or Keras
+    Sequential model files (models), each served under its name."""
+
+    def __init__(self, workdir, kernel=None, bias=None, models=(), tag="peer"):
         self.port = free_port()
-        self.logpath = os.path.join(workdir, "peer.log")
-        self.p = spawn(["/usr/bin/python3", os.path.join(BENCH, "peer", "app.py"), "--port",
-                        str(self.port), "--kernel", kernel, "--bias", bias, "--threads",
-                        str(min(CORES, 2))], stdout=subprocess.DEVNULL,
-                       stderr=open(self.logpath, "w"))
+        self.logpath = os.path.join(workdir, f"{tag}.log")
+        argv = ["/usr/bin/python3", os.path.join(BENCH, "peer", "app.py"), "--port", str(self.port),
+                "--threads", str(min(CORES, 2))]
+        if kernel:
+            argv += ["--kernel", kernel, "--bias", bias]
+        for m in models:
+            argv += ["--model", m]
+        self.p = spawn(argv, stdout=subprocess.DEVNULL, stderr=open(self.logpath, "w"))
+
+    @classmethod
+    def start(cls, *args, **kw):
+        """(a ready peer or None, {"ready_s"} or {"skipped": why})."""
+        peer = None
+        try:
+            peer = cls(*args, **kw)
+            return peer, {"ready_s": peer.ready()}
+        except Exception as e:
+            if peer:
+                peer.stop()
+            return None, {"skipped": f"peer (Flask + PyTorch) could not start: {e}"
+                          + (f"; see {peer.logpath}" if peer else "")}
 
     def ready(self):
         return wait_ready(self.port, self.p, timeout=120)
@@ -807,15 +826,7 @@ class Bench:
         with self.phase("9_peer_start"):
             # started and waited for before the HTTP phases: its torch import
             # takes more than a core for seconds and skewed whatever ran beside it
-            try:
-                peer = Peer(self.work, kp, bp)
-                r["peer"] = {"ready_s": peer.ready()}
-            except Exception as e:
-                r["peer"] = {"skipped": f"peer (Flask + PyTorch) could not start: {e}"
-                             + (f"; see {peer.logpath}" if peer else "")}
-                if peer:
-                    peer.stop()
-                peer = None
+            peer, r["peer"] = Peer.start(self.work, kp, bp)
 
         d = ng = None
         with self.phase("3_daemon_default_start"):
