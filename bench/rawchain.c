@@ -470,24 +470,43 @@ static int measure(FILE *f, struct rc *r, const struct dcv_model *m, int nt)
     return 0;
 }
 
-/* The loaded model must be the workload: a chain from (batch, latent) to
- * (batch, out_hw, out_hw, out_c). */
+/* The output shape the summary gives layer `name`, or NULL. */
+static const struct dcv_shape *row_shape(const struct dcv_model_row *rows, int n, const char *name,
+                                         size_t len)
+{
+    for (int i = 0; i < n; i++)
+        if (strlen(rows[i].name) == len && !strncmp(rows[i].name, name, len)) return &rows[i].out;
+    return NULL;
+}
+
+/* The loaded model must be the workload: a chain from (1, latent) whose
+ * summary gives each step's first layer the step's output shape. */
 static int check_model(const struct dcv_model *m, const struct cwl *w, char *why, size_t n)
 {
-    int64_t in[2] = { 1, w->latent }, out[DCV_MAX_DIMS];
-    size_t count = 0;
+    int64_t in[2] = { 1, w->latent };
+    struct dcv_model_row rows[32];
+    int nrows = 0;
     char err[DCV_ERRLEN];
     if (!m->chain) {
         snprintf(why, n, "not a chain model (class %s)", dcv_model_class(m));
         return -1;
     }
-    if (dcv_model_output_shape(m, in, 2, out, &count, err)) {
+    if (dcv_model_summary(m, in, 2, rows, 32, &nrows, err) || nrows > 32) {
         snprintf(why, n, "input (1, %lld) refused: %.100s", (long long)w->latent, err);
         return -1;
     }
-    if (m->out_ndim != 4 || out[1] != w->out_hw || out[2] != w->out_hw || out[3] != w->out_c) {
-        snprintf(why, n, "output shape differs from the workload table");
-        return -1;
+    for (int i = 0; i < w->n; i++) {
+        const struct cstep *st = &w->st[i];
+        size_t len = strcspn(st->layers, "+ ");
+        const struct dcv_shape *o = row_shape(rows, nrows, st->layers, len);
+        int64_t hw = st->in * st->s;
+        bool ok = o && (st->dense ? o->ndim == 2 && o->d[1] == st->oc
+                                  : o->ndim == 4 && o->d[1] == hw && o->d[2] == hw && o->d[3] == st->oc);
+        if (!ok) {
+            snprintf(why, n, "layer %.*s: %s", (int)len, st->layers,
+                     o ? "output shape differs from the workload table" : "not in the model");
+            return -1;
+        }
     }
     snprintf(why, n, "ok");
     return 0;
