@@ -312,6 +312,11 @@ def table(r, a, q):
                 continue
             L.append(f"| {n} | {x['weights_kb']} | {x['after_load'].get('VmRSS')} | {x['rss_over_none_kb']} | "
                      f"{x['after_first_request'].get('VmRSS')} | {x['rss_over_none_after_request_kb']} |")
+        pm, dm = ch.get("peer", {}).get("memory"), ch.get("daemon", {}).get("memory_after")
+        if dm:
+            L.append(f"| deconvd, both chains, after its HTTP runs | | {dm.get('VmRSS')} (peak {dm.get('VmHWM')}) | | | |")
+        if pm:
+            L.append(f"| peer (Flask + PyTorch), both chains, after its runs | | {pm.get('VmRSS')} (peak {pm.get('VmHWM')}) | | | |")
         L.append("")
     http = ch.get("http", {})
     if http:
