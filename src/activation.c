@@ -8,12 +8,13 @@
  * nn.py), and tf.keras 2's where it differs (hard_sigmoid: clip(0.2x + 0.5)),
  * chosen by the caller's enum dcv_keras. dcv_activation_apply is the scalar
  * fallback for what oneDNN cannot fuse; it is written as simple loops the
- * compiler vectorizes, and needs no memory (sparsemax finds its threshold
- * without sorting). Any thread.
+ * compiler vectorizes; only sparsemax needs memory (a sorted copy of a
+ * line). Any thread.
  */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "deconvd/activation.h"
@@ -346,27 +347,32 @@ static void log_softmax_line(struct line l)
     for (size_t k = 0; k < l.n; k++) l.p[k * l.stride] -= lse;
 }
 
-/* max(x - tau, 0) with tau the threshold that makes the output sum to 1:
- * Keras finds it by sorting (tau = (sum of the k largest - 1) / k over the
- * support). The same support comes from iterating tau = (sum of the values
- * above tau - 1) / count, starting below every value: it only grows, and
- * stops when the set above it stops shrinking (at most n rounds, no memory). */
-static void sparsemax_line(struct line l)
+static int descending(const void *a, const void *b)
 {
-    double tau = -INFINITY;
-    size_t count = l.n + 1;
-    for (;;) {
-        double sum = 0;
-        size_t c = 0;
-        for (size_t k = 0; k < l.n; k++)
-            if (l.p[k * l.stride] > tau) sum += l.p[k * l.stride], c++;
-        if (c == count || c == 0) break;
-        count = c;
-        tau = (sum - 1.0) / (double)c;
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* max(x - tau, 0) as Keras 3.15 computes it (every backend's nn.sparsemax):
+ * z sorted descending, c its running sums, the support the j (from 1) with
+ * z[j] > (c[j] - 1) / j, k its size, and tau = (sum of c[j] over the
+ * support - 1) / k. That sum of running sums is Keras's: the paper's tau
+ * uses c[k] alone (keras-team/keras#23425, fixed after 3.15); a model
+ * trained with Keras 3.15 saw this one. s: scratch for the n values. */
+static void sparsemax_line(struct line l, float *s)
+{
+    for (size_t k = 0; k < l.n; k++) s[k] = l.p[k * l.stride];
+    qsort(s, l.n, sizeof *s, descending);
+    double c = 0, sum = 0;
+    size_t k = 0;
+    for (size_t j = 0; j < l.n; j++) {
+        c += s[j];
+        if (s[j] - (c - 1.0) / (double)(j + 1) > 0) sum += c, k++;
     }
-    for (size_t k = 0; k < l.n; k++) {
-        float v = l.p[k * l.stride] - (float)tau;
-        l.p[k * l.stride] = v > 0 ? v : 0.0f;
+    float tau = (float)((sum - 1.0) / (double)k);
+    for (size_t j = 0; j < l.n; j++) {
+        float v = l.p[j * l.stride] - tau;
+        l.p[j * l.stride] = v > 0 ? v : 0.0f;
     }
 }
 
@@ -383,11 +389,19 @@ static void glu(float *x, size_t outer, size_t len, size_t inner)
             }
 }
 
+/* sparsemax sorts a copy of each line: on the stack when short. Without
+ * memory for a long one the output is NaN (this pass cannot fail). */
 static void axial(const struct dcv_activation *a, float *x, size_t outer, size_t len,
                   size_t inner)
 {
+    float small[256], *s = small;
     if (a->kind == DCV_ACT_GLU) {
         glu(x, outer, len, inner);
+        return;
+    }
+    if (a->kind == DCV_ACT_SPARSEMAX && len > sizeof small / sizeof *small &&
+        !(s = malloc(sizeof(float) * len))) {
+        for (size_t i = 0; i < outer * len * inner; i++) x[i] = NAN;
         return;
     }
     for (size_t o = 0; o < outer; o++)
@@ -395,8 +409,9 @@ static void axial(const struct dcv_activation *a, float *x, size_t outer, size_t
             struct line l = { x + o * len * inner + i, len, inner };
             if (a->kind == DCV_ACT_SOFTMAX) softmax_line(l);
             else if (a->kind == DCV_ACT_LOG_SOFTMAX) log_softmax_line(l);
-            else sparsemax_line(l);
+            else sparsemax_line(l, s);
         }
+    if (s != small) free(s);
 }
 
 void dcv_activation_apply(const struct dcv_activation *a, float *x, size_t outer,
