@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "deconvd/activation.h"
@@ -529,17 +528,9 @@ static struct dcv_activation must_k(const char *json, enum dcv_keras keras)
     return a;
 }
 
-static int sh(const char *cmd)
-{
-    int st = system(cmd);
-    return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void need_numpy(void)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy' >/dev/null 2>&1", tu_python());
-    if (sh(cmd) != 0)
+    if (!tu_have_numpy())
         cr_skip_test("%s cannot import numpy (install python3-numpy, or point "
                      "DCV_TEST_PYTHON at a Python that has it)", tu_python());
 }
@@ -567,7 +558,7 @@ static void remove_dir(void)
 {
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (sh(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+    if (tu_sh(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
 }
 
 static const char *scratch_dir(void)
@@ -584,7 +575,7 @@ static void run_ref(const char *mode, const char *dir)
     char buf[512], cmd[1400];
     snprintf(cmd, sizeof cmd, "'%s' '%s' %s '%s'", tu_python(), ref_script(buf, sizeof buf),
              mode, dir);
-    cr_assert_eq(sh(cmd), 0, "numpy_ref.py failed: %s", cmd);
+    cr_assert_eq(tu_sh(cmd), 0, "numpy_ref.py failed: %s", cmd);
 }
 
 static struct dcv_npy load_ref(const char *path)
@@ -904,7 +895,7 @@ static void write_params(const char *root, const char *sub, const char *act, int
     snprintf(cmd, sizeof cmd, "ln -s ../%s '%s/%s/x.npy' && ln -s ../kernel.npy "
              "'%s/%s/kernel.npy' && ln -s ../bias.npy '%s/%s/bias.npy'", cf ? "xcf.npy" : "x.npy",
              root, sub, root, sub, root, sub);
-    cr_assert_eq(sh(cmd), 0, "%s", cmd);
+    cr_assert_eq(tu_sh(cmd), 0, "%s", cmd);
     snprintf(path, sizeof path, "%s/%s/params.json", root, sub);
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
@@ -976,7 +967,7 @@ Test(activation, conv2dtranspose_keras3_models_match_numpy, .timeout = 120)
     }
     char buf[512], cmd[5000];
     snprintf(cmd, sizeof cmd, "'%s' '%s'%s", tu_python(), ref_script(buf, sizeof buf), list);
-    cr_assert_eq(sh(cmd), 0, "numpy_ref.py failed: %s", cmd);
+    cr_assert_eq(tu_sh(cmd), 0, "numpy_ref.py failed: %s", cmd);
     for (size_t i = 0, c = 0; i < NMODEL; i++)
         for (int cf = 0; cf < 2; cf++, c++)
             model_case(root, sub[c], model_acts[i], policy3, cf);
