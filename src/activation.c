@@ -59,10 +59,9 @@ static int unknown(const char *name, char *err)
     /* keras.activations.threshold(x, threshold, default_value) has no
      * defaults: Keras itself fails calling it from a name. */
     if (dcv_names_equal(name, "threshold"))
-        return dcv_errf(err, DCV_EINVAL, "activation: 'threshold' needs its threshold and "
-                        "default_value arguments, which no config carries (Keras cannot call "
-                        "it by name either); use a ReLU layer with 'threshold' (supported: "
-                        "%ssilu, hard_swish)", list);
+        return dcv_errf(err, DCV_EINVAL, "activation: 'threshold' has no default threshold "
+                        "and default_value: Keras cannot call it by name; use a ReLU layer's "
+                        "'threshold' (supported: %ssilu, hard_swish)", list);
     return dcv_errf(err, DCV_EINVAL, "activation: unknown activation '%.64s' (supported: "
                     "%ssilu, hard_swish)", name, list);
 }

@@ -266,6 +266,11 @@ def selftest():
     # softmax over the last axis as laid out
     s = activation("softmax", np.arange(6.0).reshape(2, 3))
     assert np.allclose(s.sum(axis=-1), 1.0)
+    # Keras 3.15's own outputs: sparsemax([0, .5, 1]) (keras-team/keras#23425),
+    # and hard_sigmoid's two definitions at 1
+    assert np.allclose(activation("sparsemax", np.array([0.0, 0.5, 1.0]), 3), [0, 0, 0.25])
+    assert np.isclose(activation("hard_sigmoid", np.array(1.0), 3), 4.0 / 6.0)
+    assert np.isclose(activation("hard_sigmoid", np.array(1.0), 2), 0.7)
     print("numpy_ref selftest ok")
 
 
