@@ -16,11 +16,18 @@
 #define DECONVD_MODELFORM_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "deconvd/activation.h"
 #include "deconvd/conv.h"
 
 struct dcv_json;
+
+/* Bounds on what a config may hold: layers in the flattened chain
+ * (InputLayers excluded) and models nested inside the top one. Beyond
+ * either: DCV_ETOOBIG naming the bound. */
+#define DCV_MODELFORM_MAX_LAYERS 1024
+#define DCV_MODELFORM_MAX_DEPTH 16
 
 struct dcv_layer_spec {
     const char *class_name;          /* as written ("Conv2DTranspose") */
