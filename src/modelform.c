@@ -219,6 +219,7 @@ static int walk_sequential(struct walk *w, const struct entry *m, int depth)
 
 struct gnode {
     struct entry e;
+    int src;           /* the one layer this one reads, -1: none (an input) */
     int next;          /* the one layer reading this one's output, -1: none */
     bool seen;         /* on the walk from the input */
 };
@@ -314,8 +315,8 @@ static int endpoint(struct walk *w, const struct graph *gr, const struct dcv_jso
     return resolve(w, gr, ref, who, out);
 }
 
-/* Links layer i to the layer it reads (its one inbound node, one tensor). */
-static int link(struct walk *w, struct graph *gr, int i)
+/* The layer that layer i reads (its one inbound node, one tensor). */
+static int source(struct walk *w, struct graph *gr, int i)
 {
     const struct entry *e = &gr->g[i].e;
     const struct dcv_json *nodes = dcv_json_get(e->json, "inbound_nodes"), *ref = NULL;
@@ -334,14 +335,22 @@ static int link(struct walk *w, struct graph *gr, int i)
     if ((k = count_refs(dcv_json_first(nodes), &ref)) != 1)
         return dcv_errf(w->err, DCV_EUNSUPP, "%s merges %zu inputs; deconvd serves chains only",
                         who, k);
-    int src, rc;
-    if ((rc = resolve(w, gr, ref, who, &src))) return rc;
-    struct gnode *s = &gr->g[src];
-    if (s->next >= 0)
-        return dcv_errf(w->err, DCV_EUNSUPP, "layer '%s' (class %.64s) feeds 2 layers ('%s' "
-                        "and '%s'); deconvd serves chains only", s->e.name, s->e.cls,
-                        gr->g[s->next].e.name, e->name);
-    s->next = i;
+    return resolve(w, gr, ref, who, &gr->g[i].src);
+}
+
+/* Each layer's one consumer; checked after every layer's inputs, so that a
+ * merge is named as such rather than as the split feeding it. */
+static int link(struct walk *w, struct graph *gr)
+{
+    for (int i = 0; i < gr->n; i++) {
+        if (gr->g[i].src < 0) continue;
+        struct gnode *s = &gr->g[gr->g[i].src];
+        if (s->next >= 0)
+            return dcv_errf(w->err, DCV_EUNSUPP, "layer '%s' (class %.64s) feeds 2 layers ('%s' "
+                            "and '%s'); deconvd serves chains only", s->e.name, s->e.cls,
+                            gr->g[s->next].e.name, gr->g[i].e.name);
+        s->next = i;
+    }
     return 0;
 }
 
@@ -378,7 +387,7 @@ static int build_graph(struct walk *w, struct graph *gr, const struct dcv_json *
 {
     int i = 0, rc;
     for (const struct dcv_json *j = dcv_json_first(layers); j; j = dcv_json_next(j), i++) {
-        gr->g[i].next = -1;
+        gr->g[i].src = gr->g[i].next = -1;
         if ((rc = read_entry(w, j, gr->model, i, &gr->g[i].e))) return rc;
         for (int k = 0; k < i; k++)
             if (!strcmp(gr->g[k].e.name, gr->g[i].e.name))
@@ -387,8 +396,8 @@ static int build_graph(struct walk *w, struct graph *gr, const struct dcv_json *
                                 gr->g[k].e.cls, gr->g[i].e.cls);
     }
     for (i = 0; i < gr->n; i++)
-        if (!is_input_class(gr->g[i].e.cls) && (rc = link(w, gr, i))) return rc;
-    return 0;
+        if (!is_input_class(gr->g[i].e.cls) && (rc = source(w, gr, i))) return rc;
+    return link(w, gr);
 }
 
 static int walk_functional(struct walk *w, const struct entry *m, int depth)
