@@ -53,6 +53,35 @@ static void must_parse(const struct dcv_json *doc, struct dcv_modelform *f)
     cr_assert_eq(rc, 0, "parse failed: %s: %s", dcv_error_name(rc), err);
 }
 
+/* The file's document (free it) and its chain in *f (release it). */
+static struct dcv_json *load_parsed(const char *file, struct dcv_modelform *f)
+{
+    struct dcv_json *doc = load(file);
+    must_parse(doc, f);
+    return doc;
+}
+
+/* Parses text (the document is returned: free it after releasing *f) and
+ * checks the chain's layer names (space-separated), input name and Keras. */
+static struct dcv_json *chain_of(const char *text, struct dcv_modelform *f, const char *names,
+                                 const char *input, enum dcv_keras keras)
+{
+    struct dcv_json *doc = pj(text);
+    must_parse(doc, f);
+    int i = 0;
+    for (const char *p = names; *p; i++) {
+        size_t len = strcspn(p, " ");
+        cr_assert_lt(i, f->n, "only %d layers, expected %s", f->n, names);
+        cr_assert(strlen(f->layers[i].name) == len && !strncmp(f->layers[i].name, p, len),
+                  "layer %d is '%s', expected %s", i, f->layers[i].name, names);
+        p += len + (p[len] == ' ');
+    }
+    cr_assert_eq(f->n, i, "%d layers, expected %s", f->n, names);
+    cr_assert_str_eq(f->input_name, input);
+    cr_assert_eq(f->keras, keras);
+    return doc;
+}
+
 /* rc and message of parsing text; the result must be released (empty). */
 static int refuse(const char *text, char *err)
 {
@@ -123,16 +152,6 @@ static void vae_file(const char *file, const char *cls, enum dcv_keras keras,
 
 /* ---- real Keras 3.15.1 files ---------------------------------------------- */
 
-Test(modelform, keras3_sequential_to_json)
-{
-    vae_file("keras3_vae_decoder.to_json.json", "Sequential", DCV_KERAS_3, "input_layer");
-}
-
-Test(modelform, keras3_sequential_keras_zip_config)
-{
-    vae_file("keras3_vae_decoder.keras_config.json", "Sequential", DCV_KERAS_3, "input_layer");
-}
-
 /* The legacy HDF5 config has no "module" keys: DTypePolicy dicts tell. */
 Test(modelform, keras3_sequential_h5_model_config)
 {
@@ -140,15 +159,37 @@ Test(modelform, keras3_sequential_h5_model_config)
     cr_assert_null(dcv_json_get(dcv_json_at(dcv_json_get(dcv_json_get(doc, "config"), "layers"),
                                             1), "module"));
     dcv_json_free(doc);
-    vae_file("keras3_vae_decoder.h5_model_config.json", "Sequential", DCV_KERAS_3,
-             "input_layer");
+}
+
+/* The same decoder in every form: the real Keras 3.15.1 files, then the
+ * hand-made ones (make_forms.py). tf.keras 2.15 writes "module" keys too:
+ * its keras_version decides. Without an InputLayer the first layer's
+ * batch_input_shape is the signature; Keras 2.2 wrote the layers list as
+ * the config; "Model" is tf.keras 2's older name of Functional. */
+Test(modelform, vae_decoder_in_every_form)
+{
+    static const struct {
+        const char *file, *cls;
+        enum dcv_keras keras;
+        const char *input;
+    } forms[] = {
+        { "keras3_vae_decoder.to_json.json", "Sequential", DCV_KERAS_3, "input_layer" },
+        { "keras3_vae_decoder.keras_config.json", "Sequential", DCV_KERAS_3, "input_layer" },
+        { "keras3_vae_decoder.h5_model_config.json", "Sequential", DCV_KERAS_3, "input_layer" },
+        { "keras3_vae_decoder.functional.json", "Functional", DCV_KERAS_3, "input_layer" },
+        { "keras2_vae_decoder.sequential.json", "Sequential", DCV_KERAS_2, "input_1" },
+        { "keras2_vae_decoder.sequential_no_input.json", "Sequential", DCV_KERAS_2, "input" },
+        { "keras2_vae_decoder.functional.json", "Functional", DCV_KERAS_2, "input_1" },
+        { "keras2_vae_decoder.model.json", "Functional", DCV_KERAS_2, "input_1" },
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++)
+        vae_file(forms[i].file, forms[i].cls, forms[i].keras, forms[i].input);
 }
 
 Test(modelform, keras3_single_layer_model_json)
 {
-    struct dcv_json *doc = load("keras3_conv3dt_channels_first.to_json.json");
     struct dcv_modelform f;
-    must_parse(doc, &f);
+    struct dcv_json *doc = load_parsed("keras3_conv3dt_channels_first.to_json.json", &f);
     cr_assert_eq(f.n, 1);
     cr_assert_str_eq(f.layers[0].class_name, "Conv3DTranspose");
     cr_assert_str_eq(f.layers[0].name, "conv3dt_channels_first");
@@ -164,9 +205,8 @@ Test(modelform, keras3_single_layer_model_json)
 /* The specs borrow the document's nodes: config and build_config. */
 Test(modelform, specs_borrow_the_document)
 {
-    struct dcv_json *doc = load("keras3_vae_decoder.to_json.json");
     struct dcv_modelform f;
-    must_parse(doc, &f);
+    struct dcv_json *doc = load_parsed("keras3_vae_decoder.to_json.json", &f);
     const struct dcv_json *dense = dcv_json_at(dcv_json_get(dcv_json_get(doc, "config"),
                                                             "layers"), 1);
     cr_assert_eq(f.layers[0].config, dcv_json_get(dense, "config"));
@@ -243,30 +283,11 @@ Test(modelform, single_layers_are_not_models)
 
 /* ---- hand-written forms (make_forms.py, from Keras's source) --------------- */
 
-Test(modelform, keras3_functional)
-{
-    vae_file("keras3_vae_decoder.functional.json", "Functional", DCV_KERAS_3, "input_layer");
-}
-
-/* tf.keras 2.15 writes "module" keys too; its keras_version decides. */
-Test(modelform, keras2_sequential)
-{
-    vae_file("keras2_vae_decoder.sequential.json", "Sequential", DCV_KERAS_2, "input_1");
-}
-
-/* No InputLayer: the first layer's batch_input_shape is the signature. */
-Test(modelform, keras2_sequential_without_input_layer)
-{
-    vae_file("keras2_vae_decoder.sequential_no_input.json", "Sequential", DCV_KERAS_2,
-             "input");
-}
-
 /* Keras 2.2: the layers list is the config. */
 Test(modelform, keras2_sequential_list_config)
 {
-    struct dcv_json *doc = load("keras2_vae_decoder.sequential_list.json");
     struct dcv_modelform f;
-    must_parse(doc, &f);
+    struct dcv_json *doc = load_parsed("keras2_vae_decoder.sequential_list.json", &f);
     cr_assert_eq(f.n, 5);
     cr_assert_str_eq(f.layers[4].name, "conv2d_transpose_2");
     cr_assert_eq(f.in_ndim, 2);
@@ -274,16 +295,6 @@ Test(modelform, keras2_sequential_list_config)
     cr_assert_str_eq(f.name, "model", "a list config has no name");
     dcv_modelform_release(&f);
     dcv_json_free(doc);
-}
-
-Test(modelform, keras2_functional)
-{
-    vae_file("keras2_vae_decoder.functional.json", "Functional", DCV_KERAS_2, "input_1");
-}
-
-Test(modelform, keras2_model_class_is_functional)
-{
-    vae_file("keras2_vae_decoder.model.json", "Functional", DCV_KERAS_2, "input_1");
 }
 
 /* The functional walk follows the graph, not the order of "layers". */
@@ -409,15 +420,9 @@ Test(modelform, writer_makes_a_chain_both_ways)
 {
     for (int k3 = 0; k3 < 2; k3++) {
         char *text = functional(k3, CHAIN, "[[\"in\", 0, 0]]", "[\"d2\", 0, 0]");
-        struct dcv_json *doc = pj(text);
         struct dcv_modelform f;
-        must_parse(doc, &f);
-        cr_assert_eq(f.n, 2);
-        cr_assert_str_eq(f.layers[0].name, "d1");
-        cr_assert_str_eq(f.layers[1].name, "d2");
-        cr_assert_eq(f.keras, k3 ? DCV_KERAS_3 : DCV_KERAS_2);
+        struct dcv_json *doc = chain_of(text, &f, "d1 d2", "in", k3 ? DCV_KERAS_3 : DCV_KERAS_2);
         cr_assert_eq(f.in_ndim, 2);
-        cr_assert_str_eq(f.input_name, "in");
         dcv_modelform_release(&f);
         dcv_json_free(doc);
         free(text);
@@ -563,15 +568,10 @@ Test(modelform, sequential_inside_functional)
         " \"inbound_nodes\": [{\"args\": [{\"class_name\": \"__keras_tensor__\", \"config\": "
         " {\"keras_history\": [\"body\", 0, 0]}}], \"kwargs\": {}}]}],"
         "\"input_layers\": [\"z\", 0, 0], \"output_layers\": [\"tail\", 0, 0]}}";
-    struct dcv_json *doc = pj(text);
     struct dcv_modelform f;
-    must_parse(doc, &f);
-    const char *names[] = { "head", "r", "up", "tail" };
-    cr_assert_eq(f.n, 4);
-    for (int i = 0; i < 4; i++) cr_assert_str_eq(f.layers[i].name, names[i]);
-    cr_assert_str_eq(f.input_name, "z", "the nested InputLayer is not the chain's input");
+    /* The nested InputLayer is not the chain's input. */
+    struct dcv_json *doc = chain_of(text, &f, "head r up tail", "z", DCV_KERAS_3);
     cr_assert_eq(f.in_shape[1], 8);
-    cr_assert_eq(f.keras, DCV_KERAS_3);
     dcv_modelform_release(&f);
     dcv_json_free(doc);
 }
@@ -593,16 +593,10 @@ Test(modelform, functional_inside_sequential_and_functional)
     snprintf(text, sizeof text, "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"s\", "
              "\"layers\": [%s, {\"class_name\": \"ReLU\", \"config\": {\"name\": \"act\"}}]}, "
              "\"keras_version\": \"2.11.0\"}", buf);
-    struct dcv_json *doc = pj(text);
     struct dcv_modelform f;
-    must_parse(doc, &f);
-    cr_assert_eq(f.n, 2);
-    cr_assert_str_eq(f.layers[0].name, "bd");
-    cr_assert_str_eq(f.layers[1].name, "act");
-    cr_assert_str_eq(f.input_name, "bi");
+    struct dcv_json *doc = chain_of(text, &f, "bd act", "bi", DCV_KERAS_2);
     cr_assert_eq(f.in_ndim, 2);
     cr_assert_eq(f.in_shape[1], 3);
-    cr_assert_eq(f.keras, DCV_KERAS_2);
     cr_assert_str_eq(f.class_name, "Sequential");
     dcv_modelform_release(&f);
     dcv_json_free(doc);
@@ -614,12 +608,7 @@ Test(modelform, functional_inside_sequential_and_functional)
              "{\"class_name\": \"Dense\", \"name\": \"out\", \"config\": {\"name\": \"out\"}, "
              "\"inbound_nodes\": [[[\"blk\", 1, 0, {}]]]}], \"input_layers\": [[\"x\", 0, 0]], "
              "\"output_layers\": [[\"out\", 0, 0]]}}", buf);
-    doc = pj(text);
-    must_parse(doc, &f);
-    cr_assert_eq(f.n, 2);
-    cr_assert_str_eq(f.layers[0].name, "bd");
-    cr_assert_str_eq(f.layers[1].name, "out");
-    cr_assert_str_eq(f.input_name, "x");
+    doc = chain_of(text, &f, "bd out", "x", DCV_KERAS_2);
     dcv_modelform_release(&f);
     dcv_json_free(doc);
 }
