@@ -340,6 +340,20 @@ deep = {"class_name": "Dense", "config": {"name": "d", "batch_input_shape": [Non
 for i in range(17):
     deep = {"class_name": "Sequential", "config": {"name": "s%d" % i, "layers": [deep]}}
 write("modelform", "deep.json", compact(deep))
+write("modelform", "too-deep.json",
+      compact({"class_name": "Sequential", "config": {"name": "top", "layers": [deep]}}))
+write("modelform", "long-name.json",
+      compact({"class_name": "Sequential", "config": {"name": "s", "layers": [
+          {"class_name": "Dense", "config": {"name": "n" * 130}}]}}))
+write("modelform", "bad-signature.json",
+      compact({"class_name": "Sequential", "config": {"name": "s",
+                                                     "build_input_shape": "(None, 2)",
+                                                     "layers": [{"class_name": "Dense",
+                                                                 "config": {"name": "d"}}]}}))
+write("modelform", "input-not-input-layer.json",
+      compact(functional([fn_layer("in", "InputLayer", [], False),
+                          fn_layer("a", "Dense", ["in"], False)], ["a", 0, 0], ["a", 0, 0],
+                         False)))
 write("modelform", "get-config-alone.json",
       compact({"name": "s", "build_input_shape": [None, 2, 2],
                "layers": [{"class_name": "Flatten", "config": {"name": "f"}},
