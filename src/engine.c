@@ -1,4 +1,4 @@
-/* engine.c — transposed convolutions on oneDNN: the engine's entry points.
+/* engine.c — convolutions (transposed and forward) on oneDNN: entry points.
  *
  * Design: one process-wide CPU engine. A kernel owns the Keras-layout
  * weights, the packed copies oneDNN asked for (usually one) and an LRU cache
@@ -100,9 +100,10 @@ int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
                              struct dcv_engine_kernel **out, char *err)
 {
     struct dcv_engine_kernel *k = NULL;
-    int64_t nk = conv->filters * conv->in_channels, in_sp[DCV_MAX_SPATIAL], out_sp[DCV_MAX_SPATIAL];
+    int64_t nk, in_sp[DCV_MAX_SPATIAL], out_sp[DCV_MAX_SPATIAL];
     int rc;
     if ((rc = dcv_engine_init(err)) || (rc = dcv_conv_validate(conv, err))) return rc;
+    nk = conv->filters * (conv->in_channels / dcv_conv_groups(conv));
     for (int i = 0; i < conv->rank; i++) nk *= conv->kernel[i];
     if (!(k = calloc(1, sizeof *k)) || !(k->keras_kernel = malloc(sizeof(float) * nk)) ||
         !(k->bias = calloc((size_t)conv->filters * tile_rows(conv->filters), sizeof(float))) ||
@@ -131,8 +132,10 @@ int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
     }
     for (int i = 0; i < conv->rank; i++) {
         in_sp[i] = prepack_in && prepack_in[i] > 0 ? prepack_in[i] : 8;
-        out_sp[i] = dcv_conv_output_length(in_sp[i], conv->kernel[i], conv->strides[i],
-                                           conv->dilation[i], conv->padding, -1);
+        if (conv->forward && in_sp[i] < dcv_conv_effective_kernel(conv->kernel[i],
+                                                                   conv->dilation[i]))
+            in_sp[i] = dcv_conv_effective_kernel(conv->kernel[i], conv->dilation[i]);
+        out_sp[i] = dcv_conv_out_length(conv, i, in_sp[i]);
     }
     struct plan *p;
     rc = dcv_engine_plan_acquire(k, 1, in_sp, out_sp, &p, err);

@@ -25,7 +25,7 @@
 #define MAX_POSTOPS 3
 #define TLS_MEMS 4             /* plans whose memory objects a thread keeps */
 
-enum { P_BF16, P_DECONV, P_POST, P_SOFTMAX, NPRIM };
+enum { P_BF16, P_MAIN, P_POST, P_SOFTMAX, NPRIM };
 
 struct plan {
     uint64_t id;               /* unique for the process: keys per-thread state */

@@ -1,8 +1,8 @@
 /* engine_plan.c — execution plans and a kernel's cache of them.
  *
  * A plan is the primitives for one (batch, in size, out size, OpenMP
- * threads): an f32→bf16 input reorder for native bf16, the deconvolution
- * without bias (fused bias/eltwise run a slow reference path in oneDNN
+ * threads): an f32→bf16 input reorder for native bf16, the deconvolution or
+ * convolution without bias (fused bias/eltwise run a slow reference path in oneDNN
  * 2.6), the bias add carrying the activation as eltwise post-ops unless
  * the epilogue (engine_epilogue.c) does it, and softmax. Weights are
  * reordered once per layout oneDNN asks for and shared by the plans. The
@@ -38,21 +38,40 @@ static void logical_dims(int64_t n, int64_t ch, const int64_t *sp, int rank, dnn
     for (int i = 0; i < rank; i++) d[2 + i] = sp[i];
 }
 
-/* The Keras kernel (*k, O, I) seen as oneDNN's (O, I, *k) through strides. */
+/* oneDNN's logical weight dims for c: (O, I, *k), or (G, O/G, I/G, *k) for
+ * a grouped forward convolution. Returns the number of dims. */
+static int weight_dims(const struct dcv_conv *c, dnnl_dims_t dims)
+{
+    int64_t g = dcv_conv_groups(c);
+    int n = 0;
+    if (g > 1) dims[n++] = g;
+    dims[n++] = c->filters / g;
+    dims[n++] = c->in_channels / g;
+    for (int i = 0; i < c->rank; i++) dims[n++] = c->kernel[i];
+    return n;
+}
+
+/* The Keras kernel seen as weight_dims() through strides: transposed
+ * (*k, O, I), forward (*k, I/G, O) with output channel o = group * O/G + oo. */
 static void keras_weights_md(const struct dcv_conv *c, dnnl_memory_desc_t *md)
 {
     dnnl_dims_t dims, strides;
-    int64_t step = c->filters * c->in_channels;
-    dims[0] = c->filters;
-    dims[1] = c->in_channels;
-    strides[0] = c->in_channels;
-    strides[1] = 1;
+    int64_t g = dcv_conv_groups(c), ig = c->in_channels / g;
+    int n = weight_dims(c, dims), sp = n - c->rank;
+    int64_t step = c->filters * ig;
+    if (!c->forward) {
+        strides[0] = c->in_channels;                 /* O */
+        strides[1] = 1;                              /* I */
+    } else {
+        if (g > 1) strides[0] = c->filters / g;      /* G */
+        strides[sp - 2] = 1;                         /* O / G */
+        strides[sp - 1] = c->filters;                /* I / G */
+    }
     for (int i = c->rank - 1; i >= 0; i--) {
-        dims[2 + i] = c->kernel[i];
-        strides[2 + i] = step;
+        strides[sp + i] = step;
         step *= c->kernel[i];
     }
-    dnnl_memory_desc_init_by_strides(md, c->rank + 2, dims, dnnl_f32, strides);
+    dnnl_memory_desc_init_by_strides(md, n, dims, dnnl_f32, strides);
 }
 
 void dcv_engine_plan_free(struct plan *p)
@@ -175,18 +194,16 @@ out:
     return rc;
 }
 
-static int build_deconv(struct dcv_engine_kernel *k, struct plan *p, char *err)
+/* The operation descriptor of c for p: a convolution or a deconvolution
+ * (both without bias), on the bf16 or f32 source. */
+static int main_desc(const struct dcv_conv *c, struct plan *p, bool bf16,
+                     const dnnl_memory_desc_t *wany, dnnl_primitive_desc_t *pd,
+                     dnnl_primitive_attr_t attr, char *err)
 {
-    const struct dcv_conv *c = &k->conv;
-    dnnl_memory_desc_t wany;
-    dnnl_deconvolution_desc_t dd;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_dims_t wd, strides, dil, pl, pr;
+    dnnl_dims_t strides, dil, pl, pr;
     int64_t pad_l[DCV_MAX_SPATIAL], pad_r[DCV_MAX_SPATIAL];
+    const dnnl_memory_desc_t *src = bf16 ? &p->bf16_md : &p->src_md;
     int rc = 0;
-    bool bf16 = c->dtype == DCV_DTYPE_BFLOAT16 && !k->emulate_bf16;
-
     dcv_conv_pads(c, p->in_sp, p->out_sp, pad_l, pad_r);
     for (int i = 0; i < c->rank; i++) {
         strides[i] = c->strides[i];
@@ -194,17 +211,40 @@ static int build_deconv(struct dcv_engine_kernel *k, struct plan *p, char *err)
         pl[i] = pad_l[i];
         pr[i] = pad_r[i];
     }
-    wd[0] = c->filters;
-    wd[1] = c->in_channels;
-    for (int i = 0; i < c->rank; i++) wd[2 + i] = c->kernel[i];
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&wany, c->rank + 2, wd, bf16 ? dnnl_bf16 : dnnl_f32,
-                                          dnnl_format_tag_any), "weights descriptor");
-    if ((rc = user_attr(&attr, err))) goto out;
-    DNNL_TRY(dnnl_dilated_deconvolution_forward_desc_init(
-                 &dd, dnnl_forward_inference, dnnl_deconvolution_direct,
-                 bf16 ? &p->bf16_md : &p->src_md, &wany, NULL, &p->dst_md, strides, dil, pl, pr),
-             "deconvolution descriptor");
-    DNNL_TRY(dnnl_primitive_desc_create(&pd, &dd, attr, dcv_engine_cpu(), NULL), "deconvolution");
+    if (c->forward) {
+        dnnl_convolution_desc_t cd;
+        DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(
+                     &cd, dnnl_forward_inference, dnnl_convolution_direct, src, wany, NULL,
+                     &p->dst_md, strides, dil, pl, pr), "convolution descriptor");
+        DNNL_TRY(dnnl_primitive_desc_create(pd, &cd, attr, dcv_engine_cpu(), NULL),
+                 "convolution");
+    } else {
+        dnnl_deconvolution_desc_t dd;
+        DNNL_TRY(dnnl_dilated_deconvolution_forward_desc_init(
+                     &dd, dnnl_forward_inference, dnnl_deconvolution_direct, src, wany, NULL,
+                     &p->dst_md, strides, dil, pl, pr), "deconvolution descriptor");
+        DNNL_TRY(dnnl_primitive_desc_create(pd, &dd, attr, dcv_engine_cpu(), NULL),
+                 "deconvolution");
+    }
+out:
+    return rc;
+}
+
+static int build_main(struct dcv_engine_kernel *k, struct plan *p, char *err)
+{
+    const struct dcv_conv *c = &k->conv;
+    dnnl_memory_desc_t wany;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_dims_t wd;
+    int rc = 0;
+    bool bf16 = c->dtype == DCV_DTYPE_BFLOAT16 && !k->emulate_bf16;
+
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&wany, weight_dims(c, wd), wd,
+                                          bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any),
+             "weights descriptor");
+    if ((rc = user_attr(&attr, err)) || (rc = main_desc(c, p, bf16, &wany, &pd, attr, err)))
+        goto out;
     p->wei_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     const char *impl = NULL;
     if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
@@ -219,7 +259,7 @@ static int build_deconv(struct dcv_engine_kernel *k, struct plan *p, char *err)
                 KV_I("batch", p->batch), KV_I("in0", p->in_sp[0]), KV_I("out0", p->out_sp[0]),
                 KV_I("threads", p->nthreads), KV_S("dtype", bf16 ? "bf16" : "f32"));
     }
-    rc = finish(pd, P_DECONV, p, err);
+    rc = finish(pd, P_MAIN, p, err);
     pd = NULL;
 out:
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -270,7 +310,7 @@ static int build_plan(struct dcv_engine_kernel *k, int64_t batch, const int64_t 
     for (int i = 0; i < c->rank + 2; i++) d[i] = i == 1 ? c->filters : 1;
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&p->bias_md, c->rank + 2, d, dnnl_f32, data_tag(c)),
              "bias descriptor");
-    if ((rc = build_deconv(k, p, err))) goto out;
+    if ((rc = build_main(k, p, err))) goto out;
     if (c->dtype == DCV_DTYPE_BFLOAT16) {
         if (!k->emulate_bf16) rc = build_to_bf16(p, err);
         else p->bf16_bytes = dnnl_memory_desc_get_size(&p->src_md);   /* rounded copy */

@@ -59,7 +59,7 @@ static int run_plan(struct dcv_engine_kernel *k, struct plan *p, const float *sr
     a[0] = (dnnl_exec_arg_t){ DNNL_ARG_SRC, msrc };
     a[1] = (dnnl_exec_arg_t){ DNNL_ARG_WEIGHTS, m->m[M_WEI] };
     a[2] = (dnnl_exec_arg_t){ DNNL_ARG_DST, m->m[M_DST] };
-    if ((rc = dcv_engine_exec_prim(p, P_DECONV, t, m, a, 3, err))) goto out;
+    if ((rc = dcv_engine_exec_prim(p, P_MAIN, t, m, a, 3, err))) goto out;
     if (k->own_epilogue) {
         DNNL_TRY(dnnl_stream_wait(t->stream), "execution");
         dcv_engine_epilogue_run(k, p, dst);
