@@ -211,21 +211,17 @@ static int main_desc(const struct dcv_conv *c, struct plan *p, bool bf16,
         pl[i] = pad_l[i];
         pr[i] = pad_r[i];
     }
-    if (c->forward) {
-        dnnl_convolution_desc_t cd;
+    union { dnnl_convolution_desc_t conv; dnnl_deconvolution_desc_t deconv; } d;
+    const char *what = c->forward ? "convolution" : "deconvolution";
+    if (c->forward)
         DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(
-                     &cd, dnnl_forward_inference, dnnl_convolution_direct, src, wany, NULL,
+                     &d.conv, dnnl_forward_inference, dnnl_convolution_direct, src, wany, NULL,
                      &p->dst_md, strides, dil, pl, pr), "convolution descriptor");
-        DNNL_TRY(dnnl_primitive_desc_create(pd, &cd, attr, dcv_engine_cpu(), NULL),
-                 "convolution");
-    } else {
-        dnnl_deconvolution_desc_t dd;
+    else
         DNNL_TRY(dnnl_dilated_deconvolution_forward_desc_init(
-                     &dd, dnnl_forward_inference, dnnl_deconvolution_direct, src, wany, NULL,
-                     &p->dst_md, strides, dil, pl, pr), "deconvolution descriptor");
-        DNNL_TRY(dnnl_primitive_desc_create(pd, &dd, attr, dcv_engine_cpu(), NULL),
-                 "deconvolution");
-    }
+                     &d.deconv, dnnl_forward_inference, dnnl_deconvolution_direct, src, wany,
+                     NULL, &p->dst_md, strides, dil, pl, pr), "deconvolution descriptor");
+    DNNL_TRY(dnnl_primitive_desc_create(pd, &d, attr, dcv_engine_cpu(), NULL), what);
 out:
     return rc;
 }

@@ -225,16 +225,24 @@ static int parse_input_shape(const struct dcv_json *cfg, struct dcv_layer *l, ch
     return 0;
 }
 
-int dcv_layer_parse_filters(const struct dcv_json *cfg, int64_t *out, char *err)
+int dcv_layer_parse_window(const struct dcv_json *cfg, struct dcv_conv *c, char *err)
 {
     const struct dcv_json *fv = dcv_json_get(cfg, "filters");
     if (!fv)
         return dcv_errf(err, DCV_EINVAL, "'filters' is required");
-    if (!dcv_json_int(fv, INT32_MIN, INT32_MAX, out) || *out <= 0 || *out > DCV_MAX_CHANNELS)
+    if (!dcv_json_int(fv, INT32_MIN, INT32_MAX, &c->filters) || c->filters <= 0 ||
+        c->filters > DCV_MAX_CHANNELS)
         return dcv_errf(err, DCV_EINVAL, "filters must be a positive integer (at most %d), "
                         "got %s %g", DCV_MAX_CHANNELS, dcv_json_type_name(fv),
                         dcv_json_number(fv));
-    return 0;
+    int rc;
+    if ((rc = dcv_layer_parse_tuple(cfg, "kernel_size", c->rank, -1, 1, DCV_MAX_KERNEL,
+                                    c->kernel, err)) ||
+        (rc = dcv_layer_parse_tuple(cfg, "strides", c->rank, 1, 1, DCV_MAX_STRIDE, c->strides,
+                                    err)))
+        return rc;
+    return dcv_layer_parse_tuple(cfg, "dilation_rate", c->rank, 1, 1, DCV_MAX_DILATION,
+                                 c->dilation, err);
 }
 
 int dcv_layer_check_strides_dilation(const struct dcv_conv *c, char *err)
@@ -252,15 +260,8 @@ static int parse_geometry(const struct dcv_json *cfg, struct dcv_layer *l, char 
 {
     struct dcv_conv *c = &l->conv;
     int rc;
-    if ((rc = dcv_layer_parse_filters(cfg, &c->filters, err)) ||
-        (rc = dcv_layer_parse_tuple(cfg, "kernel_size", c->rank, -1, 1, DCV_MAX_KERNEL,
-                                    c->kernel, err)) ||
-        (rc = dcv_layer_parse_tuple(cfg, "strides", c->rank, 1, 1, DCV_MAX_STRIDE, c->strides,
-                                    err)) ||
-        (rc = dcv_layer_parse_tuple(cfg, "dilation_rate", c->rank, 1, 1, DCV_MAX_DILATION,
-                                    c->dilation, err)))
-        return rc;
-    if ((rc = dcv_layer_parse_padding(cfg, l->class_name, false, &c->padding, err)) ||
+    if ((rc = dcv_layer_parse_window(cfg, c, err)) ||
+        (rc = dcv_layer_parse_padding(cfg, l->class_name, false, &c->padding, err)) ||
         (rc = parse_output_padding(cfg, l, err)) ||
         (rc = dcv_layer_parse_data_format(cfg, c, err)))
         return rc;

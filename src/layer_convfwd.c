@@ -92,13 +92,7 @@ static int parse_geometry(const struct dcv_json *cfg, struct convfwd *l, char *e
 {
     struct dcv_conv *c = &l->conv;
     int rc;
-    if ((rc = dcv_layer_parse_filters(cfg, &c->filters, err)) ||
-        (rc = dcv_layer_parse_tuple(cfg, "kernel_size", c->rank, -1, 1, DCV_MAX_KERNEL,
-                                    c->kernel, err)) ||
-        (rc = dcv_layer_parse_tuple(cfg, "strides", c->rank, 1, 1, DCV_MAX_STRIDE, c->strides,
-                                    err)) ||
-        (rc = dcv_layer_parse_tuple(cfg, "dilation_rate", c->rank, 1, 1, DCV_MAX_DILATION,
-                                    c->dilation, err)) ||
+    if ((rc = dcv_layer_parse_window(cfg, c, err)) ||
         (rc = dcv_layer_parse_padding(cfg, l->cls, c->rank == 1, &c->padding, err)) ||
         (rc = dcv_layer_parse_data_format(cfg, c, err)) || (rc = parse_groups(cfg, c, err)))
         return rc;

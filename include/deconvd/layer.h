@@ -71,8 +71,9 @@ int dcv_layer_parse_data_format(const struct dcv_json *cfg, struct dcv_conv *c, 
 int dcv_layer_parse_dtype(const struct dcv_json *cfg, struct dcv_conv *c, char *err);
 int dcv_layer_parse_bool(const struct dcv_json *cfg, const char *key, bool dflt, bool *out,
                          char *err);
-/* "filters": required, in [1, DCV_MAX_CHANNELS]. */
-int dcv_layer_parse_filters(const struct dcv_json *cfg, int64_t *out, char *err);
+/* "filters" (required, in [1, DCV_MAX_CHANNELS]), "kernel_size"
+ * (required), "strides" and "dilation_rate" for c->rank dims. */
+int dcv_layer_parse_window(const struct dcv_json *cfg, struct dcv_conv *c, char *err);
 /* Keras's rule: no strides > 1 together with dilation_rate > 1. */
 int dcv_layer_check_strides_dilation(const struct dcv_conv *c, char *err);
 
