@@ -561,3 +561,31 @@ Test(layer_convfwd, folds_refused_where_they_would_change_the_result)
     assert_err(l.cls->fold_affine(l.state, 1, one, zero, err), DCV_EUNSUPP, err, "axis 1");
     drop(&l);
 }
+
+/* Chunked runs (the stop flag's checkpoints) give the whole run's values,
+ * and f32 forward convolutions get a JIT implementation, not oneDNN's
+ * reference loops. */
+Test(layer_convfwd, chunked_run_equals_whole_run_on_a_jit_kernel)
+{
+    struct dcv_conv c = { .rank = 2, .in_channels = 8, .filters = 16, .kernel = { 3, 3 },
+                          .strides = { 1, 1 }, .dilation = { 1, 1 },
+                          .padding = DCV_PADDING_SAME, .use_bias = true, .forward = true,
+                          .act = { .kind = DCV_ACT_RELU, .max_value = INFINITY } };
+    struct dcv_engine_kernel *k;
+    struct dcv_engine_stats st;
+    char err[DCV_ERRLEN];
+    int64_t sp[2] = { 12, 10 }, n = 5 * 12 * 10;
+    float *w = noise(3 * 3 * 8 * 16, 0.5f), *b = noise(16, 0.5f), *x = noise((size_t)n * 8, 1);
+    float *whole = malloc(sizeof(float) * (size_t)n * 16), *parts = malloc(sizeof(float) * (size_t)n * 16);
+    cr_assert_eq(dcv_engine_kernel_create(&c, w, b, 0, sp, &k, err), 0, "%s", err);
+    cr_assert_eq(dcv_engine_run(k, x, 5, sp, sp, whole, NULL, err), 0, "%s", err);
+    dcv_engine_set_chunk_items(2);
+    cr_assert_eq(dcv_engine_run(k, x, 5, sp, sp, parts, NULL, err), 0, "%s", err);
+    dcv_engine_set_chunk_items(0);
+    cr_assert_eq(memcmp(whole, parts, sizeof(float) * (size_t)n * 16), 0);
+    dcv_engine_kernel_stats(k, &st);
+    cr_assert_geq(st.chunked_runs, 1);
+    cr_assert(strncmp(st.impl, "ref", 3) != 0, "implementation %s", st.impl);
+    dcv_engine_kernel_free(k);
+    free(w), free(b), free(x), free(whole), free(parts);
+}
