@@ -112,8 +112,10 @@ int dcv_layer_parse_padding(const struct dcv_json *cfg, const char *cls, bool ca
     else
         return dcv_errf(err, DCV_EINVAL, "padding '%.32s' is not supported by %s: use "
                         "'valid' or 'same'%s", p, cls, causal_ok ? " or 'causal'"
-                        : strcasecmp(p, "causal") == 0 ? " (causal padding exists only for "
-                        "Conv1D, not its transpose nor Conv2D/Conv3D)" : "");
+                        : strcasecmp(p, "causal") != 0 ? ""
+                        : strstr(cls, "Transpose") ? " (causal padding exists only for "
+                        "Conv1D, not its transpose)" : " (causal padding exists only for "
+                        "Conv1D)");
     return 0;
 }
 
