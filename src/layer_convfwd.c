@@ -168,7 +168,7 @@ static int check_channels(struct convfwd *l, int64_t ch, char *err)
         return dcv_errf(err, DCV_ESHAPE, "%s: the number of input channels (%lld) must be "
                         "divisible by groups (%lld)", l->cls, (long long)ch,
                         (long long)dcv_conv_groups(c));
-    c->in_channels = ch;        /* learnt from the load-time signature */
+    if (!c->in_channels) c->in_channels = ch;   /* learnt from the load-time signature */
     return 0;
 }
 

@@ -589,3 +589,50 @@ Test(layer_convfwd, chunked_run_equals_whole_run_on_a_jit_kernel)
     dcv_engine_kernel_free(k);
     free(w), free(b), free(x), free(whole), free(parts);
 }
+
+/* Whole get_config() dicts as Keras 3.15 (DTypePolicy, serialized
+ * initializers, every regularizer/constraint key) and tf.keras 2 (plain
+ * dtype, batch_input_shape, causal Conv1D) write them. */
+Test(layer_convfwd, keras3_and_tf_keras2_configs_parse)
+{
+    static const char k3[] =
+        "{\"name\": \"conv2d\", \"trainable\": true, \"dtype\": {\"module\": \"keras\", "
+        "\"class_name\": \"DTypePolicy\", \"config\": {\"name\": \"float32\"}, "
+        "\"registered_name\": null}, \"filters\": 8, \"kernel_size\": [3, 3], \"strides\": "
+        "[1, 1], \"padding\": \"same\", \"data_format\": \"channels_last\", \"dilation_rate\": "
+        "[1, 1], \"groups\": 1, \"activation\": \"relu\", \"use_bias\": true, "
+        "\"kernel_initializer\": {\"module\": \"keras.initializers\", \"class_name\": "
+        "\"GlorotUniform\", \"config\": {\"seed\": null}, \"registered_name\": null}, "
+        "\"bias_initializer\": {\"module\": \"keras.initializers\", \"class_name\": \"Zeros\", "
+        "\"config\": {}, \"registered_name\": null}, \"kernel_regularizer\": null, "
+        "\"bias_regularizer\": null, \"activity_regularizer\": null, \"kernel_constraint\": "
+        "null, \"bias_constraint\": null}";
+    static const char k2[] =
+        "{\"name\": \"conv1d\", \"trainable\": true, \"batch_input_shape\": [null, 16, 2], "
+        "\"dtype\": \"float32\", \"filters\": 4, \"kernel_size\": [5], \"strides\": [1], "
+        "\"padding\": \"causal\", \"data_format\": \"channels_last\", \"dilation_rate\": [2], "
+        "\"groups\": 2, \"activation\": \"linear\", \"use_bias\": true, "
+        "\"kernel_initializer\": {\"class_name\": \"GlorotUniform\", \"config\": {\"seed\": "
+        "null}}, \"bias_initializer\": {\"class_name\": \"Zeros\", \"config\": {}}, "
+        "\"kernel_regularizer\": {\"class_name\": \"L2\", \"config\": {\"l2\": 0.01}}, "
+        "\"bias_regularizer\": null, \"activity_regularizer\": null, \"kernel_constraint\": "
+        "{\"class_name\": \"MaxNorm\", \"config\": {\"max_value\": 2, \"axis\": 0}}, "
+        "\"bias_constraint\": null}";
+    const struct dcv_shape in2 = { 4, { 1, 6, 6, 3 } }, in1 = { 3, { 2, 16, 2 } };
+    struct inst l;
+    char err[DCV_ERRLEN];
+    cr_assert_eq(make("Conv2D", k3, &in2, &l, err), 0, "%s", err);
+    cr_assert_eq(l.cls->activation(l.state)->kind, DCV_ACT_RELU);
+    cr_assert_eq(l.out.d[1], 6);
+    drop(&l);
+    cr_assert_eq(make("Conv1D", k2, &in1, &l, err), 0, "%s", err);
+    cr_assert_eq(l.out.d[1], 16);
+    cr_assert_eq(l.out.d[2], 4);
+    struct dcv_json *cfg = l.cls->config(l.state);
+    char *s = dcv_json_print(cfg);
+    cr_assert_not_null(strstr(s, "\"padding\":\"causal\""), "%s", s);
+    cr_assert_not_null(strstr(s, "MaxNorm"), "%s", s);
+    free(s);
+    dcv_json_free(cfg);
+    drop(&l);
+}
