@@ -118,6 +118,7 @@ static int parse_rank(const struct dcv_json *cfg, const struct dcv_layer_ctx *ct
     if ((rc = parse_geometry(cfg, l, err)) ||
         (rc = dcv_activation_parse_ex(dcv_json_get(cfg, "activation"), ctx->keras,
                                       &l->conv.act, err)) ||
+        (rc = dcv_activation_check_fused(&l->conv.act, l->cls, err)) ||
         (rc = dcv_layer_parse_bool(cfg, "use_bias", true, &l->conv.use_bias, err)) ||
         (rc = dcv_layer_parse_dtype(cfg, &l->conv, err)) ||
         (rc = dcv_init_parse(dcv_json_get(cfg, "kernel_initializer"), "glorot_uniform",
