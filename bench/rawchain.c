@@ -389,84 +389,121 @@ static void print_series(FILE *f, const char *what, const char *impl, const stru
             bu_quantile(s->t, s->n, 0.1), bu_quantile(s->t, s->n, 0.9), s->n);
 }
 
-/* Series: prims[0..n), alt[0..nalt), back to back, engine. */
+/* What one timed sample runs: a chain primitive (0..n), an alternative
+ * (ALT + i), the chain back to back, or the engine. */
+enum { ALT = 100, ALL = 200, ENG = 201 };
+
+struct run {
+    struct rc *r;
+    const struct dcv_model *m;
+    int nt;
+    int64_t shape[2];
+    const float *in;
+    float *out;
+    size_t nout;
+    char err[DCV_ERRLEN];
+};
+
+static int run_one(struct run *x, int job)
+{
+    if (job < ALT) return exec(x->r, &x->r->prims[job]);
+    if (job < ALL) return exec(x->r, &x->r->alt[job - ALT]);
+    if (job == ALL) return exec_all(x->r);
+    dcv_engine_set_threads(x->nt);
+    return dcv_model_infer(x->m, x->in, x->shape, 2, x->out, x->nout, NULL, x->err);
+}
+
+/* Runs jobs[0..n) in rotating order for `secs` (at least 15 rounds), each
+ * sample into s[i]. Each round touches each job's weights once, so none
+ * is favoured by the cache. */
+static void rounds(struct run *x, const int *jobs, int n, struct series *s, double secs)
+{
+    for (int i = 0; i < n; i++) s[i] = (struct series){ malloc(MAX_SAMPLES * sizeof(double)), 0 };
+    double t0 = bu_now();
+    for (size_t it = 0; it < MAX_SAMPLES && (it < 15 || bu_now() - t0 < secs); it++)
+        for (int k = 0; k < n; k++) {
+            int i = (int)((it + (size_t)k) % (size_t)n);
+            double a = bu_now();
+            run_one(x, jobs[i]);
+            if (s[i].t) s[i].t[s[i].n++] = bu_now() - a;
+        }
+}
+
+static double med(const struct series *s) { return s->n ? bu_median(s->t, s->n) : 0.0; }
+static double p10(const struct series *s) { return s->n ? bu_quantile(s->t, s->n, 0.1) : 0.0; }
+
+/* Three interleaved rounds: (1) the chain's primitives, each on its own,
+ * and the engine: the goal ratio; (2) the primitives back to back and the
+ * engine; (3) the alternatives. */
 static int measure(FILE *f, struct rc *r, const struct dcv_model *m, int nt)
 {
-    int ns = r->n + r->nalt + (m ? 2 : 1), eng_i = m ? ns - 1 : ns, all_i = r->n + r->nalt;
-    struct series s[MAX_PRIMS + 2 * MAX_STEPS + 2] = { { NULL, 0 } };
-    int64_t shape[2] = { r->batch, r->w->latent };
-    size_t nout = (size_t)(r->batch * r->w->out_hw * r->w->out_hw * r->w->out_c);
-    float *out = malloc(nout * sizeof *out), *in = NULL;
-    char err[DCV_ERRLEN];
-    dnnl_memory_get_data_handle(r->src, (void **)&in);
-    if (!out) return -1;
-    for (int i = 0; i < ns; i++) s[i] = (struct series){ malloc(MAX_SAMPLES * sizeof(double)), 0 };
+    struct run x = { .r = r, .m = m, .nt = nt, .shape = { r->batch, r->w->latent } };
+    struct series s1[MAX_PRIMS + 1] = { { NULL, 0 } }, s2[2] = { { NULL, 0 } },
+                  s3[2 * MAX_STEPS] = { { NULL, 0 } };
+    int jobs[MAX_PRIMS + 1], nj = 0, ne = m ? 1 : 0;
+    x.nout = (size_t)(r->batch * r->w->out_hw * r->w->out_hw * r->w->out_c);
+    x.out = malloc(x.nout * sizeof *x.out);
+    dnnl_memory_get_data_handle(r->src, (void **)&x.in);
+    if (!x.out) return -1;
     omp_set_num_threads(nt);
-    dcv_engine_set_threads(nt);
     double t0 = bu_now();
     while (bu_now() - t0 < g_secs * 0.15) {       /* warm-up; builds the engine's plan */
         exec_all(r);
         for (int i = 0; i < r->nalt; i++) exec(r, &r->alt[i]);
-        if (m && dcv_model_infer(m, in, shape, 2, out, nout, NULL, err)) {
-            fprintf(stderr, "rawchain: %s: %s\n", r->w->name, err);
+        if (m && run_one(&x, ENG)) {
+            fprintf(stderr, "rawchain: %s: %s\n", r->w->name, x.err);
             return -1;
         }
     }
-    t0 = bu_now();
-    for (size_t it = 0; it < MAX_SAMPLES && (it < 15 || bu_now() - t0 < g_secs); it++) {
-        for (int k = 0; k < ns; k++) {
-            int which = (int)((it + (size_t)k) % (size_t)ns);
-            double a = bu_now();
-            if (which < r->n) exec(r, &r->prims[which]);
-            else if (which < r->n + r->nalt) exec(r, &r->alt[which - r->n]);
-            else if (which == all_i) exec_all(r);
-            else {
-                dcv_engine_set_threads(nt);
-                dcv_model_infer(m, in, shape, 2, out, nout, NULL, err);
-            }
-            s[which].t[s[which].n++] = bu_now() - a;
-        }
+    for (nj = 0; nj < r->n; nj++) jobs[nj] = nj;
+    jobs[nj] = ENG;
+    rounds(&x, jobs, nj + ne, s1, g_secs);
+    jobs[0] = ALL, jobs[1] = ENG;
+    rounds(&x, jobs, 1 + ne, s2, g_secs * 0.5);
+    for (int i = 0; i < r->nalt; i++) jobs[i] = ALT + i;
+    rounds(&x, jobs, r->nalt, s3, g_secs * 0.5);
+
+    double sum = 0, sum_p10 = 0, sum_ip = 0, eng = med(&s1[nj]), all = med(&s2[0]);
+    for (int i = 0; i < r->n; i++) {
+        sum += med(&s1[i]);
+        sum_p10 += p10(&s1[i]);
     }
-    for (int i = ns; i <= eng_i; i++)   /* no model: no engine series */
-        s[i] = (struct series){ calloc(1, sizeof(double)), 1 };
-    double sum = 0, eng = bu_median(s[eng_i].t, s[eng_i].n), all = bu_median(s[all_i].t, s[all_i].n);
     /* the same sum with the Dense step (its two primitives, the first ones)
      * replaced by one inner_product carrying bias and activation */
-    double sum_ip = 0, sum_p10 = 0;
-    for (int i = 0; i < r->n; i++) {
-        sum += bu_median(s[i].t, s[i].n);
-        sum_p10 += bu_quantile(s[i].t, s[i].n, 0.1);
-    }
     for (int i = 0; i < r->nalt; i++)
         if (strstr(r->alt[i].what, "inner_product"))
-            sum_ip = sum - bu_median(s[0].t, s[0].n) -
-                     (r->w->st[0].bias || r->w->st[0].act != A_LINEAR ? bu_median(s[1].t, s[1].n) : 0) +
-                     bu_median(s[r->n + i].t, s[r->n + i].n);
+            sum_ip = sum - med(&s1[0]) -
+                     (r->w->st[0].bias || r->w->st[0].act != A_LINEAR ? med(&s1[1]) : 0) +
+                     med(&s3[i]);
     fprintf(f, "\"t%d\": {\"primitives\": [", nt);
     for (int i = 0; i < r->n; i++) {
-        print_series(f, r->prims[i].what, r->prims[i].impl, &s[i]);
+        print_series(f, r->prims[i].what, r->prims[i].impl, &s1[i]);
         fprintf(f, ", ");
     }
     fprintf(f, "{}], \"alternatives\": [");
     for (int i = 0; i < r->nalt; i++) {
-        print_series(f, r->alt[i].what, r->alt[i].impl, &s[r->n + i]);
+        print_series(f, r->alt[i].what, r->alt[i].impl, &s3[i]);
         fprintf(f, ", ");
     }
-    fprintf(f, "{}], ");
-    fprintf(f, "\"back_to_back\": ");
-    print_series(f, "all primitives back to back", "", &s[all_i]);
-    fprintf(f, ", \"engine\": ");
-    print_series(f, "dcv_model_infer", "", &s[eng_i]);
+    fprintf(f, "{}], \"engine\": ");
+    print_series(f, "dcv_model_infer (with the primitives)", "", &s1[nj]);
+    fprintf(f, ", \"back_to_back\": ");
+    print_series(f, "all primitives back to back", "", &s2[0]);
+    fprintf(f, ", \"engine_b2b_round\": ");
+    print_series(f, "dcv_model_infer (with back to back)", "", &s2[1]);
+    double eng2 = med(&s2[1]);
     fprintf(f, ", \"sum_primitives_s\": %.9g, \"sum_primitives_dense_as_inner_product_s\": %.9g, "
             "\"engine_over_sum\": %.6g, \"engine_over_back_to_back\": %.6g, "
             "\"engine_over_sum_dense_ip\": %.6g, \"sum_primitives_p10_s\": %.9g, "
-            "\"engine_p10_over_sum_p10\": %.6g}", sum, sum_ip, eng / sum, eng / all, eng / sum_ip,
-            sum_p10, bu_quantile(s[eng_i].t, s[eng_i].n, 0.1) / sum_p10);
-    fprintf(stderr, "rawchain %-11s %dt sum of %d primitives %8.3f ms  back-to-back %8.3f ms  "
-            "engine %8.3f ms  engine/sum %.3f\n", r->w->name, nt, r->n, sum * 1e3, all * 1e3,
-            eng * 1e3, eng / sum);
-    for (int i = 0; i <= eng_i; i++) free(s[i].t);
-    free(out);
+            "\"engine_p10_over_sum_p10\": %.6g}", sum, sum_ip, eng / sum, all > 0 ? eng2 / all : 0,
+            eng / sum_ip, sum_p10, p10(&s1[nj]) / sum_p10);
+    fprintf(stderr, "rawchain %-11s %dt sum of %d primitives %8.3f ms  engine %8.3f ms  engine/sum "
+            "%.3f | back-to-back %8.3f ms  engine %8.3f ms  engine/b2b %.3f\n", r->w->name, nt, r->n,
+            sum * 1e3, eng * 1e3, eng / sum, all * 1e3, eng2 * 1e3, all > 0 ? eng2 / all : 0);
+    for (int i = 0; i <= nj; i++) free(s1[i].t);
+    for (int i = 0; i < 2; i++) free(s2[i].t);
+    for (int i = 0; i < r->nalt; i++) free(s3[i].t);
+    free(x.out);
     return 0;
 }
 
