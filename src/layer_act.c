@@ -1,0 +1,434 @@
+/* layer_act.c — the activation layers: Activation, ReLU, LeakyReLU, ELU,
+ * Softmax and PReLU.
+ *
+ * Registry entries (layers.h). All but PReLU are a struct dcv_activation
+ * read by the activation module (dcv_activation_parse_ex, with the Keras
+ * that wrote the config): this file checks the ranges Keras checks, offers
+ * the activation for fusion into a preceding convolution (as_activation)
+ * and otherwise runs dcv_activation_apply. Softmax takes an axis or a list
+ * of adjacent axes and runs over [outer][axes][inner]. PReLU owns its
+ * alpha weight (input shape with shared axes set to 1) and runs with a
+ * broadcast inner loop. Parse/shape/weights/bind on the loading thread;
+ * run on any worker, concurrently.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deconvd/error.h"
+#include "deconvd/json.h"
+#include "deconvd/layerargs.h"
+#include "deconvd/layers.h"
+
+struct act_layer {
+    struct dcv_activation act;
+    int naxes;                  /* Softmax: axes as configured (may be negative) */
+    int axes[DCV_MAX_DIMS];
+    struct dcv_json *config;
+};
+
+static int act_new(const struct dcv_json *cfg, const struct act_layer *l, void **state, char *err)
+{
+    struct act_layer *s = malloc(sizeof *s);
+    if (!s || !(*s = *l, s->config = dcv_json_dup(cfg))) {
+        free(s);
+        return dcv_errf(err, DCV_ENOMEM, "out of memory");
+    }
+    *state = s;
+    return 0;
+}
+
+/* Reads the layer config as the activation {"class_name": cls, "config":
+ * cfg}, so that the activation module alone defines the function. */
+static int parse_as_activation(const char *cls, const struct dcv_json *cfg,
+                               enum dcv_keras keras, struct dcv_activation *act, char *err)
+{
+    struct dcv_json *spec = dcv_json_new_object();
+    if (!spec || dcv_json_add(spec, "class_name", dcv_json_new_string(cls)) ||
+        dcv_json_add(spec, "config", dcv_json_dup(cfg))) {
+        dcv_json_free(spec);
+        return dcv_errf(err, DCV_ENOMEM, "out of memory");
+    }
+    int rc = dcv_activation_parse_ex(spec, keras, act, err);
+    dcv_json_free(spec);
+    return rc;
+}
+
+static int activation_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx,
+                            void **state, char *err)
+{
+    struct act_layer l = { 0 };
+    const struct dcv_json *a = dcv_json_get(cfg, "activation");
+    if (!a)
+        return dcv_errf(err, DCV_EINVAL, "Activation: 'activation' is required");
+    char sub[DCV_ERRLEN];
+    int rc = dcv_activation_parse_ex(a, ctx->keras, &l.act, sub);
+    if (rc) return dcv_errf(err, rc, "Activation: %s", sub);
+    return act_new(cfg, &l, state, err);
+}
+
+/* Keras refuses None and negative values for these (tf.keras 2 lets
+ * LeakyReLU's alpha be negative). */
+static int nonneg(const struct dcv_json *cfg, const char *layer, const char *key, bool null_ok,
+                  double lo, char *err)
+{
+    const struct dcv_json *v = dcv_json_get(cfg, key);
+    double d;
+    if (v && dcv_json_type(v) == DCV_JSON_NULL && !null_ok)
+        return dcv_errf(err, DCV_EINVAL, "%s: '%s' cannot be null", layer, key);
+    return dcv_layerargs_number(cfg, layer, key, 0, lo, INFINITY, &d, err);
+}
+
+static int relu_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx, void **state,
+                      char *err)
+{
+    struct act_layer l = { 0 };
+    int rc;
+    if ((rc = nonneg(cfg, "ReLU", "max_value", true, 0, err)) ||
+        (rc = nonneg(cfg, "ReLU", "negative_slope", false, 0, err)) ||
+        (rc = nonneg(cfg, "ReLU", "threshold", false, 0, err)) ||
+        (rc = parse_as_activation("ReLU", cfg, ctx->keras, &l.act, err)))
+        return rc;
+    return act_new(cfg, &l, state, err);
+}
+
+static int leaky_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx, void **state,
+                       char *err)
+{
+    struct act_layer l = { 0 };
+    double lo = ctx->keras == DCV_KERAS_2 ? -INFINITY : 0;
+    int rc;
+    if ((rc = nonneg(cfg, "LeakyReLU", "negative_slope", false, lo, err)) ||
+        (rc = nonneg(cfg, "LeakyReLU", "alpha", false, lo, err)) ||
+        (rc = parse_as_activation("LeakyReLU", cfg, ctx->keras, &l.act, err)))
+        return rc;
+    return act_new(cfg, &l, state, err);
+}
+
+static int elu_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx, void **state,
+                     char *err)
+{
+    struct act_layer l = { 0 };
+    int rc;
+    if ((rc = nonneg(cfg, "ELU", "alpha", false, -INFINITY, err)) ||
+        (rc = parse_as_activation("ELU", cfg, ctx->keras, &l.act, err)))
+        return rc;
+    return act_new(cfg, &l, state, err);
+}
+
+static int softmax_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx,
+                         void **state, char *err)
+{
+    (void)ctx;
+    struct act_layer l = { .act = { .kind = DCV_ACT_SOFTMAX, .max_value = INFINITY } };
+    const struct dcv_json *a = dcv_json_get(cfg, "axis");
+    int64_t v = -1;
+    bool list = dcv_json_type(a) == DCV_JSON_ARRAY;
+    bool ok = !a || dcv_json_type(a) == DCV_JSON_NULL ||
+              dcv_json_int(a, -DCV_MAX_DIMS, DCV_MAX_DIMS - 1, &v) ||
+              (list && dcv_json_size(a) >= 1 && dcv_json_size(a) <= DCV_MAX_DIMS);
+    l.naxes = 1, l.axes[0] = (int)v;
+    if (ok && list) {
+        l.naxes = (int)dcv_json_size(a);
+        for (int i = 0; ok && i < l.naxes; i++) {
+            ok = dcv_json_int(dcv_json_at(a, (size_t)i), -DCV_MAX_DIMS, DCV_MAX_DIMS - 1, &v);
+            l.axes[i] = (int)v;
+        }
+    }
+    if (!ok)
+        return dcv_errf(err, DCV_EINVAL, "Softmax: 'axis' must be an integer or a list of "
+                        "integers in [%d, %d]", -DCV_MAX_DIMS, DCV_MAX_DIMS - 1);
+    return act_new(cfg, &l, state, err);
+}
+
+static void act_free(void *state)
+{
+    struct act_layer *l = state;
+    if (l) dcv_json_free(l->config);
+    free(l);
+}
+
+/* Softmax's axes for rank ndim as one block [lo, hi]; -1 with a message
+ * when an axis is out of range, the batch axis, or the axes are not
+ * adjacent. */
+static int softmax_block(const struct act_layer *l, int ndim, int *lo, int *hi, char *err)
+{
+    bool seen[DCV_MAX_DIMS] = { false };
+    *lo = ndim, *hi = -1;
+    for (int i = 0; i < l->naxes; i++) {
+        int a = l->axes[i] < 0 ? l->axes[i] + ndim : l->axes[i];
+        if (a < 1 || a >= ndim)
+            return dcv_errf(err, DCV_ESHAPE, "Softmax: axis %d does not fit an input of rank %d "
+                            "(the batch axis is not allowed)", l->axes[i], ndim);
+        seen[a] = true;
+        *lo = a < *lo ? a : *lo, *hi = a > *hi ? a : *hi;
+    }
+    for (int a = *lo; a <= *hi; a++)
+        if (!seen[a])
+            return dcv_errf(err, DCV_EUNSUPP, "Softmax: axes that are not adjacent are not "
+                            "supported (axis %d lies between them)", a);
+    return 0;
+}
+
+static int act_shape(void *state, const struct dcv_shape *in, struct dcv_shape *out, char *err)
+{
+    const struct act_layer *l = state;
+    int lo, hi, rc;
+    if (l->act.kind == DCV_ACT_SOFTMAX && in->ndim < 2)
+        return dcv_errf(err, DCV_ESHAPE, "softmax needs an input of rank 2 or more, got rank %d",
+                        in->ndim);
+    if (l->naxes && (rc = softmax_block(l, in->ndim, &lo, &hi, err))) return rc;
+    *out = *in;
+    return 0;
+}
+
+static bool act_as_activation(const void *state, struct dcv_activation *act)
+{
+    const struct act_layer *l = state;
+    if (l->naxes && !(l->naxes == 1 && l->axes[0] == -1)) return false;
+    *act = l->act;
+    return true;
+}
+
+static uint64_t elems(const struct dcv_shape *s)
+{
+    uint64_t n = 1;
+    for (int i = 0; i < s->ndim; i++) n *= (uint64_t)(s->d[i] > 0 ? s->d[i] : 0);
+    return n;
+}
+
+static uint64_t act_work(const void *state, const struct dcv_shape *in)
+{
+    (void)state;
+    return elems(in);
+}
+
+static int act_run(const void *state, const float *in, const struct dcv_shape *is, float *out,
+                   const struct dcv_shape *os, const atomic_bool *stop, char *err)
+{
+    const struct act_layer *l = state;
+    (void)os;
+    size_t outer = 1, len = 1, inner = 1;
+    int lo = is->ndim - 1, hi = is->ndim - 1;
+    if (l->naxes && softmax_block(l, is->ndim, &lo, &hi, err)) return DCV_ESHAPE;
+    for (int i = 0; i < is->ndim; i++)
+        *(i < lo ? &outer : i > hi ? &inner : &len) *= (size_t)is->d[i];
+    if (l->act.kind != DCV_ACT_SOFTMAX) outer *= len * inner, len = inner = 1;
+    if (in != out) memmove(out, in, sizeof(float) * outer * len * inner);
+    /* Slices of ~64k values between cancellation checks. */
+    size_t step = 1 + 65536 / (len * inner);
+    for (size_t o = 0; o < outer; o += step) {
+        if (stop && atomic_load_explicit(stop, memory_order_relaxed))
+            return dcv_errf(err, DCV_ECANCELED, "%s: cancelled",
+                            dcv_activation_name(l->act.kind));
+        dcv_activation_apply(&l->act, out + o * len * inner, outer - o < step ? outer - o : step,
+                             len, inner);
+    }
+    return 0;
+}
+
+static struct dcv_json *act_config(const void *state)
+{
+    return dcv_json_dup(((const struct act_layer *)state)->config);
+}
+
+static const struct dcv_activation *act_activation(const void *state)
+{
+    return &((const struct act_layer *)state)->act;
+}
+
+#define ACT_CLASS(id, cname, parsefn)                                                         \
+    const struct dcv_layer_class dcv_layer_class_##id = {                                     \
+        .name = cname, .parse = parsefn, .free_state = act_free, .shape = act_shape,          \
+        .as_activation = act_as_activation, .work = act_work, .run = act_run,                 \
+        .in_place = true, .config = act_config, .activation = act_activation,                 \
+    };
+
+ACT_CLASS(activation, "Activation", activation_parse)
+ACT_CLASS(relu, "ReLU", relu_parse)
+ACT_CLASS(leaky_relu, "LeakyReLU", leaky_parse)
+ACT_CLASS(elu, "ELU", elu_parse)
+ACT_CLASS(softmax, "Softmax", softmax_parse)
+
+/* --- PReLU --------------------------------------------------------------- */
+
+struct prelu {
+    bool shared[DCV_MAX_DIMS];  /* by input axis (batch = 0) */
+    bool has_default;           /* the initializer is a constant we know */
+    float init;                 /* its value */
+    struct dcv_shape ashape;    /* alpha's shape, batch axis excluded; set at bind */
+    float *alpha;
+    struct dcv_json *config;
+};
+
+/* Zeros (Keras's default), Ones or Constant(value) fill an absent alpha. */
+static bool constant_init(const struct dcv_json *init, float *v)
+{
+    const struct dcv_json *c = dcv_json_get(init, "config");
+    const char *name = dcv_json_string(init);
+    if (!init || dcv_json_type(init) == DCV_JSON_NULL) name = "zeros";
+    if (!name) name = dcv_json_string(dcv_json_get(init, "class_name"));
+    if (!name) return false;
+    if (!strcmp(name, "zeros") || !strcmp(name, "Zeros")) return *v = 0, true;
+    if (!strcmp(name, "ones") || !strcmp(name, "Ones")) return *v = 1, true;
+    if (strcmp(name, "Constant") && strcmp(name, "constant")) return false;
+    const struct dcv_json *val = dcv_json_get(c, "value");
+    if (dcv_json_type(val) != DCV_JSON_NUMBER) return false;
+    *v = (float)dcv_json_number(val);
+    return true;
+}
+
+static int prelu_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx, void **state,
+                       char *err)
+{
+    (void)ctx;
+    struct prelu *l = calloc(1, sizeof *l);
+    if (!l || !(l->config = dcv_json_dup(cfg))) {
+        free(l);
+        return dcv_errf(err, DCV_ENOMEM, "out of memory");
+    }
+    l->has_default = constant_init(dcv_json_get(cfg, "alpha_initializer"), &l->init);
+    const struct dcv_json *sa = dcv_json_get(cfg, "shared_axes");
+    bool list = dcv_json_type(sa) == DCV_JSON_ARRAY, ok = true;
+    size_t n = list ? dcv_json_size(sa) : sa && dcv_json_type(sa) != DCV_JSON_NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        int64_t a;
+        ok = dcv_json_int(list ? dcv_json_at(sa, i) : sa, 1, DCV_MAX_DIMS - 1, &a);
+        if (ok) l->shared[a] = true;
+    }
+    if (!ok) {
+        dcv_json_free(l->config);
+        free(l);
+        return dcv_errf(err, DCV_EINVAL, "PReLU: 'shared_axes' must be null, an integer or a "
+                        "list of integers in [1, %d] (axis 0 is the batch)", DCV_MAX_DIMS - 1);
+    }
+    *state = l;
+    return 0;
+}
+
+static void prelu_free(void *state)
+{
+    struct prelu *l = state;
+    if (!l) return;
+    free(l->alpha);
+    dcv_json_free(l->config);
+    free(l);
+}
+
+static int prelu_shape(void *state, const struct dcv_shape *in, struct dcv_shape *out, char *err)
+{
+    const struct prelu *l = state;
+    for (int a = in->ndim; a < DCV_MAX_DIMS; a++)
+        if (l->shared[a])
+            return dcv_errf(err, DCV_ESHAPE, "PReLU: shared axis %d does not fit an input of "
+                            "rank %d", a, in->ndim);
+    if (l->alpha && in->ndim != l->ashape.ndim + 1)
+        return dcv_errf(err, DCV_ESHAPE, "PReLU: the input must have rank %d (batch "
+                        "included), got rank %d", l->ashape.ndim + 1, in->ndim);
+    for (int a = 1; l->alpha && a < in->ndim; a++)
+        if (!l->shared[a] && in->d[a] >= 0 && in->d[a] != l->ashape.d[a - 1])
+            return dcv_errf(err, DCV_ESHAPE, "PReLU: input dim %d must be %lld (its alpha's), "
+                            "got %lld", a, (long long)l->ashape.d[a - 1], (long long)in->d[a]);
+    *out = *in;
+    return 0;
+}
+
+static int alpha_shape(const struct prelu *l, const struct dcv_shape *in, struct dcv_shape *s,
+                       char *err)
+{
+    int rc;
+    struct dcv_shape out;
+    if ((rc = prelu_shape((void *)l, in, &out, err))) return rc;
+    if (in->ndim < 2)
+        return dcv_errf(err, DCV_ESHAPE, "PReLU: the input must have rank 2 or more");
+    s->ndim = in->ndim - 1;
+    for (int a = 1; a < in->ndim; a++) {
+        s->d[a - 1] = l->shared[a] ? 1 : in->d[a];
+        if (s->d[a - 1] < 1)
+            return dcv_errf(err, DCV_ESHAPE, "PReLU: input dim %d must be known (or shared)", a);
+    }
+    return 0;
+}
+
+static int prelu_weights(const void *state, const struct dcv_shape *in,
+                         struct dcv_weight_want *w, int *n, char *err)
+{
+    const struct prelu *l = state;
+    *n = 1;
+    w[0] = (struct dcv_weight_want){ .name = "alpha", .has_default = l->has_default };
+    return alpha_shape(l, in, &w[0].shape, err);
+}
+
+static int prelu_bind(void *state, const struct dcv_shape *in, float *const *arrays, char *err)
+{
+    struct prelu *l = state;
+    struct dcv_shape s;
+    int rc = alpha_shape(l, in, &s, err);
+    if (rc) return rc;
+    size_t n = (size_t)elems(&s);
+    float *a = malloc(sizeof(float) * n);
+    if (!a) return dcv_errf(err, DCV_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) a[i] = arrays[0] ? arrays[0][i] : l->init;
+    free(l->alpha);
+    l->alpha = a, l->ashape = s;
+    return 0;
+}
+
+/* One row of the last axis; as = alpha's stride along it (0 when shared). */
+static void prelu_row(const float *x, float *y, const float *a, size_t as, size_t n)
+{
+    if (as)
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : a[i] * x[i];
+    else
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : a[0] * x[i];
+}
+
+static int prelu_run(const void *state, const float *in, const struct dcv_shape *is, float *out,
+                     const struct dcv_shape *os, const atomic_bool *stop, char *err)
+{
+    const struct prelu *l = state;
+    (void)os;
+    int k = is->ndim - 1;                    /* non-batch axes 1..k */
+    size_t astride[DCV_MAX_DIMS], idx[DCV_MAX_DIMS] = { 0 }, last = (size_t)is->d[k];
+    size_t st = 1;
+    for (int a = k; a >= 1; a--) {
+        astride[a] = l->shared[a] ? 0 : st;
+        st *= (size_t)l->ashape.d[a - 1];
+    }
+    size_t rows = (size_t)(elems(is) / (last ? last : 1));
+    size_t per_batch = rows / (size_t)(is->d[0] > 0 ? is->d[0] : 1), off = 0;
+    for (size_t r = 0; r < rows; r++) {
+        if (r % 1024 == 0 && stop && atomic_load_explicit(stop, memory_order_relaxed))
+            return dcv_errf(err, DCV_ECANCELED, "PReLU: cancelled");
+        prelu_row(in + r * last, out + r * last, l->alpha + off, astride[k], last);
+        /* the odometer over axes 1..k-1, restarting at each batch item */
+        if ((r + 1) % per_batch == 0) {
+            memset(idx, 0, sizeof idx), off = 0;
+            continue;
+        }
+        for (int a = k - 1; a >= 1; a--) {
+            off += astride[a];
+            if (++idx[a] < (size_t)is->d[a]) break;
+            off -= astride[a] * idx[a], idx[a] = 0;
+        }
+    }
+    return 0;
+}
+
+static struct dcv_json *prelu_config(const void *state)
+{
+    return dcv_json_dup(((const struct prelu *)state)->config);
+}
+
+const struct dcv_layer_class dcv_layer_class_prelu = {
+    .name = "PReLU",
+    .parse = prelu_parse,
+    .free_state = prelu_free,
+    .shape = prelu_shape,
+    .weights = prelu_weights,
+    .bind = prelu_bind,
+    .work = act_work,
+    .run = prelu_run,
+    .in_place = true,
+    .config = prelu_config,
+};
