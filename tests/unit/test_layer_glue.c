@@ -308,3 +308,164 @@ Test(layer_glue, resize_numpy)
     };
     check_cases(cases, N(cases), 1e-6);
 }
+
+/* --- refusals ------------------------------------------------------------ */
+
+struct refusal {
+    const char *cls, *cfg;
+    int keras;
+    int ndim;                   /* 0: parse refuses; else shape refuses this input */
+    int64_t d[5];
+    int rc;
+    const char *sub;
+};
+
+static const struct refusal refusals[] = {
+    { "BatchNormalization", "{\"axis\": \"x\"}", 3, 0, { 0 }, DCV_EINVAL, "'axis'" },
+    { "BatchNormalization", "{\"axis\": [1, 2]}", 2, 0, { 0 }, DCV_EUNSUPP, "'axis' over 2" },
+    { "BatchNormalization", "{\"axis\": 0}", 3, 0, { 0 }, DCV_EINVAL, "batch axis" },
+    { "BatchNormalization", "{\"epsilon\": -1}", 3, 0, { 0 }, DCV_EINVAL, "'epsilon'" },
+    { "BatchNormalization", "{\"center\": 1}", 3, 0, { 0 }, DCV_EINVAL, "'center'" },
+    { "BatchNormalization", "{\"scale\": \"yes\"}", 3, 0, { 0 }, DCV_EINVAL, "'scale'" },
+    { "BatchNormalization", "{\"momentum\": \"a\"}", 3, 0, { 0 }, DCV_EINVAL, "'momentum'" },
+    { "BatchNormalization", "{\"renorm_clipping\": {\"rmid\": 1}}", 3, 0, { 0 }, DCV_EINVAL,
+      "'renorm_clipping' key 'rmid'" },
+    { "BatchNormalization", "{\"renorm_clipping\": 3}", 3, 0, { 0 }, DCV_EINVAL,
+      "'renorm_clipping'" },
+    { "BatchNormalization", "{\"virtual_batch_size\": 4}", 2, 0, { 0 }, DCV_EUNSUPP,
+      "'virtual_batch_size'" },
+    { "BatchNormalization", "{\"adjustment\": \"f\"}", 2, 0, { 0 }, DCV_EUNSUPP,
+      "'adjustment'" },
+    { "BatchNormalization", "{\"axis\": 4}", 3, 4, { 1, 2, 2, 2 }, DCV_ESHAPE,
+      "'axis' 4 does not fit an input of rank 4" },
+    { "BatchNormalization", "{\"axis\": -5}", 3, 4, { 1, 2, 2, 2 }, DCV_ESHAPE, "'axis' -5" },
+    { "Dropout", "{}", 3, 0, { 0 }, DCV_EINVAL, "Dropout: 'rate' is required" },
+    { "Dropout", "{\"rate\": 1.5}", 3, 0, { 0 }, DCV_EINVAL, "Dropout: 'rate'" },
+    { "Dropout", "{\"rate\": 0.5, \"noise_shape\": [0]}", 3, 0, { 0 }, DCV_EINVAL,
+      "'noise_shape'" },
+    { "AlphaDropout", "{\"rate\": 2}", 3, 0, { 0 }, DCV_EINVAL, "AlphaDropout: 'rate'" },
+    { "GaussianDropout", "{\"rate\": -0.1}", 3, 0, { 0 }, DCV_EINVAL, "GaussianDropout" },
+    { "GaussianNoise", "{\"stddev\": 2}", 3, 0, { 0 }, DCV_EINVAL, "GaussianNoise: 'stddev'" },
+    { "GaussianNoise", "{\"stddev\": -1}", 2, 0, { 0 }, DCV_EINVAL, "'stddev'" },
+    { "ActivityRegularization", "{\"l1\": \"x\"}", 3, 0, { 0 }, DCV_EINVAL, "'l1'" },
+    { "SpatialDropout2D", "{\"rate\": 0.1, \"data_format\": \"nchw\"}", 3, 0, { 0 }, DCV_EINVAL,
+      "'data_format'" },
+    { "SpatialDropout1D", "{\"rate\": 0.1}", 3, 4, { 1, 2, 3, 4 }, DCV_ESHAPE,
+      "SpatialDropout1D: the input must have rank 3" },
+    { "SpatialDropout2D", "{\"rate\": 0.1}", 3, 3, { 1, 2, 3 }, DCV_ESHAPE, "rank 4" },
+    { "SpatialDropout3D", "{\"rate\": 0.1}", 3, 4, { 1, 2, 3, 4 }, DCV_ESHAPE, "rank 5" },
+    { "Activation", "{}", 3, 0, { 0 }, DCV_EINVAL, "Activation: 'activation' is required" },
+    { "Activation", "{\"activation\": \"nope\"}", 3, 0, { 0 }, DCV_EINVAL, "nope" },
+    { "ReLU", "{\"max_value\": -1}", 3, 0, { 0 }, DCV_EINVAL, "ReLU: 'max_value'" },
+    { "ReLU", "{\"negative_slope\": null}", 3, 0, { 0 }, DCV_EINVAL,
+      "'negative_slope' cannot be null" },
+    { "ReLU", "{\"threshold\": -0.5}", 2, 0, { 0 }, DCV_EINVAL, "'threshold'" },
+    { "LeakyReLU", "{\"negative_slope\": -0.1}", 3, 0, { 0 }, DCV_EINVAL,
+      "LeakyReLU: 'negative_slope'" },
+    { "LeakyReLU", "{\"alpha\": null}", 2, 0, { 0 }, DCV_EINVAL, "'alpha' cannot be null" },
+    { "ELU", "{\"alpha\": \"x\"}", 2, 0, { 0 }, DCV_EINVAL, "ELU: 'alpha'" },
+    { "Softmax", "{\"axis\": \"x\"}", 3, 0, { 0 }, DCV_EINVAL, "Softmax: 'axis'" },
+    { "Softmax", "{\"axis\": []}", 3, 0, { 0 }, DCV_EINVAL, "'axis'" },
+    { "Softmax", "{\"axis\": [1, 3]}", 3, 4, { 1, 2, 3, 4 }, DCV_EUNSUPP, "not adjacent" },
+    { "Softmax", "{\"axis\": 0}", 3, 3, { 1, 2, 3 }, DCV_ESHAPE, "batch axis" },
+    { "Softmax", "{\"axis\": 3}", 3, 3, { 1, 2, 3 }, DCV_ESHAPE, "axis 3 does not fit" },
+    { "Activation", "{\"activation\": \"softmax\"}", 3, 1, { 4 }, DCV_ESHAPE, "rank 2" },
+    { "PReLU", "{\"shared_axes\": [0]}", 3, 0, { 0 }, DCV_EINVAL, "PReLU: 'shared_axes'" },
+    { "PReLU", "{\"shared_axes\": \"x\"}", 3, 0, { 0 }, DCV_EINVAL, "'shared_axes'" },
+    { "PReLU", "{\"shared_axes\": [3]}", 3, 3, { 1, 2, 3 }, DCV_ESHAPE, "shared axis 3" },
+    { "UpSampling1D", "{\"size\": 0}", 3, 0, { 0 }, DCV_EINVAL, "UpSampling1D: 'size'" },
+    { "UpSampling2D", "{\"size\": [2]}", 3, 0, { 0 }, DCV_EINVAL, "'size'" },
+    { "UpSampling2D", "{\"interpolation\": \"bicubic\"}", 3, 0, { 0 }, DCV_EUNSUPP,
+      "interpolation 'bicubic' is not supported" },
+    { "UpSampling2D", "{\"interpolation\": \"lanczos3\"}", 3, 0, { 0 }, DCV_EUNSUPP,
+      "lanczos3" },
+    { "UpSampling2D", "{\"interpolation\": 3}", 3, 0, { 0 }, DCV_EINVAL, "'interpolation'" },
+    { "UpSampling3D", "{\"data_format\": \"channels_middle\"}", 3, 0, { 0 }, DCV_EINVAL,
+      "UpSampling3D: 'data_format'" },
+    { "UpSampling2D", "{}", 3, 3, { 1, 2, 3 }, DCV_ESHAPE, "UpSampling2D: the input must have "
+      "rank 4" },
+    { "UpSampling1D", "{\"size\": 2147483648}", 3, 3, { 1, 2, 3 }, DCV_ESHAPE, "exceed" },
+    { "Cropping1D", "{\"cropping\": [1, 2, 3]}", 3, 0, { 0 }, DCV_EINVAL, "'cropping'" },
+    { "Cropping2D", "{\"cropping\": [[1, 2, 3], [0, 0]]}", 3, 0, { 0 }, DCV_EINVAL,
+      "Cropping2D: 'cropping'" },
+    { "Cropping2D", "{\"cropping\": -1}", 3, 0, { 0 }, DCV_EINVAL, "'cropping'" },
+    { "Cropping3D", "{\"cropping\": [1, 1]}", 3, 0, { 0 }, DCV_EINVAL, "'cropping'" },
+    { "Cropping1D", "{\"cropping\": [2, 2]}", 3, 3, { 1, 4, 3 }, DCV_ESHAPE,
+      "Cropping1D: cropping (2, 2) on input axis 1 must leave something of its 4 values" },
+    { "Cropping2D", "{\"cropping\": 1, \"data_format\": \"channels_first\"}", 3, 4,
+      { 1, 3, 5, 2 }, DCV_ESHAPE, "on input axis 3" },
+    { "Cropping3D", "{}", 3, 4, { 1, 3, 5, 2 }, DCV_ESHAPE, "rank 5" },
+    { "ZeroPadding2D", "{\"padding\": [1, 2, 3]}", 3, 0, { 0 }, DCV_EINVAL,
+      "ZeroPadding2D: 'padding'" },
+    { "ZeroPadding3D", "{\"padding\": [[1, 1], [1, 1]]}", 3, 0, { 0 }, DCV_EINVAL, "'padding'" },
+    { "ZeroPadding1D", "{\"padding\": [1, -1]}", 3, 0, { 0 }, DCV_EINVAL, "'padding'" },
+    { "ZeroPadding1D", "{}", 3, 4, { 1, 2, 3, 4 }, DCV_ESHAPE, "rank 3" },
+};
+
+Test(layer_glue, refusals)
+{
+    for (size_t i = 0; i < N(refusals); i++) {
+        const struct refusal *r = &refusals[i];
+        char err[DCV_ERRLEN] = "";
+        const struct dcv_layer_class *cls = dcv_layers_find(r->cls);
+        cr_assert_not_null(cls, "%s", r->cls);
+        struct dcv_json *j = dcv_json_parse(r->cfg, strlen(r->cfg), err);
+        cr_assert_not_null(j, "%s", err);
+        struct dcv_layer_ctx ctx = { .keras = (enum dcv_keras)r->keras };
+        void *st = NULL;
+        int rc = cls->parse(j, &ctx, &st, err);
+        dcv_json_free(j);
+        if (r->ndim) {
+            cr_assert_eq(rc, 0, "%s %s: %s", r->cls, r->cfg, err);
+            struct dcv_shape in = { .ndim = r->ndim }, out;
+            memcpy(in.d, r->d, sizeof(int64_t) * (size_t)r->ndim);
+            rc = cls->shape(st, &in, &out, err);
+            cls->free_state(st);
+        } else {
+            cr_assert_null(st, "%s %s: state left on failure", r->cls, r->cfg);
+        }
+        cr_assert_eq(rc, r->rc, "%s %s: rc %s, expected %s (%s)", r->cls, r->cfg,
+                     dcv_error_name(rc), dcv_error_name(r->rc), err);
+        cr_assert_not_null(strstr(err, r->sub), "%s %s: message \"%s\" lacks \"%s\"", r->cls,
+                           r->cfg, err, r->sub);
+    }
+}
+
+/* A bound state's input is fixed by its weights. */
+Test(layer_glue, bound_shape_refusals)
+{
+    char err[DCV_ERRLEN] = "";
+    const struct dcv_layer_class *cls;
+    struct dcv_shape in = { .ndim = 4, .d = { -1, 3, 3, 4 } }, out;
+    struct dcv_weight_want w[DCV_LAYER_MAX_WEIGHTS];
+    float *none[DCV_LAYER_MAX_WEIGHTS] = { NULL };
+    int n;
+    void *bn = parse_ok(&cls, "BatchNormalization", "{}", 3);
+    struct dcv_shape unknown = { .ndim = 4, .d = { -1, 3, 3, -1 } };
+    assert_err(cls->weights(bn, &unknown, w, &n, err), DCV_ESHAPE, err, "must be known");
+    cr_assert_eq(cls->weights(bn, &in, w, &n, err), 0, "%s", err);
+    cr_assert_eq(cls->bind(bn, &in, none, err), 0, "%s", err);
+    in.d[3] = 5;
+    assert_err(cls->shape(bn, &in, &out, err), DCV_ESHAPE, err, "must be 4");
+    struct dcv_shape r3 = { .ndim = 3, .d = { 1, 3, 4 } };
+    assert_err(cls->shape(bn, &r3, &out, err), DCV_ESHAPE, err, "rank 4");
+    cls->free_state(bn);
+
+    void *pr = parse_ok(&cls, "PReLU", "{\"shared_axes\": 1}", 3);
+    struct dcv_shape p = { .ndim = 3, .d = { 1, -1, -1 } };
+    assert_err(cls->weights(pr, &p, w, &n, err), DCV_ESHAPE, err, "PReLU: input dim 2 must be "
+               "known");
+    p.d[2] = 4;
+    cr_assert_eq(cls->weights(pr, &p, w, &n, err), 0, "%s", err);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(w[0].shape.ndim, 2);
+    cr_assert_eq(w[0].shape.d[0], 1);
+    cr_assert_eq(w[0].shape.d[1], 4);
+    cr_assert(w[0].has_default);
+    cr_assert_eq(cls->bind(pr, &p, none, err), 0, "%s", err);
+    struct dcv_shape q = { .ndim = 3, .d = { 2, 7, 5 } };
+    assert_err(cls->shape(pr, &q, &out, err), DCV_ESHAPE, err, "input dim 2 must be 4");
+    q.d[2] = 4;
+    cr_assert_eq(cls->shape(pr, &q, &out, err), 0, "%s", err);   /* shared axis: any length */
+    cls->free_state(pr);
+}
