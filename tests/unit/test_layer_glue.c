@@ -469,3 +469,202 @@ Test(layer_glue, bound_shape_refusals)
     cr_assert_eq(cls->shape(pr, &q, &out, err), 0, "%s", err);   /* shared axis: any length */
     cls->free_state(pr);
 }
+
+/* --- weights, folds, registry -------------------------------------------- */
+
+Test(layer_glue, batch_normalization_weights)
+{
+    static const struct {
+        const char *cfg;
+        int n;
+        const char *names[4];
+    } forms[] = {
+        { "{}", 4, { "gamma", "beta", "moving_mean", "moving_variance" } },
+        { "{\"scale\": false}", 3, { "beta", "moving_mean", "moving_variance" } },
+        { "{\"center\": false}", 3, { "gamma", "moving_mean", "moving_variance" } },
+        { "{\"center\": false, \"scale\": false}", 2, { "moving_mean", "moving_variance" } },
+    };
+    char err[DCV_ERRLEN] = "";
+    struct dcv_shape in = { .ndim = 4, .d = { -1, 2, 2, 3 } };
+    for (size_t f = 0; f < N(forms); f++) {
+        const struct dcv_layer_class *cls;
+        void *st = parse_ok(&cls, "BatchNormalization", forms[f].cfg, 3);
+        struct dcv_weight_want w[DCV_LAYER_MAX_WEIGHTS];
+        int n = -1;
+        cr_assert_eq(cls->weights(st, &in, w, &n, err), 0, "%s", err);
+        cr_assert_eq(n, forms[f].n, "%s", forms[f].cfg);
+        for (int i = 0; i < n; i++) {
+            cr_assert_str_eq(w[i].name, forms[f].names[i]);
+            cr_assert(w[i].has_default);
+            cr_assert_eq(w[i].shape.ndim, 1);
+            cr_assert_eq(w[i].shape.d[0], 3);
+        }
+        cls->free_state(st);
+    }
+}
+
+/* Absent weights take Keras's defaults (1, 0, 0, 1): y = x / sqrt(1 + eps);
+ * given ones, the affine map is gamma / sqrt(var + eps) and beta - mean *
+ * that, which run applies. */
+Test(layer_glue, batch_normalization_affine)
+{
+    char err[DCV_ERRLEN] = "";
+    const struct dcv_layer_class *cls;
+    struct dcv_shape in = { .ndim = 3, .d = { 2, 4, 2 } }, out;
+    float *none[4] = { NULL };
+    int axis = -1;
+    const float *mul, *add;
+    void *st = parse_ok(&cls, "BatchNormalization", "{\"axis\": 1, \"epsilon\": 0.01}", 3);
+    cr_assert_not(cls->as_affine(st, &in, &axis, &mul, &add), "affine before bind");
+    cr_assert_eq(cls->bind(st, &in, none, err), 0, "%s", err);
+    cr_assert(cls->as_affine(st, &in, &axis, &mul, &add));
+    cr_assert_eq(axis, 1);
+    for (int c = 0; c < 4; c++) {
+        cr_assert_float_eq(mul[c], 1 / sqrt(1.01), 1e-7);
+        cr_assert_eq(add[c], 0.0f);
+    }
+    float gamma[] = { 2, -1, 0.5f, 3 }, beta[] = { 0.1f, 0.2f, -0.3f, 0 };
+    float mean[] = { 1, 0, -2, 0.5f }, var[] = { 4, 0.25f, 1, 9 };
+    float *w[] = { gamma, beta, mean, var };
+    cr_assert_eq(cls->bind(st, &in, w, err), 0, "%s", err);
+    cr_assert(cls->as_affine(st, &in, &axis, &mul, &add));
+    for (int c = 0; c < 4; c++) {
+        double s = gamma[c] / sqrt(var[c] + 0.01);
+        cr_assert(fabs(mul[c] - s) <= 1e-6 * fabs(s), "scale[%d] %.9g, expected %.9g", c,
+                  mul[c], s);
+        cr_assert(fabs(add[c] - (beta[c] - mean[c] * s)) <= 1e-6, "shift[%d]", c);
+    }
+    float x[16], y[16];
+    for (int i = 0; i < 16; i++) x[i] = (float)i - 7.5f;
+    cr_assert_eq(cls->shape(st, &in, &out, err), 0, "%s", err);
+    cr_assert_eq(cls->run(st, x, &in, y, &out, NULL, err), 0, "%s", err);
+    for (int i = 0; i < 16; i++) {
+        int c = (i / 2) % 4;
+        double e = (x[i] - mean[c]) / sqrt(var[c] + 0.01) * gamma[c] + beta[c];
+        cr_assert(fabs(y[i] - e) <= 1e-5 * (1 + fabs(e)), "y[%d] %.9g, expected %.9g", i, y[i], e);
+    }
+    cr_assert_eq(cls->work(st, &in), 16);
+    atomic_bool stop = true;
+    assert_err(cls->run(st, x, &in, y, &out, &stop, err), DCV_ECANCELED, err,
+               "BatchNormalization");
+    cls->free_state(st);
+}
+
+Test(layer_glue, activation_folds)
+{
+    static const struct {
+        const char *cls, *cfg;
+        int keras;
+        bool fuses;
+        enum dcv_act_kind kind;
+        float alpha, max_value, threshold;
+    } forms[] = {
+        { "Activation", "{\"activation\": \"relu\"}", 3, true, DCV_ACT_RELU, 0, INFINITY, 0 },
+        { "Activation", "{\"activation\": \"softmax\"}", 3, true, DCV_ACT_SOFTMAX, 0, INFINITY,
+          0 },
+        { "ReLU", "{\"max_value\": 6.0}", 3, true, DCV_ACT_RELU, 0, 6, 0 },
+        { "ReLU", "{\"threshold\": 1.0, \"negative_slope\": 0.5}", 3, true, DCV_ACT_RELU, 0.5f,
+          INFINITY, 1 },
+        { "LeakyReLU", "{}", 3, true, DCV_ACT_LEAKY_RELU, 0.3f, INFINITY, 0 },
+        { "LeakyReLU", "{}", 2, true, DCV_ACT_LEAKY_RELU, 0.3f, INFINITY, 0 },
+        { "LeakyReLU", "{\"alpha\": 0.1}", 2, true, DCV_ACT_LEAKY_RELU, 0.1f, INFINITY, 0 },
+        { "LeakyReLU", "{\"negative_slope\": 0.2}", 3, true, DCV_ACT_LEAKY_RELU, 0.2f, INFINITY,
+          0 },
+        { "ELU", "{}", 3, true, DCV_ACT_ELU, 1, INFINITY, 0 },
+        { "ELU", "{\"alpha\": 0.7}", 2, true, DCV_ACT_ELU, 0.7f, INFINITY, 0 },
+        { "Softmax", "{}", 3, true, DCV_ACT_SOFTMAX, 0, INFINITY, 0 },
+        { "Softmax", "{\"axis\": [-1]}", 3, true, DCV_ACT_SOFTMAX, 0, INFINITY, 0 },
+        { "Softmax", "{\"axis\": 1}", 3, false, DCV_ACT_SOFTMAX, 0, 0, 0 },
+        { "Softmax", "{\"axis\": [1, 2]}", 3, false, DCV_ACT_SOFTMAX, 0, 0, 0 },
+    };
+    for (size_t i = 0; i < N(forms); i++) {
+        const struct dcv_layer_class *cls;
+        void *st = parse_ok(&cls, forms[i].cls, forms[i].cfg, forms[i].keras);
+        struct dcv_activation a;
+        bool f = cls->as_activation(st, &a);
+        cr_assert_eq(f, forms[i].fuses, "%s %s", forms[i].cls, forms[i].cfg);
+        const struct dcv_activation *last = cls->activation(st);
+        cr_assert_not_null(last);
+        cr_assert_eq(last->kind, forms[i].kind, "%s %s: kind %s", forms[i].cls, forms[i].cfg,
+                     dcv_activation_name(last->kind));
+        if (f) {
+            cr_assert_eq(a.kind, forms[i].kind);
+            cr_assert_float_eq(a.alpha, forms[i].alpha, 1e-7, "%s %s", forms[i].cls,
+                               forms[i].cfg);
+            cr_assert_eq(a.max_value, forms[i].max_value, "%s %s", forms[i].cls, forms[i].cfg);
+            cr_assert_eq(a.threshold, forms[i].threshold);
+        }
+        struct dcv_json *cfg = cls->config(st);
+        cr_assert_not_null(cfg);
+        dcv_json_free(cfg);
+        cls->free_state(st);
+    }
+    const struct dcv_layer_class *cls;
+    void *st = parse_ok(&cls, "PReLU", "{}", 3);
+    cr_assert_null(cls->as_activation, "PReLU has no activation form");
+    cls->free_state(st);
+}
+
+/* PReLU's alpha defaults follow its initializer when it is a constant. */
+Test(layer_glue, prelu_initializers)
+{
+    static const struct {
+        const char *cfg;
+        bool has_default;
+        float slope;
+    } forms[] = {
+        { "{}", true, 0 },
+        { "{\"alpha_initializer\": {\"module\": \"keras.initializers\", \"class_name\": "
+          "\"Zeros\", \"config\": {}}}", true, 0 },
+        { "{\"alpha_initializer\": \"ones\"}", true, 1 },
+        { "{\"alpha_initializer\": {\"class_name\": \"Constant\", \"config\": {\"value\": 0.25}}}",
+          true, 0.25f },
+        { "{\"alpha_initializer\": \"glorot_uniform\"}", false, 0 },
+    };
+    char err[DCV_ERRLEN] = "";
+    struct dcv_shape in = { .ndim = 2, .d = { 1, 3 } }, out;
+    for (size_t i = 0; i < N(forms); i++) {
+        const struct dcv_layer_class *cls;
+        void *st = parse_ok(&cls, "PReLU", forms[i].cfg, 3);
+        struct dcv_weight_want w[DCV_LAYER_MAX_WEIGHTS];
+        int n;
+        cr_assert_eq(cls->weights(st, &in, w, &n, err), 0, "%s", err);
+        cr_assert_str_eq(w[0].name, "alpha");
+        cr_assert_eq(w[0].has_default, forms[i].has_default, "%s", forms[i].cfg);
+        if (forms[i].has_default) {
+            float *none[1] = { NULL }, x[3] = { -2, 0.5f, -1 }, y[3];
+            cr_assert_eq(cls->bind(st, &in, none, err), 0, "%s", err);
+            cr_assert_eq(cls->shape(st, &in, &out, err), 0, "%s", err);
+            cr_assert_eq(cls->run(st, x, &in, y, &out, NULL, err), 0, "%s", err);
+            cr_assert_float_eq(y[0], -2 * forms[i].slope, 1e-7, "%s", forms[i].cfg);
+            cr_assert_eq(y[1], 0.5f);
+        }
+        cls->free_state(st);
+    }
+}
+
+Test(layer_glue, registry_names)
+{
+    static const struct { const char *name, *canonical; } names[] = {
+        { "BatchNormalization", "BatchNormalization" },
+        { "batch_normalization", "BatchNormalization" },
+        { "BatchNormalizationV2", "BatchNormalization" },
+        { "Dropout", "Dropout" },
+        { "spatial_dropout2d", "SpatialDropout2D" },
+        { "GaussianNoise", "GaussianNoise" },
+        { "activity_regularization", "ActivityRegularization" },
+        { "leaky_re_lu", "LeakyReLU" },
+        { "p_re_lu", "PReLU" },
+        { "re_lu", "ReLU" },
+        { "Softmax", "Softmax" },
+        { "up_sampling2d", "UpSampling2D" },
+        { "Cropping3D", "Cropping3D" },
+        { "zero_padding1d", "ZeroPadding1D" },
+    };
+    for (size_t i = 0; i < N(names); i++) {
+        const struct dcv_layer_class *c = dcv_layers_find(names[i].name);
+        cr_assert_not_null(c, "%s", names[i].name);
+        cr_assert_str_eq(c->name, names[i].canonical);
+        cr_assert_not_null(strstr(dcv_layers_supported(), names[i].canonical));
+    }
+}
