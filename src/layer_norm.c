@@ -24,7 +24,8 @@
 
 struct bn {
     int axis;                   /* as configured, may be negative */
-    bool center, scale, fused;  /* fused: tf.keras 2 may take its fused kernel */
+    bool center, scale;
+    bool fused, renorm;         /* tf.keras 2 may take its fused kernel */
     double eps;
     enum dcv_keras keras;
     int64_t c;                  /* channels, set at bind */
@@ -62,7 +63,6 @@ static int bn_training_args(const struct dcv_json *cfg, char *err)
     if ((rc = dcv_layerargs_number(cfg, BN, "momentum", 0.99, -INFINITY, INFINITY, &d, err)) ||
         (rc = dcv_layerargs_number(cfg, BN, "renorm_momentum", 0.99, -INFINITY, INFINITY, &d,
                                    err)) ||
-        (rc = dcv_layerargs_bool(cfg, BN, "renorm", false, &b, err)) ||
         (rc = dcv_layerargs_bool(cfg, BN, "synchronized", false, &b, err)) ||
         (rc = dcv_layerargs_bool(cfg, BN, "trainable", true, &b, err)))
         return rc;
@@ -96,6 +96,7 @@ static int bn_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx,
         (rc = dcv_layerargs_bool(cfg, BN, "center", true, &l.center, err)) ||
         (rc = dcv_layerargs_bool(cfg, BN, "scale", true, &l.scale, err)) ||
         (rc = dcv_layerargs_bool(cfg, BN, "fused", true, &l.fused, err)) ||
+        (rc = dcv_layerargs_bool(cfg, BN, "renorm", false, &l.renorm, err)) ||
         (rc = bn_training_args(cfg, err)))
         return rc;
     if (!(l.config = dcv_json_dup(cfg)) || !(*state = malloc(sizeof l))) {
@@ -160,13 +161,14 @@ static int bn_weights(const void *state, const struct dcv_shape *in, struct dcv_
     return 0;
 }
 
-/* tf.keras 2 runs 4-D inputs normalized on their channel axis through
- * FusedBatchNorm, which raises epsilon to cuDNN's minimum. */
+/* tf.keras 2 (fused not false, no renorm) runs 4-D and 5-D inputs
+ * normalized on their first or last axis through FusedBatchNorm, which
+ * raises epsilon to cuDNN's minimum. */
 static double effective_eps(const struct bn *l, int ndim, int a)
 {
-    if (l->keras == DCV_KERAS_2 && l->fused && ndim == 4 && (a == 1 || a == 3) && l->eps < 1.001e-5)
-        return 1.001e-5;
-    return l->eps;
+    bool fused = l->keras == DCV_KERAS_2 && l->fused && !l->renorm &&
+                 (ndim == 4 || ndim == 5) && (a == 1 || a == ndim - 1);
+    return fused && l->eps < 1.001e-5 ? 1.001e-5 : l->eps;
 }
 
 static int bn_bind(void *state, const struct dcv_shape *in, float *const *arrays, char *err)

@@ -67,8 +67,10 @@ def batch_normalization(cfg, w, x, keras):
     beta = w.pop(0) if cfg.get("center", True) else np.zeros(c)
     mean, var = w
     eps = cfg.get("epsilon", 1e-3)
-    # tf.keras 2's fused kernel (4-D input, channel axis) raises epsilon.
-    if keras == 2 and cfg.get("fused", True) is not False and x.ndim == 4 and axis in (1, 3):
+    # tf.keras 2's fused kernel (4-D or 5-D input normalized on axis 1 or
+    # the last; not with renorm) raises epsilon to 1.001e-5.
+    if (keras == 2 and cfg.get("fused", True) is not False and not cfg.get("renorm", False)
+            and x.ndim in (4, 5) and axis in (1, x.ndim - 1)):
         eps = max(eps, 1.001e-5)
     bshape = [1] * x.ndim
     bshape[axis] = c

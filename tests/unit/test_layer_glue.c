@@ -213,6 +213,10 @@ Test(layer_glue, batch_normalization_numpy)
         { "BatchNormalization", "{\"axis\": [1], \"epsilon\": 1e-6, \"fused\": false}", 2, 4,
           { 2, 4, 3, 2 } },
         { "batch_normalization", "{\"axis\": 1, \"epsilon\": 1e-6}", 3, 4, { 2, 4, 3, 2 } },
+        { "BatchNormalization", "{\"axis\": [4], \"epsilon\": 1e-7}", 2, 5, { 1, 2, 2, 2, 3 } },
+        { "BatchNormalization", "{\"axis\": [2], \"epsilon\": 1e-7}", 2, 5, { 1, 2, 3, 2, 3 } },
+        { "BatchNormalization", "{\"axis\": -1, \"epsilon\": 1e-7, \"renorm\": true}", 2, 4,
+          { 1, 2, 2, 3 } },
     };
     check_cases(cases, N(cases), 2e-6);
 }
