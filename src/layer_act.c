@@ -18,6 +18,7 @@
 #include "deconvd/error.h"
 #include "deconvd/json.h"
 #include "deconvd/layerargs.h"
+#include "deconvd/layerkit.h"
 #include "deconvd/layers.h"
 
 struct act_layer {
@@ -67,53 +68,59 @@ static int activation_parse(const struct dcv_json *cfg, const struct dcv_layer_c
     return act_new(cfg, &l, state, err);
 }
 
-/* Keras refuses None and negative values for these (tf.keras 2 lets
- * LeakyReLU's alpha be negative). */
-static int nonneg(const struct dcv_json *cfg, const char *layer, const char *key, bool null_ok,
-                  double lo, char *err)
+/* A bound Keras checks on a layer argument: null refused unless null_ok;
+ * below lo refused (k2_any: any value from tf.keras 2, which does not
+ * check). */
+struct arg_check {
+    const char *key;
+    bool null_ok, k2_any;
+    double lo;
+};
+
+/* Checks the arguments, then reads the config as an activation. */
+static int checked_parse(const char *cls, const struct arg_check *chk, int n,
+                         const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx,
+                         void **state, char *err)
 {
-    const struct dcv_json *v = dcv_json_get(cfg, key);
+    struct act_layer l = { 0 };
     double d;
-    if (v && dcv_json_type(v) == DCV_JSON_NULL && !null_ok)
-        return dcv_errf(err, DCV_EINVAL, "%s: '%s' cannot be null", layer, key);
-    return dcv_layerargs_number(cfg, layer, key, 0, lo, INFINITY, &d, err);
+    int rc;
+    for (int i = 0; i < n; i++) {
+        const struct dcv_json *v = dcv_json_get(cfg, chk[i].key);
+        if (v && dcv_json_type(v) == DCV_JSON_NULL && !chk[i].null_ok)
+            return dcv_errf(err, DCV_EINVAL, "%s: '%s' cannot be null", cls, chk[i].key);
+        double lo = chk[i].k2_any && ctx->keras == DCV_KERAS_2 ? -INFINITY : chk[i].lo;
+        if ((rc = dcv_layerargs_number(cfg, cls, chk[i].key, 0, lo, INFINITY, &d, err)))
+            return rc;
+    }
+    if ((rc = parse_as_activation(cls, cfg, ctx->keras, &l.act, err))) return rc;
+    return act_new(cfg, &l, state, err);
 }
 
 static int relu_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx, void **state,
                       char *err)
 {
-    struct act_layer l = { 0 };
-    int rc;
-    if ((rc = nonneg(cfg, "ReLU", "max_value", true, 0, err)) ||
-        (rc = nonneg(cfg, "ReLU", "negative_slope", false, 0, err)) ||
-        (rc = nonneg(cfg, "ReLU", "threshold", false, 0, err)) ||
-        (rc = parse_as_activation("ReLU", cfg, ctx->keras, &l.act, err)))
-        return rc;
-    return act_new(cfg, &l, state, err);
+    static const struct arg_check chk[] = {
+        { "max_value", true, false, 0 }, { "negative_slope", false, false, 0 },
+        { "threshold", false, false, 0 },
+    };
+    return checked_parse("ReLU", chk, 3, cfg, ctx, state, err);
 }
 
 static int leaky_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx, void **state,
                        char *err)
 {
-    struct act_layer l = { 0 };
-    double lo = ctx->keras == DCV_KERAS_2 ? -INFINITY : 0;
-    int rc;
-    if ((rc = nonneg(cfg, "LeakyReLU", "negative_slope", false, lo, err)) ||
-        (rc = nonneg(cfg, "LeakyReLU", "alpha", false, lo, err)) ||
-        (rc = parse_as_activation("LeakyReLU", cfg, ctx->keras, &l.act, err)))
-        return rc;
-    return act_new(cfg, &l, state, err);
+    static const struct arg_check chk[] = {
+        { "negative_slope", false, true, 0 }, { "alpha", false, true, 0 },
+    };
+    return checked_parse("LeakyReLU", chk, 2, cfg, ctx, state, err);
 }
 
 static int elu_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx, void **state,
                      char *err)
 {
-    struct act_layer l = { 0 };
-    int rc;
-    if ((rc = nonneg(cfg, "ELU", "alpha", false, -INFINITY, err)) ||
-        (rc = parse_as_activation("ELU", cfg, ctx->keras, &l.act, err)))
-        return rc;
-    return act_new(cfg, &l, state, err);
+    static const struct arg_check chk[] = { { "alpha", false, false, -INFINITY } };
+    return checked_parse("ELU", chk, 1, cfg, ctx, state, err);
 }
 
 static int softmax_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx,
@@ -190,19 +197,6 @@ static bool act_as_activation(const void *state, struct dcv_activation *act)
     return true;
 }
 
-static uint64_t elems(const struct dcv_shape *s)
-{
-    uint64_t n = 1;
-    for (int i = 0; i < s->ndim; i++) n *= (uint64_t)(s->d[i] > 0 ? s->d[i] : 0);
-    return n;
-}
-
-static uint64_t act_work(const void *state, const struct dcv_shape *in)
-{
-    (void)state;
-    return elems(in);
-}
-
 static int act_run(const void *state, const float *in, const struct dcv_shape *is, float *out,
                    const struct dcv_shape *os, const atomic_bool *stop, char *err)
 {
@@ -240,8 +234,8 @@ static const struct dcv_activation *act_activation(const void *state)
 #define ACT_CLASS(id, cname, parsefn)                                                         \
     const struct dcv_layer_class dcv_layer_class_##id = {                                     \
         .name = cname, .parse = parsefn, .free_state = act_free, .shape = act_shape,          \
-        .as_activation = act_as_activation, .work = act_work, .run = act_run,                 \
-        .in_place = true, .config = act_config, .activation = act_activation,                 \
+        .as_activation = act_as_activation, .work = dcv_layerkit_work_elems,                  \
+        .run = act_run, .in_place = true, .config = act_config, .activation = act_activation, \
     };
 
 ACT_CLASS(activation, "Activation", activation_parse)
@@ -365,7 +359,7 @@ static int prelu_bind(void *state, const struct dcv_shape *in, float *const *arr
     struct dcv_shape s;
     int rc = alpha_shape(l, in, &s, err);
     if (rc) return rc;
-    size_t n = (size_t)elems(&s);
+    size_t n = (size_t)dcv_layerkit_elems(&s);
     float *a = malloc(sizeof(float) * n);
     if (!a) return dcv_errf(err, DCV_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) a[i] = arrays[0] ? arrays[0][i] : l->init;
@@ -395,7 +389,7 @@ static int prelu_run(const void *state, const float *in, const struct dcv_shape 
         astride[a] = l->shared[a] ? 0 : st;
         st *= (size_t)l->ashape.d[a - 1];
     }
-    size_t rows = (size_t)(elems(is) / (last ? last : 1));
+    size_t rows = (size_t)(dcv_layerkit_elems(is) / (last ? last : 1));
     size_t per_batch = rows / (size_t)(is->d[0] > 0 ? is->d[0] : 1), off = 0;
     for (size_t r = 0; r < rows; r++) {
         if (r % 1024 == 0 && stop && atomic_load_explicit(stop, memory_order_relaxed))
@@ -427,7 +421,7 @@ const struct dcv_layer_class dcv_layer_class_prelu = {
     .shape = prelu_shape,
     .weights = prelu_weights,
     .bind = prelu_bind,
-    .work = act_work,
+    .work = dcv_layerkit_work_elems,
     .run = prelu_run,
     .in_place = true,
     .config = prelu_config,

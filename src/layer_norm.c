@@ -18,6 +18,7 @@
 #include "deconvd/error.h"
 #include "deconvd/json.h"
 #include "deconvd/layerargs.h"
+#include "deconvd/layerkit.h"
 #include "deconvd/layers.h"
 
 #define BN "BatchNormalization"
@@ -209,19 +210,6 @@ static bool bn_as_affine(const void *state, const struct dcv_shape *in, int *axi
     return true;
 }
 
-static uint64_t elems(const struct dcv_shape *s)
-{
-    uint64_t n = 1;
-    for (int i = 0; i < s->ndim; i++) n *= (uint64_t)(s->d[i] > 0 ? s->d[i] : 0);
-    return n;
-}
-
-static uint64_t count_work(const void *state, const struct dcv_shape *in)
-{
-    (void)state;
-    return elems(in);
-}
-
 static int bn_run(const void *state, const float *in, const struct dcv_shape *is, float *out,
                   const struct dcv_shape *os, const atomic_bool *stop, char *err)
 {
@@ -264,7 +252,7 @@ const struct dcv_layer_class dcv_layer_class_batch_normalization = {
     .weights = bn_weights,
     .bind = bn_bind,
     .as_affine = bn_as_affine,
-    .work = count_work,
+    .work = dcv_layerkit_work_elems,
     .run = bn_run,
     .in_place = true,
     .config = bn_config,
@@ -348,26 +336,12 @@ static int noise_shape(void *state, const struct dcv_shape *in, struct dcv_shape
     return 0;
 }
 
-static int noise_run(const void *state, const float *in, const struct dcv_shape *is, float *out,
-                     const struct dcv_shape *os, const atomic_bool *stop, char *err)
-{
-    (void)state, (void)os, (void)stop, (void)err;
-    if (in != out) memmove(out, in, sizeof(float) * (size_t)elems(is));
-    return 0;
-}
-
-static uint64_t no_work(const void *state, const struct dcv_shape *in)
-{
-    (void)state, (void)in;
-    return 0;
-}
-
 static struct dcv_json *noise_config(const void *state)
 {
     return dcv_json_dup(((const struct noise *)state)->config);
 }
 
-#define NOISE_CLASS(id, cname, amt, rk, df, ns, ...)                                          \
+#define NOISE_CLASS(id, cname, amt, rk, df, ns)                                               \
     static const struct noise_kind kind_##id = { cname, amt, rk, df, ns };                   \
     static int parse_##id(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx,       \
                           void **state, char *err)                                           \
@@ -375,16 +349,16 @@ static struct dcv_json *noise_config(const void *state)
         return noise_parse_kind(&kind_##id, cfg, ctx->keras, state, err);                     \
     }                                                                                         \
     const struct dcv_layer_class dcv_layer_class_##id = {                                     \
-        .name = cname, .aliases = __VA_ARGS__, .parse = parse_##id, .free_state = noise_free,  \
-        .shape = noise_shape, .work = no_work, .run = noise_run, .in_place = true,           \
-        .identity = true, .config = noise_config,                                             \
+        .name = cname, .parse = parse_##id, .free_state = noise_free,                         \
+        .shape = noise_shape, .work = dcv_layerkit_no_work, .run = dcv_layerkit_copy_run,    \
+        .in_place = true, .identity = true, .config = noise_config,                           \
     };
 
-NOISE_CLASS(dropout, "Dropout", "rate", 0, false, true, NULL)
-NOISE_CLASS(spatial_dropout1d, "SpatialDropout1D", "rate", 3, false, false, NULL)
-NOISE_CLASS(spatial_dropout2d, "SpatialDropout2D", "rate", 4, true, false, NULL)
-NOISE_CLASS(spatial_dropout3d, "SpatialDropout3D", "rate", 5, true, false, NULL)
-NOISE_CLASS(gaussian_noise, "GaussianNoise", "stddev", 0, false, false, NULL)
-NOISE_CLASS(gaussian_dropout, "GaussianDropout", "rate", 0, false, false, NULL)
-NOISE_CLASS(alpha_dropout, "AlphaDropout", "rate", 0, false, true, NULL)
-NOISE_CLASS(activity_regularization, "ActivityRegularization", NULL, 0, false, false, NULL)
+NOISE_CLASS(dropout, "Dropout", "rate", 0, false, true)
+NOISE_CLASS(spatial_dropout1d, "SpatialDropout1D", "rate", 3, false, false)
+NOISE_CLASS(spatial_dropout2d, "SpatialDropout2D", "rate", 4, true, false)
+NOISE_CLASS(spatial_dropout3d, "SpatialDropout3D", "rate", 5, true, false)
+NOISE_CLASS(gaussian_noise, "GaussianNoise", "stddev", 0, false, false)
+NOISE_CLASS(gaussian_dropout, "GaussianDropout", "rate", 0, false, false)
+NOISE_CLASS(alpha_dropout, "AlphaDropout", "rate", 0, false, true)
+NOISE_CLASS(activity_regularization, "ActivityRegularization", NULL, 0, false, false)

@@ -20,6 +20,7 @@
 #include "deconvd/error.h"
 #include "deconvd/json.h"
 #include "deconvd/layerargs.h"
+#include "deconvd/layerkit.h"
 #include "deconvd/layers.h"
 
 enum resize_op { OP_UP, OP_CROP, OP_PAD };
@@ -150,13 +151,8 @@ static uint64_t resize_work(const void *state, const struct dcv_shape *in)
     struct dcv_shape out;
     char err[DCV_ERRLEN];
     if (resize_shape((void *)l, in, &out, err)) return 0;
-    uint64_t n = l->bilinear ? 4 : 1;
-    for (int i = 0; i < out.ndim; i++) {
-        uint64_t d = (uint64_t)(out.d[i] > 0 ? out.d[i] : 0);
-        if (d && n > UINT64_MAX / d) return UINT64_MAX;
-        n *= d;
-    }
-    return n;
+    uint64_t n = dcv_layerkit_elems(&out), k = l->bilinear ? 4 : 1;
+    return n > UINT64_MAX / k ? UINT64_MAX : n * k;
 }
 
 /* y[0..no) = x shifted by b along the row (x[i] lands at y[i + b]), in
@@ -214,7 +210,8 @@ static int nearest_run(const struct resize *l, const float *in, struct view vi, 
                         for (size_t r = 0; r < f2; r++) *y++ = x[i2];
                 else
                     for (size_t i2 = 0; i2 < vi.s[2]; i2++)
-                        for (size_t r = 0; r < f2; r++, y += c) memcpy(y, x + i2 * c, sizeof *y * c);
+                        for (size_t r = 0; r < f2; r++, y += c)
+                            memcpy(y, x + i2 * c, sizeof *y * c);
                 for (size_t r0 = 0; r0 < f0; r0++)
                     for (size_t r1 = 0; r1 < f1; r1++)
                         if (r0 || r1)

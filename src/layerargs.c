@@ -115,7 +115,8 @@ int dcv_layerargs_pairs(const struct dcv_json *cfg, const char *layer, const cha
         for (int i = 1; ok && i < axes; i++) out[2 * i] = out[0], out[2 * i + 1] = out[0];
     } else {
         ok = dcv_json_size(v) == (size_t)axes;
-        for (int i = 0; ok && i < axes; i++) ok = pair_of(dcv_json_at(v, (size_t)i), hi, &out[2 * i]);
+        for (int i = 0; ok && i < axes; i++)
+            ok = pair_of(dcv_json_at(v, (size_t)i), hi, &out[2 * i]);
     }
     if (!ok)
         return dcv_errf(err, DCV_EINVAL, "%s: '%s' must be an integer, %s, each in [0, %lld]",
