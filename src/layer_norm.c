@@ -265,6 +265,7 @@ struct noise_kind {
     const char *amount;         /* "rate" / "stddev", required in [0, 1]; NULL: none */
     int rank;                   /* required input rank (batch included), 0 = any */
     bool data_format, noise_shape;
+    bool k2_unchecked;          /* tf.keras 2 does not bound the amount */
 };
 
 struct noise {
@@ -291,17 +292,16 @@ static int noise_shape_arg(const struct dcv_json *cfg, const char *layer, char *
 static int noise_parse_kind(const struct noise_kind *k, const struct dcv_json *cfg,
                             enum dcv_keras keras, void **state, char *err)
 {
-    /* Keras 3 bounds every amount by 1; tf.keras 2 lets GaussianNoise's
-     * stddev exceed it. */
-    double hi = keras == DCV_KERAS_2 && !strcmp(k->amount ? k->amount : "", "stddev")
-              ? INFINITY : 1;
+    /* Keras 3 bounds every amount to [0, 1]; tf.keras 2 only Dropout's. */
+    bool free_amount = keras == DCV_KERAS_2 && k->k2_unchecked;
+    double lo = free_amount ? -INFINITY : 0, hi = free_amount ? INFINITY : 1;
     double d;
     bool cf;
     int rc = 0;
     if (k->amount) {
         if (!dcv_json_get(cfg, k->amount))
             return dcv_errf(err, DCV_EINVAL, "%s: '%s' is required", k->name, k->amount);
-        rc = dcv_layerargs_number(cfg, k->name, k->amount, 0, 0, hi, &d, err);
+        rc = dcv_layerargs_number(cfg, k->name, k->amount, 0, lo, hi, &d, err);
     } else {
         if (!(rc = dcv_layerargs_number(cfg, k->name, "l1", 0, -INFINITY, INFINITY, &d, err)))
             rc = dcv_layerargs_number(cfg, k->name, "l2", 0, -INFINITY, INFINITY, &d, err);
@@ -341,8 +341,8 @@ static struct dcv_json *noise_config(const void *state)
     return dcv_json_dup(((const struct noise *)state)->config);
 }
 
-#define NOISE_CLASS(id, cname, amt, rk, df, ns)                                               \
-    static const struct noise_kind kind_##id = { cname, amt, rk, df, ns };                   \
+#define NOISE_CLASS(id, cname, amt, rk, df, ns, k2)                                          \
+    static const struct noise_kind kind_##id = { cname, amt, rk, df, ns, k2 };               \
     static int parse_##id(const struct dcv_json *cfg, const struct dcv_layer_ctx *ctx,       \
                           void **state, char *err)                                           \
     {                                                                                         \
@@ -354,11 +354,11 @@ static struct dcv_json *noise_config(const void *state)
         .in_place = true, .identity = true, .config = noise_config,                           \
     };
 
-NOISE_CLASS(dropout, "Dropout", "rate", 0, false, true)
-NOISE_CLASS(spatial_dropout1d, "SpatialDropout1D", "rate", 3, false, false)
-NOISE_CLASS(spatial_dropout2d, "SpatialDropout2D", "rate", 4, true, false)
-NOISE_CLASS(spatial_dropout3d, "SpatialDropout3D", "rate", 5, true, false)
-NOISE_CLASS(gaussian_noise, "GaussianNoise", "stddev", 0, false, false)
-NOISE_CLASS(gaussian_dropout, "GaussianDropout", "rate", 0, false, false)
-NOISE_CLASS(alpha_dropout, "AlphaDropout", "rate", 0, false, true)
-NOISE_CLASS(activity_regularization, "ActivityRegularization", NULL, 0, false, false)
+NOISE_CLASS(dropout, "Dropout", "rate", 0, false, true, false)
+NOISE_CLASS(spatial_dropout1d, "SpatialDropout1D", "rate", 3, false, false, false)
+NOISE_CLASS(spatial_dropout2d, "SpatialDropout2D", "rate", 4, true, false, false)
+NOISE_CLASS(spatial_dropout3d, "SpatialDropout3D", "rate", 5, true, false, false)
+NOISE_CLASS(gaussian_noise, "GaussianNoise", "stddev", 0, false, false, true)
+NOISE_CLASS(gaussian_dropout, "GaussianDropout", "rate", 0, false, false, true)
+NOISE_CLASS(alpha_dropout, "AlphaDropout", "rate", 0, false, true, true)
+NOISE_CLASS(activity_regularization, "ActivityRegularization", NULL, 0, false, false, false)

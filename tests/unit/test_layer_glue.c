@@ -233,6 +233,7 @@ Test(layer_glue, identities_numpy)
         { "GaussianNoise", "{\"stddev\": 0.3, \"seed\": null}", 3, 2, { 4, 4 } },
         { "GaussianNoise", "{\"stddev\": 3}", 2, 2, { 4, 4 } },
         { "GaussianDropout", "{\"rate\": 0.3}", 3, 2, { 4, 4 } },
+        { "GaussianDropout", "{\"rate\": 1.5}", 2, 2, { 4, 4 } },
         { "AlphaDropout", "{\"rate\": 0.3, \"noise_shape\": null}", 3, 3, { 2, 2, 2 } },
         { "ActivityRegularization", "{\"l1\": 0.01, \"l2\": 0.0}", 3, 2, { 4, 4 } },
     };
@@ -350,7 +351,8 @@ static const struct refusal refusals[] = {
     { "AlphaDropout", "{\"rate\": 2}", 3, 0, { 0 }, DCV_EINVAL, "AlphaDropout: 'rate'" },
     { "GaussianDropout", "{\"rate\": -0.1}", 3, 0, { 0 }, DCV_EINVAL, "GaussianDropout" },
     { "GaussianNoise", "{\"stddev\": 2}", 3, 0, { 0 }, DCV_EINVAL, "GaussianNoise: 'stddev'" },
-    { "GaussianNoise", "{\"stddev\": -1}", 2, 0, { 0 }, DCV_EINVAL, "'stddev'" },
+    { "GaussianNoise", "{\"stddev\": -1}", 3, 0, { 0 }, DCV_EINVAL, "'stddev'" },
+    { "Dropout", "{\"rate\": 1.5}", 2, 0, { 0 }, DCV_EINVAL, "'rate'" },
     { "ActivityRegularization", "{\"l1\": \"x\"}", 3, 0, { 0 }, DCV_EINVAL, "'l1'" },
     { "SpatialDropout2D", "{\"rate\": 0.1, \"data_format\": \"nchw\"}", 3, 0, { 0 }, DCV_EINVAL,
       "'data_format'" },
