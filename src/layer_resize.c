@@ -33,6 +33,8 @@ struct resize_kind {
     int64_t def[6];             /* default size, or (before, after) pairs */
 };
 
+/* Per-axis values are right-aligned: spatial axis i of nsp is index
+ * 3 - nsp + i, so that the last spatial axis is always the row. */
 struct resize {
     const struct resize_kind *kind;
     bool cf, bilinear;
@@ -60,20 +62,22 @@ static int resize_parse_kind(const struct resize_kind *k, const struct dcv_json 
                              void **state, char *err)
 {
     struct resize l = { .kind = k, .size = { 1, 1, 1 } };
-    int64_t pairs[6];
+    int64_t pairs[6], size[3];
+    int off = 3 - k->nsp;
     int rc = 0;
     if (k->data_format) rc = dcv_layerargs_channels_first(cfg, k->name, &l.cf, err);
     if (!rc && k->op == OP_UP)
-        rc = dcv_layerargs_ints(cfg, k->name, "size", k->nsp, k->def, 1, DCV_MAX_EXTENT, l.size,
+        rc = dcv_layerargs_ints(cfg, k->name, "size", k->nsp, k->def, 1, DCV_MAX_EXTENT, size,
                                 err);
     if (!rc && k->op == OP_UP && k->nsp == 2) rc = interpolation(cfg, k->name, &l.bilinear, err);
     if (!rc && k->op != OP_UP)
         rc = dcv_layerargs_pairs(cfg, k->name, k->op == OP_PAD ? "padding" : "cropping", k->nsp,
                                  k->def, DCV_MAX_EXTENT, pairs, err);
     if (rc) return rc;
-    for (int i = 0; k->op != OP_UP && i < k->nsp; i++) {
-        int64_t sign = k->op == OP_PAD ? 1 : -1;
-        l.before[i] = sign * pairs[2 * i], l.after[i] = sign * pairs[2 * i + 1];
+    int64_t sign = k->op == OP_PAD ? 1 : -1;
+    for (int i = 0; i < k->nsp; i++) {
+        if (k->op == OP_UP) l.size[off + i] = size[i];
+        else l.before[off + i] = sign * pairs[2 * i], l.after[off + i] = sign * pairs[2 * i + 1];
     }
     struct resize *s = malloc(sizeof *s);
     if (!s || !(l.config = dcv_json_dup(cfg))) {
@@ -108,18 +112,18 @@ static int resize_shape(void *state, const struct dcv_shape *in, struct dcv_shap
                         "and a channel axis), got rank %d", k->name, k->nsp + 2, k->nsp,
                         in->ndim);
     *out = *in;
-    for (int i = 0; i < k->nsp; i++) {
+    for (int i = 0, j = 3 - k->nsp; i < k->nsp; i++, j++) {
         int a = sp_axis(l, i);
         int64_t n = in->d[a], o;
         if (n < 0) continue;
         if (k->op == OP_UP) {
-            o = n > DCV_MAX_EXTENT / l->size[i] ? -1 : n * l->size[i];
+            o = n > DCV_MAX_EXTENT / l->size[j] ? -1 : n * l->size[j];
         } else {
-            o = n + l->before[i] + l->after[i];
+            o = n + l->before[j] + l->after[j];
             if (k->op == OP_CROP && o <= 0)
                 return dcv_errf(err, DCV_ESHAPE, "%s: cropping (%lld, %lld) on input axis %d "
                                 "must leave something of its %lld values", k->name,
-                                (long long)-l->before[i], (long long)-l->after[i], a,
+                                (long long)-l->before[j], (long long)-l->after[j], a,
                                 (long long)n);
         }
         if (o < 0 || o > DCV_MAX_EXTENT)
@@ -138,7 +142,7 @@ struct view {
 static struct view view_of(const struct resize *l, const struct dcv_shape *sh)
 {
     struct view v = { .outer = (size_t)sh->d[0], .s = { 1, 1, 1 }, .inner = 1 };
-    for (int i = 0; i < l->kind->nsp; i++) v.s[i] = (size_t)sh->d[sp_axis(l, i)];
+    for (int i = 0; i < l->kind->nsp; i++) v.s[3 - l->kind->nsp + i] = (size_t)sh->d[sp_axis(l, i)];
     size_t c = (size_t)sh->d[l->cf ? 1 : sh->ndim - 1];
     if (l->cf) v.outer *= c;
     else v.inner = c;
@@ -240,7 +244,7 @@ static struct lerp lerp_at(size_t i, float scale, size_t n)
 static int bilinear_run(const struct resize *l, const float *in, struct view vi, float *out,
                         struct view vo, const atomic_bool *stop, char *err)
 {
-    size_t c = vi.inner, H = vi.s[0], W = vi.s[1], OH = vo.s[0], OW = vo.s[1];
+    size_t c = vi.inner, H = vi.s[1], W = vi.s[2], OH = vo.s[1], OW = vo.s[2];
     float sy = (float)H / (float)OH, sx = (float)W / (float)OW;
     for (size_t n = 0; n < vi.outer; n++) {
         if (stop && atomic_load_explicit(stop, memory_order_relaxed))
