@@ -197,6 +197,28 @@ static bool act_as_activation(const void *state, struct dcv_activation *act)
     return true;
 }
 
+/* Softmax of one [len][inner] block along len, inner > 1: columns in
+ * chunks, so that every pass reads whole rows (the strided walk down each
+ * column that a plain loop makes costs a cache miss per value). */
+static void softmax_columns(float *p, size_t len, size_t inner)
+{
+    enum { CHUNK = 256 };
+    float mx[CHUNK], sum[CHUNK];
+    for (size_t i0 = 0; i0 < inner; i0 += CHUNK) {
+        size_t w = inner - i0 < CHUNK ? inner - i0 : CHUNK;
+        float *col = p + i0;
+        for (size_t i = 0; i < w; i++) mx[i] = -INFINITY, sum[i] = 0;
+        for (size_t k = 0; k < len; k++)
+            for (size_t i = 0; i < w; i++) mx[i] = fmaxf(mx[i], col[k * inner + i]);
+        for (size_t k = 0; k < len; k++)
+            for (size_t i = 0; i < w; i++) sum[i] += (col[k * inner + i] =
+                                                      expf(col[k * inner + i] - mx[i]));
+        for (size_t i = 0; i < w; i++) sum[i] = 1.0f / sum[i];
+        for (size_t k = 0; k < len; k++)
+            for (size_t i = 0; i < w; i++) col[k * inner + i] *= sum[i];
+    }
+}
+
 static int act_run(const void *state, const float *in, const struct dcv_shape *is, float *out,
                    const struct dcv_shape *os, const atomic_bool *stop, char *err)
 {
@@ -215,8 +237,12 @@ static int act_run(const void *state, const float *in, const struct dcv_shape *i
         if (stop && atomic_load_explicit(stop, memory_order_relaxed))
             return dcv_errf(err, DCV_ECANCELED, "%s: cancelled",
                             dcv_activation_name(l->act.kind));
-        dcv_activation_apply(&l->act, out + o * len * inner, outer - o < step ? outer - o : step,
-                             len, inner);
+        size_t n = outer - o < step ? outer - o : step;
+        if (inner == 1) {
+            dcv_activation_apply(&l->act, out + o * len, n, len, 1);
+            continue;
+        }
+        for (size_t j = o; j < o + n; j++) softmax_columns(out + j * len * inner, len, inner);
     }
     return 0;
 }

@@ -235,8 +235,12 @@ struct lerp {
 
 static struct lerp lerp_at(size_t i, float scale, size_t n)
 {
-    float v = ((float)i + 0.5f) * scale - 0.5f, f = floorf(v);
-    int64_t lo = (int64_t)f, hi = (int64_t)ceilf(v);
+    /* v >= -0.5, so floor is the truncation but below 0 (then -1), and
+     * exact: no libm call in the loop. */
+    float v = ((float)i + 0.5f) * scale - 0.5f;
+    int64_t lo = v < 0 ? -1 : (int64_t)v;
+    float f = (float)lo;
+    int64_t hi = f == v ? lo : lo + 1;
     return (struct lerp){ .lo = lo > 0 ? (size_t)lo : 0,
                           .hi = hi < (int64_t)n - 1 ? (size_t)hi : n - 1, .t = v - f };
 }

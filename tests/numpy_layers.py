@@ -173,8 +173,12 @@ def _upsample(nsp, default):
 
 def _bilinear_axis(n, s):
     """Half-pixel-centre sample positions of an n → n*s resize: indices of
-    the two neighbours (clamped to the edge) and the weight of the second."""
-    pos = (np.arange(n * s) + 0.5) / s - 0.5
+    the two neighbours (clamped to the edge) and the weight of the second.
+    The positions are float32, (o + 0.5) * (n / (n*s)) - 0.5 as TensorFlow's
+    ResizeBilinear computes them: with a scale like 1/3 that float32 cannot
+    hold, the weights differ from exact ones by ~1e-7."""
+    f = np.float32
+    pos = ((np.arange(n * s, dtype=f) + f(0.5)) * (f(n) / f(n * s)) - f(0.5)).astype(np.float64)
     lo = np.floor(pos)
     t = pos - lo
     lo = lo.astype(int)
