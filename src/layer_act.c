@@ -247,9 +247,18 @@ static int act_run(const void *state, const float *in, const struct dcv_shape *i
     return 0;
 }
 
+/* Activation's config shows the activation it computes in its normalized
+ * form; the other classes' configs are their arguments as given. */
 static struct dcv_json *act_config(const void *state)
 {
-    return dcv_json_dup(((const struct act_layer *)state)->config);
+    const struct act_layer *l = state;
+    struct dcv_json *c = dcv_json_dup(l->config);
+    if (c && dcv_json_get(c, "activation") &&
+        dcv_json_set(c, "activation", dcv_activation_to_json(&l->act))) {
+        dcv_json_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 static const struct dcv_activation *act_activation(const void *state)

@@ -237,9 +237,20 @@ static int bn_run(const void *state, const float *in, const struct dcv_shape *is
     return 0;
 }
 
+/* The config with the arguments that decide the values spelled out (axis
+ * resolved once bound). */
 static struct dcv_json *bn_config(const void *state)
 {
-    return dcv_json_dup(((const struct bn *)state)->config);
+    const struct bn *l = state;
+    struct dcv_json *c = dcv_json_dup(l->config);
+    if (!c || dcv_json_set(c, "axis", dcv_json_new_number(l->c ? l->bound_axis : l->axis)) ||
+        dcv_json_set(c, "epsilon", dcv_json_new_number(l->eps)) ||
+        dcv_json_set(c, "center", dcv_json_new_bool(l->center)) ||
+        dcv_json_set(c, "scale", dcv_json_new_bool(l->scale))) {
+        dcv_json_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 const struct dcv_layer_class dcv_layer_class_batch_normalization = {

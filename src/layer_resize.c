@@ -283,9 +283,40 @@ static int resize_run(const void *state, const float *in, const struct dcv_shape
     return nearest_run(l, in, vi, out, vo, stop, err);
 }
 
+/* The config with every argument spelled out in Keras 3's form. */
 static struct dcv_json *resize_config(const void *state)
 {
-    return dcv_json_dup(((const struct resize *)state)->config);
+    const struct resize *l = state;
+    const struct resize_kind *k = l->kind;
+    int off = 3 - k->nsp, rc = 0;
+    struct dcv_json *c = dcv_json_dup(l->config), *v;
+    if (!c) return NULL;
+    if (k->op == OP_UP) {
+        v = k->nsp == 1 ? dcv_json_new_number((double)l->size[2])
+                        : dcv_json_new_int_array(l->size + off, (size_t)k->nsp);
+    } else {
+        int64_t sign = k->op == OP_PAD ? 1 : -1, p[2];
+        v = k->nsp == 1 ? NULL : dcv_json_new_array();
+        for (int i = 0; i < k->nsp && !rc; i++) {
+            p[0] = sign * l->before[off + i], p[1] = sign * l->after[off + i];
+            if (k->nsp == 1) v = dcv_json_new_int_array(p, 2);
+            else rc = dcv_json_append(v, dcv_json_new_int_array(p, 2));
+        }
+    }
+    if (rc) dcv_json_free(v);
+    else rc = dcv_json_set(c, k->op == OP_UP ? "size" : k->op == OP_PAD ? "padding" : "cropping",
+                           v);
+    if (!rc && k->data_format)
+        rc = dcv_json_set(c, "data_format", dcv_json_new_string(l->cf ? "channels_first"
+                                                                        : "channels_last"));
+    if (!rc && k->op == OP_UP && k->nsp == 2)
+        rc = dcv_json_set(c, "interpolation", dcv_json_new_string(l->bilinear ? "bilinear"
+                                                                               : "nearest"));
+    if (rc) {
+        dcv_json_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 #define RESIZE_CLASS(id, cname, op, nsp, df, ...)                                              \

@@ -556,6 +556,11 @@ Test(layer_glue, batch_normalization_affine)
         cr_assert(fabs(y[i] - e) <= 1e-5 * (1 + fabs(e)), "y[%d] %.9g, expected %.9g", i, y[i], e);
     }
     cr_assert_eq(cls->work(st, &in), 16);
+    struct dcv_json *cfg = cls->config(st);
+    char *text = dcv_json_print(cfg);
+    cr_assert_str_eq(text, "{\"axis\":1,\"epsilon\":0.01,\"center\":true,\"scale\":true}");
+    free(text);
+    dcv_json_free(cfg);
     atomic_bool stop = true;
     assert_err(cls->run(st, x, &in, y, &out, &stop, err), DCV_ECANCELED, err,
                "BatchNormalization");
@@ -678,5 +683,35 @@ Test(layer_glue, registry_names)
         cr_assert_not_null(c, "%s", names[i].name);
         cr_assert_str_eq(c->name, names[i].canonical);
         cr_assert_not_null(strstr(dcv_layers_supported(), names[i].canonical));
+    }
+}
+
+/* /config shows every resize argument in Keras 3's spelling. */
+Test(layer_glue, resize_config)
+{
+    static const struct { const char *cls, *cfg, *out; } forms[] = {
+        { "Cropping2D", "{\"name\": \"c\", \"cropping\": 1}",
+          "{\"name\":\"c\",\"cropping\":[[1,1],[1,1]],\"data_format\":\"channels_last\"}" },
+        { "Cropping1D", "{}", "{\"cropping\":[1,1]}" },
+        { "ZeroPadding1D", "{\"padding\": [2, 1], \"data_format\": \"channels_first\"}",
+          "{\"padding\":[2,1],\"data_format\":\"channels_first\"}" },
+        { "ZeroPadding3D", "{\"padding\": [1, [0, 2], 3]}",
+          "{\"padding\":[[1,1],[0,2],[3,3]],\"data_format\":\"channels_last\"}" },
+        { "UpSampling1D", "{}", "{\"size\":2}" },
+        { "UpSampling2D", "{\"size\": 3, \"interpolation\": \"BILINEAR\"}",
+          "{\"size\":[3,3],\"interpolation\":\"bilinear\",\"data_format\":\"channels_last\"}" },
+        { "UpSampling3D", "{\"size\": [1, 2, 3]}",
+          "{\"size\":[1,2,3],\"data_format\":\"channels_last\"}" },
+    };
+    for (size_t i = 0; i < N(forms); i++) {
+        const struct dcv_layer_class *cls;
+        void *st = parse_ok(&cls, forms[i].cls, forms[i].cfg, 3);
+        struct dcv_json *c = cls->config(st);
+        cr_assert_not_null(c);
+        char *text = dcv_json_print(c);
+        cr_assert_str_eq(text, forms[i].out, "%s %s", forms[i].cls, forms[i].cfg);
+        free(text);
+        dcv_json_free(c);
+        cls->free_state(st);
     }
 }
