@@ -115,6 +115,9 @@ struct dcv_layer_class {
  * src/layer_<family>.c. Adding a class = one line here + its entry. */
 #define DCV_LAYER_CLASSES(X) \
     X(input_layer) \
+    X(conv1d) \
+    X(conv2d) \
+    X(conv3d) \
     X(batch_normalization) \
     X(dropout) \
     X(spatial_dropout1d) \
