@@ -181,11 +181,17 @@ static int act_shape(void *state, const struct dcv_shape *in, struct dcv_shape *
 {
     const struct act_layer *l = state;
     int lo, hi, rc;
-    if (l->act.kind == DCV_ACT_SOFTMAX && in->ndim < 2)
-        return dcv_errf(err, DCV_ESHAPE, "softmax needs an input of rank 2 or more, got rank %d",
-                        in->ndim);
+    char sub[DCV_ERRLEN];
+    if (dcv_activation_is_axial(l->act.kind) && in->ndim < 2)
+        return dcv_errf(err, DCV_ESHAPE, "%s needs an input of rank 2 or more, got rank %d",
+                        dcv_activation_name(l->act.kind), in->ndim);
     if (l->naxes && (rc = softmax_block(l, in->ndim, &lo, &hi, err))) return rc;
     *out = *in;
+    /* glu halves the last axis */
+    if (in->ndim >= 1 &&
+        (rc = dcv_activation_output_dim(&l->act, in->d[in->ndim - 1], &out->d[in->ndim - 1],
+                                        sub)))
+        return dcv_errf(err, rc, "Activation: %s", sub);
     return 0;
 }
 
@@ -193,6 +199,7 @@ static bool act_as_activation(const void *state, struct dcv_activation *act)
 {
     const struct act_layer *l = state;
     if (l->naxes && !(l->naxes == 1 && l->axes[0] == -1)) return false;
+    if (l->act.kind == DCV_ACT_GLU) return false;     /* changes the shape */
     *act = l->act;
     return true;
 }
@@ -219,6 +226,24 @@ static void softmax_columns(float *p, size_t len, size_t inner)
     }
 }
 
+/* glu from in to a distinct, half-sized out: each row's halves meet in a
+ * stack buffer, where the activation module computes them. */
+static void glu_copy(const struct dcv_activation *a, const float *in, float *out, size_t outer,
+                     size_t len)
+{
+    enum { HALF = 1024 };
+    float tmp[2 * HALF];
+    size_t h = len / 2;
+    for (size_t o = 0; o < outer; o++)
+        for (size_t k0 = 0; k0 < h; k0 += HALF) {
+            size_t c = h - k0 < HALF ? h - k0 : HALF;
+            memcpy(tmp, in + o * len + k0, sizeof(float) * c);
+            memcpy(tmp + c, in + o * len + h + k0, sizeof(float) * c);
+            dcv_activation_apply(a, tmp, 1, 2 * c, 1);
+            memcpy(out + o * h + k0, tmp, sizeof(float) * c);
+        }
+}
+
 static int act_run(const void *state, const float *in, const struct dcv_shape *is, float *out,
                    const struct dcv_shape *os, const atomic_bool *stop, char *err)
 {
@@ -229,7 +254,12 @@ static int act_run(const void *state, const float *in, const struct dcv_shape *i
     if (l->naxes && softmax_block(l, is->ndim, &lo, &hi, err)) return DCV_ESHAPE;
     for (int i = 0; i < is->ndim; i++)
         *(i < lo ? &outer : i > hi ? &inner : &len) *= (size_t)is->d[i];
-    if (l->act.kind != DCV_ACT_SOFTMAX) outer *= len * inner, len = inner = 1;
+    if (!dcv_activation_is_axial(l->act.kind)) outer *= len * inner, len = inner = 1;
+    if (l->act.kind == DCV_ACT_GLU) {             /* packs its output: one pass */
+        if (in != out) glu_copy(&l->act, in, out, outer, len);
+        else dcv_activation_apply(&l->act, out, outer, len, 1);
+        return 0;
+    }
     if (in != out) memmove(out, in, sizeof(float) * outer * len * inner);
     /* Slices of ~64k values between cancellation checks. */
     size_t step = 1 + 65536 / (len * inner);

@@ -253,6 +253,9 @@ Test(layer_glue, activations_numpy)
         { "Activation", "{\"activation\": \"hard_sigmoid\"}", 2, 2, { 4, 8 } },
         { "Activation", "{\"activation\": \"gelu\"}", 3, 2, { 4, 8 } },
         { "Activation", "{\"activation\": \"celu\"}", 3, 2, { 4, 8 } },
+        { "Activation", "{\"activation\": \"log_softmax\"}", 3, 3, { 2, 3, 5 } },
+        { "Activation", "{\"activation\": \"glu\"}", 3, 3, { 2, 3, 6 } },
+        { "Activation", "{\"activation\": \"glu\"}", 3, 2, { 2, 4100 } },
         { "ReLU", "{\"max_value\": null, \"negative_slope\": 0.0, \"threshold\": 0.0}", 3, 2,
           { 4, 8 } },
         { "ReLU", "{\"max_value\": 1.5}", 3, 3, { 2, 4, 4 } },
@@ -386,6 +389,8 @@ static const struct refusal refusals[] = {
     { "Softmax", "{\"axis\": 0}", 3, 3, { 1, 2, 3 }, DCV_ESHAPE, "batch axis" },
     { "Softmax", "{\"axis\": 3}", 3, 3, { 1, 2, 3 }, DCV_ESHAPE, "axis 3 does not fit" },
     { "Activation", "{\"activation\": \"softmax\"}", 3, 1, { 4 }, DCV_ESHAPE, "rank 2" },
+    { "Activation", "{\"activation\": \"glu\"}", 3, 3, { 1, 2, 5 }, DCV_ESHAPE,
+      "Activation: activation glu" },
     { "PReLU", "{\"shared_axes\": [0]}", 3, 0, { 0 }, DCV_EINVAL, "PReLU: 'shared_axes'" },
     { "PReLU", "{\"shared_axes\": \"x\"}", 3, 0, { 0 }, DCV_EINVAL, "'shared_axes'" },
     { "PReLU", "{\"shared_axes\": [3]}", 3, 3, { 1, 2, 3 }, DCV_ESHAPE, "shared axis 3" },
@@ -596,6 +601,7 @@ Test(layer_glue, activation_folds)
         { "Softmax", "{}", 3, true, DCV_ACT_SOFTMAX, 0, INFINITY, 0 },
         { "Softmax", "{\"axis\": [-1]}", 3, true, DCV_ACT_SOFTMAX, 0, INFINITY, 0 },
         { "Softmax", "{\"axis\": 1}", 3, false, DCV_ACT_SOFTMAX, 0, 0, 0 },
+        { "Activation", "{\"activation\": \"glu\"}", 3, false, DCV_ACT_GLU, 0, 0, 0 },
         { "Softmax", "{\"axis\": [1, 2]}", 3, false, DCV_ACT_SOFTMAX, 0, 0, 0 },
     };
     for (size_t i = 0; i < N(forms); i++) {
