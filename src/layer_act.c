@@ -31,10 +31,14 @@ struct act_layer {
 static int act_new(const struct dcv_json *cfg, const struct act_layer *l, void **state, char *err)
 {
     struct act_layer *s = malloc(sizeof *s);
-    if (!s || !(*s = *l, s->config = dcv_json_dup(cfg))) {
+    struct dcv_json *copy = dcv_json_dup(cfg);
+    if (!s || !copy) {
         free(s);
+        dcv_json_free(copy);
         return dcv_errf(err, DCV_ENOMEM, "out of memory");
     }
+    *s = *l;
+    s->config = copy;
     *state = s;
     return 0;
 }
