@@ -22,10 +22,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deconvd/chain.h"
 #include "deconvd/engine.h"
 #include "deconvd/error.h"
 #include "deconvd/json.h"
 #include "deconvd/model.h"
+#include "deconvd/modelform.h"
 #include "deconvd/npy.h"
 #include "deconvd/weights.h"
 
@@ -197,6 +199,136 @@ static const int64_t *prepack_size(const struct dcv_model *m, int64_t *sp)
     return nin < 0 || nout < 0 || nin > INT32_MAX || nout > INT32_MAX ? NULL : sp;
 }
 
+static struct dcv_json *dims_json(const int64_t *d, int n)
+{
+    return dcv_json_new_int_array(d, (size_t)n);
+}
+
+/* ---- chain models (Sequential / Functional) ------------------------------------ */
+
+static int chain_note_file(void *arg, const char *path, char *err)
+{
+    return dcv_model_note_file(arg, path, err);
+}
+
+/* The output layout for PNG answers: the data_format of the last layer
+ * that has one (channels_last when none does). */
+static bool form_channels_first(const struct dcv_modelform *f)
+{
+    for (int i = f->n - 1; i >= 0; i--) {
+        const char *df = dcv_json_string(dcv_json_get(f->layers[i].config, "data_format"));
+        if (df) return strcmp(df, "channels_first") == 0;
+    }
+    return false;
+}
+
+static void sig_copy(const struct dcv_shape *s, int64_t *d, int *n)
+{
+    *n = s->ndim;
+    memcpy(d, s->d, sizeof(int64_t) * (size_t)s->ndim);
+}
+
+static int build_chain(struct dcv_model *m, const struct dcv_json *doc, const char *models_dir,
+                       const struct dcv_model_opts *opts, char *err)
+{
+    struct dcv_modelform f;
+    struct dcv_shape in, out;
+    int rc;
+    if ((rc = dcv_modelform_parse(doc, &f, err))) return rc;
+    struct dcv_chain_opts co = {
+        .models_dir = models_dir, .max_weight_elems = opts ? opts->max_weight_elems : 0,
+        .cache_cap = opts ? opts->cache_cap : 0, .note_file = chain_note_file, .note_arg = m,
+        .fingerprint = &m->fingerprint,
+    };
+    if ((rc = dcv_chain_create(&f, dcv_json_get(doc, "weights"), &co, &m->chain, err)))
+        goto out;
+    snprintf(m->layer.class_name, sizeof m->layer.class_name, "%s", f.class_name);
+    snprintf(m->layer.name, sizeof m->layer.name, "%s", f.name);
+    snprintf(m->input_name, sizeof m->input_name, "%s", f.input_name);
+    snprintf(m->output_name, sizeof m->output_name, "%s", f.layers[f.n - 1].name);
+    dcv_chain_signature(m->chain, &in, &out);
+    sig_copy(&in, m->in_sig, &m->ndim);
+    sig_copy(&out, m->out_sig, &m->out_ndim);
+    rc = dcv_png_spec_parse(dcv_json_get(doc, "image"), dcv_chain_activation(m->chain),
+                            form_channels_first(&f), &m->image, err);
+out:
+    dcv_modelform_release(&f);
+    return rc;
+}
+
+static int shape_of(const int64_t *d, int n, struct dcv_shape *s, char *err)
+{
+    if (n < 1 || n > DCV_MAX_DIMS)
+        return dcv_errf(err, DCV_ESHAPE, "input rank must be 1 to %d, got %d", DCV_MAX_DIMS, n);
+    s->ndim = n;
+    memcpy(s->d, d, sizeof(int64_t) * (size_t)n);
+    return 0;
+}
+
+static int chain_output_shape(const struct dcv_model *m, const int64_t *in, int ndim,
+                              int64_t *out, char *err)
+{
+    struct dcv_shape is, os;
+    int rc;
+    if ((rc = shape_of(in, ndim, &is, err))) return rc;
+    if (ndim != m->ndim)
+        return dcv_errf(err, DCV_ESHAPE, "the model takes inputs of rank %d, got rank %d",
+                        m->ndim, ndim);
+    if ((rc = dcv_chain_output_shape(m->chain, &is, &os, err))) return rc;
+    memcpy(out, os.d, sizeof(int64_t) * (size_t)os.ndim);
+    return 0;
+}
+
+static int chain_summary(const struct dcv_model *m, const int64_t *in, int ndim,
+                         struct dcv_model_row *rows, int cap, int *n, char *err)
+{
+    int nl = dcv_chain_layers(m->chain), rc;
+    struct dcv_shape is, *sh = malloc(sizeof *sh * (size_t)nl);
+    if (!sh) return dcv_errf(err, DCV_ENOMEM, "out of memory");
+    if (ndim != m->ndim)
+        rc = dcv_errf(err, DCV_ESHAPE, "the model takes inputs of rank %d, got rank %d",
+                      m->ndim, ndim);
+    else if (!(rc = shape_of(in, ndim, &is, err)) &&
+        !(rc = dcv_chain_shapes(m->chain, &is, sh, err))) {
+        for (int i = 0; i <= nl && i < cap; i++) {
+            struct dcv_chain_layer l;
+            memset(&rows[i], 0, sizeof rows[i]);
+            if (i == 0) {
+                snprintf(rows[0].name, sizeof rows[0].name, "%s", m->input_name);
+                rows[0].class_name = "InputLayer";
+                rows[0].out = is;
+                continue;
+            }
+            dcv_chain_layer(m->chain, i - 1, &l);
+            snprintf(rows[i].name, sizeof rows[i].name, "%s", l.name);
+            rows[i].class_name = l.class_name;
+            rows[i].out = sh[i - 1];
+            rows[i].params = l.params;
+        }
+        *n = nl + 1;
+    }
+    free(sh);
+    return rc;
+}
+
+static struct dcv_json *chain_config_json(const struct dcv_model *m)
+{
+    struct dcv_json *o = dcv_json_new_object();
+    int rc = o ? 0 : DCV_ENOMEM;
+    rc |= dcv_json_add(o, "class_name", dcv_json_new_string(m->layer.class_name));
+    rc |= dcv_json_add(o, "name", dcv_json_new_string(m->layer.name));
+    rc |= dcv_json_add(o, "input_name", dcv_json_new_string(m->input_name));
+    rc |= dcv_json_add(o, "output_name", dcv_json_new_string(m->output_name));
+    rc |= dcv_json_add(o, "input_shape", dims_json(m->in_sig, m->ndim));
+    rc |= dcv_json_add(o, "output_shape", dims_json(m->out_sig, m->out_ndim));
+    rc |= dcv_json_add(o, "layers", dcv_chain_layers_json(m->chain));
+    if (rc) {
+        dcv_json_free(o);
+        return NULL;
+    }
+    return o;
+}
+
 /* fp: the fingerprint so far (the model file's, or the seed). */
 static int build(const char *name, const struct dcv_json *doc, const char *models_dir,
                  const struct dcv_model_opts *opts, uint64_t fp, struct dcv_model **out,
@@ -213,6 +345,10 @@ static int build(const char *name, const struct dcv_json *doc, const char *model
     if (dcv_json_type(doc) != DCV_JSON_OBJECT) {
         rc = dcv_errf(err, DCV_EINVAL, "model file must hold a JSON object, got %s",
                       dcv_json_type_name(doc));
+        goto out;
+    }
+    if (dcv_modelform_is_model(doc)) {
+        rc = build_chain(m, doc, models_dir, opts, err);
         goto out;
     }
     const struct dcv_json *cfg = dcv_json_get(doc, "config");
@@ -340,6 +476,7 @@ void dcv_model_free(struct dcv_model *m)
 {
     if (!m) return;
     dcv_engine_kernel_free(m->kernel);
+    dcv_chain_free(m->chain);
     dcv_layer_release(&m->layer);
     dcv_json_free(m->sources);
     dcv_model_files_free(m->weight_files, m->n_weight_files);
@@ -389,8 +526,10 @@ int dcv_model_output_shape(const struct dcv_model *m, const int64_t *in, int ndi
         if (in[i] < 1)
             return dcv_errf(err, DCV_ESHAPE, "input dim %d must be a positive size, got %lld",
                             i, (long long)in[i]);
-    if ((rc = dcv_layer_output_shape(&m->layer, in, ndim, out, err))) return rc;
-    int64_t n = dcv_shape_product(out, ndim);
+    rc = m->chain ? chain_output_shape(m, in, ndim, out, err)
+                  : dcv_layer_output_shape(&m->layer, in, ndim, out, err);
+    if (rc) return rc;
+    int64_t n = dcv_shape_product(out, m->out_ndim);
     if (n < 0 || dcv_shape_product(in, ndim) < 0)
         return dcv_errf(err, DCV_ETOOBIG, "tensor size overflows");
     *count = (size_t)n;
@@ -407,17 +546,18 @@ int dcv_model_infer(const struct dcv_model *m, const float *in, const int64_t *s
     if (count > out_cap)
         return dcv_errf(err, DCV_EINVAL, "output buffer holds %zu values, %zu needed", out_cap,
                         count);
+    if (m->chain) {
+        struct dcv_shape is;
+        shape_of(shape, ndim, &is, NULL);
+        return dcv_chain_run(m->chain, in, &is, out, stop, err);
+    }
     int sax = dcv_conv_spatial_axis(&m->layer.conv);
     return dcv_engine_run(m->kernel, in, shape[0], shape + sax, oshape + sax, out, stop, err);
 }
 
-static struct dcv_json *dims_json(const int64_t *d, int n)
-{
-    return dcv_json_new_int_array(d, (size_t)n);
-}
-
 struct dcv_json *dcv_model_config_json(const struct dcv_model *m)
 {
+    if (m->chain) return chain_config_json(m);
     const struct dcv_conv *c = &m->layer.conv;
     struct dcv_json *o = dcv_json_dup(m->layer.config);
     struct dcv_json *meta = dcv_json_get(o, "deconvd");
@@ -466,14 +606,18 @@ const char *dcv_model_class(const struct dcv_model *m)
 uint64_t dcv_model_work(const struct dcv_model *m, const int64_t *in, int ndim)
 {
     const struct dcv_conv *c = &m->layer.conv;
+    struct dcv_shape is;
+    if (m->chain)
+        return shape_of(in, ndim, &is, NULL) ? UINT64_MAX : dcv_chain_work(m->chain, &is);
     if (ndim != c->rank + 2) return UINT64_MAX;
     return dcv_conv_work(c, in[0], in + dcv_conv_spatial_axis(c));
 }
 
 size_t dcv_model_scratch_bytes(const struct dcv_model *m, const int64_t *in, int ndim)
 {
-    (void)m, (void)in, (void)ndim;
-    return 0;
+    struct dcv_shape is;
+    if (!m->chain) return 0;
+    return shape_of(in, ndim, &is, NULL) ? SIZE_MAX : dcv_chain_scratch_bytes(m->chain, &is);
 }
 
 static uint64_t layer_params(const struct dcv_layer *l)
@@ -490,6 +634,7 @@ int dcv_model_summary(const struct dcv_model *m, const int64_t *in, int ndim,
     struct dcv_model_row r[2] = { 0 };
     int rc;
     if (!in) in = m->in_sig, ndim = m->ndim;
+    if (m->chain) return chain_summary(m, in, ndim, rows, cap, n, err);
     if (ndim != m->ndim)
         return dcv_errf(err, DCV_ESHAPE, "%s takes inputs of rank %d, got rank %d",
                         m->layer.class_name, m->ndim, ndim);
