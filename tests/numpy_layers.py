@@ -41,6 +41,56 @@ def input_layer(cfg, w, x, keras):
     return x
 
 
+@layer("Reshape")
+def reshape(cfg, w, x, keras):
+    return x.reshape((x.shape[0],) + tuple(cfg["target_shape"]))
+
+
+@layer("Flatten")
+def flatten(cfg, w, x, keras):
+    if cfg.get("data_format") == "channels_first" and x.ndim > 2:
+        x = np.moveaxis(x, 1, -1)
+    return x.reshape(x.shape[0], -1)
+
+
+# --- weighted layers: Dense and transposed convolutions (core) ----------------
+
+def _act(cfg, y):
+    a = cfg.get("activation", "linear")
+    if isinstance(a, dict):
+        a = a.get("config", {}).get("name", a.get("class_name"))
+    return numpy_ref.activation(a, y)
+
+
+def _tuple(v, rank):
+    return [v] * rank if isinstance(v, int) else list(v)
+
+
+@layer("Dense")
+def dense(cfg, w, x, keras):
+    y = np.tensordot(x, w[0], axes=([x.ndim - 1], [0]))
+    if cfg.get("use_bias", True):
+        y = y + w[1]
+    return _act(cfg, y)
+
+
+def _conv_transpose(rank):
+    def fn(cfg, w, x, keras):
+        op = cfg.get("output_padding")
+        p = {"rank": rank, "data_format": cfg.get("data_format") or "channels_last",
+             "strides": _tuple(cfg.get("strides", 1), rank),
+             "dilation_rate": _tuple(cfg.get("dilation_rate", 1), rank),
+             "padding": cfg.get("padding", "valid").lower(),
+             "output_padding": None if op is None else _tuple(op, rank)}
+        y = numpy_ref.layer(x, w[0], w[1] if cfg.get("use_bias", True) else None, p)
+        return _act(cfg, y)
+    return fn
+
+
+for _r in (1, 2, 3):
+    layer("Conv%dDTranspose" % _r)(_conv_transpose(_r))
+
+
 def run(layers, x, keras=3):
     """layers: [(class_name, config, [weights as arrays])]"""
     y = np.asarray(x, dtype=np.float64)

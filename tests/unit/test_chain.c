@@ -1,0 +1,361 @@
+/* test_chain.c — chain models (Sequential configs) against Keras and NumPy.
+ *
+ * The VAE decoder of the Keras VAE example, loaded from its model.to_json()
+ * and the weights Keras saved (tests/data/models/vae_decoder*, made by
+ * tests/data/vae_decoder/extract.py), must give Keras's own output.npy.
+ * Chains of Dense / Reshape / Flatten / transposed convolutions with random
+ * weights are checked against tests/numpy_layers.py; the folds against a
+ * plain loop here. Refusals, the stop flag, the per-thread arena and the
+ * fingerprint over every weights file are checked too.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "deconvd/chain.h"
+#include "deconvd/error.h"
+#include "deconvd/json.h"
+#include "deconvd/layers.h"
+#include "deconvd/model.h"
+#include "deconvd/npy.h"
+#include "testutil.h"
+
+/* tests/data relative to this file, else to the working directory. */
+static const char *data_dir(void)
+{
+    static char buf[512];
+    snprintf(buf, sizeof buf, "%s", __FILE__);
+    char *slash = strrchr(buf, '/');
+    if (slash) {
+        *slash = '\0';
+        if ((slash = strrchr(buf, '/'))) {
+            snprintf(slash, sizeof buf - (size_t)(slash - buf), "/data");
+            if (access(buf, R_OK) == 0) return buf;
+        }
+    }
+    return "tests/data";
+}
+
+static struct dcv_npy load_npy(const char *dir, const char *file)
+{
+    char path[1024], err[DCV_ERRLEN];
+    struct dcv_npy n = { 0 };
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    cr_assert_eq(dcv_npy_load(path, 0, &n, err), 0, "%s: %s", path, err);
+    return n;
+}
+
+static struct dcv_model *load_model(const char *dir, const char *name)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m = NULL;
+    int rc = dcv_model_load(dir, name, NULL, &m, err);
+    cr_assert_eq(rc, 0, "%s: %s", name, err);
+    return m;
+}
+
+static float *infer(const struct dcv_model *m, const struct dcv_npy *x, size_t *count)
+{
+    char err[DCV_ERRLEN];
+    int64_t os[DCV_MAX_DIMS];
+    cr_assert_eq(dcv_model_output_shape(m, x->shape, x->ndim, os, count, err), 0, "%s", err);
+    float *y = malloc(sizeof(float) * *count);
+    cr_assert_not_null(y);
+    cr_assert_eq(dcv_model_infer(m, x->data, x->shape, x->ndim, y, *count, NULL, err), 0,
+                 "%s", err);
+    return y;
+}
+
+/* |a - b| <= rel * max(|b|, floor) everywhere. */
+static void expect_close(const float *a, const float *b, size_t n, double rel, double floor)
+{
+    for (size_t i = 0; i < n; i++) {
+        double tol = rel * fmax(fabs((double)b[i]), floor);
+        cr_assert(fabs((double)a[i] - (double)b[i]) <= tol, "value %zu: %.9g vs %.9g", i,
+                  (double)a[i], (double)b[i]);
+    }
+}
+
+/* ---- the VAE decoder, against Keras ------------------------------------------- */
+
+Test(chain, vae_decoder_equals_keras)
+{
+    char models[600], fix[600];
+    snprintf(models, sizeof models, "%s/models", data_dir());
+    snprintf(fix, sizeof fix, "%s/vae_decoder", data_dir());
+    struct dcv_model *m = load_model(models, "vae_decoder");
+    struct dcv_npy x = load_npy(fix, "input.npy"), want = load_npy(fix, "output.npy");
+    size_t n;
+    float *y = infer(m, &x, &n);
+    cr_assert_eq(n, want.count);
+    expect_close(y, want.data, n, 1e-5, 1e-3);
+    free(y);
+    /* twice: plans and arena reused */
+    y = infer(m, &x, &n);
+    expect_close(y, want.data, n, 1e-5, 1e-3);
+    free(y);
+    dcv_npy_release(&x);
+    dcv_npy_release(&want);
+    dcv_model_free(m);
+}
+
+Test(chain, vae_decoder_describes_itself_like_keras)
+{
+    char models[600], err[DCV_ERRLEN];
+    snprintf(models, sizeof models, "%s/models", data_dir());
+    struct dcv_model *m = load_model(models, "vae_decoder");
+    cr_expect_str_eq(dcv_model_class(m), "Sequential");
+    cr_expect_str_eq(m->input_name, "input_layer");
+    cr_expect_str_eq(m->output_name, "conv2d_transpose_2");
+    cr_expect_eq(m->ndim, 2);
+    cr_expect_eq(m->out_ndim, 4);
+    cr_expect_eq(m->out_sig[1], 28);
+    cr_expect_eq(m->out_sig[3], 1);
+    cr_expect_eq(m->n_weight_files, 8);
+    cr_expect(m->image.has_range && m->image.lo == 0.0f && m->image.hi == 1.0f,
+              "a sigmoid output maps [0, 1] to PNG values");
+    struct dcv_model_row rows[8];
+    int n = 0;
+    cr_assert_eq(dcv_model_summary(m, NULL, 0, rows, 8, &n, err), 0, "%s", err);
+    cr_assert_eq(n, 6);
+    /* model.summary(): the figures Keras prints for this decoder */
+    static const struct { const char *name, *cls; int64_t c; uint64_t params; } want[] = {
+        { "input_layer", "InputLayer", 2, 0 }, { "dense", "Dense", 3136, 9408 },
+        { "reshape", "Reshape", 64, 0 }, { "conv2d_transpose", "Conv2DTranspose", 64, 36928 },
+        { "conv2d_transpose_1", "Conv2DTranspose", 32, 18464 },
+        { "conv2d_transpose_2", "Conv2DTranspose", 1, 289 },
+    };
+    for (int i = 0; i < 6; i++) {
+        cr_expect_str_eq(rows[i].name, want[i].name);
+        cr_expect_str_eq(rows[i].class_name, want[i].cls);
+        cr_expect_eq(rows[i].out.d[rows[i].out.ndim - 1], want[i].c, "row %d", i);
+        cr_expect_eq(rows[i].params, want[i].params, "row %d: %llu", i,
+                     (unsigned long long)rows[i].params);
+    }
+    int64_t in[2] = { 4, 2 };
+    cr_expect_eq(dcv_model_work(m, in, 2),
+                 4ull * (2 * 3136 + 49 * 9 * 64 * 64 + 196 * 9 * 64 * 32 + 784 * 9 * 32));
+    /* two buffers of the largest intermediate: conv2d_transpose_1 (4, 28, 28, 32) */
+    cr_expect_eq(dcv_model_scratch_bytes(m, in, 2), 2 * 4 * 28 * 28 * 32 * sizeof(float));
+    struct dcv_json *cfg = dcv_model_config_json(m);
+    cr_assert_not_null(cfg);
+    const struct dcv_json *layers = dcv_json_get(cfg, "layers");
+    cr_assert_eq(dcv_json_size(layers), 5);
+    cr_expect_str_eq(dcv_json_string(dcv_json_get(dcv_json_get(dcv_json_at(layers, 0),
+                                                               "weights"), "kernel")),
+                     "vae_decoder/dense.kernel.npy");
+    dcv_json_free(cfg);
+    dcv_model_free(m);
+}
+
+/* ---- model files in a temporary directory --------------------------------------- */
+
+static char g_dir[] = "/tmp/dcvchain.XXXXXX";
+
+static void make_dir(void)
+{
+    cr_assert_not_null(tu_mkdtemp(g_dir));
+}
+
+static void remove_dir(void)
+{
+    char cmd[128];
+    if (strchr(g_dir, 'X')) return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+}
+
+static void put_file(const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    cr_assert_eq(tu_write_file(path, text, strlen(text)), 0, "%s", path);
+}
+
+static uint64_t g_rng = 12345;
+
+static float rnd(void)
+{
+    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(g_rng >> 40) / 8388608.0 - 1.0);
+}
+
+static void put_npy(const char *name, const int64_t *shape, int ndim, float amp)
+{
+    char path[1024], err[DCV_ERRLEN];
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    float *v = malloc(sizeof(float) * n);
+    cr_assert_not_null(v);
+    for (size_t i = 0; i < n; i++) v[i] = amp * rnd();
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    cr_assert_eq(dcv_npy_save(path, v, shape, ndim, err), 0, "%s", err);
+    free(v);
+}
+
+/* A Sequential model file: InputLayer(batch_shape) + layers + weights. */
+static void put_model(const char *name, const char *batch_shape, const char *layers,
+                      const char *weights)
+{
+    char text[8192], file[256];
+    snprintf(text, sizeof text,
+             "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"%s\", \"layers\": ["
+             "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", "
+             "\"batch_input_shape\": %s}}, %s]}, \"weights\": %s}",
+             name, batch_shape, layers, weights);
+    snprintf(file, sizeof file, "%s.json", name);
+    put_file(file, text);
+}
+
+static int try_load(const char *name, struct dcv_model **m, char *err)
+{
+    *m = NULL;
+    return dcv_model_load(g_dir, name, NULL, m, err);
+}
+
+/* ---- random chains against tests/numpy_layers.py -------------------------------- */
+
+struct wspec { const char *layer, *weight; int ndim; int64_t d[5]; };
+struct ccase {
+    const char *batch_shape;          /* InputLayer's, JSON */
+    const char *layers;               /* JSON list items */
+    int x_ndim;
+    int64_t x[5];
+    struct wspec w[8];
+};
+
+static const struct ccase cases[] = {
+    { "[null, 3, 4]",
+      "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 6, "
+      "\"activation\": \"tanh\"}}, "
+      "{\"class_name\": \"Reshape\", \"config\": {\"name\": \"r\", \"target_shape\": [-1, 2]}}, "
+      "{\"class_name\": \"Conv1DTranspose\", \"config\": {\"name\": \"c\", \"filters\": 3, "
+      "\"kernel_size\": 3, \"strides\": 2, \"padding\": \"same\", \"activation\": \"relu\"}}",
+      3, { 2, 3, 4 },
+      { { "d", "kernel", 2, { 4, 6 } }, { "d", "bias", 1, { 6 } },
+        { "c", "kernel", 3, { 3, 3, 2 } }, { "c", "bias", 1, { 3 } } } },
+    { "[null, 5]",
+      "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 32, "
+      "\"use_bias\": false}}, "
+      "{\"class_name\": \"Reshape\", \"config\": {\"name\": \"r\", \"target_shape\": [2, 4, 4]}}, "
+      "{\"class_name\": \"Conv2DTranspose\", \"config\": {\"name\": \"c\", \"filters\": 3, "
+      "\"kernel_size\": [3, 2], \"strides\": [2, 1], \"padding\": \"valid\", "
+      "\"data_format\": \"channels_first\"}}, "
+      "{\"class_name\": \"Flatten\", \"config\": {\"name\": \"f\", "
+      "\"data_format\": \"channels_first\"}}, "
+      "{\"class_name\": \"Dense\", \"config\": {\"name\": \"e\", \"units\": 7, "
+      "\"activation\": \"sigmoid\"}}",
+      2, { 3, 5 },
+      { { "d", "kernel", 2, { 5, 32 } }, { "c", "kernel", 4, { 3, 2, 3, 2 } },
+        { "c", "bias", 1, { 3 } }, { "e", "kernel", 2, { 135, 7 } }, { "e", "bias", 1, { 7 } } } },
+    { "[null, 2, 3, 2, 4]",
+      "{\"class_name\": \"Conv3DTranspose\", \"config\": {\"name\": \"c\", \"filters\": 2, "
+      "\"kernel_size\": 2, \"strides\": [1, 2, 1], \"padding\": \"same\"}}, "
+      "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 3}}",
+      5, { 2, 2, 3, 2, 4 },
+      { { "c", "kernel", 5, { 2, 2, 2, 2, 4 } }, { "c", "bias", 1, { 2 } },
+        { "d", "kernel", 2, { 2, 3 } }, { "d", "bias", 1, { 3 } } } },
+};
+
+static void put_json(const char *file, const struct dcv_json *doc)
+{
+    char *text = dcv_json_print(doc);
+    cr_assert_not_null(text);
+    put_file(file, text);
+    free(text);
+}
+
+static struct dcv_json *parse(const char *text)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_json *j = dcv_json_parse(text, strlen(text), err);
+    cr_assert_not_null(j, "%s: %s", err, text);
+    return j;
+}
+
+/* Writes case k: caseK/<layer>.<weight>.npy, caseK/x.npy, caseK.json (the
+ * model file) and caseK/layers.json (numpy_layers.py's input). */
+static void write_case(int k, const struct ccase *c)
+{
+    char dir[32], file[128], text[4096];
+    snprintf(dir, sizeof dir, "case%d", k);
+    snprintf(file, sizeof file, "%s/%s", g_dir, dir);
+    cr_assert_eq(mkdir(file, 0755), 0);
+    snprintf(text, sizeof text, "[%s]", c->layers);
+    struct dcv_json *layers = parse(text), *weights = dcv_json_new_object();
+    struct dcv_json *ref = dcv_json_new_object(), *reflayers = dcv_json_dup(layers);
+    for (int i = 0; c->w[i].layer; i++) {
+        snprintf(file, sizeof file, "%s/%s.%s.npy", dir, c->w[i].layer, c->w[i].weight);
+        put_npy(file, c->w[i].d, c->w[i].ndim, 0.5f);
+        struct dcv_json *lw = dcv_json_get(weights, c->w[i].layer);
+        if (!lw) dcv_json_add(weights, c->w[i].layer, lw = dcv_json_new_object());
+        dcv_json_add(lw, c->w[i].weight, dcv_json_new_string(file));
+        for (struct dcv_json *l = dcv_json_first(reflayers); l; l = dcv_json_next(l)) {
+            const char *ln = dcv_json_string(dcv_json_get(dcv_json_get(l, "config"), "name"));
+            if (strcmp(ln, c->w[i].layer)) continue;
+            struct dcv_json *rw = dcv_json_get(l, "weights");
+            if (!rw) dcv_json_add(l, "weights", rw = dcv_json_new_array());
+            dcv_json_append(rw, dcv_json_new_string(strchr(file, '/') + 1));
+        }
+    }
+    snprintf(file, sizeof file, "%s/x.npy", dir);
+    put_npy(file, c->x, c->x_ndim, 1.0f);
+    dcv_json_add(ref, "keras", dcv_json_new_number(2));
+    dcv_json_add(ref, "layers", reflayers);
+    snprintf(file, sizeof file, "%s/layers.json", dir);
+    put_json(file, ref);
+    char *lt = dcv_json_print(layers), *wt = dcv_json_print(weights);
+    lt[strlen(lt) - 1] = '\0';             /* the items, without the brackets */
+    put_model(dir, c->batch_shape, lt + 1, wt);
+    free(lt);
+    free(wt);
+    dcv_json_free(layers);
+    dcv_json_free(weights);
+    dcv_json_free(ref);
+}
+
+static const char *numpy_layers_path(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/../numpy_layers.py", data_dir());
+    return buf;
+}
+
+Test(chain, random_chains_match_numpy, .fini = remove_dir)
+{
+    char cmd[4096], script[600], err[DCV_ERRLEN];
+    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy' >/dev/null 2>&1", tu_python());
+    if (system(cmd) != 0) cr_skip_test("%s cannot import numpy", tu_python());
+    make_dir();
+    size_t ncases = sizeof cases / sizeof *cases;
+    int len = snprintf(cmd, sizeof cmd, "'%s' '%s'", tu_python(),
+                       numpy_layers_path(script, sizeof script));
+    for (size_t k = 0; k < ncases; k++) {
+        write_case((int)k, &cases[k]);
+        len += snprintf(cmd + len, sizeof cmd - (size_t)len, " '%s/case%zu'", g_dir, k);
+    }
+    int st = system(cmd);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed", cmd);
+    for (size_t k = 0; k < ncases; k++) {
+        char name[32], dir[600];
+        snprintf(name, sizeof name, "case%zu", k);
+        snprintf(dir, sizeof dir, "%s/%s", g_dir, name);
+        struct dcv_model *m;
+        cr_assert_eq(try_load(name, &m, err), 0, "%s: %s", name, err);
+        struct dcv_npy x = load_npy(dir, "x.npy"), want = load_npy(dir, "out.npy");
+        size_t n;
+        float *y = infer(m, &x, &n);
+        cr_assert_eq(n, want.count, "%s: %zu values, numpy has %zu", name, n, want.count);
+        expect_close(y, want.data, n, 1e-4, 1e-2);
+        free(y);
+        dcv_npy_release(&x);
+        dcv_npy_release(&want);
+        dcv_model_free(m);
+    }
+}
