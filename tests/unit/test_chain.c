@@ -359,3 +359,184 @@ Test(chain, random_chains_match_numpy, .fini = remove_dir)
         dcv_model_free(m);
     }
 }
+
+/* ---- refusals ------------------------------------------------------------------- */
+
+#define DENSE_D "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 4}}"
+#define W_D "{\"d\": {\"kernel\": [[1, 2, 3, 4], [5, 6, 7, 8]], \"bias\": [0, 0, 0, 0]}}"
+
+static void expect_refused(const char *name, int code, const char *sub1, const char *sub2)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m;
+    int rc = try_load(name, &m, err);
+    cr_expect_eq(rc, code, "%s: got %d (%s)", name, rc, err);
+    cr_expect_null(m);
+    cr_expect(strstr(err, sub1) != NULL, "%s: '%s' lacks '%s'", name, err, sub1);
+    cr_expect(!sub2 || strstr(err, sub2) != NULL, "%s: '%s' lacks '%s'", name, err, sub2);
+}
+
+Test(chain, refusals_name_the_layer, .fini = remove_dir)
+{
+    make_dir();
+    put_model("unknown", "[null, 2]", DENSE_D ", {\"class_name\": \"LSTM\", \"config\": "
+              "{\"name\": \"rnn\", \"units\": 3}}", W_D);
+    expect_refused("unknown", DCV_EUNSUPP, "layer 'rnn' (class LSTM) is not supported",
+                   "supported: InputLayer, Reshape, Flatten");
+    put_model("missing", "[null, 2]", DENSE_D, "{\"d\": {\"kernel\": [[1, 2, 3, 4], "
+              "[5, 6, 7, 8]]}}");
+    expect_refused("missing", DCV_EINVAL, "layer 'd' weight 'bias'", "missing");
+    put_model("noweights", "[null, 2]", DENSE_D, "null");
+    expect_refused("noweights", DCV_EINVAL, "layer 'd' weight 'kernel'", "missing");
+    put_model("extra", "[null, 2]", DENSE_D, "{\"d\": {\"kernel\": [[1, 2, 3, 4], "
+              "[5, 6, 7, 8]], \"bias\": [0, 0, 0, 0], \"gamma\": [1]}}");
+    expect_refused("extra", DCV_EINVAL, "layer 'd' (Dense) has no weight 'gamma'",
+                   "kernel, bias");
+    put_model("toomany", "[null, 2]", DENSE_D, "{\"d\": [[[1, 2, 3, 4], [5, 6, 7, 8]], "
+              "[0, 0, 0, 0], [1]]}");
+    expect_refused("toomany", DCV_EINVAL, "layer 'd' (Dense) takes 2 weights", NULL);
+    put_model("stranger", "[null, 2]", DENSE_D, "{\"d\": {\"kernel\": [[1, 2, 3, 4], "
+              "[5, 6, 7, 8]], \"bias\": [0, 0, 0, 0]}, \"ghost\": {\"kernel\": [1]}}");
+    expect_refused("stranger", DCV_EINVAL, "layer 'ghost'", "does not have");
+    put_model("misshapen", "[null, 3]", DENSE_D, W_D);
+    expect_refused("misshapen", DCV_ESHAPE, "layer 'd' weight 'kernel'", "(3, 4)");
+    put_model("nan", "[null, 2]", DENSE_D, "{\"d\": {\"kernel\": [[1, 2, 3, 4], "
+              "[5, 6, 7, 8]], \"bias\": [0, 0, 1e39, 0]}}");
+    expect_refused("nan", DCV_EINVAL, "layer 'd' weight 'bias'", NULL);
+    put_model("between", "[null, 2]", DENSE_D ", {\"class_name\": \"Reshape\", \"config\": "
+              "{\"name\": \"r\", \"target_shape\": [3, 2]}}", W_D);
+    expect_refused("between", DCV_ESHAPE, "layer 'r' (Reshape)", "6 values");
+    put_model("nochannels", "[null, 2, 2]", DENSE_D ", {\"class_name\": "
+              "\"Conv1DTranspose\", \"config\": {\"name\": \"c\", \"filters\": 1, "
+              "\"kernel_size\": 1}}", "{\"d\": {\"kernel\": [[1, 2, 3, 4], [5, 6, 7, 8]], "
+              "\"bias\": [0, 0, 0, 0]}, \"c\": {\"kernel\": [[[1, 1, 1]]], \"bias\": [0]}}");
+    expect_refused("nochannels", DCV_ESHAPE, "layer 'c' weight 'kernel'", "(1, 1, 4)");
+    put_model("reshape_weights", "[null, 2]", DENSE_D ", {\"class_name\": \"Reshape\", "
+              "\"config\": {\"name\": \"r\", \"target_shape\": [2, 2]}}",
+              "{\"d\": {\"kernel\": [[1, 2, 3, 4], [5, 6, 7, 8]], \"bias\": [0, 0, 0, 0]}, "
+              "\"r\": {\"kernel\": [1]}}");
+    expect_refused("reshape_weights", DCV_EINVAL, "layer 'r' (Reshape) has no weights", NULL);
+    put_file("shapeless.json", "{\"class_name\": \"Sequential\", \"config\": {\"layers\": ["
+             DENSE_D "]}, \"weights\": " W_D "}");
+    expect_refused("shapeless", DCV_EINVAL, "input shape is unknown", NULL);
+}
+
+/* A request the first layer refuses names it; the InputLayer's dims bind. */
+Test(chain, request_shapes_checked, .fini = remove_dir)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m;
+    int64_t out[DCV_MAX_DIMS];
+    size_t n;
+    make_dir();
+    put_model("ok", "[null, 2]", DENSE_D, W_D);
+    cr_assert_eq(try_load("ok", &m, err), 0, "%s", err);
+    cr_expect_eq(dcv_model_output_shape(m, (int64_t[]){ 3, 5 }, 2, out, &n, err), DCV_ESHAPE);
+    cr_expect(strstr(err, "input dim 1 must be 2"), "%s", err);
+    cr_expect_eq(dcv_model_output_shape(m, (int64_t[]){ 3, 2, 1 }, 3, out, &n, err),
+                 DCV_ESHAPE);
+    cr_assert_eq(dcv_model_output_shape(m, (int64_t[]){ 3, 2 }, 2, out, &n, err), 0, "%s", err);
+    cr_expect_eq(out[1], 4);
+    cr_expect_eq(n, 12);
+    float x[6] = { 1, 0, 0, 1, 1, 1 }, y[12];
+    cr_assert_eq(dcv_model_infer(m, x, (int64_t[]){ 3, 2 }, 2, y, 12, NULL, err), 0, "%s", err);
+    /* x @ [[1,2,3,4],[5,6,7,8]] by hand */
+    static const float want[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 6, 8, 10, 12 };
+    for (int i = 0; i < 12; i++) cr_expect_eq(y[i], want[i], "y[%d] = %g", i, (double)y[i]);
+    dcv_model_free(m);
+}
+
+/* ---- stop flag, arena, fingerprint ---------------------------------------------- */
+
+#define CHAIN3 DENSE_D ", {\"class_name\": \"Reshape\", \"config\": {\"name\": \"r\", " \
+    "\"target_shape\": [2, 2]}}, {\"class_name\": \"Conv1DTranspose\", \"config\": " \
+    "{\"name\": \"c\", \"filters\": 8, \"kernel_size\": 3, \"strides\": 2}}"
+#define W3 "{\"d\": {\"kernel\": \"d.kernel.npy\", \"bias\": \"d.bias.npy\"}, " \
+    "\"c\": [\"c.kernel.npy\", \"c.bias.npy\"]}"
+
+static void put_chain3(void)
+{
+    put_npy("d.kernel.npy", (int64_t[]){ 2, 4 }, 2, 1.0f);
+    put_npy("d.bias.npy", (int64_t[]){ 4 }, 1, 1.0f);
+    put_npy("c.kernel.npy", (int64_t[]){ 3, 8, 2 }, 3, 1.0f);
+    put_npy("c.bias.npy", (int64_t[]){ 8 }, 1, 1.0f);
+    put_model("c3", "[null, 2]", CHAIN3, W3);
+}
+
+Test(chain, stop_flag_seen_between_steps, .fini = remove_dir)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m;
+    make_dir();
+    put_chain3();
+    cr_assert_eq(try_load("c3", &m, err), 0, "%s", err);
+    atomic_bool stop = true;
+    float x[2] = { 1, 2 }, y[40];
+    int rc = dcv_model_infer(m, x, (int64_t[]){ 1, 2 }, 2, y, 40, &stop, err);
+    cr_expect_eq(rc, DCV_ECANCELED, "%d %s", rc, err);
+    cr_expect(strstr(err, "before 'd'"), "%s", err);
+    atomic_store(&stop, false);
+    cr_expect_eq(dcv_model_infer(m, x, (int64_t[]){ 1, 2 }, 2, y, 40, &stop, err), 0, "%s",
+                 err);
+    dcv_model_free(m);
+}
+
+Test(chain, arena_reused_and_big_ones_freed, .fini = remove_dir)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m;
+    make_dir();
+    put_chain3();
+    cr_assert_eq(try_load("c3", &m, err), 0, "%s", err);
+    float x[2 * 4] = { 1, 2, 3, 4, 5, 6, 7, 8 }, y[4 * 40];
+    int64_t shape[2] = { 4, 2 };
+    cr_assert_eq(dcv_model_infer(m, x, shape, 2, y, 160, NULL, err), 0, "%s", err);
+    size_t bytes = dcv_chain_thread_bytes();
+    cr_expect_eq(bytes, 2 * 16 * sizeof(float), "the arena holds two (4, 4) buffers");
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(dcv_model_infer(m, x, shape, 2, y, 160, NULL, err), 0, "%s", err);
+        cr_expect_eq(dcv_chain_thread_bytes(), bytes, "run %d grew the arena", i);
+    }
+    /* a batch whose intermediates pass 16 MiB: the arena is let go after it */
+    int64_t big[2] = { 600000, 2 };
+    size_t nin = 600000 * 2, nout = 600000 * 40;
+    float *bx = calloc(nin, sizeof *bx), *by = malloc(nout * sizeof *by);
+    cr_assert(bx && by);
+    cr_assert_eq(dcv_model_infer(m, bx, big, 2, by, nout, NULL, err), 0, "%s", err);
+    cr_expect_eq(dcv_chain_thread_bytes(), 0);
+    free(bx);
+    free(by);
+    dcv_model_free(m);
+}
+
+static void touch_later(const char *file, const int64_t *shape, int ndim)
+{
+    struct timespec pause = { 0, 20 * 1000 * 1000 };   /* ctime ticks at least this often */
+    nanosleep(&pause, NULL);
+    put_npy(file, shape, ndim, 1.0f);
+}
+
+Test(chain, fingerprint_covers_every_weights_file, .fini = remove_dir)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m;
+    make_dir();
+    put_chain3();
+    cr_assert_eq(try_load("c3", &m, err), 0, "%s", err);
+    cr_assert_eq(m->n_weight_files, 4);
+    cr_expect_str_eq(m->weight_files[3], "c.bias.npy");
+    cr_expect_eq(dcv_model_fingerprint(g_dir, "c3", m->weight_files, m->n_weight_files),
+                 m->fingerprint);
+    static const char *const files[] = { "d.kernel.npy", "d.bias.npy", "c.kernel.npy",
+                                         "c.bias.npy" };
+    static const int64_t shapes[4][3] = { { 2, 4 }, { 4 }, { 3, 8, 2 }, { 8 } };
+    static const int ndims[4] = { 2, 1, 3, 1 };
+    for (int i = 0; i < 4; i++) {
+        uint64_t before = dcv_model_fingerprint(g_dir, "c3", m->weight_files,
+                                                m->n_weight_files);
+        touch_later(files[i], shapes[i], ndims[i]);
+        cr_expect_neq(dcv_model_fingerprint(g_dir, "c3", m->weight_files, m->n_weight_files),
+                      before, "rewriting %s went unnoticed", files[i]);
+    }
+    dcv_model_free(m);
+}
