@@ -540,3 +540,124 @@ Test(chain, fingerprint_covers_every_weights_file, .fini = remove_dir)
     }
     dcv_model_free(m);
 }
+
+/* ---- folds: a layer that absorbs BatchNormalization / an activation ------------- */
+
+struct lstate {
+    const struct dcv_layer_class *cls;
+    void *st;
+    struct dcv_shape in, out;
+};
+
+static struct lstate make_layer(const struct dcv_layer_class *cls, const char *cfg,
+                                struct dcv_shape in, float *const *w)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_layer_ctx ctx = { DCV_KERAS_3, 1 << 20, 0 };
+    struct lstate l = { cls, NULL, in, { 0 } };
+    struct dcv_json *j = parse(cfg);
+    cr_assert_eq(cls->parse(j, &ctx, &l.st, err), 0, "%s", err);
+    dcv_json_free(j);
+    cr_assert_eq(cls->shape(l.st, &in, &l.out, err), 0, "%s", err);
+    cr_assert_eq(cls->bind(l.st, &in, w, err), 0, "%s", err);
+    return l;
+}
+
+static void run_layer(struct lstate *l, const float *x, int64_t batch, float *y)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_shape is = l->in, os = l->out;
+    is.d[0] = os.d[0] = batch;
+    cr_assert_eq(l->cls->prepare(l->st, &l->in, err), 0, "%s", err);
+    cr_assert_eq(l->cls->run(l->st, x, &is, y, &os, NULL, err), 0, "%s", err);
+}
+
+/* y[p][o] = act((sum_i x[p][i] k[i][o] + b[o]) * scale[o] + shift[o]) by hand,
+ * k[i][o] read through its index function. */
+static void reference(const float *x, int pixels, int cin, int cout, const float *k,
+                      bool dense_layout, const float *b, const float *scale,
+                      const float *shift, bool relu, float *y)
+{
+    for (int p = 0; p < pixels; p++)
+        for (int o = 0; o < cout; o++) {
+            double s = b[o];
+            for (int i = 0; i < cin; i++)
+                s += (double)x[p * cin + i] * k[dense_layout ? i * cout + o : o * cin + i];
+            s = s * scale[o] + shift[o];
+            y[p * cout + o] = (float)(relu && s < 0 ? 0 : s);
+        }
+}
+
+static const float fx[12] = { 1, -2, 3, 0.5f, 1, -1, 2, 2, -3, 0, 1, 1 };
+static const float fk[12] = { 1, 2, 3, 4, -1, 0, 1, 2, 0.5f, 0.5f, -2, 1 };
+static const float fb[4] = { 0.5f, -1, 0, 2 };
+static const float fscale[4] = { 2, -1, 0.5f, 3 }, fshift[4] = { -1, 0, 4, -5 };
+static const float one[4] = { 1, 1, 1, 1 }, zero[4] = { 0 };
+
+Test(chain, dense_absorbs_batchnorm_and_activation)
+{
+    char err[DCV_ERRLEN];
+    float *w[2] = { (float *)fk, (float *)fb }, y[16], want[16];
+    struct lstate l = make_layer(&dcv_layer_class_dense, "{\"name\": \"d\", \"units\": 4}",
+                                 (struct dcv_shape){ 2, { -1, 3 } }, w);
+    cr_assert_eq(l.cls->fold_affine(l.st, 1, fscale, fshift, err), 0, "%s", err);
+    run_layer(&l, fx, 4, y);
+    reference(fx, 4, 3, 4, fk, true, fb, fscale, fshift, false, want);
+    expect_close(y, want, 16, 1e-6, 1);
+    struct dcv_activation relu = { .kind = DCV_ACT_RELU, .max_value = INFINITY };
+    cr_assert_eq(l.cls->fold_activation(l.st, &relu, err), 0, "%s", err);
+    run_layer(&l, fx, 4, y);
+    reference(fx, 4, 3, 4, fk, true, fb, fscale, fshift, true, want);
+    expect_close(y, want, 16, 1e-6, 1);
+    /* after an activation, neither another one nor an affine map can go in */
+    cr_expect_eq(l.cls->fold_activation(l.st, &relu, err), DCV_EUNSUPP);
+    cr_expect_eq(l.cls->fold_affine(l.st, 1, fscale, fshift, err), DCV_EUNSUPP);
+    run_layer(&l, fx, 4, y);
+    expect_close(y, want, 16, 1e-6, 1);
+    l.cls->free_state(l.st);
+}
+
+Test(chain, dense_refuses_a_batchnorm_off_its_channel_axis)
+{
+    char err[DCV_ERRLEN];
+    float *w[2] = { (float *)fk, NULL }, y[16], want[16];
+    struct lstate l = make_layer(&dcv_layer_class_dense, "{\"name\": \"d\", \"units\": 4, "
+                                 "\"use_bias\": false}", (struct dcv_shape){ 3, { -1, 2, 3 } },
+                                 w);
+    cr_expect_eq(l.cls->fold_affine(l.st, 1, fscale, fshift, err), DCV_EUNSUPP);
+    cr_expect(strstr(err, "'d'"), "%s", err);
+    run_layer(&l, fx, 2, y);          /* unchanged: no bias, no scale */
+    reference(fx, 4, 3, 4, fk, true, zero, one, zero, false, want);
+    expect_close(y, want, 16, 1e-6, 1);
+    l.cls->free_state(l.st);
+}
+
+/* A 1x1 transposed convolution is a per-pixel Dense with a (1, 1, out, in)
+ * kernel: channels_last folds on axis 3, channels_first on axis 1. */
+Test(chain, conv_transpose_absorbs_batchnorm)
+{
+    char err[DCV_ERRLEN];
+    float *w[2] = { (float *)fk, (float *)fb }, y[16], want[16];
+    struct lstate l = make_layer(&dcv_layer_class_conv2d_transpose,
+                                 "{\"name\": \"c\", \"filters\": 4, \"kernel_size\": 1}",
+                                 (struct dcv_shape){ 4, { -1, 2, 2, 3 } }, w);
+    cr_expect_eq(l.cls->fold_affine(l.st, 1, fscale, fshift, err), DCV_EUNSUPP);
+    cr_assert_eq(l.cls->fold_affine(l.st, 3, fscale, fshift, err), 0, "%s", err);
+    run_layer(&l, fx, 1, y);
+    reference(fx, 4, 3, 4, fk, false, fb, fscale, fshift, false, want);
+    expect_close(y, want, 16, 1e-6, 1);
+    l.cls->free_state(l.st);
+    l = make_layer(&dcv_layer_class_conv2d_transpose, "{\"name\": \"c\", \"filters\": 4, "
+                   "\"kernel_size\": 1, \"data_format\": \"channels_first\"}",
+                   (struct dcv_shape){ 4, { -1, 3, 1, 4 } }, w);
+    cr_expect_eq(l.cls->fold_affine(l.st, 3, fscale, fshift, err), DCV_EUNSUPP);
+    cr_assert_eq(l.cls->fold_affine(l.st, 1, fscale, fshift, err), 0, "%s", err);
+    float xcf[12], ycf[16];
+    for (int p = 0; p < 4; p++)              /* (1, 4, 3) pixels-major -> (1, 3, 4) */
+        for (int c = 0; c < 3; c++) xcf[c * 4 + p] = fx[p * 3 + c];
+    run_layer(&l, xcf, 1, ycf);
+    for (int p = 0; p < 4; p++)
+        for (int o = 0; o < 4; o++) y[p * 4 + o] = ycf[o * 4 + p];
+    expect_close(y, want, 16, 1e-6, 1);
+    l.cls->free_state(l.st);
+}
