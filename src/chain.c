@@ -10,7 +10,8 @@
  * concurrently): shapes of every step from the request's input, then each
  * live step from one buffer to the other of the calling thread's arena,
  * in place where the step allows, the last one straight into the caller's
- * output; identity steps cost nothing. The arena is a pthread key with a
+ * output; identity steps cost nothing. Step shapes live on the stack
+ * (DCV_CHAIN_MAX_LAYERS), so a run allocates nothing once its arena fits. The arena is a pthread key with a
  * destructor, kept between runs and freed after one that needed more than
  * 16 MiB, as engine.c does with its execution buffers. The chain owns its
  * steps' states; the arena belongs to its thread.
@@ -432,8 +433,9 @@ int dcv_chain_create(const struct dcv_modelform *f, const struct dcv_json *weigh
         free(c);
         return dcv_errf(err, DCV_ENOMEM, "out of memory");
     }
-    if (f->n < 1) {
-        rc = dcv_errf(err, DCV_EINVAL, "the model has no layers");
+    if (f->n < 1 || f->n > DCV_CHAIN_MAX_LAYERS) {
+        rc = dcv_errf(err, f->n < 1 ? DCV_EINVAL : DCV_ETOOBIG, "the model has %d layers: "
+                      "1 to %d are served", f->n, DCV_CHAIN_MAX_LAYERS);
     } else {
         rc = compile(c, f, weights, opts ? opts : &none, err);
     }
@@ -500,32 +502,24 @@ static int run_shapes(const struct dcv_chain *c, const struct dcv_shape *in,
 
 uint64_t dcv_chain_work(const struct dcv_chain *c, const struct dcv_shape *in)
 {
-    struct dcv_shape *sh = malloc(sizeof *sh * (size_t)c->n);
+    struct dcv_shape sh[DCV_CHAIN_MAX_LAYERS];
     uint64_t sum = 0;
-    if (!sh || !concrete(in) || run_shapes(c, in, sh, NULL)) {
-        free(sh);
-        return UINT64_MAX;
-    }
+    if (!concrete(in) || run_shapes(c, in, sh, NULL)) return UINT64_MAX;
     for (int i = 0; i < c->n && sum < UINT64_MAX; i++) {
         if (c->steps[i].folded_into >= 0) continue;
         uint64_t w = c->steps[i].cls->work(c->steps[i].state, i ? &sh[i - 1] : in);
         sum = w > UINT64_MAX - sum ? UINT64_MAX : sum + w;
     }
-    free(sh);
     return sum;
 }
 
 size_t dcv_chain_scratch_bytes(const struct dcv_chain *c, const struct dcv_shape *in)
 {
-    struct dcv_shape *sh = malloc(sizeof *sh * (size_t)c->n);
+    struct dcv_shape sh[DCV_CHAIN_MAX_LAYERS];
     int nbuf;
-    size_t v = SIZE_MAX;
-    if (sh && concrete(in) && !run_shapes(c, in, sh, NULL)) {
-        v = arena_need(c, sh, &nbuf);
-        v = v > SIZE_MAX / sizeof(float) / 2 ? SIZE_MAX : v * sizeof(float) * (size_t)nbuf;
-    }
-    free(sh);
-    return v;
+    if (!concrete(in) || run_shapes(c, in, sh, NULL)) return SIZE_MAX;
+    size_t v = arena_need(c, sh, &nbuf);
+    return v > SIZE_MAX / sizeof(float) / 2 ? SIZE_MAX : v * sizeof(float) * (size_t)nbuf;
 }
 
 static int run_steps(const struct dcv_chain *c, const float *in, const struct dcv_shape *shape,
@@ -557,24 +551,14 @@ static int run_steps(const struct dcv_chain *c, const float *in, const struct dc
 int dcv_chain_run(const struct dcv_chain *c, const float *in, const struct dcv_shape *shape,
                   float *out, const atomic_bool *stop, char *err)
 {
-    struct dcv_shape *sh = malloc(sizeof *sh * (size_t)c->n);
-    struct arena *a = NULL;
+    struct dcv_shape sh[DCV_CHAIN_MAX_LAYERS];
+    struct arena *a;
     int nbuf, rc;
-    if (!sh) return dcv_errf(err, DCV_ENOMEM, "out of memory");
-    if (!concrete(shape)) {
-        rc = dcv_errf(err, DCV_ESHAPE, "the input shape must be concrete");
-        goto out;
-    }
-    if ((rc = run_shapes(c, shape, sh, err))) goto out;
-    size_t need = arena_need(c, sh, &nbuf);
-    if (!(a = arena_get(need, err))) {
-        rc = DCV_ENOMEM;
-        goto out;
-    }
+    if (!concrete(shape)) return dcv_errf(err, DCV_ESHAPE, "the input shape must be concrete");
+    if ((rc = run_shapes(c, shape, sh, err))) return rc;
+    if (!(a = arena_get(arena_need(c, sh, &nbuf), err))) return DCV_ENOMEM;
     rc = run_steps(c, in, shape, sh, a, out, stop, err);
     arena_trim(a);
-out:
-    free(sh);
     return rc;
 }
 

@@ -26,6 +26,9 @@
 struct dcv_json;
 struct dcv_chain;
 
+/* Layers a chain may have (each run keeps their shapes on its stack). */
+#define DCV_CHAIN_MAX_LAYERS 256
+
 struct dcv_chain_opts {
     const char *models_dir;     /* .npy paths resolve here; NULL: inline weights only */
     size_t max_weight_elems;    /* bound on each weight and on their total; 0 = 1<<28 */
