@@ -5,8 +5,9 @@
  * input_shape / batch_input_shape / batch_size. Training-only arguments
  * (regularizers, constraints, trainable) are kept and reported as inactive;
  * unknown keys are kept and reported as ignored. The normalized config built
- * here is what users see at /v2/models/{m}/config. Any thread; the parsed
- * layer owns its JSON trees.
+ * here is what users see at /v2/models/{m}/config. Which Keras wrote the
+ * config (it decides activation semantics) is read from the config itself:
+ * see keras_of(). Any thread; the parsed layer owns its JSON trees.
  */
 #include <stdio.h>
 #include <string.h>
@@ -59,8 +60,7 @@ static int parse_class(const char *cls, struct dcv_layer *l, char *err)
                     "Conv1DTranspose, Conv2DTranspose, Conv3DTranspose)", cls);
 }
 
-/* An int, or a list of exactly `rank` ints, each in [lo, hi]. */
-static int parse_tuple(const struct dcv_json *cfg, const char *key, int rank, int64_t dflt,
+int dcv_layer_parse_tuple(const struct dcv_json *cfg, const char *key, int rank, int64_t dflt,
                        int64_t lo, int64_t hi, int64_t *out, char *err)
 {
     const struct dcv_json *v = dcv_json_get(cfg, key);
@@ -99,20 +99,24 @@ static int parse_tuple(const struct dcv_json *cfg, const char *key, int rank, in
     return 0;
 }
 
-static int parse_padding(const struct dcv_json *cfg, struct dcv_layer *l, char *err)
+int dcv_layer_parse_padding(const struct dcv_json *cfg, const char *cls, bool causal_ok,
+                            enum dcv_padding *out, char *err)
 {
     const struct dcv_json *v = dcv_json_get(cfg, "padding");
     const char *p = v ? dcv_json_string(v) : "valid";
     if (!p)
         return dcv_errf(err, DCV_EINVAL, "padding must be a string, got %s",
                         dcv_json_type_name(v));
-    if (strcasecmp(p, "valid") == 0) l->conv.padding = DCV_PADDING_VALID;
-    else if (strcasecmp(p, "same") == 0) l->conv.padding = DCV_PADDING_SAME;
+    if (strcasecmp(p, "valid") == 0) *out = DCV_PADDING_VALID;
+    else if (strcasecmp(p, "same") == 0) *out = DCV_PADDING_SAME;
+    else if (causal_ok && strcasecmp(p, "causal") == 0) *out = DCV_PADDING_CAUSAL;
     else
         return dcv_errf(err, DCV_EINVAL, "padding '%.32s' is not supported by %s: use "
-                        "'valid' or 'same'%s", p, l->class_name,
-                        strcasecmp(p, "causal") == 0 ? " (causal padding exists only for "
-                        "Conv1D, not its transpose)" : "");
+                        "'valid' or 'same'%s", p, cls, causal_ok ? " or 'causal'"
+                        : strcasecmp(p, "causal") != 0 ? ""
+                        : strstr(cls, "Transpose") ? " (causal padding exists only for "
+                        "Conv1D, not its transpose)" : " (causal padding exists only for "
+                        "Conv1D)");
     return 0;
 }
 
@@ -122,7 +126,7 @@ static int parse_output_padding(const struct dcv_json *cfg, struct dcv_layer *l,
     int rc;
     l->has_output_padding = v && dcv_json_type(v) != DCV_JSON_NULL;
     if (!l->has_output_padding) return 0;
-    if ((rc = parse_tuple(cfg, "output_padding", l->conv.rank, 0, 0, DCV_MAX_STRIDE,
+    if ((rc = dcv_layer_parse_tuple(cfg, "output_padding", l->conv.rank, 0, 0, DCV_MAX_STRIDE,
                           l->output_padding, err)))
         return rc;
     for (int i = 0; i < l->conv.rank; i++)
@@ -133,20 +137,20 @@ static int parse_output_padding(const struct dcv_json *cfg, struct dcv_layer *l,
     return 0;
 }
 
-static int parse_data_format(const struct dcv_json *cfg, struct dcv_layer *l, char *err)
+int dcv_layer_parse_data_format(const struct dcv_json *cfg, struct dcv_conv *c, char *err)
 {
     const struct dcv_json *v = dcv_json_get(cfg, "data_format");
     if (!v || dcv_json_type(v) == DCV_JSON_NULL) return 0;
     const char *s = dcv_json_string(v);
-    if (s && strcasecmp(s, "channels_last") == 0) l->conv.channels_first = false;
-    else if (s && strcasecmp(s, "channels_first") == 0) l->conv.channels_first = true;
+    if (s && strcasecmp(s, "channels_last") == 0) c->channels_first = false;
+    else if (s && strcasecmp(s, "channels_first") == 0) c->channels_first = true;
     else
         return dcv_errf(err, DCV_EINVAL, "data_format must be 'channels_last' or "
                         "'channels_first', got %.40s", s ? s : dcv_json_type_name(v));
     return 0;
 }
 
-static int parse_dtype(const struct dcv_json *cfg, struct dcv_layer *l, char *err)
+int dcv_layer_parse_dtype(const struct dcv_json *cfg, struct dcv_conv *c, char *err)
 {
     const struct dcv_json *v = dcv_json_get(cfg, "dtype");
     const char *s = NULL;
@@ -155,16 +159,40 @@ static int parse_dtype(const struct dcv_json *cfg, struct dcv_layer *l, char *er
     else if (dcv_json_type(v) == DCV_JSON_OBJECT)
         s = dcv_json_string(dcv_json_get(dcv_json_get(v, "config"), "name"));
     if (s && (strcmp(s, "float32") == 0 || strcmp(s, "float") == 0))
-        l->conv.dtype = DCV_DTYPE_FLOAT32;
+        c->dtype = DCV_DTYPE_FLOAT32;
     else if (s && (strcmp(s, "bfloat16") == 0 || strcmp(s, "mixed_bfloat16") == 0))
-        l->conv.dtype = DCV_DTYPE_BFLOAT16;
+        c->dtype = DCV_DTYPE_BFLOAT16;
     else
         return dcv_errf(err, DCV_EUNSUPP, "dtype '%.40s' is not supported (supported: "
                         "float32, bfloat16, mixed_bfloat16)", s ? s : dcv_json_type_name(v));
     return 0;
 }
 
-static int parse_bool(const struct dcv_json *cfg, const char *key, bool dflt, bool *out,
+/* Keras 3 (3.4 on) writes dtype as a DTypePolicy dict ({"module": "keras",
+ * "class_name": "DTypePolicy", ...}); tf.keras 2 writes a string, or a
+ * {"class_name": "Policy"} dict for mixed precision. The other markers
+ * ("module", "registered_name" on initializers and activations) are no
+ * proof: tf.keras 2.13+ writes them too. A Keras 3 activation dict or a
+ * Keras-3-only name means the same under both readings, so nothing else is
+ * needed here. */
+static enum dcv_keras keras_of(const struct dcv_json *cfg)
+{
+    const struct dcv_json *d = dcv_json_get(cfg, "dtype");
+    const char *cls = dcv_json_string(dcv_json_get(d, "class_name"));
+    const char *mod = dcv_json_string(dcv_json_get(d, "module"));
+    size_t n = cls ? strlen(cls) : 0;
+    bool policy = n >= 11 && strcmp(cls + n - 11, "DTypePolicy") == 0;
+    return policy || (mod && strcmp(mod, "keras") == 0) ? DCV_KERAS_3 : DCV_KERAS_2;
+}
+
+static int parse_activation(const struct dcv_json *cfg, struct dcv_layer *l, char *err)
+{
+    int rc = dcv_activation_parse_ex(dcv_json_get(cfg, "activation"), keras_of(cfg),
+                                     &l->conv.act, err);
+    return rc ? rc : dcv_activation_check_fused(&l->conv.act, l->class_name, err);
+}
+
+int dcv_layer_parse_bool(const struct dcv_json *cfg, const char *key, bool dflt, bool *out,
                       char *err)
 {
     const struct dcv_json *v = dcv_json_get(cfg, key);
@@ -224,27 +252,28 @@ static int parse_input_shape(const struct dcv_json *cfg, struct dcv_layer *l, ch
     return 0;
 }
 
-static int parse_geometry(const struct dcv_json *cfg, struct dcv_layer *l, char *err)
+int dcv_layer_parse_window(const struct dcv_json *cfg, struct dcv_conv *c, char *err)
 {
-    struct dcv_conv *c = &l->conv;
-    int64_t f;
-    int rc;
     const struct dcv_json *fv = dcv_json_get(cfg, "filters");
     if (!fv)
         return dcv_errf(err, DCV_EINVAL, "'filters' is required");
-    if (!dcv_json_int(fv, INT32_MIN, INT32_MAX, &f) || f <= 0 || f > DCV_MAX_CHANNELS)
+    if (!dcv_json_int(fv, INT32_MIN, INT32_MAX, &c->filters) || c->filters <= 0 ||
+        c->filters > DCV_MAX_CHANNELS)
         return dcv_errf(err, DCV_EINVAL, "filters must be a positive integer (at most %d), "
                         "got %s %g", DCV_MAX_CHANNELS, dcv_json_type_name(fv),
                         dcv_json_number(fv));
-    c->filters = f;
-    if ((rc = parse_tuple(cfg, "kernel_size", c->rank, -1, 1, DCV_MAX_KERNEL, c->kernel, err)) ||
-        (rc = parse_tuple(cfg, "strides", c->rank, 1, 1, DCV_MAX_STRIDE, c->strides, err)) ||
-        (rc = parse_tuple(cfg, "dilation_rate", c->rank, 1, 1, DCV_MAX_DILATION, c->dilation,
-                          err)))
+    int rc;
+    if ((rc = dcv_layer_parse_tuple(cfg, "kernel_size", c->rank, -1, 1, DCV_MAX_KERNEL,
+                                    c->kernel, err)) ||
+        (rc = dcv_layer_parse_tuple(cfg, "strides", c->rank, 1, 1, DCV_MAX_STRIDE, c->strides,
+                                    err)))
         return rc;
-    if ((rc = parse_padding(cfg, l, err)) || (rc = parse_output_padding(cfg, l, err)) ||
-        (rc = parse_data_format(cfg, l, err)))
-        return rc;
+    return dcv_layer_parse_tuple(cfg, "dilation_rate", c->rank, 1, 1, DCV_MAX_DILATION,
+                                 c->dilation, err);
+}
+
+int dcv_layer_check_strides_dilation(const struct dcv_conv *c, char *err)
+{
     for (int i = 0; i < c->rank; i++)
         for (int j = 0; j < c->rank; j++)
             if (c->strides[i] > 1 && c->dilation[j] > 1)
@@ -252,6 +281,18 @@ static int parse_geometry(const struct dcv_json *cfg, struct dcv_layer *l, char 
                                 "with dilation_rate > 1: strides=%lld, dilation_rate=%lld",
                                 (long long)c->strides[i], (long long)c->dilation[j]);
     return 0;
+}
+
+static int parse_geometry(const struct dcv_json *cfg, struct dcv_layer *l, char *err)
+{
+    struct dcv_conv *c = &l->conv;
+    int rc;
+    if ((rc = dcv_layer_parse_window(cfg, c, err)) ||
+        (rc = dcv_layer_parse_padding(cfg, l->class_name, false, &c->padding, err)) ||
+        (rc = parse_output_padding(cfg, l, err)) ||
+        (rc = dcv_layer_parse_data_format(cfg, c, err)))
+        return rc;
+    return dcv_layer_check_strides_dilation(c, err);
 }
 
 static int add_tuple(struct dcv_json *o, const char *key, const int64_t *v, int n)
@@ -331,10 +372,10 @@ int dcv_layer_parse(const char *class_name, const struct dcv_json *config,
     snprintf(l->name, sizeof l->name, "%s", dcv_json_string(name) ? dcv_json_string(name)
                                                                  : l->class_name);
     if ((rc = parse_geometry(config, l, err)) ||
-        (rc = dcv_activation_parse(dcv_json_get(config, "activation"), &l->conv.act, err)) ||
-        (rc = parse_bool(config, "use_bias", true, &l->conv.use_bias, err)) ||
-        (rc = parse_bool(config, "trainable", true, &(bool){ 0 }, err)) ||
-        (rc = parse_dtype(config, l, err)) || (rc = parse_input_shape(config, l, err)) ||
+        (rc = parse_activation(config, l, err)) ||
+        (rc = dcv_layer_parse_bool(config, "use_bias", true, &l->conv.use_bias, err)) ||
+        (rc = dcv_layer_parse_bool(config, "trainable", true, &(bool){ 0 }, err)) ||
+        (rc = dcv_layer_parse_dtype(config, &l->conv, err)) || (rc = parse_input_shape(config, l, err)) ||
         (rc = dcv_init_parse(dcv_json_get(config, "kernel_initializer"), "glorot_uniform",
                              "kernel_initializer", &l->kernel_init, err)) ||
         (rc = dcv_init_parse(dcv_json_get(config, "bias_initializer"), "zeros",

@@ -62,10 +62,6 @@ def _act(cfg, y):
     return numpy_ref.activation(a, y)
 
 
-def _tuple(v, rank):
-    return [v] * rank if isinstance(v, int) else list(v)
-
-
 @layer("Dense")
 def dense(cfg, w, x, keras):
     y = np.tensordot(x, w[0], axes=([x.ndim - 1], [0]))
@@ -89,6 +85,69 @@ def _conv_transpose(rank):
 
 for _r in (1, 2, 3):
     layer("Conv%dDTranspose" % _r)(_conv_transpose(_r))
+# --- conv -------------------------------------------------------------------
+# Conv1D/2D/3D from TensorFlow's definition of a convolution (a
+# cross-correlation): y[n, o, f] = sum over k, c of
+# x[n, o*s + k*d - pad_before, g*C/G + c] * kernel[k, c, f], g = f // (F/G),
+# zeros outside x. SAME: out = ceil(n/s), pad_before = total // 2 with
+# total = max((out-1)*s + ke - n, 0); VALID: out = (n - ke) // s + 1, no pad;
+# causal (Conv1D): (k-1)*d zeros before, then VALID.
+
+def _tuple(v, rank):
+    return tuple(int(a) for a in v) if isinstance(v, (list, tuple)) else (int(v),) * rank
+
+
+def conv_forward(x, kernel, bias, strides, padding, dilation, groups, channels_first):
+    """x (N, *sp, C) (or (N, C, *sp)), kernel (*k, C/groups, F), float64."""
+    rank = kernel.ndim - 2
+    if channels_first:
+        x = np.moveaxis(x, 1, -1)
+    sp, cin, f = x.shape[1:-1], x.shape[-1], kernel.shape[-1]
+    k = kernel.shape[:rank]
+    ke = [(k[i] - 1) * dilation[i] + 1 for i in range(rank)]
+    if padding == "same":
+        out = [-(-sp[i] // strides[i]) for i in range(rank)]
+        before = [max((out[i] - 1) * strides[i] + ke[i] - sp[i], 0) // 2 for i in range(rank)]
+    elif padding == "causal":
+        before = [ke[i] - 1 for i in range(rank)]
+        out = [(sp[i] + before[i] - ke[i]) // strides[i] + 1 for i in range(rank)]
+    elif padding == "valid":
+        before = [0] * rank
+        out = [(sp[i] - ke[i]) // strides[i] + 1 for i in range(rank)]
+    else:
+        raise ValueError("padding " + padding)
+    if min(out) < 1:
+        raise ValueError("empty output")
+    after = [max((out[i] - 1) * strides[i] + ke[i] - sp[i] - before[i], 0) for i in range(rank)]
+    xp = np.pad(x, [(0, 0)] + [(before[i], after[i]) for i in range(rank)] + [(0, 0)])
+    y = np.zeros((x.shape[0],) + tuple(out) + (f,))
+    cg, fg = cin // groups, f // groups
+    for kidx in np.ndindex(*k):
+        sl = tuple(slice(kidx[i] * dilation[i],
+                         kidx[i] * dilation[i] + (out[i] - 1) * strides[i] + 1, strides[i])
+                   for i in range(rank))
+        patch = xp[(slice(None),) + sl]
+        for g in range(groups):
+            y[..., g * fg:(g + 1) * fg] += (patch[..., g * cg:(g + 1) * cg]
+                                            @ kernel[kidx][:, g * fg:(g + 1) * fg])
+    if bias is not None:
+        y = y + bias
+    return np.moveaxis(y, -1, 1) if channels_first else y
+
+
+@layer("Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D")
+def conv(cfg, w, x, keras):
+    rank = x.ndim - 2
+    y = conv_forward(x, w[0], w[1] if cfg.get("use_bias", True) else None,
+                     _tuple(cfg.get("strides", 1), rank), cfg.get("padding", "valid").lower(),
+                     _tuple(cfg.get("dilation_rate", 1), rank), int(cfg.get("groups", 1)),
+                     cfg.get("data_format") == "channels_first")
+    act = cfg.get("activation")
+    if isinstance(act, dict):
+        act = act.get("config", {}).get("name", act.get("class_name"))
+    return numpy_ref.activation(act, y)
+
+
 
 
 def run(layers, x, keras=3):

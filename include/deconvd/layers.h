@@ -120,7 +120,10 @@ struct dcv_layer_class {
     X(conv1d_transpose)        \
     X(conv2d_transpose)        \
     X(conv3d_transpose)        \
-    X(dense)
+    X(dense)                   \
+    X(conv1d) \
+    X(conv2d) \
+    X(conv3d)
 
 #define DCV_X_DECL(id) extern const struct dcv_layer_class dcv_layer_class_##id;
 DCV_LAYER_CLASSES(DCV_X_DECL)
