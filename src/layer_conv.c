@@ -138,7 +138,8 @@ static int dense_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *c
     const char *nm = dcv_json_string(dcv_json_get(cfg, "name"));
     snprintf(s->name, sizeof s->name, "%s", nm ? nm : "dense");
     if ((rc = dcv_activation_parse_ex(dcv_json_get(cfg, "activation"), ctx->keras,
-                                      &s->conv.act, err))) {
+                                      &s->conv.act, err)) ||
+        (rc = dcv_layer_parse_dtype(cfg, &s->conv, err))) {
         wl_free(s);
         return rc;
     }

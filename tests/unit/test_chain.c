@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "deconvd/chain.h"
+#include "deconvd/engine.h"
 #include "deconvd/error.h"
 #include "deconvd/json.h"
 #include "deconvd/layers.h"
@@ -491,11 +492,12 @@ Test(chain, arena_reused_and_big_ones_freed, .fini = remove_dir)
     float x[2 * 4] = { 1, 2, 3, 4, 5, 6, 7, 8 }, y[4 * 40];
     int64_t shape[2] = { 4, 2 };
     cr_assert_eq(dcv_model_infer(m, x, shape, 2, y, 160, NULL, err), 0, "%s", err);
-    size_t bytes = dcv_chain_thread_bytes();
+    size_t bytes = dcv_chain_thread_bytes(), ebytes = dcv_engine_thread_bytes();
     cr_expect_eq(bytes, 2 * 16 * sizeof(float), "the arena holds two (4, 4) buffers");
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(dcv_model_infer(m, x, shape, 2, y, 160, NULL, err), 0, "%s", err);
         cr_expect_eq(dcv_chain_thread_bytes(), bytes, "run %d grew the arena", i);
+        cr_expect_eq(dcv_engine_thread_bytes(), ebytes, "run %d grew the engine's buffers", i);
     }
     /* a batch whose intermediates pass 16 MiB: the arena is let go after it */
     int64_t big[2] = { 600000, 2 };
@@ -660,4 +662,39 @@ Test(chain, conv_transpose_absorbs_batchnorm)
         for (int o = 0; o < 4; o++) y[p * 4 + o] = ycf[o * 4 + p];
     expect_close(y, want, 16, 1e-6, 1);
     l.cls->free_state(l.st);
+}
+
+/* bfloat16 chains: every weighted step computes on bf16-rounded values, so
+ * the result stays within bf16's precision of the float32 one. */
+Test(chain, bfloat16_dense_and_conv_transpose, .fini = remove_dir)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m32, *m16;
+    make_dir();
+    put_npy("d.kernel.npy", (int64_t[]){ 2, 4 }, 2, 1.0f);
+    put_npy("d.bias.npy", (int64_t[]){ 4 }, 1, 1.0f);
+    put_npy("c.kernel.npy", (int64_t[]){ 3, 8, 2 }, 3, 1.0f);
+    put_npy("c.bias.npy", (int64_t[]){ 8 }, 1, 1.0f);
+    put_model("f32", "[null, 2]", CHAIN3, W3);
+    put_model("b16", "[null, 2]", "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", "
+              "\"units\": 4, \"dtype\": \"mixed_bfloat16\"}}, {\"class_name\": \"Reshape\", "
+              "\"config\": {\"name\": \"r\", \"target_shape\": [2, 2]}}, {\"class_name\": "
+              "\"Conv1DTranspose\", \"config\": {\"name\": \"c\", \"filters\": 8, "
+              "\"kernel_size\": 3, \"strides\": 2, \"dtype\": \"bfloat16\"}}", W3);
+    cr_assert_eq(try_load("f32", &m32, err), 0, "%s", err);
+    cr_assert_eq(try_load("b16", &m16, err), 0, "%s", err);
+    float x[2] = { 0.7f, -1.3f }, y32[40], y16[40];
+    cr_assert_eq(dcv_model_infer(m32, x, (int64_t[]){ 1, 2 }, 2, y32, 40, NULL, err), 0, "%s",
+                 err);
+    cr_assert_eq(dcv_model_infer(m16, x, (int64_t[]){ 1, 2 }, 2, y16, 40, NULL, err), 0, "%s",
+                 err);
+    bool differ = false;
+    for (int i = 0; i < 40; i++) {
+        cr_expect(fabsf(y16[i] - y32[i]) <= 0.05f * (1 + fabsf(y32[i])), "y[%d] %g vs %g", i,
+                  (double)y16[i], (double)y32[i]);
+        differ = differ || y16[i] != y32[i];
+    }
+    cr_expect(differ, "bfloat16 layers computed exactly as float32 ones");
+    dcv_model_free(m32);
+    dcv_model_free(m16);
 }
