@@ -263,6 +263,18 @@ static const struct ccase cases[] = {
       5, { 2, 2, 3, 2, 4 },
       { { "c", "kernel", 5, { 2, 2, 2, 2, 4 } }, { "c", "bias", 1, { 2 } },
         { "d", "kernel", 2, { 2, 3 } }, { "d", "bias", 1, { 3 } } } },
+    /* forward convolutions (layer_convfwd.c) inside a chain */
+    { "[null, 6, 5, 2]",
+      "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"e\", \"filters\": 4, "
+      "\"kernel_size\": 3, \"strides\": 2, \"padding\": \"same\", \"activation\": \"relu\"}}, "
+      "{\"class_name\": \"Conv2DTranspose\", \"config\": {\"name\": \"c\", \"filters\": 2, "
+      "\"kernel_size\": 3, \"strides\": 2, \"padding\": \"same\"}}, "
+      "{\"class_name\": \"Flatten\", \"config\": {\"name\": \"f\"}}, "
+      "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 5}}",
+      4, { 2, 6, 5, 2 },
+      { { "e", "kernel", 4, { 3, 3, 2, 4 } }, { "e", "bias", 1, { 4 } },
+        { "c", "kernel", 4, { 3, 3, 2, 4 } }, { "c", "bias", 1, { 2 } },
+        { "d", "kernel", 2, { 72, 5 } }, { "d", "bias", 1, { 5 } } } },
 };
 
 static void put_json(const char *file, const struct dcv_json *doc)
@@ -697,4 +709,27 @@ Test(chain, bfloat16_dense_and_conv_transpose, .fini = remove_dir)
     cr_expect(differ, "bfloat16 layers computed exactly as float32 ones");
     dcv_model_free(m32);
     dcv_model_free(m16);
+}
+
+/* A tf.keras 2 Functional chain: Keras names for input and output. */
+Test(chain, functional_chain_loads_with_keras_names, .fini = remove_dir)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m;
+    make_dir();
+    put_file("fn.json", "{\"class_name\": \"Functional\", \"config\": {\"name\": \"f\", "
+             "\"layers\": [{\"class_name\": \"InputLayer\", \"name\": \"z\", \"config\": "
+             "{\"batch_input_shape\": [null, 2], \"name\": \"z\"}, \"inbound_nodes\": []}, "
+             "{\"class_name\": \"Dense\", \"name\": \"d\", \"config\": {\"name\": \"d\", "
+             "\"units\": 4}, \"inbound_nodes\": [[[\"z\", 0, 0, {}]]]}], "
+             "\"input_layers\": [[\"z\", 0, 0]], \"output_layers\": [[\"d\", 0, 0]]}, "
+             "\"weights\": " W_D "}");
+    cr_assert_eq(try_load("fn", &m, err), 0, "%s", err);
+    cr_expect_str_eq(dcv_model_class(m), "Functional");
+    cr_expect_str_eq(m->input_name, "z");
+    cr_expect_str_eq(m->output_name, "d");
+    float x[2] = { 1, 1 }, y[4];
+    cr_assert_eq(dcv_model_infer(m, x, (int64_t[]){ 1, 2 }, 2, y, 4, NULL, err), 0, "%s", err);
+    for (int i = 0; i < 4; i++) cr_expect_eq(y[i], (float)(6 + 2 * i));
+    dcv_model_free(m);
 }
