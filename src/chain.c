@@ -618,12 +618,15 @@ struct dcv_json *dcv_chain_layers_json(const struct dcv_chain *c)
 }
 
 /* The last live step that ends with an activation decides the range;
- * identities and steps without one (Flatten, UpSampling) keep it. */
+ * steps that only move values (Flatten, UpSampling, Cropping) keep it, an
+ * affine step left unfolded (BatchNormalization) loses it. */
 const struct dcv_activation *dcv_chain_activation(const struct dcv_chain *c)
 {
     for (int i = c->n - 1; i >= 0; i--) {
         const struct step *s = &c->steps[i];
-        if (s->folded_into < 0 && s->cls->activation) return s->cls->activation(s->state);
+        if (s->folded_into >= 0) continue;
+        if (s->cls->activation) return s->cls->activation(s->state);
+        if (s->cls->as_affine) return NULL;
     }
     return NULL;
 }
