@@ -123,7 +123,31 @@ struct dcv_layer_class {
     X(dense)                   \
     X(conv1d) \
     X(conv2d) \
-    X(conv3d)
+    X(conv3d) \
+    X(batch_normalization) \
+    X(dropout) \
+    X(spatial_dropout1d) \
+    X(spatial_dropout2d) \
+    X(spatial_dropout3d) \
+    X(gaussian_noise) \
+    X(gaussian_dropout) \
+    X(alpha_dropout) \
+    X(activity_regularization) \
+    X(activation) \
+    X(relu) \
+    X(leaky_relu) \
+    X(elu) \
+    X(softmax) \
+    X(prelu) \
+    X(up_sampling1d) \
+    X(up_sampling2d) \
+    X(up_sampling3d) \
+    X(cropping1d) \
+    X(cropping2d) \
+    X(cropping3d) \
+    X(zero_padding1d) \
+    X(zero_padding2d) \
+    X(zero_padding3d)
 
 #define DCV_X_DECL(id) extern const struct dcv_layer_class dcv_layer_class_##id;
 DCV_LAYER_CLASSES(DCV_X_DECL)

@@ -195,7 +195,7 @@ static void put_npy(const char *name, const int64_t *shape, int ndim, float amp)
     for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
     float *v = malloc(sizeof(float) * n);
     cr_assert_not_null(v);
-    for (size_t i = 0; i < n; i++) v[i] = amp * rnd();
+    for (size_t i = 0; i < n; i++) v[i] = amp < 0 ? 0.5f - amp * fabsf(rnd()) : amp * rnd();
     snprintf(path, sizeof path, "%s/%s", g_dir, name);
     cr_assert_eq(dcv_npy_save(path, v, shape, ndim, err), 0, "%s", err);
     free(v);
@@ -229,7 +229,8 @@ struct ccase {
     const char *layers;               /* JSON list items */
     int x_ndim;
     int64_t x[5];
-    struct wspec w[8];
+    struct wspec w[16];
+    const char *fused;                /* "layer>into layer>into ..." that must fold */
 };
 
 static const struct ccase cases[] = {
@@ -241,7 +242,7 @@ static const struct ccase cases[] = {
       "\"kernel_size\": 3, \"strides\": 2, \"padding\": \"same\", \"activation\": \"relu\"}}",
       3, { 2, 3, 4 },
       { { "d", "kernel", 2, { 4, 6 } }, { "d", "bias", 1, { 6 } },
-        { "c", "kernel", 3, { 3, 3, 2 } }, { "c", "bias", 1, { 3 } } } },
+        { "c", "kernel", 3, { 3, 3, 2 } }, { "c", "bias", 1, { 3 } } }, NULL },
     { "[null, 5]",
       "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 32, "
       "\"use_bias\": false}}, "
@@ -255,14 +256,52 @@ static const struct ccase cases[] = {
       "\"activation\": \"sigmoid\"}}",
       2, { 3, 5 },
       { { "d", "kernel", 2, { 5, 32 } }, { "c", "kernel", 4, { 3, 2, 3, 2 } },
-        { "c", "bias", 1, { 3 } }, { "e", "kernel", 2, { 135, 7 } }, { "e", "bias", 1, { 7 } } } },
+        { "c", "bias", 1, { 3 } }, { "e", "kernel", 2, { 135, 7 } }, { "e", "bias", 1, { 7 } }  }, NULL },
     { "[null, 2, 3, 2, 4]",
       "{\"class_name\": \"Conv3DTranspose\", \"config\": {\"name\": \"c\", \"filters\": 2, "
       "\"kernel_size\": 2, \"strides\": [1, 2, 1], \"padding\": \"same\"}}, "
       "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 3}}",
       5, { 2, 2, 3, 2, 4 },
       { { "c", "kernel", 5, { 2, 2, 2, 2, 4 } }, { "c", "bias", 1, { 2 } },
-        { "d", "kernel", 2, { 2, 3 } }, { "d", "bias", 1, { 3 } } } },
+        { "d", "kernel", 2, { 2, 3 } }, { "d", "bias", 1, { 3 } } }, NULL },
+    /* the DCGAN generator's shape in small: BN and LeakyReLU fold into Dense
+     * and Conv2DTranspose; a Dropout between does not stop the fold */
+    { "[null, 3]",
+      "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 32, "
+      "\"use_bias\": false}}, "
+      "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn0\"}}, "
+      "{\"class_name\": \"LeakyReLU\", \"config\": {\"name\": \"lr0\"}}, "
+      "{\"class_name\": \"Reshape\", \"config\": {\"name\": \"r\", \"target_shape\": [2, 2, 8]}}, "
+      "{\"class_name\": \"Conv2DTranspose\", \"config\": {\"name\": \"c1\", \"filters\": 4, "
+      "\"kernel_size\": 3, \"strides\": 2, \"padding\": \"same\", \"use_bias\": false}}, "
+      "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn1\", "
+      "\"epsilon\": 0.01}}, "
+      "{\"class_name\": \"Dropout\", \"config\": {\"name\": \"drop\", \"rate\": 0.5}}, "
+      "{\"class_name\": \"ReLU\", \"config\": {\"name\": \"relu\"}}, "
+      "{\"class_name\": \"Conv2DTranspose\", \"config\": {\"name\": \"c2\", \"filters\": 1, "
+      "\"kernel_size\": 3, \"strides\": 2, \"padding\": \"same\", \"activation\": \"tanh\"}}",
+      2, { 2, 3 },
+      { { "d", "kernel", 2, { 3, 32 } }, { "bn0", "gamma", 1, { 32 } },
+        { "bn0", "beta", 1, { 32 } }, { "bn0", "moving_mean", 1, { 32 } },
+        { "bn0", "moving_variance", 1, { 32 } }, { "c1", "kernel", 4, { 3, 3, 4, 8 } },
+        { "bn1", "gamma", 1, { 4 } }, { "bn1", "beta", 1, { 4 } },
+        { "bn1", "moving_mean", 1, { 4 } }, { "bn1", "moving_variance", 1, { 4 } },
+        { "c2", "kernel", 4, { 3, 3, 1, 4 } }, { "c2", "bias", 1, { 1 } } },
+      " bn0>d lr0>d bn1>c1 relu>c1 " },
+    /* unfoldable: BN after an activation, BN on a non-channel axis */
+    { "[null, 4, 3]",
+      "{\"class_name\": \"Conv1DTranspose\", \"config\": {\"name\": \"c\", \"filters\": 2, "
+      "\"kernel_size\": 2, \"activation\": \"relu\"}}, "
+      "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn0\"}}, "
+      "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 3}}, "
+      "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn1\", \"axis\": 1}}",
+      3, { 2, 4, 3 },
+      { { "c", "kernel", 3, { 2, 2, 3 } }, { "c", "bias", 1, { 2 } },
+        { "bn0", "gamma", 1, { 2 } }, { "bn0", "beta", 1, { 2 } },
+        { "bn0", "moving_mean", 1, { 2 } }, { "bn0", "moving_variance", 1, { 2 } },
+        { "d", "kernel", 2, { 2, 3 } }, { "d", "bias", 1, { 3 } },
+        { "bn1", "gamma", 1, { 5 } }, { "bn1", "beta", 1, { 5 } },
+        { "bn1", "moving_mean", 1, { 5 } }, { "bn1", "moving_variance", 1, { 5 } } }, NULL },
     /* forward convolutions (layer_convfwd.c) inside a chain */
     { "[null, 6, 5, 2]",
       "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"e\", \"filters\": 4, "
@@ -274,7 +313,7 @@ static const struct ccase cases[] = {
       4, { 2, 6, 5, 2 },
       { { "e", "kernel", 4, { 3, 3, 2, 4 } }, { "e", "bias", 1, { 4 } },
         { "c", "kernel", 4, { 3, 3, 2, 4 } }, { "c", "bias", 1, { 2 } },
-        { "d", "kernel", 2, { 72, 5 } }, { "d", "bias", 1, { 5 } } } },
+        { "d", "kernel", 2, { 72, 5 } }, { "d", "bias", 1, { 5 } }  }, NULL },
 };
 
 static void put_json(const char *file, const struct dcv_json *doc)
@@ -293,6 +332,26 @@ static struct dcv_json *parse(const char *text)
     return j;
 }
 
+/* Every layer folds as `fused` (" layer>into layer>into ...") says, and no
+ * other layer folds. */
+static void expect_fused(const struct dcv_model *m, const char *fused)
+{
+    struct dcv_json *cfg = dcv_model_config_json(m);
+    cr_assert_not_null(cfg);
+    for (const struct dcv_json *l = dcv_json_first(dcv_json_get(cfg, "layers")); l;
+         l = dcv_json_next(l)) {
+        char key[300], pair[300];
+        const char *name = dcv_json_string(dcv_json_get(l, "name"));
+        const char *into = dcv_json_string(dcv_json_get(l, "fused_into"));
+        snprintf(key, sizeof key, " %s>", name);
+        snprintf(pair, sizeof pair, " %s>%s ", name, into ? into : "");
+        const char *list = fused ? fused : "";
+        if (into) cr_expect(strstr(list, pair), "%s folded into %s unexpectedly", name, into);
+        else cr_expect(!strstr(list, key), "%s did not fold (%s)", name, list);
+    }
+    dcv_json_free(cfg);
+}
+
 /* Writes case k: caseK/<layer>.<weight>.npy, caseK/x.npy, caseK.json (the
  * model file) and caseK/layers.json (numpy_layers.py's input). */
 static void write_case(int k, const struct ccase *c)
@@ -306,7 +365,8 @@ static void write_case(int k, const struct ccase *c)
     struct dcv_json *ref = dcv_json_new_object(), *reflayers = dcv_json_dup(layers);
     for (int i = 0; c->w[i].layer; i++) {
         snprintf(file, sizeof file, "%s/%s.%s.npy", dir, c->w[i].layer, c->w[i].weight);
-        put_npy(file, c->w[i].d, c->w[i].ndim, 0.5f);
+        put_npy(file, c->w[i].d, c->w[i].ndim,
+                strstr(c->w[i].weight, "variance") ? -1.0f : 0.5f);
         struct dcv_json *lw = dcv_json_get(weights, c->w[i].layer);
         if (!lw) dcv_json_add(weights, c->w[i].layer, lw = dcv_json_new_object());
         dcv_json_add(lw, c->w[i].weight, dcv_json_new_string(file));
@@ -366,6 +426,7 @@ Test(chain, random_chains_match_numpy, .fini = remove_dir)
         float *y = infer(m, &x, &n);
         cr_assert_eq(n, want.count, "%s: %zu values, numpy has %zu", name, n, want.count);
         expect_close(y, want.data, n, 1e-4, 1e-2);
+        expect_fused(m, cases[k].fused);
         free(y);
         dcv_npy_release(&x);
         dcv_npy_release(&want);
@@ -731,5 +792,29 @@ Test(chain, functional_chain_loads_with_keras_names, .fini = remove_dir)
     float x[2] = { 1, 1 }, y[4];
     cr_assert_eq(dcv_model_infer(m, x, (int64_t[]){ 1, 2 }, 2, y, 4, NULL, err), 0, "%s", err);
     for (int i = 0; i < 4; i++) cr_expect_eq(y[i], (float)(6 + 2 * i));
+    dcv_model_free(m);
+}
+
+/* The PNG range comes from the activation that ends the values: a folded
+ * Activation layer counts, a BatchNormalization left after tanh does not. */
+Test(chain, png_range_from_the_last_activation, .fini = remove_dir)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m;
+    make_dir();
+#define CT(act) "{\"class_name\": \"Conv1DTranspose\", \"config\": {\"name\": \"c\", " \
+    "\"filters\": 1, \"kernel_size\": 1, \"activation\": \"" act "\"}}"
+#define BN_ "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\"}}"
+#define W_C "{\"c\": {\"kernel\": [[[2]]], \"bias\": [0]}}"
+    put_model("folded", "[null, 3, 1]", CT("linear") ", " BN_ ", {\"class_name\": "
+              "\"Activation\", \"config\": {\"name\": \"a\", \"activation\": \"tanh\"}}", W_C);
+    cr_assert_eq(try_load("folded", &m, err), 0, "%s", err);
+    cr_expect(m->image.has_range && m->image.lo == -1.0f && m->image.hi == 1.0f);
+    expect_fused(m, " bn>c a>c ");
+    dcv_model_free(m);
+    put_model("after", "[null, 3, 1]", CT("tanh") ", " BN_, W_C);
+    cr_assert_eq(try_load("after", &m, err), 0, "%s", err);
+    cr_expect(!m->image.has_range, "a BatchNormalization after tanh kept tanh's range");
+    expect_fused(m, NULL);
     dcv_model_free(m);
 }
