@@ -11,10 +11,11 @@
  * live step from one buffer to the other of the calling thread's arena,
  * in place where the step allows, the last one straight into the caller's
  * output; identity steps cost nothing. Step shapes live on the stack
- * (DCV_CHAIN_MAX_LAYERS), so a run allocates nothing once its arena fits. The arena is a pthread key with a
- * destructor, kept between runs and freed after one that needed more than
- * 16 MiB, as engine.c does with its execution buffers. The chain owns its
- * steps' states; the arena belongs to its thread.
+ * (DCV_CHAIN_MAX_LAYERS), so a run allocates nothing once its arena fits.
+ * The arena is a pthread key with a destructor, kept between runs and
+ * freed after one that needed more than 16 MiB, as the engine does with
+ * its execution buffers. The chain owns its steps' states; the arena
+ * belongs to its thread.
  */
 #include <pthread.h>
 #include <stdio.h>

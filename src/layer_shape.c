@@ -1,5 +1,5 @@
 /* layer_shape.c — layers that move values without arithmetic: InputLayer,
- * Reshape, Flatten, Cropping, ZeroPadding, UpSampling.
+ * Reshape, Flatten (resampling, cropping and padding are layer_resize.c's).
  *
  * Registry entries (layers.h). Each state is a small struct parsed from the
  * Keras config; run() copies with strides, no allocation. Loading thread for
@@ -10,6 +10,7 @@
 
 #include "deconvd/error.h"
 #include "deconvd/json.h"
+#include "deconvd/layerkit.h"
 #include "deconvd/layers.h"
 
 /* InputLayer: the declared shape (Keras 3 "batch_shape", tf.keras 2
@@ -80,22 +81,6 @@ static int input_shape(void *state, const struct dcv_shape *in, struct dcv_shape
     return 0;
 }
 
-static uint64_t no_work(const void *state, const struct dcv_shape *in)
-{
-    (void)state, (void)in;
-    return 0;
-}
-
-static int copy_run(const void *state, const float *in, const struct dcv_shape *is, float *out,
-                    const struct dcv_shape *os, const atomic_bool *stop, char *err)
-{
-    (void)state, (void)os, (void)stop, (void)err;
-    int64_t n = 1;
-    for (int i = 0; i < is->ndim; i++) n *= is->d[i];
-    if (in != out) memmove(out, in, sizeof(float) * (size_t)n);
-    return 0;
-}
-
 static struct dcv_json *input_config(const void *state)
 {
     return dcv_json_dup(((const struct input_layer *)state)->config);
@@ -107,8 +92,8 @@ const struct dcv_layer_class dcv_layer_class_input_layer = {
     .parse = input_parse,
     .free_state = input_free,
     .shape = input_shape,
-    .work = no_work,
-    .run = copy_run,
+    .work = dcv_layerkit_no_work,
+    .run = dcv_layerkit_copy_run,
     .in_place = true,
     .identity = true,
     .config = input_config,
@@ -211,8 +196,8 @@ const struct dcv_layer_class dcv_layer_class_reshape = {
     .parse = reshape_parse,
     .free_state = json_state_free,
     .shape = reshape_shape,
-    .work = no_work,
-    .run = copy_run,
+    .work = dcv_layerkit_no_work,
+    .run = dcv_layerkit_copy_run,
     .in_place = true,
     .identity = true,
     .config = json_state_config,
@@ -262,7 +247,8 @@ static int flatten_run(const void *state, const float *in, const struct dcv_shap
                        char *err)
 {
     const struct flatten *l = state;
-    if (!l->channels_first || is->ndim <= 2) return copy_run(state, in, is, out, os, stop, err);
+    if (!l->channels_first || is->ndim <= 2)
+        return dcv_layerkit_copy_run(state, in, is, out, os, stop, err);
     int64_t c = is->d[1], rest = item_size(is, 1);
     for (int64_t b = 0; b < is->d[0]; b++) {
         const float *src = in + b * c * rest;
@@ -278,7 +264,7 @@ const struct dcv_layer_class dcv_layer_class_flatten = {
     .parse = flatten_parse,
     .free_state = json_state_free,
     .shape = flatten_shape,
-    .work = no_work,
+    .work = dcv_layerkit_no_work,
     .run = flatten_run,
     .config = json_state_config,
 };

@@ -256,7 +256,8 @@ static const struct ccase cases[] = {
       "\"activation\": \"sigmoid\"}}",
       2, { 3, 5 },
       { { "d", "kernel", 2, { 5, 32 } }, { "c", "kernel", 4, { 3, 2, 3, 2 } },
-        { "c", "bias", 1, { 3 } }, { "e", "kernel", 2, { 135, 7 } }, { "e", "bias", 1, { 7 } }  }, NULL },
+        { "c", "bias", 1, { 3 } }, { "e", "kernel", 2, { 135, 7 } },
+        { "e", "bias", 1, { 7 } } }, NULL },
     { "[null, 2, 3, 2, 4]",
       "{\"class_name\": \"Conv3DTranspose\", \"config\": {\"name\": \"c\", \"filters\": 2, "
       "\"kernel_size\": 2, \"strides\": [1, 2, 1], \"padding\": \"same\"}}, "
