@@ -55,11 +55,9 @@ def flatten(cfg, w, x, keras):
 
 # --- weighted layers: Dense and transposed convolutions (core) ----------------
 
-def _act(cfg, y):
-    a = cfg.get("activation", "linear")
-    if isinstance(a, dict):
-        a = a.get("config", {}).get("name", a.get("class_name"))
-    return numpy_ref.activation(a, y)
+def _act(cfg, y, keras):
+    """The layer's own activation, with the semantics of the Keras that wrote it."""
+    return numpy_ref.activation(cfg.get("activation"), y, keras)
 
 
 @layer("Dense")
@@ -67,7 +65,7 @@ def dense(cfg, w, x, keras):
     y = np.tensordot(x, w[0], axes=([x.ndim - 1], [0]))
     if cfg.get("use_bias", True):
         y = y + w[1]
-    return _act(cfg, y)
+    return _act(cfg, y, keras)
 
 
 def _conv_transpose(rank):
@@ -79,7 +77,7 @@ def _conv_transpose(rank):
              "padding": cfg.get("padding", "valid").lower(),
              "output_padding": None if op is None else _tuple(op, rank)}
         y = numpy_ref.layer(x, w[0], w[1] if cfg.get("use_bias", True) else None, p)
-        return _act(cfg, y)
+        return _act(cfg, y, keras)
     return fn
 
 
@@ -142,10 +140,7 @@ def conv(cfg, w, x, keras):
                      _tuple(cfg.get("strides", 1), rank), cfg.get("padding", "valid").lower(),
                      _tuple(cfg.get("dilation_rate", 1), rank), int(cfg.get("groups", 1)),
                      cfg.get("data_format") == "channels_first")
-    act = cfg.get("activation")
-    if isinstance(act, dict):
-        act = act.get("config", {}).get("name", act.get("class_name"))
-    return numpy_ref.activation(act, y)
+    return _act(cfg, y, keras)
 
 
 # --- glue -------------------------------------------------------------------
