@@ -1,8 +1,11 @@
 /* model.c — loading model files into runnable models.
  *
- * A model file is parsed with the JSON layer, its layer config by layer.c,
- * and its weights from .npy files, inline arrays or initializers, checked
- * against the shapes the config implies before anything large is allocated.
+ * A model file is parsed with the JSON layer. A single layer's config goes
+ * to layer.c and its weights come from .npy files, inline arrays or
+ * initializers (weights.c), checked against the shapes the config implies
+ * before anything large is allocated; a Sequential / Functional config goes
+ * to modelform.c and chain.c, which compile it into steps with weights per
+ * layer, and every dcv_model_* function dispatches on m->chain.
  * .npy paths are confined to models_dir: absolute paths and '..' are refused
  * and the resolved real path (symlinks followed) must stay inside it. Only
  * regular files are read, opened without blocking and bounded in size, so a

@@ -1,10 +1,12 @@
 /* model.h — model files: a Keras layer config plus its weights, ready to run.
  *
- * `<models_dir>/<name>.json` holds {"class_name", "config", "weights"} where
- * each weight is a .npy path (relative, confined to models_dir) or an inline
- * nested array; without weights the config's initializers fill them; an
- * optional "image": {"range": [lo, hi]} is for PNG answers (png.h). A
- * loaded model is immutable and may be used from any number of threads.
+ * `<models_dir>/<name>.json` holds {"class_name", "config", "weights"}: a
+ * single Keras layer, or a Sequential / Functional model (chain.h) whose
+ * "weights" are keyed by layer name. Each weight is a .npy path (relative,
+ * confined to models_dir) or an inline nested array; without weights a
+ * single layer's initializers fill them (a chain's layers need theirs but
+ * for Keras defaults); an optional "image": {"range": [lo, hi]} is for PNG
+ * answers (png.h). A loaded model is immutable and may be used from any number of threads.
  */
 #ifndef DECONVD_MODEL_H
 #define DECONVD_MODEL_H
