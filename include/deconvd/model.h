@@ -6,7 +6,8 @@
  * confined to models_dir) or an inline nested array; without weights a
  * single layer's initializers fill them (a chain's layers need theirs but
  * for Keras defaults); an optional "image": {"range": [lo, hi]} is for PNG
- * answers (png.h). A loaded model is immutable and may be used from any number of threads.
+ * answers (png.h). A loaded model is immutable and may be used from any
+ * number of threads.
  */
 #ifndef DECONVD_MODEL_H
 #define DECONVD_MODEL_H
