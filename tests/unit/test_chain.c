@@ -819,3 +819,44 @@ Test(chain, png_range_from_the_last_activation, .fini = remove_dir)
     expect_fused(m, NULL);
     dcv_model_free(m);
 }
+
+/* max_weight_elems bounds each weight and the model's total. */
+Test(chain, weights_bounded_one_by_one_and_in_total, .fini = remove_dir)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m = NULL;
+    struct dcv_model_opts opts = { .max_weight_elems = 10 };
+    make_dir();
+    put_model("ok", "[null, 2]", DENSE_D, W_D);
+    int rc = dcv_model_load(g_dir, "ok", &opts, &m, err);
+    cr_expect_eq(rc, DCV_ETOOBIG, "%d %s", rc, err);
+    cr_expect(strstr(err, "layer 'd' weight 'bias'") && strstr(err, "limit of 10"), "%s", err);
+    cr_expect_null(m);
+    opts.max_weight_elems = 12;
+    cr_assert_eq(dcv_model_load(g_dir, "ok", &opts, &m, err), 0, "%s", err);
+    dcv_model_free(m);
+    opts.max_weight_elems = 4;
+    put_model("big", "[null, 3]", "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", "
+              "\"units\": 2, \"use_bias\": false}}", "{\"d\": {\"kernel\": [[1, 2], [3, 4], "
+              "[5, 6]]}}");
+    cr_expect_eq(dcv_model_load(g_dir, "big", &opts, &m, err), DCV_ETOOBIG, "%s", err);
+    cr_expect(strstr(err, "layer 'd' weight 'kernel'"), "%s", err);
+}
+
+/* A BatchNormalization given no weights takes Keras's defaults: y = x / sqrt(1 + eps). */
+Test(chain, batchnorm_defaults_when_weights_are_absent, .fini = remove_dir)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m;
+    make_dir();
+    put_model("bn", "[null, 3, 1]", CT("tanh") ", " BN_, W_C);
+    cr_assert_eq(try_load("bn", &m, err), 0, "%s", err);
+    float x[3] = { -1, 0.25f, 2 }, y[3];
+    cr_assert_eq(dcv_model_infer(m, x, (int64_t[]){ 1, 3, 1 }, 3, y, 3, NULL, err), 0, "%s",
+                 err);
+    for (int i = 0; i < 3; i++) {
+        double want = tanh(2.0 * x[i]) / sqrt(1.0 + 1e-3);   /* Keras 3's epsilon 1e-3 */
+        cr_expect(fabs(y[i] - want) < 1e-6, "y[%d] = %g, want %g", i, (double)y[i], want);
+    }
+    dcv_model_free(m);
+}
