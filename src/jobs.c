@@ -865,12 +865,14 @@ static int job_json(struct job *j, struct dcv_json *doc)
 
 /* {model_name, input_shape, output_shape, layers, total_params}: the
  * model's per-layer table (model.summary()) for this input shape, unknown
- * dims -1. */
-static int shape_answer(struct job *j, const struct dcv_model *m, const int64_t *in, int nd)
+ * dims -1; the last layer's params unknown unless counted. */
+static int shape_answer(struct job *j, const struct dcv_model *m, const int64_t *in, int nd,
+                        bool counted)
 {
     struct dcv_model_row *rows;
     int n, rc = dcv_summary_rows(m, in, nd, &rows, &n, j->err);
     if (rc) return rc;
+    if (!counted) rows[n - 1].params = DCV_SUMMARY_UNKNOWN;
     const struct dcv_shape *out = &rows[n - 1].out;
     uint64_t total = dcv_summary_total(rows, n);
     struct dcv_json *o = dcv_json_new_object();
@@ -904,7 +906,7 @@ static int layer_shape_answer(struct job *j, const struct dcv_json *doc, const i
         goto out;
     memcpy(shell.in_sig, in, sizeof(int64_t) * (size_t)nd);
     memcpy(shell.out_sig, out, sizeof(int64_t) * (size_t)nd);
-    rc = shape_answer(j, &shell, in, nd);
+    rc = shape_answer(j, &shell, in, nd, l->conv.in_channels > 0);
 out:
     dcv_layer_release(l);
     return rc;
@@ -926,7 +928,7 @@ static void shape_work(void *arg)
                         "input_shape", j->err)) < 0)
         j->rc = nd;
     else if (j->ref.ver)
-        j->rc = shape_answer(j, j->ref.model, in, nd);
+        j->rc = shape_answer(j, j->ref.model, in, nd, true);
     else
         j->rc = layer_shape_answer(j, doc, in, nd);
 out:
