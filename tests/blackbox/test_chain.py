@@ -305,6 +305,42 @@ def test_repository(d):
     check("loaded again: equals Keras", ok, why)
 
 
+# Multiply-adds of one latent through the decoder, Keras's layers counted as
+# the engine's max_work counts a layer: Dense 2*3136, then each transposed
+# convolution's input values x filters x kernel.
+WORK_ONE = 2 * 3136 + 7 * 7 * 64 * 64 * 9 + 14 * 14 * 64 * 32 * 9 + 28 * 28 * 32 * 1 * 9
+
+
+def test_bounds():
+    """max_work and the memory budget bound the whole chain: the work of all
+    its layers, and its intermediate tensors (a batch of 64 needs ~10 MB
+    between Dense and the last layer, though its body and answer fit 4 MiB)."""
+    cfg = {"max_work": int(WORK_ONE * 1.5), "memory_budget_bytes": 4 << 20,
+           "max_body_bytes": 1 << 20, "max_response_bytes": 4 << 20}
+    with T.Daemon(config=cfg, name="bounded chain daemon") as d:
+        install_vae(d.models_dir)
+        d.start()
+        r = d.post("/v2/models/vae/infer", kserve(X[:1]))
+        ok, why = (close_to_keras(T.output_array(r.json()), Y[:1]) if r.status_code == 200
+                   else (False, r.text))
+        check("bounded: one latent (%d multiply-adds) is computed" % WORK_ONE, ok, why)
+        r = d.post("/v2/models/vae/infer", kserve(X[:2]))
+        err = error_of(r)
+        check("max_work bounds the chain's summed work: batch 2 is 413 naming max_work",
+              r.status_code == 413 and "max_work" in err, r.text)
+    big = np.repeat(X[:1], 64, axis=0)
+    with T.Daemon(config=dict(cfg, max_work=WORK_ONE * 100), name="budget chain daemon") as d:
+        install_vae(d.models_dir)
+        d.start()
+        r = d.post("/v2/models/vae/infer", kserve(big, binary_output=True))
+        err = error_of(r)
+        check("the budget charges the chain's intermediate tensors: batch 64 (a 200 KB "
+              "answer) is 413 naming memory_budget_bytes", r.status_code == 413
+              and "memory_budget_bytes" in err, r.text[:300])
+        r = d.post("/v2/models/vae/infer", kserve(big[:4], binary_output=True))
+        check("... and batch 4 fits", r.status_code == 200, r.text[:300])
+
+
 def test_check_cli(tmp):
     mdir = os.path.join(tmp, "models")
     os.makedirs(mdir)
@@ -351,6 +387,7 @@ def main():
                    test_repository):
             T.R.run(fn, d)
         check("daemon alive after the chain tests", d.alive(), d.log()[-2000:])
+    T.R.run(test_bounds)
     tmp = tempfile.mkdtemp(prefix="dcvchain-")
     try:
         T.R.run(test_check_cli, tmp)
