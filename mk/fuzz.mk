@@ -15,7 +15,7 @@ FUZZ_DIR       := $(BUILD)/fuzz
 FUZZ_SECONDS   ?= 60
 FUZZ_PARALLEL  ?= 1
 FUZZ_ARGS      ?=
-FUZZ_HARNESSES ?= kserve tfserving float model shape npy accept
+FUZZ_HARNESSES ?= kserve tfserving float model shape npy accept modelform
 FUZZ_BINS       = $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_LIB_OBJ   := $(LIB_SRC:src/%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -94,6 +94,7 @@ int dcv_conv_validate(const struct dcv_conv *c, char *err)
     int rc;
     if (c->rank < 1 || c->rank > DCV_MAX_SPATIAL)
         return dcv_errf(err, DCV_EINVAL, "rank must be 1, 2 or 3, got %d", c->rank);
+    if ((rc = dcv_activation_check_fused(&c->act, "transposed convolution", err))) return rc;
     if ((rc = check_range(err, "filters", -1, c->filters, DCV_MAX_CHANNELS))) return rc;
     if ((rc = check_range(err, "input channels", -1, c->in_channels, DCV_MAX_CHANNELS)))
         return rc;

@@ -321,9 +321,18 @@ static bool fusable(const struct dcv_activation *act, struct chain *ch)
         push(ch, dnnl_eltwise_linear, 1.0507009873554805f, 0);
         return true;
     case DCV_ACT_EXPONENTIAL: push(ch, dnnl_eltwise_exp, 0, 0); return true;
-    case DCV_ACT_HARD_SIGMOID:
-        push(ch, dnnl_eltwise_linear, 0.2f, 0.5f);
+    case DCV_ACT_HARD_SIGMOID:       /* Keras 3: relu6(x + 3) / 6; tf.keras 2: 0.2x + 0.5 */
+        push(ch, dnnl_eltwise_linear, act->keras == DCV_KERAS_3 ? 1.0f / 6 : 0.2f, 0.5f);
         push(ch, dnnl_eltwise_clip, 0.0f, 1.0f);
+        return true;
+    case DCV_ACT_SPARSE_SIGMOID:     /* 0.5(x + 1) clipped to [0, 1] */
+        push(ch, dnnl_eltwise_linear, 0.5f, 0.5f);
+        push(ch, dnnl_eltwise_clip, 0.0f, 1.0f);
+        return true;
+    case DCV_ACT_HARD_TANH: push(ch, dnnl_eltwise_clip, -1.0f, 1.0f); return true;
+    case DCV_ACT_CELU:               /* max(x, 0) + expm1(min(x, 0)): elu(1) */
+        if (act->alpha != 1.0f) return false;
+        push(ch, dnnl_eltwise_elu, 1.0f, 0);
         return true;
     case DCV_ACT_SWISH: push(ch, dnnl_eltwise_swish, 1.0f, 0); return true;
     case DCV_ACT_GELU:
@@ -870,8 +879,10 @@ static int run_plan(struct dcv_engine_kernel *k, struct plan *p, const float *sr
         if ((rc = exec(p, P_SOFTMAX, t, m, a, 2, err))) goto out;
     }
     DNNL_TRY(dnnl_stream_wait(t->stream), "execution");
-    if (k->portable)
-        dcv_activation_apply(&c->act, dst, 1, p->dst_values, 1);
+    if (k->portable) {       /* axial kinds run on the last axis as laid out */
+        size_t last = (size_t)(c->channels_first ? p->out_sp[c->rank - 1] : c->filters);
+        dcv_activation_apply(&c->act, dst, p->dst_values / last, last, 1);
+    }
 out:
     return rc;
 }

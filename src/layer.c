@@ -5,8 +5,9 @@
  * input_shape / batch_input_shape / batch_size. Training-only arguments
  * (regularizers, constraints, trainable) are kept and reported as inactive;
  * unknown keys are kept and reported as ignored. The normalized config built
- * here is what users see at /v2/models/{m}/config. Any thread; the parsed
- * layer owns its JSON trees.
+ * here is what users see at /v2/models/{m}/config. Which Keras wrote the
+ * config (it decides activation semantics) is read from the config itself:
+ * see keras_of(). Any thread; the parsed layer owns its JSON trees.
  */
 #include <stdio.h>
 #include <string.h>
@@ -162,6 +163,30 @@ static int parse_dtype(const struct dcv_json *cfg, struct dcv_layer *l, char *er
         return dcv_errf(err, DCV_EUNSUPP, "dtype '%.40s' is not supported (supported: "
                         "float32, bfloat16, mixed_bfloat16)", s ? s : dcv_json_type_name(v));
     return 0;
+}
+
+/* Keras 3 (3.4 on) writes dtype as a DTypePolicy dict ({"module": "keras",
+ * "class_name": "DTypePolicy", ...}); tf.keras 2 writes a string, or a
+ * {"class_name": "Policy"} dict for mixed precision. The other markers
+ * ("module", "registered_name" on initializers and activations) are no
+ * proof: tf.keras 2.13+ writes them too. A Keras 3 activation dict or a
+ * Keras-3-only name means the same under both readings, so nothing else is
+ * needed here. */
+static enum dcv_keras keras_of(const struct dcv_json *cfg)
+{
+    const struct dcv_json *d = dcv_json_get(cfg, "dtype");
+    const char *cls = dcv_json_string(dcv_json_get(d, "class_name"));
+    const char *mod = dcv_json_string(dcv_json_get(d, "module"));
+    size_t n = cls ? strlen(cls) : 0;
+    bool policy = n >= 11 && strcmp(cls + n - 11, "DTypePolicy") == 0;
+    return policy || (mod && strcmp(mod, "keras") == 0) ? DCV_KERAS_3 : DCV_KERAS_2;
+}
+
+static int parse_activation(const struct dcv_json *cfg, struct dcv_layer *l, char *err)
+{
+    int rc = dcv_activation_parse_ex(dcv_json_get(cfg, "activation"), keras_of(cfg),
+                                     &l->conv.act, err);
+    return rc ? rc : dcv_activation_check_fused(&l->conv.act, l->class_name, err);
 }
 
 static int parse_bool(const struct dcv_json *cfg, const char *key, bool dflt, bool *out,
@@ -331,7 +356,7 @@ int dcv_layer_parse(const char *class_name, const struct dcv_json *config,
     snprintf(l->name, sizeof l->name, "%s", dcv_json_string(name) ? dcv_json_string(name)
                                                                  : l->class_name);
     if ((rc = parse_geometry(config, l, err)) ||
-        (rc = dcv_activation_parse(dcv_json_get(config, "activation"), &l->conv.act, err)) ||
+        (rc = parse_activation(config, l, err)) ||
         (rc = parse_bool(config, "use_bias", true, &l->conv.use_bias, err)) ||
         (rc = parse_bool(config, "trainable", true, &(bool){ 0 }, err)) ||
         (rc = parse_dtype(config, l, err)) || (rc = parse_input_shape(config, l, err)) ||

@@ -55,11 +55,14 @@ static void default_range(const struct dcv_activation *a, struct dcv_png_spec *s
     switch (a ? a->kind : DCV_ACT_LINEAR) {
     case DCV_ACT_TANH:
     case DCV_ACT_SOFTSIGN:
+    case DCV_ACT_HARD_TANH:
         set_range(s, -1, 1, src);
         return;
     case DCV_ACT_SIGMOID:
     case DCV_ACT_HARD_SIGMOID:
     case DCV_ACT_SOFTMAX:
+    case DCV_ACT_SPARSE_SIGMOID:
+    case DCV_ACT_SPARSEMAX:
         set_range(s, 0, 1, src);
         return;
     case DCV_ACT_RELU:

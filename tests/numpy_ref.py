@@ -7,8 +7,9 @@ every input position i and kernel tap t scatter into position i*s + t*d of a
 'full' signal of length (n-1)*s + (k-1)*d + 1 (no kernel flip); the output
 keeps `out` positions from pad_before (SAME: max(full - out, 0) // 2,
 VALID: 0), zero past the end of 'full'; then bias, then the activation
-(TF 2.x definitions; softmax over the last axis of the tensor as laid out).
-Computed in float64.
+(params "keras": 2 (default) or 3 picks tf.keras 2's or Keras 3's
+definitions; softmax and the other axial ones over the last axis of the
+tensor as laid out). Computed in float64.
 
 Usage:
     numpy_ref.py CASE_DIR...    each CASE_DIR holds params.json, x.npy,
@@ -16,12 +17,16 @@ Usage:
                                 out.npy (float64) there
     numpy_ref.py --selftest     checks the reference against TensorFlow's own
                                 literal unit-test values; exit status 0 if ok
+    numpy_ref.py --activations DIR...
+                                each DIR holds x.npy and cases.json
+                                ([{"activation": spec, "keras": 3}, ...]);
+                                writes act<i>.npy, case i applied to x
 
 params.json: {"rank": 2, "strides": [2, 2], "dilation_rate": [1, 1],
               "padding": "same"|"valid", "data_format": "channels_last"|
               "channels_first", "output_padding": null|[..],
               "output_shape": null|[spatial sizes], "activation": "relu",
-              "use_bias": true}
+              "keras": 2|3, "use_bias": true}
 With output_shape null the spatial sizes follow Keras deconv_output_length.
 """
 import itertools
@@ -78,47 +83,122 @@ def softplus(y):
     return np.logaddexp(0.0, y)
 
 
-def activation(name, y):
-    """TF 2.x activations; softmax over the last axis of y."""
-    if name in (None, "linear"):
-        return y
-    if name == "relu":
-        return np.maximum(y, 0.0)
-    if name == "relu6":
-        return np.clip(y, 0.0, 6.0)
-    if name == "leaky_relu":
-        return np.where(y >= 0, y, 0.2 * y)
-    if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-y))
-    if name == "tanh":
-        return np.tanh(y)
-    if name == "softplus":
-        return softplus(y)
-    if name == "softsign":
-        return y / (1.0 + np.abs(y))
-    if name == "elu":
-        return np.where(y > 0, y, np.expm1(np.minimum(y, 0.0)))
-    if name == "selu":
-        return 1.0507009873554805 * np.where(
-            y > 0, y, 1.6732632423543772 * np.expm1(np.minimum(y, 0.0)))
-    if name == "exponential":
-        return np.exp(y)
-    if name == "hard_sigmoid":
-        return np.clip(0.2 * y + 0.5, 0.0, 1.0)
-    if name in ("swish", "silu"):
-        return y / (1.0 + np.exp(-y))
-    if name == "gelu":
-        return 0.5 * y * (1.0 + _erf(y / math.sqrt(2.0)))
-    if name == "mish":
-        return y * np.tanh(softplus(y))
-    if name == "hard_silu":
-        return y * np.clip(y + 3.0, 0.0, 6.0) / 6.0
-    if name == "log_sigmoid":
-        return -softplus(-y)
-    if name == "softmax":
-        e = np.exp(y - y.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-    raise ValueError("unknown activation %r" % name)
+def sigmoid(y):
+    return 1.0 / (1.0 + np.exp(-y))
+
+
+def relu6(y):
+    return np.clip(y, 0.0, 6.0)
+
+
+def _sparsemax(y, axis):
+    """Keras 3.15 ops.sparsemax, every backend: sort descending, cumulative
+    sums cs, support zs > (cs - 1) / r, and tau = (sum of cs over the
+    support - 1) / k -- not the paper's (cs[k] - 1) / k (keras-team/keras
+    issue 23425, fixed after 3.15)."""
+    z = np.moveaxis(y, axis, -1)
+    zs = -np.sort(-z, axis=-1)
+    cs = np.cumsum(zs, axis=-1)
+    r = np.arange(1, z.shape[-1] + 1)
+    support = zs - (cs - 1.0) / r > 0
+    k = support.sum(axis=-1, keepdims=True)
+    tau = (np.where(support, cs, 0.0).sum(axis=-1, keepdims=True) - 1.0) / k
+    return np.moveaxis(np.maximum(z - tau, 0.0), -1, axis)
+
+
+def _log_softmax(y, axis):
+    m = y.max(axis=axis, keepdims=True)
+    return y - m - np.log(np.exp(y - m).sum(axis=axis, keepdims=True))
+
+
+def _softmax(y, axis):
+    e = np.exp(y - y.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _glu(y, axis):
+    if y.shape[axis] % 2:
+        raise ValueError("glu: axis size must be even, got %d" % y.shape[axis])
+    a, b = np.split(y, 2, axis=axis)
+    return a * sigmoid(b)
+
+
+# Keras 3.15 definitions (keras/src/activations/activations.py, the ops and
+# the TensorFlow backend's nn.py), float64; parameters with Keras's defaults.
+_KERAS3 = {
+    "linear": lambda y, p: y,
+    "relu": lambda y, p: np.maximum(y, 0.0),
+    "relu6": lambda y, p: relu6(y),
+    "leaky_relu": lambda y, p: np.where(y > 0, y, p.get("negative_slope", 0.2) * y),
+    "sigmoid": lambda y, p: sigmoid(y),
+    "tanh": lambda y, p: np.tanh(y),
+    "softplus": lambda y, p: softplus(y),
+    "softsign": lambda y, p: y / (1.0 + np.abs(y)),
+    "elu": lambda y, p: np.where(y > 0, y, p.get("alpha", 1.0) * np.expm1(np.minimum(y, 0.0))),
+    "selu": lambda y, p: 1.0507009873554805 * np.where(
+        y > 0, y, 1.6732632423543772 * np.expm1(np.minimum(y, 0.0))),
+    "exponential": lambda y, p: np.exp(y),
+    "hard_sigmoid": lambda y, p: relu6(y + 3.0) / 6.0,
+    "silu": lambda y, p: y * sigmoid(y),
+    "gelu": lambda y, p: (0.5 * y * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) *
+                                                    (y + 0.044715 * y ** 3))))
+    if p.get("approximate", False) else 0.5 * y * (1.0 + _erf(y / math.sqrt(2.0))),
+    "mish": lambda y, p: y * np.tanh(softplus(y)),
+    "hard_silu": lambda y, p: y * relu6(y + 3.0) / 6.0,
+    "log_sigmoid": lambda y, p: -softplus(-y),
+    "softmax": lambda y, p: _softmax(y, p.get("axis", -1)),
+    "celu": lambda y, p: np.maximum(y, 0.0) + p.get("alpha", 1.0) * np.expm1(
+        np.minimum(y, 0.0) / p.get("alpha", 1.0)),
+    "glu": lambda y, p: _glu(y, p.get("axis", -1)),
+    "hard_shrink": lambda y, p: np.where(np.abs(y) > p.get("threshold", 0.5), y, 0.0),
+    "hard_tanh": lambda y, p: np.clip(y, -1.0, 1.0),
+    "log_softmax": lambda y, p: _log_softmax(y, p.get("axis", -1)),
+    "soft_shrink": lambda y, p: np.where(
+        y > p.get("threshold", 0.5), y - p.get("threshold", 0.5),
+        np.where(y < -p.get("threshold", 0.5), y + p.get("threshold", 0.5), 0.0)),
+    "sparse_plus": lambda y, p: np.where(y <= -1, 0.0, np.where(y < 1, (y + 1) ** 2 / 4, y)),
+    "sparse_sigmoid": lambda y, p: np.where(y <= -1, 0.0, np.where(y >= 1, 1.0, 0.5 * (y + 1))),
+    "sparsemax": lambda y, p: _sparsemax(y, p.get("axis", -1)),
+    "squareplus": lambda y, p: (y + np.sqrt(y * y + p.get("b", 4.0))) / 2.0,
+    "tanh_shrink": lambda y, p: y - np.tanh(y),
+}
+_ALIASES = {"swish": "silu", "hard_swish": "hard_silu", None: "linear"}
+# Where tf.keras 2.x (tf_keras/activations.py, tf_keras/backend.py) differs.
+_KERAS2 = dict(_KERAS3, hard_sigmoid=lambda y, p: np.clip(0.2 * y + 0.5, 0.0, 1.0))
+
+
+def activation_spec(spec):
+    """(name, params) from a config's "activation": a name, None,
+    {"class_name": "function", "config": name} or {"class_name": name,
+    "config": {params}}."""
+    if isinstance(spec, dict):
+        cfg = spec.get("config")
+        if spec.get("class_name") == "function":
+            return activation_spec(cfg if isinstance(cfg, str) else spec.get("registered_name"))
+        return activation_spec(spec["class_name"])[0], dict(cfg or {})
+    return _ALIASES.get(spec, spec), {}
+
+
+def activation(spec, y, keras=2, **params):
+    """spec applied to y with the definitions of Keras `keras` (2 or 3);
+    the axial ones (softmax, log_softmax, sparsemax, glu) on the last axis
+    unless params say otherwise."""
+    name, p = activation_spec(spec)
+    p.update(params)
+    table = _KERAS3 if keras == 3 else _KERAS2
+    if name not in table:
+        raise ValueError("unknown activation %r" % (name,))
+    return table[name](np.asarray(y, dtype=np.float64), p)
+
+
+def run_activations(d):
+    """d/cases.json: [{"activation": spec, "keras": 2|3}, ...] applied to
+    d/x.npy; writes d/act<i>.npy."""
+    with open(os.path.join(d, "cases.json")) as f:
+        cases = json.load(f)
+    x = np.load(os.path.join(d, "x.npy"))
+    for i, c in enumerate(cases):
+        np.save(os.path.join(d, "act%d.npy" % i), activation(c["activation"], x, c["keras"]))
 
 
 def layer(x, w, b, p):
@@ -140,7 +220,7 @@ def layer(x, w, b, p):
         y = y + np.asarray(b, dtype=np.float64)
     if cf:
         y = np.moveaxis(y, -1, 1)
-    return activation(p.get("activation"), y)
+    return activation(p.get("activation"), y, p.get("keras", 2))
 
 
 def run_case(d):
@@ -186,12 +266,21 @@ def selftest():
     # softmax over the last axis as laid out
     s = activation("softmax", np.arange(6.0).reshape(2, 3))
     assert np.allclose(s.sum(axis=-1), 1.0)
+    # Keras 3.15's own outputs: sparsemax([0, .5, 1]) (keras-team/keras#23425),
+    # and hard_sigmoid's two definitions at 1
+    assert np.allclose(activation("sparsemax", np.array([0.0, 0.5, 1.0]), 3), [0, 0, 0.25])
+    assert np.isclose(activation("hard_sigmoid", np.array(1.0), 3), 4.0 / 6.0)
+    assert np.isclose(activation("hard_sigmoid", np.array(1.0), 2), 0.7)
     print("numpy_ref selftest ok")
 
 
 def main(argv):
     if argv[1:] == ["--selftest"]:
         selftest()
+        return 0
+    if argv[1:2] == ["--activations"]:
+        for d in argv[2:]:
+            run_activations(d)
         return 0
     if len(argv) < 2:
         sys.stderr.write(__doc__)

@@ -1,16 +1,20 @@
-/* activation.h — Keras activations (TF 2.x definitions).
+/* activation.h — Keras activations, Keras 3 and tf.keras 2 definitions.
  *
  * Parses every form a Keras config carries (a name, null, the serialized
  * {"class_name","config"} dict in Keras 2 and 3 form, and the activation
- * layers ReLU/LeakyReLU/ELU/Softmax/Activation) into a small value type.
- * The engine fuses what oneDNN post-ops express; dcv_activation_apply is the
- * portable pass for the rest. Pure functions, any thread.
+ * layers ReLU/LeakyReLU/ELU/Softmax/Activation) into a small value type:
+ * every name keras/src/activations/__init__.py (Keras 3.15) defines, with
+ * the definition of the Keras that wrote the config where the two differ
+ * (docs/models.md, "Keras 3 and tf.keras 2 differences"). The engine fuses
+ * what oneDNN post-ops express; dcv_activation_apply is the portable pass
+ * for the rest. Pure functions, any thread.
  */
 #ifndef DECONVD_ACTIVATION_H
 #define DECONVD_ACTIVATION_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct dcv_json;
 
@@ -38,7 +42,18 @@ enum dcv_keras { DCV_KERAS_2 = 2, DCV_KERAS_3 = 3 };
     X(MISH, "mish")                                 \
     X(SOFTMAX, "softmax")                           \
     X(HARD_SILU, "hard_silu")                       \
-    X(LOG_SIGMOID, "log_sigmoid")
+    X(LOG_SIGMOID, "log_sigmoid")                   \
+    X(CELU, "celu")                                 \
+    X(GLU, "glu")                                   \
+    X(HARD_SHRINK, "hard_shrink")                   \
+    X(HARD_TANH, "hard_tanh")                       \
+    X(LOG_SOFTMAX, "log_softmax")                   \
+    X(SOFT_SHRINK, "soft_shrink")                   \
+    X(SPARSE_PLUS, "sparse_plus")                   \
+    X(SPARSE_SIGMOID, "sparse_sigmoid")             \
+    X(SPARSEMAX, "sparsemax")                       \
+    X(SQUAREPLUS, "squareplus")                     \
+    X(TANH_SHRINK, "tanh_shrink")
 
 enum dcv_act_kind {
 #define DCV_X_ACT(id, name) DCV_ACT_##id,
@@ -47,12 +62,26 @@ enum dcv_act_kind {
     DCV_ACT_COUNT
 };
 
+/* Kinds that work along one axis (the middle one of dcv_activation_apply's
+ * [outer][axis][inner]; Keras: axis -1, the last axis as laid out) instead of
+ * pointwise. */
+static inline bool dcv_activation_is_axial(enum dcv_act_kind k)
+{
+    return k == DCV_ACT_SOFTMAX || k == DCV_ACT_LOG_SOFTMAX || k == DCV_ACT_SPARSEMAX ||
+           k == DCV_ACT_GLU;
+}
+
 struct dcv_activation {
     enum dcv_act_kind kind;
-    float alpha;        /* RELU/LEAKY_RELU negative slope, ELU alpha */
+    float alpha;        /* RELU/LEAKY_RELU negative slope, ELU/CELU alpha */
     float max_value;    /* RELU cap (INFINITY when none) */
-    float threshold;    /* RELU threshold (Keras ReLU layer) */
+    float threshold;    /* RELU threshold (Keras ReLU layer); SOFT/HARD_SHRINK threshold */
+    float b;            /* SQUAREPLUS b */
     bool approximate;   /* GELU: tanh form instead of erf */
+    /* The definitions of which Keras (0 reads as DCV_KERAS_2). Only
+     * HARD_SIGMOID (and nothing else today) depends on it: Keras 3
+     * relu6(x + 3) / 6, tf.keras 2 clip(0.2x + 0.5, 0, 1). */
+    enum dcv_keras keras;
 };
 
 /* The ReLU family (relu, relu6, leaky_relu, the ReLU and LeakyReLU layers)
@@ -112,24 +141,46 @@ static inline float dcv_activation_relu(struct dcv_relu r, float x)
 /* Canonical Keras name of a kind ("relu"). */
 const char *dcv_activation_name(enum dcv_act_kind kind);
 
-/* Parses spec (NULL or JSON null → linear). Unknown names, unsupported
- * parameters (e.g. softmax over an axis other than -1) → DCV_EINVAL with a
- * message listing the supported names. */
+/* Parses spec (NULL or JSON null → linear) with tf.keras 2 semantics: same
+ * as dcv_activation_parse_ex(spec, DCV_KERAS_2, ...). */
 int dcv_activation_parse(const struct dcv_json *spec, struct dcv_activation *out, char *err);
 
-/* Same, with the semantics of the Keras that wrote the config (where the
- * two differ, e.g. hard_sigmoid). dcv_activation_parse is the tf.keras 2
- * form. */
+/* Parses spec with the definitions of the Keras that wrote the config
+ * (where the two differ: hard_sigmoid). Names only Keras 3 defines (celu,
+ * glu, hard_silu, sparsemax, ...) mean their Keras 3 definition under
+ * either: tf.keras 2 has no other meaning for them. Parameters come from
+ * the dict forms ({"class_name": "celu", "config": {"alpha": 2}}, the
+ * activation layers). Unknown names, `threshold` (Keras cannot call it by
+ * name: it has no defaults) and unsupported parameters (an axis other than
+ * -1) → DCV_EINVAL with a message listing the supported names. Does not
+ * refuse glu: callers that cannot change the shape use
+ * dcv_activation_check_fused. */
 int dcv_activation_parse_ex(const struct dcv_json *spec, enum dcv_keras keras,
                             struct dcv_activation *out, char *err);
+
+/* glu halves its axis (the last): the output has axis_len / 2 there. Any
+ * layer running an activation asks this for its output shape. Returns the
+ * new length in *out (axis_len for every other kind, -1 stays -1), or
+ * DCV_ESHAPE when glu meets an odd length (Keras refuses it too). */
+int dcv_activation_output_dim(const struct dcv_activation *a, int64_t axis_len, int64_t *out,
+                              char *err);
+
+/* For an activation fused into a layer (a convolution's or Dense's
+ * `activation` argument): DCV_EUNSUPP naming `layer` when a changes the
+ * shape (glu), whose output the layer's own shape rules do not describe;
+ * the Activation layer accepts it. 0 otherwise. */
+int dcv_activation_check_fused(const struct dcv_activation *a, const char *layer, char *err);
 
 /* Serialized form for the normalized config: the plain name when the
  * parameters are the defaults of that name, else {"class_name","config"}.
  * New tree owned by the caller; NULL on OOM. */
 struct dcv_json *dcv_activation_to_json(const struct dcv_activation *a);
 
-/* Applies a in place to x laid out as [outer][axis_len][inner]: softmax runs
- * along the middle axis, every other kind is pointwise over all elements. */
+/* Applies a in place to x laid out as [outer][axis_len][inner]: the axial
+ * kinds (softmax, log_softmax, sparsemax, glu) run along the middle axis,
+ * every other kind is pointwise over all elements. glu leaves its result
+ * packed at the start of x as [outer][axis_len / 2][inner] (axis_len even:
+ * see dcv_activation_output_dim). */
 void dcv_activation_apply(const struct dcv_activation *a, float *x, size_t outer,
                           size_t axis_len, size_t inner);
 

@@ -16,11 +16,18 @@
 #define DECONVD_MODELFORM_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "deconvd/activation.h"
 #include "deconvd/conv.h"
 
 struct dcv_json;
+
+/* Bounds on what a config may hold: layers in the flattened chain
+ * (InputLayers excluded) and models nested inside the top one. Beyond
+ * either: DCV_ETOOBIG naming the bound. */
+#define DCV_MODELFORM_MAX_LAYERS 1024
+#define DCV_MODELFORM_MAX_DEPTH 16
 
 struct dcv_layer_spec {
     const char *class_name;          /* as written ("Conv2DTranspose") */
@@ -48,9 +55,15 @@ struct dcv_modelform {
 bool dcv_modelform_is_model(const struct dcv_json *doc);
 
 /* Flattens doc into *out (release with dcv_modelform_release; borrowed
- * pointers into doc stay valid while doc lives). Returns 0 or
- * DCV_EINVAL/DCV_EUNSUPP/DCV_ENOMEM with a message naming the layer (and its
- * class) that breaks the chain. */
+ * pointers into doc stay valid while doc lives). out->keras: the document's
+ * keras_version when it has one ("3.x" → 3, else 2); without one, Keras 3
+ * when a layer's dtype is a DTypePolicy dict or "module" /
+ * "registered_name" keys appear (tf.keras >= 2.13 writes those too, but
+ * always with a keras_version in to_json()). Returns 0 or DCV_EINVAL
+ * (malformed, duplicate layer names), DCV_EUNSUPP (not a chain: merges,
+ * splits, shared layers, several inputs/outputs, unreachable layers),
+ * DCV_ETOOBIG (the bounds above) or DCV_ENOMEM, with a message naming the
+ * layer and its class; *out is then empty. */
 int dcv_modelform_parse(const struct dcv_json *doc, struct dcv_modelform *out, char *err);
 void dcv_modelform_release(struct dcv_modelform *f);
 

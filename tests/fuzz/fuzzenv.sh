@@ -18,7 +18,7 @@ export OMP_NUM_THREADS=1
 fuzz_max_len() {
     case "$1" in
         kserve|tfserving) echo 32768 ;;
-        model|npy) echo 16384 ;;
+        model|npy|modelform) echo 16384 ;;
         *) echo 4096 ;;
     esac
 }
@@ -26,7 +26,7 @@ fuzz_max_len() {
 # Mutation dictionary, per harness (empty: none).
 fuzz_dict() {
     case "$1" in
-        kserve|tfserving|model|shape) echo tests/fuzz/dict/json.dict ;;
+        kserve|tfserving|model|shape|modelform) echo tests/fuzz/dict/json.dict ;;
         npy) echo tests/fuzz/dict/npy.dict ;;
         float) echo tests/fuzz/dict/float.dict ;;
     esac

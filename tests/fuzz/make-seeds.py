@@ -274,6 +274,93 @@ for i in range(max(len(activations), len(initializers))):
            "bias_initializer": initializers[(i + 3) % len(initializers)]}
     write("model", "forms-%02d.json" % i, compact({"class_name": cls, "config": cfg}))
 
+# ---- Model configs as chains (modelform): real and hand-made forms ------
+
+forms_dir = os.path.join(HERE, "..", "data", "modelform")
+for f in sorted(os.listdir(forms_dir)):
+    if f.endswith(".json"):
+        with open(os.path.join(forms_dir, f), "rb") as src:
+            write("modelform", f, src.read())
+
+
+def fn_layer(name, cls, inputs, k3, node=0):
+    """A Functional entry reading `inputs` (names) in one call."""
+    if cls == "InputLayer":
+        return {"class_name": cls, "name": name, "inbound_nodes": [],
+                "config": {"name": name, "batch_shape": [None, 4]}}
+    if k3:
+        ts = [{"class_name": "__keras_tensor__",
+               "config": {"shape": [None, 4], "dtype": "float32", "keras_history": [i, node, 0]}}
+              for i in inputs]
+        nodes = [{"args": [ts[0] if len(ts) == 1 else ts], "kwargs": {}}]
+    else:
+        nodes = [[[i, node, 0, {}] for i in inputs]]
+    return {"class_name": cls, "name": name, "config": {"name": name}, "inbound_nodes": nodes}
+
+
+def functional(layers, ins, outs, k3):
+    doc = {"class_name": "Functional",
+           "config": {"name": "g", "layers": layers, "input_layers": ins, "output_layers": outs}}
+    if k3:
+        doc["module"] = "keras.src.models.functional"
+    return doc
+
+
+for k3 in (False, True):
+    tag = "k3" if k3 else "k2"
+    graphs = {
+        "chain": ([("in", "InputLayer", []), ("a", "Dense", ["in"]), ("b", "ReLU", ["a"])],
+                  ["in", 0, 0], ["b", 0, 0]),
+        "add": ([("in", "InputLayer", []), ("a", "Dense", ["in"]), ("b", "Dense", ["in"]),
+                 ("add", "Add", ["a", "b"])], ["in", 0, 0], ["add", 0, 0]),
+        "split": ([("in", "InputLayer", []), ("a", "Dense", ["in"]), ("b", "Dense", ["a"]),
+                   ("c", "Dense", ["a"])], ["in", 0, 0], [["b", 0, 0], ["c", 0, 0]]),
+        "cycle": ([("in", "InputLayer", []), ("a", "Dense", ["in"]), ("b", "Dense", ["c"]),
+                   ("c", "Dense", ["b"])], [["in", 0, 0]], [["a", 0, 0]]),
+        "after-output": ([("in", "InputLayer", []), ("a", "Dense", ["in"]),
+                          ("b", "Dense", ["a"])], ["in", 0, 0], ["a", 0, 0]),
+    }
+    for n, (spec, ins, outs) in graphs.items():
+        layers = [fn_layer(name, cls, inputs, k3) for name, cls, inputs in spec]
+        write("modelform", "%s-%s.json" % (tag, n), compact(functional(layers, ins, outs, k3)))
+    shared = [fn_layer("in", "InputLayer", [], k3), fn_layer("a", "Dense", ["in"], k3)]
+    shared[1]["inbound_nodes"] *= 2
+    write("modelform", "%s-shared.json" % tag,
+          compact(functional(shared, ["in", 0, 0], ["a", 1, 0], k3)))
+    inner = {"class_name": "Sequential", "name": "blk",
+             "config": {"name": "blk", "layers": [
+                 {"class_name": "InputLayer", "config": {"name": "bi", "batch_shape": [None, 4]}},
+                 {"class_name": "Dense", "config": {"name": "bd"}}]}}
+    inner["inbound_nodes"] = fn_layer("blk", "Dense", ["in"], k3)["inbound_nodes"]
+    nested = [fn_layer("in", "InputLayer", [], k3), inner, fn_layer("out", "Dense", ["blk"], k3)]
+    write("modelform", "%s-nested.json" % tag,
+          compact(functional(nested, ["in", 0, 0], ["out", 0, 0], k3)))
+
+deep = {"class_name": "Dense", "config": {"name": "d", "batch_input_shape": [None, 3]}}
+for i in range(17):
+    deep = {"class_name": "Sequential", "config": {"name": "s%d" % i, "layers": [deep]}}
+write("modelform", "deep.json", compact(deep))
+write("modelform", "too-deep.json",
+      compact({"class_name": "Sequential", "config": {"name": "top", "layers": [deep]}}))
+write("modelform", "long-name.json",
+      compact({"class_name": "Sequential", "config": {"name": "s", "layers": [
+          {"class_name": "Dense", "config": {"name": "n" * 130}}]}}))
+write("modelform", "bad-signature.json",
+      compact({"class_name": "Sequential", "config": {"name": "s",
+                                                     "build_input_shape": "(None, 2)",
+                                                     "layers": [{"class_name": "Dense",
+                                                                 "config": {"name": "d"}}]}}))
+write("modelform", "input-not-input-layer.json",
+      compact(functional([fn_layer("in", "InputLayer", [], False),
+                          fn_layer("a", "Dense", ["in"], False)], ["a", 0, 0], ["a", 0, 0],
+                         False)))
+write("modelform", "get-config-alone.json",
+      compact({"name": "s", "build_input_shape": [None, 2, 2],
+               "layers": [{"class_name": "Flatten", "config": {"name": "f"}},
+                          {"class_name": "Dense", "config": {"name": "d"}}]}))
+write("modelform", "single-layer.json",
+      compact({"class_name": "Conv2DTranspose", "config": {"filters": 1, "kernel_size": 1}}))
+
 # ---- Shape inference: input shape line, then a layer --------------------
 
 shape_seeds = [

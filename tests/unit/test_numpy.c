@@ -261,17 +261,11 @@ static void run_engine(struct ncase *c, const float *x, const float *w, const fl
     dcv_engine_kernel_free(k);
 }
 
-static int sh(const char *cmd)
-{
-    int st = system(cmd);
-    return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int sh(const char *cmd) { return tu_sh(cmd); }
 
 static void need_numpy(void)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy' >/dev/null 2>&1", tu_python());
-    if (sh(cmd) != 0)
+    if (!tu_have_numpy())
         cr_skip_test("%s cannot import numpy (install python3-numpy, or point "
                      "DCV_TEST_PYTHON at a Python that has it)", tu_python());
 }

@@ -67,6 +67,9 @@ Test(png, range_defaults_from_the_last_activation)
     expect_range(NULL, "\"sigmoid\"", 0, 1, "activation sigmoid");
     expect_range(NULL, "\"hard_sigmoid\"", 0, 1, "activation hard_sigmoid");
     expect_range(NULL, "\"softmax\"", 0, 1, "activation softmax");
+    expect_range(NULL, "\"hard_tanh\"", -1, 1, "activation hard_tanh");
+    expect_range(NULL, "\"sparse_sigmoid\"", 0, 1, "activation sparse_sigmoid");
+    expect_range(NULL, "\"sparsemax\"", 0, 1, "activation sparsemax");
     expect_range(NULL, "\"relu6\"", 0, 6, "activation relu6");
     expect_range(NULL, "{\"class_name\":\"ReLU\",\"config\":{\"max_value\":2.5}}", 0, 2.5,
                  "activation relu");

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 /* Writes len bytes to path; returns 0 on success. */
 static inline int tu_write_file(const char *path, const void *buf, size_t len)
@@ -53,6 +54,21 @@ static inline const char *tu_python(void)
 {
     const char *p = getenv("DCV_TEST_PYTHON");
     return p && *p ? p : "/usr/bin/python3";
+}
+
+/* Runs cmd with the shell: its exit status, -1 when it did not exit. */
+static inline int tu_sh(const char *cmd)
+{
+    int st = system(cmd);
+    return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Whether tu_python() can import numpy (tests skip without it). */
+static inline int tu_have_numpy(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy' >/dev/null 2>&1", tu_python());
+    return tu_sh(cmd) == 0;
 }
 
 #endif
