@@ -29,8 +29,8 @@ all: $(BUILD)/libdeconvd.a $(BUILD)/deconvd
 deps:
 	@scripts/install-deps
 
-# the engine's bias/activation pass runs on the same OpenMP threads as oneDNN
-$(BUILD)/obj/engine.o: override CFLAGS += -fopenmp
+# the engine's bias/activation pass runs on the same OpenMP threads as oneDNN (engine*.c)
+$(BUILD)/obj/engine.o $(BUILD)/obj/engine_%.o: override CFLAGS += -fopenmp
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
 	$(CC) $(CFLAGS) -c $< -o $@
 

@@ -60,8 +60,7 @@ static int parse_class(const char *cls, struct dcv_layer *l, char *err)
                     "Conv1DTranspose, Conv2DTranspose, Conv3DTranspose)", cls);
 }
 
-/* An int, or a list of exactly `rank` ints, each in [lo, hi]. */
-static int parse_tuple(const struct dcv_json *cfg, const char *key, int rank, int64_t dflt,
+int dcv_layer_parse_tuple(const struct dcv_json *cfg, const char *key, int rank, int64_t dflt,
                        int64_t lo, int64_t hi, int64_t *out, char *err)
 {
     const struct dcv_json *v = dcv_json_get(cfg, key);
@@ -100,20 +99,24 @@ static int parse_tuple(const struct dcv_json *cfg, const char *key, int rank, in
     return 0;
 }
 
-static int parse_padding(const struct dcv_json *cfg, struct dcv_layer *l, char *err)
+int dcv_layer_parse_padding(const struct dcv_json *cfg, const char *cls, bool causal_ok,
+                            enum dcv_padding *out, char *err)
 {
     const struct dcv_json *v = dcv_json_get(cfg, "padding");
     const char *p = v ? dcv_json_string(v) : "valid";
     if (!p)
         return dcv_errf(err, DCV_EINVAL, "padding must be a string, got %s",
                         dcv_json_type_name(v));
-    if (strcasecmp(p, "valid") == 0) l->conv.padding = DCV_PADDING_VALID;
-    else if (strcasecmp(p, "same") == 0) l->conv.padding = DCV_PADDING_SAME;
+    if (strcasecmp(p, "valid") == 0) *out = DCV_PADDING_VALID;
+    else if (strcasecmp(p, "same") == 0) *out = DCV_PADDING_SAME;
+    else if (causal_ok && strcasecmp(p, "causal") == 0) *out = DCV_PADDING_CAUSAL;
     else
         return dcv_errf(err, DCV_EINVAL, "padding '%.32s' is not supported by %s: use "
-                        "'valid' or 'same'%s", p, l->class_name,
-                        strcasecmp(p, "causal") == 0 ? " (causal padding exists only for "
-                        "Conv1D, not its transpose)" : "");
+                        "'valid' or 'same'%s", p, cls, causal_ok ? " or 'causal'"
+                        : strcasecmp(p, "causal") != 0 ? ""
+                        : strstr(cls, "Transpose") ? " (causal padding exists only for "
+                        "Conv1D, not its transpose)" : " (causal padding exists only for "
+                        "Conv1D)");
     return 0;
 }
 
@@ -123,7 +126,7 @@ static int parse_output_padding(const struct dcv_json *cfg, struct dcv_layer *l,
     int rc;
     l->has_output_padding = v && dcv_json_type(v) != DCV_JSON_NULL;
     if (!l->has_output_padding) return 0;
-    if ((rc = parse_tuple(cfg, "output_padding", l->conv.rank, 0, 0, DCV_MAX_STRIDE,
+    if ((rc = dcv_layer_parse_tuple(cfg, "output_padding", l->conv.rank, 0, 0, DCV_MAX_STRIDE,
                           l->output_padding, err)))
         return rc;
     for (int i = 0; i < l->conv.rank; i++)
@@ -134,20 +137,20 @@ static int parse_output_padding(const struct dcv_json *cfg, struct dcv_layer *l,
     return 0;
 }
 
-static int parse_data_format(const struct dcv_json *cfg, struct dcv_layer *l, char *err)
+int dcv_layer_parse_data_format(const struct dcv_json *cfg, struct dcv_conv *c, char *err)
 {
     const struct dcv_json *v = dcv_json_get(cfg, "data_format");
     if (!v || dcv_json_type(v) == DCV_JSON_NULL) return 0;
     const char *s = dcv_json_string(v);
-    if (s && strcasecmp(s, "channels_last") == 0) l->conv.channels_first = false;
-    else if (s && strcasecmp(s, "channels_first") == 0) l->conv.channels_first = true;
+    if (s && strcasecmp(s, "channels_last") == 0) c->channels_first = false;
+    else if (s && strcasecmp(s, "channels_first") == 0) c->channels_first = true;
     else
         return dcv_errf(err, DCV_EINVAL, "data_format must be 'channels_last' or "
                         "'channels_first', got %.40s", s ? s : dcv_json_type_name(v));
     return 0;
 }
 
-static int parse_dtype(const struct dcv_json *cfg, struct dcv_layer *l, char *err)
+int dcv_layer_parse_dtype(const struct dcv_json *cfg, struct dcv_conv *c, char *err)
 {
     const struct dcv_json *v = dcv_json_get(cfg, "dtype");
     const char *s = NULL;
@@ -156,9 +159,9 @@ static int parse_dtype(const struct dcv_json *cfg, struct dcv_layer *l, char *er
     else if (dcv_json_type(v) == DCV_JSON_OBJECT)
         s = dcv_json_string(dcv_json_get(dcv_json_get(v, "config"), "name"));
     if (s && (strcmp(s, "float32") == 0 || strcmp(s, "float") == 0))
-        l->conv.dtype = DCV_DTYPE_FLOAT32;
+        c->dtype = DCV_DTYPE_FLOAT32;
     else if (s && (strcmp(s, "bfloat16") == 0 || strcmp(s, "mixed_bfloat16") == 0))
-        l->conv.dtype = DCV_DTYPE_BFLOAT16;
+        c->dtype = DCV_DTYPE_BFLOAT16;
     else
         return dcv_errf(err, DCV_EUNSUPP, "dtype '%.40s' is not supported (supported: "
                         "float32, bfloat16, mixed_bfloat16)", s ? s : dcv_json_type_name(v));
@@ -189,7 +192,7 @@ static int parse_activation(const struct dcv_json *cfg, struct dcv_layer *l, cha
     return rc ? rc : dcv_activation_check_fused(&l->conv.act, l->class_name, err);
 }
 
-static int parse_bool(const struct dcv_json *cfg, const char *key, bool dflt, bool *out,
+int dcv_layer_parse_bool(const struct dcv_json *cfg, const char *key, bool dflt, bool *out,
                       char *err)
 {
     const struct dcv_json *v = dcv_json_get(cfg, key);
@@ -249,27 +252,28 @@ static int parse_input_shape(const struct dcv_json *cfg, struct dcv_layer *l, ch
     return 0;
 }
 
-static int parse_geometry(const struct dcv_json *cfg, struct dcv_layer *l, char *err)
+int dcv_layer_parse_window(const struct dcv_json *cfg, struct dcv_conv *c, char *err)
 {
-    struct dcv_conv *c = &l->conv;
-    int64_t f;
-    int rc;
     const struct dcv_json *fv = dcv_json_get(cfg, "filters");
     if (!fv)
         return dcv_errf(err, DCV_EINVAL, "'filters' is required");
-    if (!dcv_json_int(fv, INT32_MIN, INT32_MAX, &f) || f <= 0 || f > DCV_MAX_CHANNELS)
+    if (!dcv_json_int(fv, INT32_MIN, INT32_MAX, &c->filters) || c->filters <= 0 ||
+        c->filters > DCV_MAX_CHANNELS)
         return dcv_errf(err, DCV_EINVAL, "filters must be a positive integer (at most %d), "
                         "got %s %g", DCV_MAX_CHANNELS, dcv_json_type_name(fv),
                         dcv_json_number(fv));
-    c->filters = f;
-    if ((rc = parse_tuple(cfg, "kernel_size", c->rank, -1, 1, DCV_MAX_KERNEL, c->kernel, err)) ||
-        (rc = parse_tuple(cfg, "strides", c->rank, 1, 1, DCV_MAX_STRIDE, c->strides, err)) ||
-        (rc = parse_tuple(cfg, "dilation_rate", c->rank, 1, 1, DCV_MAX_DILATION, c->dilation,
-                          err)))
+    int rc;
+    if ((rc = dcv_layer_parse_tuple(cfg, "kernel_size", c->rank, -1, 1, DCV_MAX_KERNEL,
+                                    c->kernel, err)) ||
+        (rc = dcv_layer_parse_tuple(cfg, "strides", c->rank, 1, 1, DCV_MAX_STRIDE, c->strides,
+                                    err)))
         return rc;
-    if ((rc = parse_padding(cfg, l, err)) || (rc = parse_output_padding(cfg, l, err)) ||
-        (rc = parse_data_format(cfg, l, err)))
-        return rc;
+    return dcv_layer_parse_tuple(cfg, "dilation_rate", c->rank, 1, 1, DCV_MAX_DILATION,
+                                 c->dilation, err);
+}
+
+int dcv_layer_check_strides_dilation(const struct dcv_conv *c, char *err)
+{
     for (int i = 0; i < c->rank; i++)
         for (int j = 0; j < c->rank; j++)
             if (c->strides[i] > 1 && c->dilation[j] > 1)
@@ -277,6 +281,18 @@ static int parse_geometry(const struct dcv_json *cfg, struct dcv_layer *l, char 
                                 "with dilation_rate > 1: strides=%lld, dilation_rate=%lld",
                                 (long long)c->strides[i], (long long)c->dilation[j]);
     return 0;
+}
+
+static int parse_geometry(const struct dcv_json *cfg, struct dcv_layer *l, char *err)
+{
+    struct dcv_conv *c = &l->conv;
+    int rc;
+    if ((rc = dcv_layer_parse_window(cfg, c, err)) ||
+        (rc = dcv_layer_parse_padding(cfg, l->class_name, false, &c->padding, err)) ||
+        (rc = parse_output_padding(cfg, l, err)) ||
+        (rc = dcv_layer_parse_data_format(cfg, c, err)))
+        return rc;
+    return dcv_layer_check_strides_dilation(c, err);
 }
 
 static int add_tuple(struct dcv_json *o, const char *key, const int64_t *v, int n)
@@ -357,9 +373,9 @@ int dcv_layer_parse(const char *class_name, const struct dcv_json *config,
                                                                  : l->class_name);
     if ((rc = parse_geometry(config, l, err)) ||
         (rc = parse_activation(config, l, err)) ||
-        (rc = parse_bool(config, "use_bias", true, &l->conv.use_bias, err)) ||
-        (rc = parse_bool(config, "trainable", true, &(bool){ 0 }, err)) ||
-        (rc = parse_dtype(config, l, err)) || (rc = parse_input_shape(config, l, err)) ||
+        (rc = dcv_layer_parse_bool(config, "use_bias", true, &l->conv.use_bias, err)) ||
+        (rc = dcv_layer_parse_bool(config, "trainable", true, &(bool){ 0 }, err)) ||
+        (rc = dcv_layer_parse_dtype(config, &l->conv, err)) || (rc = parse_input_shape(config, l, err)) ||
         (rc = dcv_init_parse(dcv_json_get(config, "kernel_initializer"), "glorot_uniform",
                              "kernel_initializer", &l->kernel_init, err)) ||
         (rc = dcv_init_parse(dcv_json_get(config, "bias_initializer"), "zeros",

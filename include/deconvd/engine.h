@@ -1,7 +1,7 @@
-/* engine.h — transposed convolutions on oneDNN.
+/* engine.h — transposed and forward convolutions on oneDNN.
  *
  * A dcv_engine_kernel holds one layer's weights, prepacked into the layout
- * oneDNN's deconvolution prefers, and a bounded LRU cache of primitives per
+ * oneDNN's deconvolution (or, for a forward conv, convolution) prefers, and a bounded LRU cache of primitives per
  * (batch, input size, output size, thread count). Execution takes
  * caller-owned float32 buffers in the layer's data format; the only copies
  * are the ones a layout or dtype conversion needs (bf16 input).
@@ -42,7 +42,9 @@ struct dcv_engine_stats {
 int dcv_engine_init(char *err);
 
 /* Creates a kernel for conv (validated here too). `kernel` is in Keras
- * layout (*kernel_size, filters, in_channels), `bias` has `filters` values
+ * layout: (*kernel_size, filters, in_channels) for a transposed conv,
+ * (*kernel_size, in_channels / groups, filters) for a forward one (output
+ * channel o belongs to group o / (filters / groups)). `bias` has `filters` values
  * or is NULL (zeros). Both are copied. `cache_cap` bounds the primitive
  * cache (0 = default 16). `prepack_in` (rank spatial sizes, -1 = unknown →
  * 8) is the input size used to build and pack a first primitive at load
@@ -52,10 +54,11 @@ int dcv_engine_kernel_create(const struct dcv_conv *conv, const float *kernel,
                              const float *bias, size_t cache_cap, const int64_t *prepack_in,
                              struct dcv_engine_kernel **out, char *err);
 
-/* Runs the transposed convolution + bias + activation for `batch` images:
+/* Runs the convolution + bias + activation for `batch` images:
  * src has batch*in_channels*prod(in_sp) floats, dst batch*filters*prod(out_sp),
  * both in the conv's data format. out_sp must be consistent with in_sp
- * (callers check with dcv_conv_check_lengths). `stop` (NULL = never) is
+ * (callers check with dcv_conv_check_lengths; forward convs take exactly
+ * dcv_conv_forward_length). `stop` (NULL = never) is
  * read before the run starts and between primitive executions; once seen
  * set the run returns DCV_ECANCELED ("stopped after 3 of 16 batch items")
  * and dst holds unspecified values. A long run (chunk.h) costs at most two

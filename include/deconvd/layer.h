@@ -54,6 +54,29 @@ int dcv_layer_output_shape(const struct dcv_layer *layer, const int64_t *in, int
  * from the declared input shape, batch and spatial dims -1 when unknown. */
 void dcv_layer_signature(const struct dcv_layer *layer, int64_t *in, int64_t *out);
 
+/* Parsing helpers shared with the registry's convolution entries
+ * (layer_convfwd.c). Each reads one key of a get_config() dict, 0 or
+ * DCV_EINVAL/DCV_EUNSUPP with a message naming the key and the value. */
+
+/* An int, or a list of exactly `rank` ints, each in [lo, hi]; absent or
+ * null: dflt everywhere (dflt < lo: the key is required). */
+int dcv_layer_parse_tuple(const struct dcv_json *cfg, const char *key, int rank, int64_t dflt,
+                          int64_t lo, int64_t hi, int64_t *out, char *err);
+/* "valid" / "same" (any case), "causal" when causal_ok; cls names the
+ * layer class in the refusal. */
+int dcv_layer_parse_padding(const struct dcv_json *cfg, const char *cls, bool causal_ok,
+                            enum dcv_padding *out, char *err);
+int dcv_layer_parse_data_format(const struct dcv_json *cfg, struct dcv_conv *c, char *err);
+/* "dtype": a string or a Keras 3 DTypePolicy dict. */
+int dcv_layer_parse_dtype(const struct dcv_json *cfg, struct dcv_conv *c, char *err);
+int dcv_layer_parse_bool(const struct dcv_json *cfg, const char *key, bool dflt, bool *out,
+                         char *err);
+/* "filters" (required, in [1, DCV_MAX_CHANNELS]), "kernel_size"
+ * (required), "strides" and "dilation_rate" for c->rank dims. */
+int dcv_layer_parse_window(const struct dcv_json *cfg, struct dcv_conv *c, char *err);
+/* Keras's rule: no strides > 1 together with dilation_rate > 1. */
+int dcv_layer_check_strides_dilation(const struct dcv_conv *c, char *err);
+
 /* Human description of the input layout: "(batch, height, width, channels)". */
 const char *dcv_layer_layout(const struct dcv_layer *layer);
 

@@ -114,7 +114,34 @@ struct dcv_layer_class {
 /* The table: X(id) for each entry `dcv_layer_class_<id>`, defined in
  * src/layer_<family>.c. Adding a class = one line here + its entry. */
 #define DCV_LAYER_CLASSES(X) \
-    X(input_layer)
+    X(input_layer) \
+    X(conv1d) \
+    X(conv2d) \
+    X(conv3d) \
+    X(batch_normalization) \
+    X(dropout) \
+    X(spatial_dropout1d) \
+    X(spatial_dropout2d) \
+    X(spatial_dropout3d) \
+    X(gaussian_noise) \
+    X(gaussian_dropout) \
+    X(alpha_dropout) \
+    X(activity_regularization) \
+    X(activation) \
+    X(relu) \
+    X(leaky_relu) \
+    X(elu) \
+    X(softmax) \
+    X(prelu) \
+    X(up_sampling1d) \
+    X(up_sampling2d) \
+    X(up_sampling3d) \
+    X(cropping1d) \
+    X(cropping2d) \
+    X(cropping3d) \
+    X(zero_padding1d) \
+    X(zero_padding2d) \
+    X(zero_padding3d)
 
 #define DCV_X_DECL(id) extern const struct dcv_layer_class dcv_layer_class_##id;
 DCV_LAYER_CLASSES(DCV_X_DECL)

@@ -422,3 +422,56 @@ Test(conv, work_saturates_and_reads_unknown_as_unbounded)
     int64_t unknown0[] = { 0, -1, 8 };            /* unknown wins, as in dcv_shape_product */
     cr_assert_eq(dcv_conv_work(&c, 1, unknown0), UINT64_MAX);
 }
+
+/* Keras conv_output_length by hand: VALID floor((n - ke) / s) + 1, SAME and
+ * causal ceil(n / s). */
+Test(conv, forward_length_table)
+{
+    cr_assert_eq(dcv_conv_forward_length(10, 3, 1, 1, DCV_PADDING_VALID), 8);
+    cr_assert_eq(dcv_conv_forward_length(10, 3, 2, 1, DCV_PADDING_VALID), 4);
+    cr_assert_eq(dcv_conv_forward_length(10, 3, 1, 3, DCV_PADDING_VALID), 4);   /* ke 7 */
+    cr_assert_eq(dcv_conv_forward_length(6, 7, 1, 1, DCV_PADDING_VALID), 0);
+    cr_assert_eq(dcv_conv_forward_length(10, 3, 3, 1, DCV_PADDING_SAME), 4);
+    cr_assert_eq(dcv_conv_forward_length(10, 4, 1, 2, DCV_PADDING_CAUSAL), 10);
+    cr_assert_eq(dcv_conv_forward_length(-1, 3, 1, 1, DCV_PADDING_SAME), -1);
+}
+
+/* TensorFlow SAME: total = max((out-1)*s + ke - n, 0), before = total // 2
+ * (the odd one after); causal: ke - 1 before; VALID: none before. */
+Test(conv, forward_pads_table)
+{
+    struct dcv_conv c = { .rank = 2, .kernel = { 4, 3 }, .strides = { 2, 1 },
+                          .dilation = { 1, 2 }, .padding = DCV_PADDING_SAME, .forward = true };
+    int64_t in[2] = { 9, 6 }, out[2] = { 5, 6 }, l[2], r[2];
+    dcv_conv_pads(&c, in, out, l, r);
+    cr_assert(l[0] == 1 && r[0] == 2, "dim 0: %lld %lld", (long long)l[0], (long long)r[0]);
+    cr_assert(l[1] == 2 && r[1] == 2, "dim 1: %lld %lld", (long long)l[1], (long long)r[1]);
+    c.rank = 1, c.padding = DCV_PADDING_CAUSAL, c.kernel[0] = 3, c.strides[0] = 1;
+    c.dilation[0] = 2, in[0] = 7, out[0] = 7;
+    dcv_conv_pads(&c, in, out, l, r);
+    cr_assert(l[0] == 4 && r[0] == 0);
+    c.padding = DCV_PADDING_VALID, c.strides[0] = 2, c.dilation[0] = 1, in[0] = 8, out[0] = 3;
+    dcv_conv_pads(&c, in, out, l, r);
+    cr_assert(l[0] == 0 && r[0] == 0);
+}
+
+Test(conv, forward_validate_groups_and_direction)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_conv c = { .rank = 1, .in_channels = 6, .filters = 4, .kernel = { 3 },
+                          .strides = { 1 }, .dilation = { 1 }, .forward = true, .groups = 2 };
+    cr_assert_eq(dcv_conv_validate(&c, err), 0, "%s", err);
+    c.groups = 4;
+    cr_assert_eq(dcv_conv_validate(&c, err), DCV_EINVAL);
+    cr_assert_not_null(strstr(err, "groups=4"), "%s", err);
+    c.groups = 2, c.forward = false;
+    cr_assert_eq(dcv_conv_validate(&c, err), DCV_EINVAL);
+    cr_assert_not_null(strstr(err, "transposed"), "%s", err);
+    c.groups = 1, c.padding = DCV_PADDING_CAUSAL;
+    cr_assert_eq(dcv_conv_validate(&c, err), DCV_EINVAL);
+    cr_assert_not_null(strstr(err, "causal"), "%s", err);
+    /* forward work: batch 2 * out 8 (VALID, n 10) * k 3 * in/groups 3 * filters 4 */
+    c.forward = true, c.padding = DCV_PADDING_VALID, c.groups = 2;
+    int64_t n = 10;
+    cr_assert_eq(dcv_conv_work(&c, 2, &n), (uint64_t)2 * 8 * 3 * 3 * 4);
+}
