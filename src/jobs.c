@@ -36,6 +36,7 @@
 #include "deconvd/layer.h"
 #include "deconvd/metrics.h"
 #include "deconvd/model.h"
+#include "deconvd/modelform.h"
 #include "deconvd/op.h"
 #include "deconvd/png.h"
 #include "deconvd/registry.h"
@@ -897,6 +898,10 @@ static int layer_shape_answer(struct job *j, const struct dcv_json *doc, const i
     struct dcv_model shell = { .ndim = nd, .out_ndim = nd, .input_name = "input" };
     struct dcv_layer *l = &shell.layer;
     int64_t out[DCV_MAX_DIMS];
+    if (dcv_modelform_is_model(doc))
+        return dcv_errf(j->err, DCV_EINVAL, "/v2/shape takes one layer's config; put a "
+                        "Sequential or Functional model in models_dir and ask "
+                        "/v2/models/{name}/shape");
     int rc = dcv_layer_parse(dcv_json_string(dcv_json_get(doc, "class_name")), cfg ? cfg : doc,
                              l, j->err);
     if (rc) return rc;
