@@ -1,8 +1,11 @@
 /* model.c — loading model files into runnable models.
  *
- * A model file is parsed with the JSON layer, its layer config by layer.c,
- * and its weights from .npy files, inline arrays or initializers, checked
- * against the shapes the config implies before anything large is allocated.
+ * A model file is parsed with the JSON layer. A single layer's config goes
+ * to layer.c and its weights come from .npy files, inline arrays or
+ * initializers (weights.c), checked against the shapes the config implies
+ * before anything large is allocated; a Sequential / Functional config goes
+ * to modelform.c and chain.c, which compile it into steps with weights per
+ * layer, and every dcv_model_* function dispatches on m->chain.
  * .npy paths are confined to models_dir: absolute paths and '..' are refused
  * and the resolved real path (symlinks followed) must stay inside it. Only
  * regular files are read, opened without blocking and bounded in size, so a
@@ -22,52 +25,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deconvd/chain.h"
 #include "deconvd/engine.h"
 #include "deconvd/error.h"
 #include "deconvd/json.h"
 #include "deconvd/model.h"
+#include "deconvd/modelform.h"
 #include "deconvd/npy.h"
+#include "deconvd/weights.h"
 
 #define DEFAULT_MAX_WEIGHTS ((size_t)1 << 28)
 #define MAX_MODEL_FILE (256u << 20)
-#define FP_SEED 0xcbf29ce484222325ull     /* FNV-1a offset basis */
+#define FP_SEED DCV_WEIGHTS_FP_SEED
 /* Inline weights are the bulk of a big model file: at 1 value per 8 bytes
  * of the file limit (a float32 written with 6 digits and a comma), 32 Mi
  * values, 2.5 GiB of tree at most, instead of 10 GiB for a file of "0,0,". */
 #define MAX_MODEL_NODES (MAX_MODEL_FILE / 8)
-
-struct tensor {
-    int64_t shape[DCV_MAX_DIMS];
-    int ndim;
-    float *data;
-};
-
-/* Folds a file's identity into *fp: device, inode, size, mtime and ctime
- * (ctime too, because mtime can be set back by a copy that keeps timestamps,
- * but no write leaves ctime alone). NULL st (the file is missing) folds in
- * zeros. A reload compares these to tell an untouched model from a changed
- * one without reading its files. */
-static void fingerprint_stat(uint64_t *fp, const struct stat *st)
-{
-    uint64_t v[7] = { 0 };
-    if (st) {
-        v[0] = (uint64_t)st->st_dev, v[1] = (uint64_t)st->st_ino, v[2] = (uint64_t)st->st_size;
-        v[3] = (uint64_t)st->st_mtim.tv_sec, v[4] = (uint64_t)st->st_mtim.tv_nsec;
-        v[5] = (uint64_t)st->st_ctim.tv_sec, v[6] = (uint64_t)st->st_ctim.tv_nsec;
-    }
-    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {   /* FNV-1a over the words */
-        for (int b = 0; b < 8; b++) {
-            *fp ^= (v[i] >> (8 * b)) & 0xff;
-            *fp *= 0x100000001b3ull;
-        }
-    }
-}
-
-static void fingerprint_file(uint64_t *fp, const char *path)
-{
-    struct stat st;
-    fingerprint_stat(fp, stat(path, &st) == 0 ? &st : NULL);
-}
 
 int dcv_model_name_valid(const char *name)
 {
@@ -80,131 +53,6 @@ int dcv_model_name_valid(const char *name)
             return 0;
     }
     return 1;
-}
-
-static void shape_str(const int64_t *s, int n, char *buf, size_t cap)
-{
-    size_t k = (size_t)snprintf(buf, cap, "(");
-    for (int i = 0; i < n && k < cap; i++)
-        k += (size_t)snprintf(buf + k, cap - k, i ? ", %lld" : "%lld", (long long)s[i]);
-    if (k < cap) snprintf(buf + k, cap - k, n == 1 ? ",)" : ")");
-}
-
-/* Shape of a nested JSON array (rectangular), into t->shape. */
-static int json_shape(const struct dcv_json *v, struct tensor *t, const char *what, char *err)
-{
-    t->ndim = 0;
-    while (dcv_json_type(v) == DCV_JSON_ARRAY) {
-        if (t->ndim == DCV_MAX_DIMS)
-            return dcv_errf(err, DCV_ESHAPE, "%s: inline array nested deeper than %d levels",
-                            what, DCV_MAX_DIMS);
-        t->shape[t->ndim++] = (int64_t)dcv_json_size(v);
-        v = dcv_json_first(v);
-    }
-    return 0;
-}
-
-static int json_fill(const struct dcv_json *v, const struct tensor *t, int depth, float **dst,
-                     const char *what, char *err)
-{
-    if (depth == t->ndim) {
-        if (dcv_json_type(v) != DCV_JSON_NUMBER)
-            return dcv_errf(err, DCV_EINVAL, "%s: inline array holds a %s where a number "
-                            "belongs", what, dcv_json_type_name(v));
-        double d = dcv_json_number(v);
-        if (!(fabs(d) < 0x1.ffffffp127))       /* would round to infinity */
-            return dcv_errf(err, DCV_EINVAL, "%s: inline value %g is outside float32's range",
-                            what, d);
-        *(*dst)++ = (float)d;
-        return 0;
-    }
-    if (dcv_json_type(v) != DCV_JSON_ARRAY || (int64_t)dcv_json_size(v) != t->shape[depth])
-        return dcv_errf(err, DCV_ESHAPE, "%s: inline array is ragged at depth %d", what, depth);
-    for (const struct dcv_json *e = dcv_json_first(v); e; e = dcv_json_next(e)) {
-        int rc = json_fill(e, t, depth + 1, dst, what, err);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
-static int check_shape(const struct tensor *t, const int64_t *want, int n, const char *what,
-                       char *err)
-{
-    bool ok = t->ndim == n;
-    for (int i = 0; ok && i < n; i++) ok = t->shape[i] == want[i];
-    if (ok) return 0;
-    char got[128], exp[128];
-    shape_str(t->shape, t->ndim, got, sizeof got);
-    shape_str(want, n, exp, sizeof exp);
-    return dcv_errf(err, DCV_ESHAPE, "%s has shape %s but the config needs %s", what, got, exp);
-}
-
-/* Resolves rel against dir, refusing anything that leaves dir. */
-static int confined_path(const char *dir, const char *rel, char *out, char *err)
-{
-    char root[PATH_MAX], joined[PATH_MAX];
-    if (!dir)
-        return dcv_errf(err, DCV_EPATH, "weights file '%.100s' given but no models directory",
-                        rel);
-    if (rel[0] == '/' || strstr(rel, "..") || rel[0] == '\0')
-        return dcv_errf(err, DCV_EPATH, "weights path '%.100s' must be relative to the "
-                        "models directory without '..'", rel);
-    if (!realpath(dir, root))
-        return dcv_errf(err, DCV_ENOENT, "models directory %.200s: %s", dir, strerror(errno));
-    if ((size_t)snprintf(joined, sizeof joined, "%s/%s", root, rel) >= sizeof joined)
-        return dcv_errf(err, DCV_EPATH, "weights path too long");
-    if (!realpath(joined, out))
-        return dcv_errf(err, DCV_ENOENT, "weights file '%.100s': %s", rel, strerror(errno));
-    size_t n = strlen(root);
-    if (strncmp(out, root, n) != 0 || (out[n] != '/' && out[n] != '\0'))
-        return dcv_errf(err, DCV_EPATH, "weights file '%.100s' resolves outside the models "
-                        "directory", rel);
-    return 0;
-}
-
-/* One weight tensor from a path or an inline array, checked against want. */
-static int load_weight(const struct dcv_json *src, const char *dir, const int64_t *want, int n,
-                       size_t max_elems, const char *what, struct tensor *t,
-                       const char **kind, uint64_t *fp, char *err)
-{
-    const char *path = dcv_json_string(src);
-    int rc;
-    memset(t, 0, sizeof *t);
-    if (path) {
-        char real[PATH_MAX], sub[DCV_ERRLEN];
-        struct dcv_npy npy = { 0 };
-        *kind = path;
-        if ((rc = confined_path(dir, path, real, err))) return rc;
-        if (fp) fingerprint_file(fp, real);
-        if ((rc = dcv_npy_load(real, max_elems, &npy, sub)))
-            return dcv_errf(err, rc, "%s (%.100s): %s", what, path, sub);
-        if (npy.ndim > DCV_MAX_DIMS) {
-            dcv_npy_release(&npy);
-            return dcv_errf(err, DCV_ESHAPE, "%s (%.100s) has %d dims but the config needs %d",
-                            what, path, npy.ndim, n);
-        }
-        t->ndim = npy.ndim;
-        memcpy(t->shape, npy.shape, sizeof(int64_t) * (size_t)npy.ndim);
-        t->data = npy.data;
-        if ((rc = check_shape(t, want, n, what, err))) {
-            free(t->data);
-            t->data = NULL;
-        }
-        return rc;
-    }
-    if (dcv_json_type(src) != DCV_JSON_ARRAY)
-        return dcv_errf(err, DCV_EINVAL, "%s must be a .npy path or a nested array, got %s",
-                        what, dcv_json_type_name(src));
-    *kind = "inline";
-    if ((rc = json_shape(src, t, what, err)) || (rc = check_shape(t, want, n, what, err)))
-        return rc;
-    float *p = t->data = malloc(sizeof(float) * (size_t)dcv_shape_product(want, n) + 1);
-    if (!p) return dcv_errf(err, DCV_ENOMEM, "out of memory for %s", what);
-    if ((rc = json_fill(src, t, 0, &p, what, err))) {
-        free(t->data);
-        t->data = NULL;
-    }
-    return rc;
 }
 
 /* Kernel and bias sources from doc.weights ({kernel,bias} or [k, b]) or
@@ -238,7 +86,7 @@ static int resolve_in_channels(struct dcv_layer *l, const struct dcv_json *ksrc,
         char real[PATH_MAX], sub[DCV_ERRLEN];
         struct dcv_npy npy = { 0 };
         const char *path = dcv_json_string(ksrc);
-        int rc = confined_path(dir, path, real, err);
+        int rc = dcv_weights_confine(dir, path, real, err);
         if (!rc && (rc = dcv_npy_load(real, max_elems, &npy, sub)))
             dcv_errf(err, rc, "kernel (%.100s): %s", path, sub);
         if (!rc && npy.ndim > 0) rc = dcv_layer_set_in_channels(l, npy.shape[npy.ndim - 1], err);
@@ -249,30 +97,26 @@ static int resolve_in_channels(struct dcv_layer *l, const struct dcv_json *ksrc,
                     "weights, or 'batch_input_shape' / 'input_shape' in the config");
 }
 
-/* A NaN or infinite weight would turn every output it touches into NaN/inf
- * without a word: refuse the model instead. */
-static int all_finite(const float *v, size_t n, const char *what, const char *kind, char *err)
+/* Remembers a weights file the model was read from (src is a path), so
+ * that a reload can fingerprint the same files without reading the model
+ * file. */
+int dcv_model_note_file(struct dcv_model *m, const char *path, char *err)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i]))
-            return dcv_errf(err, DCV_EINVAL, "%s (%s) value %zu is %g: weights must be finite",
-                            what, kind, i, (double)v[i]);
-    return 0;
-}
-
-/* Remembers a weights file the model was read from (src is a path), so that
- * a reload can fingerprint the same files without reading the model file. */
-static int note_file(struct dcv_model *m, int slot, const struct dcv_json *src, char *err)
-{
-    const char *path = dcv_json_string(src);
+    char *dup = path ? strdup(path) : NULL;
+    char **grown = dup ? realloc(m->weight_files, sizeof(char *) *
+                                 (size_t)(m->n_weight_files + 1)) : NULL;
     if (!path) return 0;
-    if (!(m->weight_files[slot] = strdup(path)))
+    if (!grown) {
+        free(dup);
         return dcv_errf(err, DCV_ENOMEM, "out of memory");
+    }
+    m->weight_files = grown;
+    m->weight_files[m->n_weight_files++] = dup;
     return 0;
 }
 
 static int build_weights(struct dcv_model *m, const struct dcv_json *doc, const char *dir,
-                         size_t max_elems, struct tensor *kt, struct tensor *bt, char *err)
+                         size_t max_elems, float **kd, float **bd, char *err)
 {
     struct dcv_layer *l = &m->layer;
     const struct dcv_json *ks, *bs;
@@ -290,30 +134,30 @@ static int build_weights(struct dcv_model *m, const struct dcv_json *doc, const 
                         (long long)count, max_elems);
     if (bs && dcv_json_type(bs) != DCV_JSON_NULL && !l->conv.use_bias)
         return dcv_errf(err, DCV_EINVAL, "use_bias is false but a bias was given");
-    if (ks && (rc = load_weight(ks, dir, kshape, nk, max_elems, "kernel", kt, &kkind,
-                                &m->fingerprint, err)))
+    if (ks && (rc = dcv_weights_load(ks, dir, kshape, nk, max_elems, "kernel", kd, &kkind,
+                                     &m->fingerprint, err)))
         return rc;
     if (bs && dcv_json_type(bs) != DCV_JSON_NULL &&
-        (rc = load_weight(bs, dir, &l->conv.filters, 1, max_elems, "bias", bt, &bkind,
-                          &m->fingerprint, err)))
+        (rc = dcv_weights_load(bs, dir, &l->conv.filters, 1, max_elems, "bias", bd, &bkind,
+                               &m->fingerprint, err)))
         return rc;
-    if ((rc = note_file(m, 0, ks, err)) ||
-        (rc = note_file(m, 1, bs && dcv_json_type(bs) != DCV_JSON_NULL ? bs : NULL, err)))
+    if ((rc = dcv_model_note_file(m, dcv_json_string(ks), err)) ||
+        (rc = dcv_model_note_file(m, dcv_json_string(bs), err)))
         return rc;
-    if (!kt->data) {
-        if (!(kt->data = malloc(sizeof(float) * (size_t)count)))
+    if (!*kd) {
+        if (!(*kd = malloc(sizeof(float) * (size_t)count)))
             return dcv_errf(err, DCV_ENOMEM, "out of memory for the kernel");
-        if ((rc = dcv_init_fill(&l->kernel_init, kshape, nk, 1, kt->data, err))) return rc;
+        if ((rc = dcv_init_fill(&l->kernel_init, kshape, nk, 1, *kd, err))) return rc;
     }
-    if (!bt->data && l->conv.use_bias) {
-        if (!(bt->data = malloc(sizeof(float) * (size_t)l->conv.filters)))
+    if (!*bd && l->conv.use_bias) {
+        if (!(*bd = malloc(sizeof(float) * (size_t)l->conv.filters)))
             return dcv_errf(err, DCV_ENOMEM, "out of memory for the bias");
-        if ((rc = dcv_init_fill(&l->bias_init, &l->conv.filters, 1, 2, bt->data, err)))
+        if ((rc = dcv_init_fill(&l->bias_init, &l->conv.filters, 1, 2, *bd, err)))
             return rc;
     }
-    if ((rc = all_finite(kt->data, (size_t)count, "kernel", kkind, err)) ||
+    if ((rc = dcv_weights_check_finite(*kd, (size_t)count, "kernel", kkind, err)) ||
         (l->conv.use_bias &&
-         (rc = all_finite(bt->data, (size_t)l->conv.filters, "bias", bkind, err))))
+         (rc = dcv_weights_check_finite(*bd, (size_t)l->conv.filters, "bias", bkind, err))))
         return rc;
     m->sources = dcv_json_new_object();
     dcv_json_add(m->sources, "kernel", dcv_json_new_string(kkind));
@@ -358,13 +202,143 @@ static const int64_t *prepack_size(const struct dcv_model *m, int64_t *sp)
     return nin < 0 || nout < 0 || nin > INT32_MAX || nout > INT32_MAX ? NULL : sp;
 }
 
+static struct dcv_json *dims_json(const int64_t *d, int n)
+{
+    return dcv_json_new_int_array(d, (size_t)n);
+}
+
+/* ---- chain models (Sequential / Functional) ------------------------------------ */
+
+static int chain_note_file(void *arg, const char *path, char *err)
+{
+    return dcv_model_note_file(arg, path, err);
+}
+
+/* The output layout for PNG answers: the data_format of the last layer
+ * that has one (channels_last when none does). */
+static bool form_channels_first(const struct dcv_modelform *f)
+{
+    for (int i = f->n - 1; i >= 0; i--) {
+        const char *df = dcv_json_string(dcv_json_get(f->layers[i].config, "data_format"));
+        if (df) return strcmp(df, "channels_first") == 0;
+    }
+    return false;
+}
+
+static void sig_copy(const struct dcv_shape *s, int64_t *d, int *n)
+{
+    *n = s->ndim;
+    memcpy(d, s->d, sizeof(int64_t) * (size_t)s->ndim);
+}
+
+static int build_chain(struct dcv_model *m, const struct dcv_json *doc, const char *models_dir,
+                       const struct dcv_model_opts *opts, char *err)
+{
+    struct dcv_modelform f;
+    struct dcv_shape in, out;
+    int rc;
+    if ((rc = dcv_modelform_parse(doc, &f, err))) return rc;
+    struct dcv_chain_opts co = {
+        .models_dir = models_dir, .max_weight_elems = opts ? opts->max_weight_elems : 0,
+        .cache_cap = opts ? opts->cache_cap : 0, .note_file = chain_note_file, .note_arg = m,
+        .fingerprint = &m->fingerprint,
+    };
+    if ((rc = dcv_chain_create(&f, dcv_json_get(doc, "weights"), &co, &m->chain, err)))
+        goto out;
+    snprintf(m->layer.class_name, sizeof m->layer.class_name, "%s", f.class_name);
+    snprintf(m->layer.name, sizeof m->layer.name, "%s", f.name);
+    snprintf(m->input_name, sizeof m->input_name, "%s", f.input_name);
+    snprintf(m->output_name, sizeof m->output_name, "%s", f.layers[f.n - 1].name);
+    dcv_chain_signature(m->chain, &in, &out);
+    sig_copy(&in, m->in_sig, &m->ndim);
+    sig_copy(&out, m->out_sig, &m->out_ndim);
+    rc = dcv_png_spec_parse(dcv_json_get(doc, "image"), dcv_chain_activation(m->chain),
+                            form_channels_first(&f), &m->image, err);
+out:
+    dcv_modelform_release(&f);
+    return rc;
+}
+
+static int shape_of(const int64_t *d, int n, struct dcv_shape *s, char *err)
+{
+    if (n < 1 || n > DCV_MAX_DIMS)
+        return dcv_errf(err, DCV_ESHAPE, "input rank must be 1 to %d, got %d", DCV_MAX_DIMS, n);
+    s->ndim = n;
+    memcpy(s->d, d, sizeof(int64_t) * (size_t)n);
+    return 0;
+}
+
+static int chain_output_shape(const struct dcv_model *m, const int64_t *in, int ndim,
+                              int64_t *out, char *err)
+{
+    struct dcv_shape is, os;
+    int rc;
+    if ((rc = shape_of(in, ndim, &is, err))) return rc;
+    if (ndim != m->ndim)
+        return dcv_errf(err, DCV_ESHAPE, "the model takes inputs of rank %d, got rank %d",
+                        m->ndim, ndim);
+    if ((rc = dcv_chain_output_shape(m->chain, &is, &os, err))) return rc;
+    memcpy(out, os.d, sizeof(int64_t) * (size_t)os.ndim);
+    return 0;
+}
+
+static int chain_summary(const struct dcv_model *m, const int64_t *in, int ndim,
+                         struct dcv_model_row *rows, int cap, int *n, char *err)
+{
+    int nl = dcv_chain_layers(m->chain), rc;
+    struct dcv_shape is, *sh = malloc(sizeof *sh * (size_t)nl);
+    if (!sh) return dcv_errf(err, DCV_ENOMEM, "out of memory");
+    if (ndim != m->ndim)
+        rc = dcv_errf(err, DCV_ESHAPE, "the model takes inputs of rank %d, got rank %d",
+                      m->ndim, ndim);
+    else if (!(rc = shape_of(in, ndim, &is, err)) &&
+        !(rc = dcv_chain_shapes(m->chain, &is, sh, err))) {
+        for (int i = 0; i <= nl && i < cap; i++) {
+            struct dcv_chain_layer l;
+            memset(&rows[i], 0, sizeof rows[i]);
+            if (i == 0) {
+                snprintf(rows[0].name, sizeof rows[0].name, "%s", m->input_name);
+                rows[0].class_name = "InputLayer";
+                rows[0].out = is;
+                continue;
+            }
+            dcv_chain_layer(m->chain, i - 1, &l);
+            snprintf(rows[i].name, sizeof rows[i].name, "%s", l.name);
+            rows[i].class_name = l.class_name;
+            rows[i].out = sh[i - 1];
+            rows[i].params = l.params;
+        }
+        *n = nl + 1;
+    }
+    free(sh);
+    return rc;
+}
+
+static struct dcv_json *chain_config_json(const struct dcv_model *m)
+{
+    struct dcv_json *o = dcv_json_new_object();
+    int rc = o ? 0 : DCV_ENOMEM;
+    rc |= dcv_json_add(o, "class_name", dcv_json_new_string(m->layer.class_name));
+    rc |= dcv_json_add(o, "name", dcv_json_new_string(m->layer.name));
+    rc |= dcv_json_add(o, "input_name", dcv_json_new_string(m->input_name));
+    rc |= dcv_json_add(o, "output_name", dcv_json_new_string(m->output_name));
+    rc |= dcv_json_add(o, "input_shape", dims_json(m->in_sig, m->ndim));
+    rc |= dcv_json_add(o, "output_shape", dims_json(m->out_sig, m->out_ndim));
+    rc |= dcv_json_add(o, "layers", dcv_chain_layers_json(m->chain));
+    if (rc) {
+        dcv_json_free(o);
+        return NULL;
+    }
+    return o;
+}
+
 /* fp: the fingerprint so far (the model file's, or the seed). */
 static int build(const char *name, const struct dcv_json *doc, const char *models_dir,
                  const struct dcv_model_opts *opts, uint64_t fp, struct dcv_model **out,
                  char *err)
 {
     struct dcv_model *m = calloc(1, sizeof *m);
-    struct tensor kt = { 0 }, bt = { 0 };
+    float *kd = NULL, *bd = NULL;
     size_t max_elems = opts && opts->max_weight_elems ? opts->max_weight_elems
                                                       : DEFAULT_MAX_WEIGHTS;
     int rc;
@@ -376,24 +350,28 @@ static int build(const char *name, const struct dcv_json *doc, const char *model
                       dcv_json_type_name(doc));
         goto out;
     }
+    if (dcv_modelform_is_model(doc)) {
+        rc = build_chain(m, doc, models_dir, opts, err);
+        goto out;
+    }
     const struct dcv_json *cfg = dcv_json_get(doc, "config");
     if ((rc = dcv_layer_parse(dcv_json_string(dcv_json_get(doc, "class_name")),
                               cfg ? cfg : doc, &m->layer, err)) ||
         (rc = build_config_channels(&m->layer, doc, err)) ||
         (rc = dcv_png_spec_parse(dcv_json_get(doc, "image"), &m->layer.conv.act,
                                  m->layer.conv.channels_first, &m->image, err)) ||
-        (rc = build_weights(m, doc, models_dir, max_elems, &kt, &bt, err)))
+        (rc = build_weights(m, doc, models_dir, max_elems, &kd, &bd, err)))
         goto out;
     m->ndim = m->out_ndim = m->layer.conv.rank + 2;
     snprintf(m->input_name, sizeof m->input_name, "input");
     snprintf(m->output_name, sizeof m->output_name, "output");
     dcv_layer_signature(&m->layer, m->in_sig, m->out_sig);
     int64_t prepack[DCV_MAX_SPATIAL];
-    rc = dcv_engine_kernel_create(&m->layer.conv, kt.data, bt.data, opts ? opts->cache_cap : 0,
+    rc = dcv_engine_kernel_create(&m->layer.conv, kd, bd, opts ? opts->cache_cap : 0,
                                   prepack_size(m, prepack), &m->kernel, err);
 out:
-    free(kt.data);
-    free(bt.data);
+    free(kd);
+    free(bd);
     if (rc) dcv_model_free(m);
     else *out = m;
     return rc;
@@ -483,7 +461,7 @@ int dcv_model_load(const char *models_dir, const char *name, const struct dcv_mo
     if ((size_t)snprintf(path, sizeof path, "%s/%s.json", models_dir, name) >= sizeof path)
         return dcv_errf(err, DCV_EPATH, "model path too long");
     if ((rc = read_file(path, &text, &len, &st, err))) return rc;
-    fingerprint_stat(&fp, &st);            /* as read, before any weights file */
+    dcv_weights_fingerprint_stat(&fp, &st);            /* as read, before any weights file */
     struct dcv_json_bound bound = { MAX_MODEL_NODES, "the model file limit", NULL, NULL };
     if ((rc = dcv_json_parse_bounded(text, len, &bound, &doc, sub))) {
         rc = dcv_errf(err, rc, "%s.json: %s", name, sub);
@@ -501,28 +479,46 @@ void dcv_model_free(struct dcv_model *m)
 {
     if (!m) return;
     dcv_engine_kernel_free(m->kernel);
+    dcv_chain_free(m->chain);
     dcv_layer_release(&m->layer);
     dcv_json_free(m->sources);
-    for (int i = 0; i < DCV_MODEL_WEIGHT_FILES; i++) free(m->weight_files[i]);
+    dcv_model_files_free(m->weight_files, m->n_weight_files);
     free(m);
 }
 
 uint64_t dcv_model_fingerprint(const char *models_dir, const char *name,
-                               char *const *weight_files)
+                               char *const *weight_files, int n)
 {
     char path[PATH_MAX], real[PATH_MAX], err[DCV_ERRLEN];
     uint64_t fp = FP_SEED;
     if ((size_t)snprintf(path, sizeof path, "%s/%s.json", models_dir, name) >= sizeof path)
         return 0;
-    fingerprint_file(&fp, path);
-    for (int i = 0; i < DCV_MODEL_WEIGHT_FILES; i++) {
-        if (!weight_files || !weight_files[i]) continue;
-        if (confined_path(models_dir, weight_files[i], real, err) == 0)
-            fingerprint_file(&fp, real);
+    dcv_weights_fingerprint_file(&fp, path);
+    for (int i = 0; weight_files && i < n; i++) {
+        if (dcv_weights_confine(models_dir, weight_files[i], real, err) == 0)
+            dcv_weights_fingerprint_file(&fp, real);
         else
-            fingerprint_stat(&fp, NULL);
+            dcv_weights_fingerprint_stat(&fp, NULL);
     }
     return fp;
+}
+
+char **dcv_model_files_dup(char *const *files, int n)
+{
+    char **d = calloc((size_t)(n > 0 ? n : 1), sizeof *d);
+    for (int i = 0; d && i < n; i++) {
+        if (!(d[i] = strdup(files[i]))) {
+            dcv_model_files_free(d, i);
+            return NULL;
+        }
+    }
+    return d;
+}
+
+void dcv_model_files_free(char **files, int n)
+{
+    for (int i = 0; files && i < n; i++) free(files[i]);
+    free(files);
 }
 
 int dcv_model_output_shape(const struct dcv_model *m, const int64_t *in, int ndim,
@@ -533,8 +529,10 @@ int dcv_model_output_shape(const struct dcv_model *m, const int64_t *in, int ndi
         if (in[i] < 1)
             return dcv_errf(err, DCV_ESHAPE, "input dim %d must be a positive size, got %lld",
                             i, (long long)in[i]);
-    if ((rc = dcv_layer_output_shape(&m->layer, in, ndim, out, err))) return rc;
-    int64_t n = dcv_shape_product(out, ndim);
+    rc = m->chain ? chain_output_shape(m, in, ndim, out, err)
+                  : dcv_layer_output_shape(&m->layer, in, ndim, out, err);
+    if (rc) return rc;
+    int64_t n = dcv_shape_product(out, m->out_ndim);
     if (n < 0 || dcv_shape_product(in, ndim) < 0)
         return dcv_errf(err, DCV_ETOOBIG, "tensor size overflows");
     *count = (size_t)n;
@@ -551,17 +549,18 @@ int dcv_model_infer(const struct dcv_model *m, const float *in, const int64_t *s
     if (count > out_cap)
         return dcv_errf(err, DCV_EINVAL, "output buffer holds %zu values, %zu needed", out_cap,
                         count);
+    if (m->chain) {
+        struct dcv_shape is;
+        shape_of(shape, ndim, &is, NULL);
+        return dcv_chain_run(m->chain, in, &is, out, stop, err);
+    }
     int sax = dcv_conv_spatial_axis(&m->layer.conv);
     return dcv_engine_run(m->kernel, in, shape[0], shape + sax, oshape + sax, out, stop, err);
 }
 
-static struct dcv_json *dims_json(const int64_t *d, int n)
-{
-    return dcv_json_new_int_array(d, (size_t)n);
-}
-
 struct dcv_json *dcv_model_config_json(const struct dcv_model *m)
 {
+    if (m->chain) return chain_config_json(m);
     const struct dcv_conv *c = &m->layer.conv;
     struct dcv_json *o = dcv_json_dup(m->layer.config);
     struct dcv_json *meta = dcv_json_get(o, "deconvd");
@@ -610,14 +609,18 @@ const char *dcv_model_class(const struct dcv_model *m)
 uint64_t dcv_model_work(const struct dcv_model *m, const int64_t *in, int ndim)
 {
     const struct dcv_conv *c = &m->layer.conv;
+    struct dcv_shape is;
+    if (m->chain)
+        return shape_of(in, ndim, &is, NULL) ? UINT64_MAX : dcv_chain_work(m->chain, &is);
     if (ndim != c->rank + 2) return UINT64_MAX;
     return dcv_conv_work(c, in[0], in + dcv_conv_spatial_axis(c));
 }
 
 size_t dcv_model_scratch_bytes(const struct dcv_model *m, const int64_t *in, int ndim)
 {
-    (void)m, (void)in, (void)ndim;
-    return 0;
+    struct dcv_shape is;
+    if (!m->chain) return 0;
+    return shape_of(in, ndim, &is, NULL) ? SIZE_MAX : dcv_chain_scratch_bytes(m->chain, &is);
 }
 
 static uint64_t layer_params(const struct dcv_layer *l)
@@ -634,6 +637,7 @@ int dcv_model_summary(const struct dcv_model *m, const int64_t *in, int ndim,
     struct dcv_model_row r[2] = { 0 };
     int rc;
     if (!in) in = m->in_sig, ndim = m->ndim;
+    if (m->chain) return chain_summary(m, in, ndim, rows, cap, n, err);
     if (ndim != m->ndim)
         return dcv_errf(err, DCV_ESHAPE, "%s takes inputs of rank %d, got rank %d",
                         m->layer.class_name, m->ndim, ndim);

@@ -48,7 +48,8 @@ struct name_rec {
     /* written by the loop under mu, read by the loader under mu: */
     struct entry *live;                        /* NULL: not served (loader: test only) */
     uint64_t fp;                               /* current version's; 0 = none */
-    char *weight_files[DCV_MODEL_WEIGHT_FILES];
+    char **weight_files;
+    int n_weight_files;
 };
 
 enum { LIVE, FAILING, NLISTS };
@@ -197,20 +198,17 @@ static struct name_rec *rec_add(struct dcv_registry *r, const char *name)
 static void publish(struct dcv_registry *r, struct name_rec *n, struct entry *live,
                     const struct dcv_model *m)
 {
-    char *wf[DCV_MODEL_WEIGHT_FILES] = { 0 };
-    bool ok = true;
-    for (int i = 0; m && i < DCV_MODEL_WEIGHT_FILES; i++)
-        if (m->weight_files[i] && !(wf[i] = strdup(m->weight_files[i]))) ok = false;
+    char **wf = m ? dcv_model_files_dup(m->weight_files, m->n_weight_files) : NULL;
+    int nwf = wf ? m->n_weight_files : 0;
     pthread_mutex_lock(&r->mu);
     n->live = live;
-    n->fp = m && ok ? m->fingerprint : 0;      /* 0: rebuilt on the next reload */
-    for (int i = 0; i < DCV_MODEL_WEIGHT_FILES; i++) {
-        char *old = n->weight_files[i];
-        n->weight_files[i] = wf[i];
-        wf[i] = old;
-    }
+    n->fp = m && wf ? m->fingerprint : 0;      /* 0: rebuilt on the next reload */
+    char **old = n->weight_files;
+    int nold = n->n_weight_files;
+    n->weight_files = wf;
+    n->n_weight_files = nwf;
     pthread_mutex_unlock(&r->mu);
-    for (int i = 0; i < DCV_MODEL_WEIGHT_FILES; i++) free(wf[i]);
+    dcv_model_files_free(old, nold);
 }
 
 /* ---- destroying models off the loop ---------------------------------------- */
@@ -372,7 +370,7 @@ void dcv_registry_free(struct dcv_registry *r)
     free(r->dead);
     for (size_t i = 0; i < r->cap; i++) {
         if (!r->slots[i]) continue;
-        for (int k = 0; k < DCV_MODEL_WEIGHT_FILES; k++) free(r->slots[i]->weight_files[k]);
+        dcv_model_files_free(r->slots[i]->weight_files, r->slots[i]->n_weight_files);
         free(r->slots[i]);
     }
     free(r->slots);
@@ -419,19 +417,19 @@ static void build(struct load_job *j, const char *name)
 /* True when name serves a version whose files are untouched on disk. */
 static bool unchanged(struct dcv_registry *r, const char *name)
 {
-    char *wf[DCV_MODEL_WEIGHT_FILES] = { 0 };
+    char **wf = NULL;
+    int nwf = 0;
     uint64_t fp = 0;
-    bool ok = true;
     pthread_mutex_lock(&r->mu);
     struct name_rec *n = rec_find(r, name);
     if (n && n->live && n->fp) {
         fp = n->fp;
-        for (int i = 0; i < DCV_MODEL_WEIGHT_FILES; i++)
-            if (n->weight_files[i] && !(wf[i] = strdup(n->weight_files[i]))) ok = false;
+        nwf = n->n_weight_files;
+        wf = dcv_model_files_dup(n->weight_files, nwf);
     }
     pthread_mutex_unlock(&r->mu);
-    ok = ok && fp && dcv_model_fingerprint(r->dir, name, wf) == fp;
-    for (int i = 0; i < DCV_MODEL_WEIGHT_FILES; i++) free(wf[i]);
+    bool ok = wf && fp && dcv_model_fingerprint(r->dir, name, wf, nwf) == fp;
+    dcv_model_files_free(wf, nwf);
     return ok;
 }
 

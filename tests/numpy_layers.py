@@ -41,6 +41,48 @@ def input_layer(cfg, w, x, keras):
     return x
 
 
+@layer("Reshape")
+def reshape(cfg, w, x, keras):
+    return x.reshape((x.shape[0],) + tuple(cfg["target_shape"]))
+
+
+@layer("Flatten")
+def flatten(cfg, w, x, keras):
+    if cfg.get("data_format") == "channels_first" and x.ndim > 2:
+        x = np.moveaxis(x, 1, -1)
+    return x.reshape(x.shape[0], -1)
+
+
+# --- weighted layers: Dense and transposed convolutions (core) ----------------
+
+def _act(cfg, y, keras):
+    """The layer's own activation, with the semantics of the Keras that wrote it."""
+    return numpy_ref.activation(cfg.get("activation"), y, keras)
+
+
+@layer("Dense")
+def dense(cfg, w, x, keras):
+    y = np.tensordot(x, w[0], axes=([x.ndim - 1], [0]))
+    if cfg.get("use_bias", True):
+        y = y + w[1]
+    return _act(cfg, y, keras)
+
+
+def _conv_transpose(rank):
+    def fn(cfg, w, x, keras):
+        op = cfg.get("output_padding")
+        p = {"rank": rank, "data_format": cfg.get("data_format") or "channels_last",
+             "strides": _tuple(cfg.get("strides", 1), rank),
+             "dilation_rate": _tuple(cfg.get("dilation_rate", 1), rank),
+             "padding": cfg.get("padding", "valid").lower(),
+             "output_padding": None if op is None else _tuple(op, rank)}
+        y = numpy_ref.layer(x, w[0], w[1] if cfg.get("use_bias", True) else None, p)
+        return _act(cfg, y, keras)
+    return fn
+
+
+for _r in (1, 2, 3):
+    layer("Conv%dDTranspose" % _r)(_conv_transpose(_r))
 # --- conv -------------------------------------------------------------------
 # Conv1D/2D/3D from TensorFlow's definition of a convolution (a
 # cross-correlation): y[n, o, f] = sum over k, c of
@@ -98,10 +140,7 @@ def conv(cfg, w, x, keras):
                      _tuple(cfg.get("strides", 1), rank), cfg.get("padding", "valid").lower(),
                      _tuple(cfg.get("dilation_rate", 1), rank), int(cfg.get("groups", 1)),
                      cfg.get("data_format") == "channels_first")
-    act = cfg.get("activation")
-    if isinstance(act, dict):
-        act = act.get("config", {}).get("name", act.get("class_name"))
-    return numpy_ref.activation(act, y)
+    return _act(cfg, y, keras)
 
 
 # --- glue -------------------------------------------------------------------

@@ -114,7 +114,13 @@ struct dcv_layer_class {
 /* The table: X(id) for each entry `dcv_layer_class_<id>`, defined in
  * src/layer_<family>.c. Adding a class = one line here + its entry. */
 #define DCV_LAYER_CLASSES(X) \
-    X(input_layer) \
+    X(input_layer)             \
+    X(reshape)                 \
+    X(flatten)                 \
+    X(conv1d_transpose)        \
+    X(conv2d_transpose)        \
+    X(conv3d_transpose)        \
+    X(dense)                   \
     X(conv1d) \
     X(conv2d) \
     X(conv3d) \

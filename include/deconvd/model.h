@@ -1,10 +1,13 @@
 /* model.h — model files: a Keras layer config plus its weights, ready to run.
  *
- * `<models_dir>/<name>.json` holds {"class_name", "config", "weights"} where
- * each weight is a .npy path (relative, confined to models_dir) or an inline
- * nested array; without weights the config's initializers fill them; an
- * optional "image": {"range": [lo, hi]} is for PNG answers (png.h). A
- * loaded model is immutable and may be used from any number of threads.
+ * `<models_dir>/<name>.json` holds {"class_name", "config", "weights"}: a
+ * single Keras layer, or a Sequential / Functional model (chain.h) whose
+ * "weights" are keyed by layer name. Each weight is a .npy path (relative,
+ * confined to models_dir) or an inline nested array; without weights a
+ * single layer's initializers fill them (a chain's layers need theirs but
+ * for Keras defaults); an optional "image": {"range": [lo, hi]} is for PNG
+ * answers (png.h). A loaded model is immutable and may be used from any
+ * number of threads.
  */
 #ifndef DECONVD_MODEL_H
 #define DECONVD_MODEL_H
@@ -22,7 +25,6 @@ struct dcv_engine_kernel;
 struct dcv_chain;
 
 #define DCV_MODEL_NAME_MAX 128
-#define DCV_MODEL_WEIGHT_FILES 2   /* kernel, bias */
 
 struct dcv_model_opts {
     size_t max_weight_elems;   /* refuse bigger kernels; 0 = 1<<28 */
@@ -46,7 +48,8 @@ struct dcv_model {
      * from, each taken before the file was read: the model file, then the
      * weights files in weight_files order. */
     uint64_t fingerprint;
-    char *weight_files[DCV_MODEL_WEIGHT_FILES];   /* .npy paths as written, or NULL */
+    char **weight_files;       /* .npy paths as written, in reading order */
+    int n_weight_files;
     struct dcv_png_spec image; /* the file's "image" key or the last activation's range */
 };
 
@@ -69,14 +72,23 @@ int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char 
 void dcv_model_free(struct dcv_model *m);
 
 /* The fingerprint the files of model `name` have on disk now, given the
- * weights files its model file names (a loaded model's weight_files; NULL
- * or NULL entries for none). Equal to that model's `fingerprint` while
+ * weights files its model file names (a loaded model's weight_files and
+ * n_weight_files; NULL / 0 for none). Equal to that model's `fingerprint` while
  * none of its files changed, so a reload can skip an untouched model
  * without reading it. A missing file folds in as absent, changing the
  * value; 0 when the path is too long. Only stat(2) and realpath(3): any
  * thread. */
 uint64_t dcv_model_fingerprint(const char *models_dir, const char *name,
-                               char *const *weight_files);
+                               char *const *weight_files, int n);
+
+/* A copy of n paths (calloc'd array of strdup'd strings; at least one slot
+ * so that NULL means out of memory), and its release. Any thread. */
+char **dcv_model_files_dup(char *const *files, int n);
+void dcv_model_files_free(char **files, int n);
+
+/* Appends path (NULL: nothing) to m's weight_files: DCV_ENOMEM or 0. For
+ * model builders (model.c, chain loading) on the loading thread. */
+int dcv_model_note_file(struct dcv_model *m, const char *path, char *err);
 
 /* Output shape for a concrete input shape (no unknown dims): m->out_ndim
  * values. See dcv_layer_output_shape for errors. *count gets the output

@@ -830,30 +830,31 @@ Test(model, fingerprint_covers_model_and_weights_files)
               "\"weights\": {\"kernel\": \"k.npy\", \"bias\": \"b.npy\"}}", CFG2);
     set_mtime("k.npy", 1000000000);
     struct dcv_model *m = load_ok("m", NULL);
+    cr_assert_eq(m->n_weight_files, 2);
     cr_assert_str_eq(m->weight_files[0], "k.npy");
     cr_assert_str_eq(m->weight_files[1], "b.npy");
-    cr_expect_eq(dcv_model_fingerprint(tmpdir, "m", m->weight_files), m->fingerprint);
-    cr_expect_eq(dcv_model_fingerprint(tmpdir, "m", m->weight_files), m->fingerprint);
+    cr_expect_eq(dcv_model_fingerprint(tmpdir, "m", m->weight_files, m->n_weight_files), m->fingerprint);
+    cr_expect_eq(dcv_model_fingerprint(tmpdir, "m", m->weight_files, m->n_weight_files), m->fingerprint);
     /* the fingerprint of the model file alone is not the model's */
-    cr_expect_neq(dcv_model_fingerprint(tmpdir, "m", NULL), m->fingerprint);
+    cr_expect_neq(dcv_model_fingerprint(tmpdir, "m", NULL, 0), m->fingerprint);
     struct timespec pause = { 0, 20 * 1000 * 1000 };   /* ctime ticks at least this often */
     nanosleep(&pause, NULL);
     kern2[0] += 1.0f;                       /* same size, mtime set back */
     put_npy(tmpdir, "k.npy", kern2, kshape2, 4);
     set_mtime("k.npy", 1000000000);
-    cr_expect_neq(dcv_model_fingerprint(tmpdir, "m", m->weight_files), m->fingerprint,
+    cr_expect_neq(dcv_model_fingerprint(tmpdir, "m", m->weight_files, m->n_weight_files), m->fingerprint,
                   "a rewritten kernel file with its mtime put back went unnoticed");
     struct dcv_model *m2 = load_ok("m", NULL);
-    cr_expect_eq(dcv_model_fingerprint(tmpdir, "m", m2->weight_files), m2->fingerprint);
+    cr_expect_eq(dcv_model_fingerprint(tmpdir, "m", m2->weight_files, m2->n_weight_files), m2->fingerprint);
     nanosleep(&pause, NULL);
     put_npy(tmpdir, "b.npy", bias2, bshape2, 1);
-    cr_expect_neq(dcv_model_fingerprint(tmpdir, "m", m2->weight_files), m2->fingerprint,
+    cr_expect_neq(dcv_model_fingerprint(tmpdir, "m", m2->weight_files, m2->n_weight_files), m2->fingerprint,
                   "a rewritten bias file went unnoticed");
     struct dcv_model *m3 = load_ok("m", NULL);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/b.npy", tmpdir);
     cr_assert_eq(unlink(path), 0);
-    cr_expect_neq(dcv_model_fingerprint(tmpdir, "m", m3->weight_files), m3->fingerprint,
+    cr_expect_neq(dcv_model_fingerprint(tmpdir, "m", m3->weight_files, m3->n_weight_files), m3->fingerprint,
                   "a removed bias file went unnoticed");
     dcv_model_free(m);
     dcv_model_free(m2);
@@ -865,13 +866,12 @@ Test(model, fingerprint_of_inline_model_is_its_file)
 {
     put_model1("i");
     struct dcv_model *m = load_ok("i", NULL);
-    cr_expect_null(m->weight_files[0]);
-    cr_expect_null(m->weight_files[1]);
-    cr_expect_eq(dcv_model_fingerprint(tmpdir, "i", m->weight_files), m->fingerprint);
+    cr_expect_eq(m->n_weight_files, 0);
+    cr_expect_eq(dcv_model_fingerprint(tmpdir, "i", m->weight_files, m->n_weight_files), m->fingerprint);
     struct timespec pause = { 0, 20 * 1000 * 1000 };
     nanosleep(&pause, NULL);
     put_model1("i");
-    cr_expect_neq(dcv_model_fingerprint(tmpdir, "i", m->weight_files), m->fingerprint);
+    cr_expect_neq(dcv_model_fingerprint(tmpdir, "i", m->weight_files, m->n_weight_files), m->fingerprint);
     dcv_model_free(m);
 }
 
