@@ -14,7 +14,6 @@ all from one models directory; each answer must equal the reference within
 `/v2/models/{m}/shape` gives every layer's output shape as the reference
 computes it.
 """
-import json
 import os
 import sys
 
@@ -237,9 +236,9 @@ def test_chains(d, chains):
     for i, (doc, _, x, want, table) in enumerate(chains):
         name = "chain%d" % i
         classes = " > ".join(c for _, c, _ in table)
-        r = d.post("/v2/models/%s/infer" % name, data=json.dumps(
-            {"inputs": [{"name": "input_layer", "shape": list(x.shape), "datatype": "FP32",
-                         "data": x.ravel().tolist()}]}))
+        r = d.post("/v2/models/%s/infer" % name,
+                   {"inputs": [{"name": "input_layer", "shape": list(x.shape), "datatype": "FP32",
+                                "data": x.ravel().tolist()}]})
         ok = r.status_code == 200
         got = T.output_array(r.json()) if ok else None
         if ok and got.shape == want.shape:
@@ -249,7 +248,7 @@ def test_chains(d, chains):
             err = None
         check("chain %d (%s): %s equals NumPy" % (i, "x".join(map(str, x.shape)), classes), ok,
               (r.status_code, r.text[:400], err))
-        r = d.post("/v2/models/%s/shape" % name, data=json.dumps({"input_shape": list(x.shape)}))
+        r = d.post("/v2/models/%s/shape" % name, {"input_shape": list(x.shape)})
         rows = r.json().get("layers") if r.status_code == 200 else None
         got_rows = [(row.get("name"), row.get("output_shape")) for row in rows or []
                     if row.get("class_name") != "InputLayer"]
