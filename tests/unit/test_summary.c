@@ -102,3 +102,40 @@ Test(summary, text_table)
     free(rows);
     dcv_model_free(m);
 }
+
+/* A chain longer than the first guess of rows (16): 20 ReLU layers after
+ * the InputLayer come back whole, in order, each (None, 4) with 0 params. */
+Test(summary, long_chain_regrows)
+{
+    char doc[4096], err[DCV_ERRLEN] = "";
+    size_t k = (size_t)snprintf(doc, sizeof doc,
+                                "{\"class_name\":\"Sequential\",\"config\":{\"name\":\"deep\","
+                                "\"layers\":[{\"class_name\":\"InputLayer\",\"config\":"
+                                "{\"batch_input_shape\":[null,4],\"name\":\"in\"}}");
+    for (int i = 0; i < 20; i++)
+        k += (size_t)snprintf(doc + k, sizeof doc - k, ",{\"class_name\":\"ReLU\",\"config\":"
+                              "{\"name\":\"r%d\"}}", i);
+    snprintf(doc + k, sizeof doc - k, "]}}");
+    struct dcv_json *d = dcv_json_parse(doc, strlen(doc), err);
+    cr_assert_not_null(d, "%s", err);
+    struct dcv_model *m = NULL;
+    int rc = dcv_model_from_doc("deep", d, NULL, NULL, &m, err);
+    dcv_json_free(d);
+    cr_assert_eq(rc, 0, "%s", err);
+    struct dcv_model_row *rows;
+    int n;
+    cr_assert_eq(dcv_summary_rows(m, NULL, 0, &rows, &n, err), 0, "%s", err);
+    cr_assert_eq(n, 21);
+    cr_assert_str_eq(rows[0].name, "in");
+    for (int i = 1; i < n; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "r%d", i - 1);
+        cr_assert_str_eq(rows[i].name, want);
+        cr_assert_str_eq(rows[i].class_name, "ReLU");
+        cr_assert(rows[i].out.ndim == 2 && rows[i].out.d[0] == -1 && rows[i].out.d[1] == 4);
+        cr_assert_eq(rows[i].params, 0);
+    }
+    cr_assert_eq(dcv_summary_total(rows, n), 0);
+    free(rows);
+    dcv_model_free(m);
+}
