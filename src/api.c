@@ -167,7 +167,8 @@ static void h_metadata(struct dcv_api *a, struct dcv_http_req *req, const char *
     dcv_json_add(o, "name", dcv_json_new_string(name));
     dcv_json_append(vs, dcv_json_new_string(ver));
     dcv_json_add(o, "versions", vs);
-    dcv_json_add(o, "platform", dcv_json_new_string("keras_conv_transpose"));
+    dcv_json_add(o, "platform", dcv_json_new_string(m->chain ? "keras_chain"
+                                                             : "keras_conv_transpose"));
     dcv_json_append(ins, tensor_meta(m->input_name, m->in_sig, m->ndim));
     dcv_json_append(outs, tensor_meta(m->output_name, m->out_sig, m->out_ndim));
     dcv_json_add(o, "inputs", ins);

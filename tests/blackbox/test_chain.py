@@ -95,6 +95,7 @@ def error_of(r):
 
 def test_metadata(d):
     j = d.get("/v2/models/vae").json()
+    check("chain metadata: platform keras_chain", j.get("platform") == "keras_chain", j)
     check("chain metadata: the Keras input name and its rank-2 signature",
           j.get("inputs") == [{"name": IN_NAME, "datatype": "FP32", "shape": [-1, 2]}], j)
     check("chain metadata: the last layer's name and a rank-4 output",
