@@ -19,8 +19,9 @@
  * the medians, so a gap can be placed. Per step also the fused form (bias
  * and activation as post-ops of the deconvolution) for information.
  *
- *   rawchain -m MODELS_DIR [-t SECONDS] [-w WORKLOAD] [-o OUT.json]
+ *   rawchain -m MODELS_DIR [-t SECONDS] [-w WORKLOAD] [-n THREADS] [-o OUT.json]
  *   rawchain -r [-t SECONDS] [-w WORKLOAD]    (raw primitives only, no model)
+ * -n: only that thread count (default 1 and 2).
  */
 #include <math.h>
 #include <omp.h>
@@ -554,18 +555,20 @@ int main(int argc, char **argv)
     const char *dir = NULL, *only = NULL, *outpath = NULL;
     char err[DCV_ERRLEN];
     bool raw_only = false;
-    int opt;
-    while ((opt = getopt(argc, argv, "m:t:w:o:r")) != -1) {
+    int opt, only_nt = 0;
+    bool usage = false;
+    while (!usage && (opt = getopt(argc, argv, "m:t:w:o:rn:")) != -1) {
         if (opt == 'm') dir = optarg;
         else if (opt == 'r') raw_only = true, dir = dir ? dir : "";
         else if (opt == 't') g_secs = atof(optarg);
         else if (opt == 'w') only = optarg;
         else if (opt == 'o') outpath = optarg;
-        else dir = NULL, optind = argc + 1;
+        else if (opt == 'n') only_nt = atoi(optarg);
+        else usage = true;
     }
-    if (!dir) {
+    if (!dir || usage) {
         fprintf(stderr, "usage: rawchain -m MODELS_DIR | -r [-t SECONDS] [-w WORKLOAD[,WORKLOAD]] "
-                "[-o OUT.json]\n");
+                "[-n THREADS] [-o OUT.json]\n");
         return 2;
     }
     if (dcv_engine_init(err)) {
@@ -604,7 +607,7 @@ int main(int argc, char **argv)
             dcv_model_free(m);
             continue;
         }
-        for (int nt = 1; nt <= maxt; nt++) {
+        for (int nt = only_nt ? only_nt : 1; nt <= (only_nt ? only_nt : maxt); nt++) {
             if (build(&r, w, 1, nt)) {
                 fprintf(stderr, "rawchain: %s\n", g_err);
                 return 1;
