@@ -14,7 +14,9 @@
 `chain_models.py configs` (re)writes bench/models/<name>.json: exactly what
 Keras 3.15 `model.to_json()` writes (module / registered_name / DTypePolicy
 dicts, build_config), kernels from seeded initializers, BatchNormalization
-with its default statistics (gamma 1, beta 0, mean 0, variance 1). With
+with its default statistics (gamma 1, beta 0, mean 0, variance 1) — the
+form a user's export has before the weights are added; deconvd's chain
+loader wants the kernels in "weights", so serve the files `weights` writes. With
 `--check FIXTURE.json` it first compares vae_decoder, seeds set back to null,
 with the file Keras 3.15.1 wrote (../shared/keras-fixtures/models/
 vae_decoder/model.json): the builders below must reproduce Keras's form.
