@@ -27,8 +27,8 @@ struct walk {
     bool dtype_policy;   /* a Keras 3 DTypePolicy dict was seen */
     bool module_keys;    /* "module" / "registered_name" keys were seen */
     char *err;
-    char prefix[256];    /* kpath of the model being walked, "" or "layers/x/" */
-    char scope[256];     /* its scope (dcv_layer_spec.scope) */
+    char prefix[640];    /* kpath of the model being walked, "" or "layers/x/" */
+    char scope[512];     /* its scope (dcv_layer_spec.scope) */
 };
 
 /* The names Keras 3 gives a model's layers' weight groups so far. */
@@ -247,7 +247,8 @@ static int visit(struct walk *w, const struct entry *e, int depth, struct kname 
     memcpy(scope, w->scope, sizeof scope);
     int n1 = snprintf(w->prefix, sizeof w->prefix, "%slayers/%s%s", prefix, group,
                       is_model_class(e->cls) ? "/" : "");
-    int n2 = snprintf(w->scope, sizeof w->scope, "%s%s%s", scope, *scope ? "/" : "", e->name);
+    int n2 = is_model_class(e->cls) ? snprintf(w->scope, sizeof w->scope, "%s%s%s", scope,
+                                               *scope ? "/" : "", e->name) : 0;
     int rc;
     if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof w->prefix || (size_t)n2 >= sizeof w->scope)
         rc = dcv_errf(w->err, DCV_ETOOBIG, "layer '%.64s' (class %.64s) is nested too deep: "

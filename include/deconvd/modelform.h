@@ -37,10 +37,10 @@ struct dcv_layer_spec {
     /* Where Keras 3 saves its weights (saving_lib: by class and position in
      * each model's `layers`, not by name): "layers/conv2d_transpose_1",
      * "layers/sequential/layers/dense". */
-    char kpath[256];
+    char kpath[640];
     /* Names of the nested models around it, outermost first, '/'-joined;
      * "" at the top level ("decoder" inside a VAE's decoder). */
-    char scope[256];
+    char scope[512];
 };
 
 struct dcv_modelform {
