@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "deconvd/chain.h"
 #include "deconvd/error.h"
 #include "deconvd/json.h"
 #include "deconvd/kfile.h"
@@ -375,4 +376,100 @@ Test(kfile, weights_only_needs_a_config)
     snprintf(path, sizeof path, "%s/vae_decoder/model.h5", read_dir());
     int rc = dcv_kfile_read_local(path, DCV_KFILE_WEIGHTS_H5, NULL, NULL, NULL, &f, err);
     assert_err(rc, DCV_EINVAL, err, "needs the model's config");
+}
+
+/* ---- served: the arrays as a chain's weights give Keras's output ------ */
+
+static struct dcv_json *nested_array(const float *v, const int64_t *shape, int d, int ndim,
+                                     size_t *at)
+{
+    if (d == ndim) return dcv_json_new_number(v[(*at)++]);
+    struct dcv_json *a = dcv_json_new_array();
+    cr_assert_not_null(a);
+    for (int64_t i = 0; i < shape[d]; i++)
+        dcv_json_append(a, nested_array(v, shape, d + 1, ndim, at));
+    return a;
+}
+
+/* {"<layer>": [arrays in index order]} (chain.h's inline weights). */
+static struct dcv_json *as_weights(const struct dcv_kfile *f)
+{
+    struct dcv_json *w = dcv_json_new_object();
+    for (size_t i = 0; i < f->n; i++) {
+        const struct dcv_kfile_array *a = find(f, f->arrays[i].layer, 0);
+        if (a != &f->arrays[i]) continue;
+        struct dcv_json *list = dcv_json_new_array();
+        for (int k = 0; (a = find(f, f->arrays[i].layer, k)); k++) {
+            size_t at = 0;
+            dcv_json_append(list, nested_array(a->data, a->shape, 0, a->ndim, &at));
+        }
+        dcv_json_add(w, f->arrays[i].layer, list);
+    }
+    return w;
+}
+
+/* Runs what path holds on the fixture's input.npy; equal to Keras's
+ * output.npy within 1e-5 relative (of the output's largest magnitude). */
+static void expect_served(const char *path, enum dcv_kfile_kind kind, const char *submodel,
+                          const char *fixture)
+{
+    char err[DCV_ERRLEN], npy[800];
+    struct dcv_kfile f;
+    struct dcv_modelform form;
+    struct dcv_chain *c;
+    struct dcv_npy x, y;
+    cr_assert_eq(dcv_kfile_read_local(path, kind, submodel, NULL, NULL, &f, err), 0, "%s: %s",
+                 path, err);
+    struct dcv_json *doc = dcv_json_parse(f.config, strlen(f.config), err);
+    cr_assert_not_null(doc, "%s", err);
+    cr_assert_eq(dcv_modelform_parse(doc, &form, err), 0, "%s: %s", path, err);
+    struct dcv_json *w = as_weights(&f);
+    struct dcv_chain_opts opts = { 0 };
+    cr_assert_eq(dcv_chain_create(&form, w, &opts, &c, err), 0, "%s: %s", path, err);
+    snprintf(npy, sizeof npy, "%s/input.npy", fixture);
+    cr_assert_eq(dcv_npy_load(npy, 0, &x, err), 0, "%s", err);
+    snprintf(npy, sizeof npy, "%s/output.npy", fixture);
+    cr_assert_eq(dcv_npy_load(npy, 0, &y, err), 0, "%s", err);
+    struct dcv_shape in = { .ndim = x.ndim };
+    memcpy(in.d, x.shape, sizeof(int64_t) * (size_t)x.ndim);
+    float *out = calloc(y.count, sizeof *out);
+    cr_assert_eq(dcv_chain_run(c, x.data, &in, out, NULL, err), 0, "%s: %s", path, err);
+    double big = 0;
+    for (size_t i = 0; i < y.count; i++) big = fmax(big, fabs((double)y.data[i]));
+    for (size_t i = 0; i < y.count; i++)
+        cr_assert(fabs((double)out[i] - (double)y.data[i]) <= 1e-5 * big, "%s: out[%zu] %g, "
+                  "Keras %g", path, i, (double)out[i], (double)y.data[i]);
+    free(out);
+    dcv_npy_release(&x);
+    dcv_npy_release(&y);
+    dcv_chain_free(c);
+    dcv_json_free(w);
+    dcv_modelform_release(&form);
+    dcv_json_free(doc);
+    dcv_kfile_release(&f);
+}
+
+Test(kfile, served_arrays_give_keras_outputs, .fini = remove_gen)
+{
+    char path[800], fixture[800];
+    const char *kinds[] = { "model.keras", "model.h5" };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int k = 0; k < 2; k++) {
+            snprintf(path, sizeof path, "%s/layers/%s/%s", read_dir(), cases[i], kinds[k]);
+            snprintf(fixture, sizeof fixture, "%s/layers/%s", read_dir(), cases[i]);
+            expect_served(path, k ? DCV_KFILE_H5 : DCV_KFILE_KERAS, NULL, fixture);
+        }
+    snprintf(fixture, sizeof fixture, "%s/vae_decoder", read_dir());
+    snprintf(path, sizeof path, "%s/vae_decoder/model.keras", read_dir());
+    expect_served(path, DCV_KFILE_KERAS, NULL, fixture);
+    snprintf(path, sizeof path, "%s/vae_decoder/model.h5", read_dir());
+    expect_served(path, DCV_KFILE_H5, NULL, fixture);
+    const char *gen = generate();
+    const char *nested[] = { "vae.keras", "vae.h5", "k2_vae.h5" };
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s", gen, nested[k]);
+        expect_served(path, k ? DCV_KFILE_H5 : DCV_KFILE_KERAS, "decoder", fixture);
+    }
+    snprintf(path, sizeof path, "%s/k2_decoder.h5", gen);
+    expect_served(path, DCV_KFILE_H5, NULL, fixture);
 }
