@@ -32,6 +32,7 @@
 #define DEFAULT_FILE_BYTES ((size_t)4 << 30)
 #define DEFAULT_ATTR_BYTES ((size_t)16 << 20)
 #define METADATA_BYTES ((size_t)1 << 20)
+#define DEFAULT_WEIGHT_ELEMS ((size_t)1 << 28)   /* as chain.h's default */
 #define MAX_VARS 64            /* weights of one layer */
 #define MAX_CHUNKS 1024        /* tf.keras 2's attribute chunks name0, name1... */
 
@@ -382,7 +383,8 @@ static int parse_config(struct rd *r, struct dcv_json **doc)
     char sub[DCV_ERRLEN];
     struct dcv_json_bound b = { .max_nodes = len + 1, .limit = "the config's length" };
     int rc = dcv_utf8_check(t, len, sub);
-    if (rc) return dcv_errf(r->err, DCV_EPARSE, "the model's config is not UTF-8: %s", sub);
+    const char *at = rc ? strstr(sub, "(byte") : NULL;
+    if (rc) return dcv_errf(r->err, DCV_EPARSE, "the model's config is not UTF-8 %s", at ? at : "");
     if ((rc = dcv_json_parse_bounded(t, len, &b, doc, sub)))
         return dcv_errf(r->err, rc, "the model's config is not JSON: %s", sub);
     return 0;
@@ -475,13 +477,15 @@ int dcv_kfile_read_local(const char *path, enum dcv_kfile_kind kind, const char 
     size_t len = 0;
     int rc;
     memset(out, 0, sizeof *out);
-    if (!l.max_weight_elems) l.max_weight_elems = SIZE_MAX / sizeof(float);
+    if (!l.max_weight_elems) l.max_weight_elems = DEFAULT_WEIGHT_ELEMS;
     if (kind == DCV_KFILE_WEIGHTS_H5 && !json_config)
         return dcv_errf(err, DCV_EINVAL, "'%.200s': a weights-only file needs the model's "
                         "config", path);
     if ((rc = read_file(path, lim_or(l.mem_bytes, DEFAULT_FILE_BYTES), &bytes, &len, err)) ||
         (rc = read_kind(&r, kind, bytes, len)))
         goto out;
+    free(bytes);    /* libhdf5 holds its own copy of the image from here on */
+    bytes = NULL;
     if (out->config && (rc = parse_config(&r, &doc))) goto out;
     if ((rc = dcv_modelform_parse(json_config ? json_config : doc, &form, err))) goto out;
     r.form = &form;

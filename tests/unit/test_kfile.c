@@ -332,6 +332,7 @@ static const struct refusal refusals[] = {
       "'config.json' holds more than the" },
     { "z_bzip2.keras", DCV_KFILE_KERAS, { 0 }, DCV_EUNSUPP,
       "'config.json' uses compression method 12" },
+    { "z_crc.keras", DCV_KFILE_KERAS, { 0 }, DCV_EPARSE, "zip member 'config.json'" },
     { "z_notutf8.keras", DCV_KFILE_KERAS, { 0 }, DCV_EPARSE, "config is not UTF-8" },
     { "z_noweights.keras", DCV_KFILE_KERAS, { 0 }, DCV_ENOENT, "no member 'model.weights.h5'" },
     { "vae.keras", DCV_KFILE_KERAS, { .max_weight_elems = 1000 }, DCV_ETOOBIG,

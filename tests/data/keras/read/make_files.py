@@ -14,7 +14,10 @@ Writes into OUTDIR (argument), from the Keras 3.15.1 fixtures beside this script
       layers/sequential/layers/dense... (saving_lib: class and position)
   f64be.weights.h5 / gzip.weights.h5   conv2dt_same_s2_k3's weights as big-endian float64,
       and chunked + gzip: both readable
-  hostile files (h_*, z_*): see HOSTILE below; each must be a clean refusal.
+  hostile files (h_*, z_*): truncated, lying or over-bound zips, other compression
+      methods, a corrupt CRC, integer/float16/rank-6 datasets, shapes larger than the
+      file, soft/external links, external storage, lzf filter, a hard-link cycle, giant /
+      non-UTF-8 / non-JSON model_config: each must be a clean refusal.
 Keras's own values come from the fixtures; nothing here imports deconvd.
 """
 import io
@@ -288,6 +291,12 @@ def write_zips(out):
         z.writestr("model.weights.h5", members["model.weights.h5"])
     open(os.path.join(out, "z_lie.keras"), "wb").write(
         patch_sizes(buf.getvalue(), "config.json", len(members["config.json"])))
+    crc = bytearray(keras)
+    at = crc.find(b"PK\x03\x04")
+    while at >= 0 and bytes(crc[at + 30:at + 41]) != b"config.json":
+        at = crc.find(b"PK\x03\x04", at + 4)
+    crc[at + 30 + 11 + 20] ^= 0x20      # a byte inside config.json's data
+    open(os.path.join(out, "z_crc.keras"), "wb").write(bytes(crc))
     with zipfile.ZipFile(os.path.join(out, "z_bzip2.keras"), "w") as z:
         z.writestr("metadata.json", members["metadata.json"])
         z.writestr("config.json", members["config.json"], compress_type=zipfile.ZIP_BZIP2)
