@@ -345,10 +345,18 @@ static int wl_prepare(void *state, const struct dcv_shape *in, char *err)
         nout = o[i] <= 0 || nout > INT32_MAX / o[i] ? INT32_MAX : nout * o[i];
     }
     bool pack = nin < INT32_MAX && nout < INT32_MAX;
+    if (!s->kernel)
+        return dcv_errf(err, DCV_EINTERNAL, "'%s' was prepared twice", s->name);
     dcv_engine_kernel_free(s->k);
     s->k = NULL;
-    return dcv_engine_kernel_create(c, s->kernel, s->bias, s->cache_cap, pack ? sp : NULL,
-                                    &s->k, err);
+    int rc = dcv_engine_kernel_create(c, s->kernel, s->bias, s->cache_cap, pack ? sp : NULL,
+                                      &s->k, err);
+    if (rc == 0) {   /* the engine holds its own copies: ours would double the weights */
+        free(s->kernel);
+        free(s->bias);
+        s->kernel = s->bias = NULL;
+    }
+    return rc;
 }
 
 static uint64_t wl_work(const void *state, const struct dcv_shape *in)
