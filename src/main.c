@@ -77,8 +77,12 @@ static int check(const struct dcv_config *cfg)
         printf("%-24s %-16s input ", name, ref.model->layer.class_name);
         print_dims(ref.model->in_sig, ref.model->ndim);
         printf(" -> output ");
-        print_dims(ref.model->out_sig, ref.model->ndim);
-        printf("  %s\n", dcv_layer_layout(&ref.model->layer));
+        print_dims(ref.model->out_sig, ref.model->out_ndim);
+        if (!ref.model->chain) printf("  %s", dcv_layer_layout(&ref.model->layer));
+        if (ref.model->keras_version[0] || strcmp(ref.model->file_kind, "json"))
+            printf("  %s file, keras %s", ref.model->file_kind,
+                   ref.model->keras_version[0] ? ref.model->keras_version : "unknown");
+        putchar('\n');
         dcv_registry_release(reg, &ref);
         ok++;
     }
