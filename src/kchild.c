@@ -480,6 +480,7 @@ int dcv_kfile_load(const char *path, enum dcv_kfile_kind kind, const char *submo
     if (ans < 0) return dcv_errf(err, DCV_EIO, "%.200s: memfd_create: %s", path, strerror(errno));
     int rc = run_child(&q, ans, out, sub);
     close(ans);
-    if (rc) dcv_errf(err, rc, "%.200s: %s", path, sub);
+    if (rc && !strncmp(sub, path, strlen(path))) dcv_errf(err, rc, "%s", sub);  /* named */
+    else if (rc) dcv_errf(err, rc, "%.200s: %s", path, sub);
     return rc;
 }
