@@ -148,19 +148,15 @@ def main():
         matches(d, "dec_json", "models", "vae_decoder", "JSON model + .weights.h5")
 
         # metadata.json of a .keras gives keras_version only; an .h5 has backend too
-        r = d.get("/v2/models/vae_decoder_k/config")
-        c = r.json() if r.status_code == 200 else {}
-        check("/config of a .keras: keras_version 3.15.1, file kind", c.get("keras_version") ==
-              "3.15.1" and c.get("file_kind") == "keras", r.text[:300])
-        r = d.get("/v2/models/vae_decoder_h/config")
-        c = r.json() if r.status_code == 200 else {}
-        check("/config of an .h5: keras_version, backend, file kind", c.get("keras_version") ==
-              "3.15.1" and c.get("backend") == "torch" and c.get("file_kind") == "h5",
-              r.text[:300])
-        r = d.get("/v2/models/dec_ptr/config")
-        c = r.json() if r.status_code == 200 else {}
-        check("/config of a pointer file: file kind pointer", c.get("file_kind") == "pointer",
-              r.text[:300])
+        for model, want in (("vae_decoder_k", {"keras_version": "3.15.1", "file_kind": "keras"}),
+                            ("vae_decoder_h", {"keras_version": "3.15.1", "backend": "torch",
+                                               "file_kind": "h5"}),
+                            ("dec_ptr", {"file_kind": "pointer"}),
+                            ("dec_json", {"file_kind": "json+h5"})):
+            r = d.get("/v2/models/%s/config" % model)
+            c = r.json() if r.status_code == 200 else {}
+            check("/config of %s: %s" % (model, want),
+                  all(c.get(k) == v for k, v in want.items()), r.text[:300])
         r = d.post("/v2/models/vae_decoder_h/shape", {"input_shape": [3, 2]})
         rows = r.json().get("layers") if r.status_code == 200 else []
         check("/shape: the .h5 decoder's layers", [x.get("output_shape") for x in rows][-1:] ==
