@@ -69,6 +69,19 @@ def index(d):
     return {e["name"]: e for e in r.json()} if r.status_code == 200 else {}
 
 
+def hup_with(d, path, content, done):
+    """Puts content (a file to copy, or bytes) at path atomically, sends
+    SIGHUP and waits until done(index entry of "gen") holds."""
+    if isinstance(content, bytes):
+        with open(path + ".tmp", "wb") as f:
+            f.write(content)
+    else:
+        shutil.copy(content, path + ".tmp")
+    os.replace(path + ".tmp", path)
+    d.signal(signal.SIGHUP)
+    return T.wait_until(lambda: done(index(d).get("gen", {})), 30)
+
+
 def vae_keras(path):
     """A Functional "vae" (z -> decoder) around the fixture decoder, saved
     the way Keras 3 saves it: config.json, metadata.json, model.weights.h5
@@ -165,23 +178,16 @@ def main():
         # SIGHUP: a replaced .keras swaps in; a broken one keeps the last serving
         case0, case1 = LAYERS[0], LAYERS[1]
         gen = os.path.join(md, "gen.keras")
-        shutil.copy(fx("layers", case0, "model.keras"), gen + ".tmp")
-        os.replace(gen + ".tmp", gen)
-        d.signal(signal.SIGHUP)
-        ok = T.wait_until(lambda: index(d).get("gen", {}).get("state") == "READY", 30)
+        ok = hup_with(d, gen, fx("layers", case0, "model.keras"), lambda e: e.get("state") ==
+                      "READY")
         check("SIGHUP: a new gen.keras is served", ok, index(d).get("gen"))
         matches(d, "gen", "layers", case0, "SIGHUP v1")
-        shutil.copy(fx("layers", case1, "model.keras"), gen + ".tmp")
-        os.replace(gen + ".tmp", gen)
-        d.signal(signal.SIGHUP)
-        ok = T.wait_until(lambda: index(d).get("gen", {}).get("version") == "2", 30)
+        ok = hup_with(d, gen, fx("layers", case1, "model.keras"), lambda e: e.get("version") ==
+                      "2")
         check("SIGHUP: a replaced gen.keras swaps in as version 2", ok, index(d).get("gen"))
         matches(d, "gen", "layers", case1, "SIGHUP v2")
-        with open(gen + ".tmp", "wb") as f:
-            f.write(b"PK\x03\x04 not a zip at all")
-        os.replace(gen + ".tmp", gen)
-        d.signal(signal.SIGHUP)
-        ok = T.wait_until(lambda: "gen.keras" in index(d).get("gen", {}).get("reason", ""), 30)
+        ok = hup_with(d, gen, b"PK\x03\x04 not a zip at all",
+                      lambda e: "gen.keras" in e.get("reason", ""))
         check("SIGHUP: a broken gen.keras is a load error naming it", ok, index(d).get("gen"))
         check("SIGHUP: the previous version keeps serving",
               index(d).get("gen", {}).get("state") == "READY", index(d).get("gen"))
