@@ -85,7 +85,9 @@ static void print_model(const struct dcv_model *m, const char *name)
 
 static int check(const struct dcv_config *cfg)
 {
-    struct dcv_model_opts mo = { .max_weight_elems = cfg->max_weight_elems };
+    struct dcv_model_opts mo = { .max_weight_elems = cfg->max_weight_elems,
+                                 .keras_timeout_ms = (unsigned)cfg->keras_load_timeout_ms,
+                                 .keras_mem_bytes = cfg->keras_load_memory_bytes };
     struct dcv_registry *reg = dcv_registry_new(cfg->models_dir, &mo);
     if (!reg) return 1;
     int failures = dcv_registry_load_all(reg);

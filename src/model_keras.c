@@ -64,6 +64,8 @@ static void limits_of(const struct dcv_model_opts *opts, struct dcv_kfile_limits
     memset(lim, 0, sizeof *lim);
     lim->max_weight_elems = opts && opts->max_weight_elems ? opts->max_weight_elems
                                                            : DEFAULT_MAX_WEIGHTS;
+    lim->timeout_ms = opts ? opts->keras_timeout_ms : 0;
+    lim->mem_bytes = opts ? opts->keras_mem_bytes : 0;
 }
 
 static void note_versions(struct dcv_model *m, const struct dcv_kfile *kf)

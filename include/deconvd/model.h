@@ -29,6 +29,8 @@ struct dcv_chain;
 struct dcv_model_opts {
     size_t max_weight_elems;   /* refuse bigger kernels; 0 = 1<<28 */
     size_t cache_cap;          /* primitive cache per model; 0 = default */
+    unsigned keras_timeout_ms; /* a Keras file's reader process (kfile.h); 0 = 30000 */
+    size_t keras_mem_bytes;    /* its address space beyond the daemon's; 0 = 4 GiB */
 };
 
 struct dcv_model {

@@ -368,3 +368,23 @@ Test(model_keras, registry_lists_keras_files_once_and_skips_weights_files)
     dcv_json_free(idx);
     dcv_registry_free(r);
 }
+
+static int slow_reader(const char *path, enum dcv_kfile_kind kind, const char *submodel,
+                       const struct dcv_json *cfg, const struct dcv_kfile_limits *lim,
+                       struct dcv_kfile *out, char *err)
+{
+    (void)path, (void)kind, (void)submodel, (void)cfg, (void)lim, (void)out, (void)err;
+    sleep(30);
+    return 0;
+}
+
+Test(model_keras, the_model_options_bound_the_reader_process)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m = NULL;
+    struct dcv_model_opts o = { .keras_timeout_ms = 200 };
+    put("gen.keras", "PK");
+    dcv_kchild_set_reader(slow_reader);
+    assert_err(dcv_model_load(tmpdir, "gen", &o, &m, err), DCV_ETIMEDOUT, err,
+               "longer than 200 ms");
+}
