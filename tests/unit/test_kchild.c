@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,4 +397,40 @@ Test(kchild, lies_and_bounds_are_refused)
     memcpy(b + 8, &st, 4);
     cr_assert_eq(dcv_kchild_decode(b, len, NULL, &g, err), DCV_EPARSE);
     free(b);
+}
+
+/* ---- fork while other threads allocate ---------------------------------------- */
+
+static atomic_bool churn_stop;
+
+static void *churn(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&churn_stop)) {
+        void *p[64];
+        for (int i = 0; i < 64; i++) p[i] = malloc((size_t)(i + 1) * 1024);
+        for (int i = 0; i < 64; i++) free(p[i]);
+    }
+    return NULL;
+}
+
+/* glibc's fork() takes every malloc arena lock around the fork and resets
+ * them in the child: a child that allocates never deadlocks on a lock
+ * another thread held at the fork (each load would time out if it did). */
+Test(kchild, children_allocate_while_other_threads_do)
+{
+    pthread_t th[2];
+    struct dcv_kfile_limits lim = { .timeout_ms = 5000 };
+    atomic_store(&churn_stop, false);
+    for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&th[i], NULL, churn, NULL), 0);
+    for (int i = 0; i < 40; i++) {
+        struct dcv_kfile f;
+        char err[DCV_ERRLEN] = "";
+        int rc = load_with(good_reader, &lim, &f, err);
+        cr_assert_eq(rc, 0, "load %d: %s", i, err);
+        dcv_kfile_release(&f);
+    }
+    atomic_store(&churn_stop, true);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    check_clean();
 }
