@@ -193,6 +193,9 @@ def main():
               index(d).get("gen", {}).get("state") == "READY", index(d).get("gen"))
         matches(d, "gen", "layers", case1, "after a broken replacement")
         check("daemon alive after the broken file", d.alive(), d.tail())
+        untouched = {n: e.get("version") for n, e in index(d).items() if n != "gen"}
+        check("SIGHUP: untouched Keras files keep version 1 (not re-read)",
+              set(untouched.values()) == {"1"}, untouched)
         os.unlink(gen)
 
         p = subprocess.run(T.wrapped("check")[0] + ["--check", "--config", d.config_path],
