@@ -7,7 +7,10 @@
  * allocate: glibc's fork() takes every malloc arena lock in its atfork
  * handlers and resets them in the child (and stdio's list lock too), so
  * malloc works there; libzip and libhdf5 are only ever used in children, so
- * their state is fresh. The child sets rlimits (address space = what it
+ * their state is fresh. (Sanitizer runtimes may not: GCC 12's libasan
+ * leaves its allocator's locks as they were at the fork, so under ASan a
+ * child can hang on one while other threads allocate; the deadline turns
+ * that into a load error.) The child sets rlimits (address space = what it
  * inherited + mem_bytes, CPU, no core, few fds, answer size), keeps only
  * the answer memfd and a pipe end, runs the reader and writes one framed
  * answer (kchild.h) to the memfd, then _exits. The parent polls the pipe
