@@ -1,22 +1,17 @@
 /* kchild.c — Keras files parsed in a short-lived child process.
  *
- * dcv_kfile_load forks from the loading thread (a pool thread or the
- * start-up thread). The child is a copy of that one thread: other threads'
- * locks stay as they were at the fork, so it calls nothing that takes them
- * (no logging, no oneDNN/OpenMP, no libuv) and execs nothing. It does
- * allocate: glibc's fork() takes every malloc arena lock in its atfork
- * handlers and resets them in the child (and stdio's list lock too), so
- * malloc works there; libzip and libhdf5 are only ever used in children, so
- * their state is fresh. (Sanitizer runtimes may not: GCC 12's libasan
- * leaves its allocator's locks as they were at the fork, so under ASan a
- * child can hang on one while other threads allocate; the deadline turns
- * that into a load error.) The child sets rlimits (address space = what it
- * inherited + mem_bytes, CPU, no core, few fds, answer size), keeps only
- * the answer memfd and a pipe end, runs the reader and writes one framed
- * answer (kchild.h) to the memfd, then _exits. The parent polls the pipe
- * (EOF = the child is gone) against a wall-clock deadline, SIGKILLs a late
- * child, always reaps it, and decodes the memfd strictly. The parent owns
- * the memfd, the pipe and the child; the decoded dcv_kfile is the caller's.
+ * dcv_kfile_load forks from the loading thread. The child is a copy of that
+ * one thread: locks other threads held at the fork stay held, so it logs
+ * nothing, runs no oneDNN/OpenMP/libuv and execs nothing; it may allocate,
+ * since glibc's fork() resets malloc's arena locks in the child (GCC 12's
+ * libasan does not: under ASan a child can hang there, and the deadline
+ * makes that a load error). It sets rlimits (address space = inherited +
+ * mem_bytes, CPU, core 0, few fds, answer size), keeps only the answer memfd
+ * and a pipe end, runs the reader (libzip/libhdf5 are only used in children)
+ * and writes one framed answer (kchild.h), then _exits. The parent polls the
+ * pipe (EOF = the child is gone) against a wall-clock deadline, SIGKILLs a
+ * late child, always reaps it and decodes the memfd strictly. The parent
+ * owns memfd, pipe and child; the decoded dcv_kfile is the caller's.
  */
 #include <errno.h>
 #include <fcntl.h>
