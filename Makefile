@@ -7,7 +7,9 @@ VERSION := 0.1.0
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OPT     ?= -O2 -g
 override CFLAGS += $(OPT) -std=c11 $(WARN) -D_GNU_SOURCE -DDCV_VERSION='"$(VERSION)"' -Iinclude -MMD -MP
-LDLIBS  := -ldnnl -lgomp -lmicrohttpd -luv -lcjson -lspng -lpthread -lm
+LDLIBS  := -ldnnl -lgomp -lmicrohttpd -luv -lcjson -lspng -lhdf5_serial -lzip -lpthread -lm
+# Debian's serial HDF5 keeps its headers apart; only kh5.c includes them.
+HDF5_INC := -I/usr/include/hdf5/serial
 TESTLIBS := -lcriterion
 
 ifeq ($(WERROR),1)
@@ -31,6 +33,7 @@ deps:
 
 # the engine's bias/activation pass runs on the same OpenMP threads as oneDNN (engine*.c)
 $(BUILD)/obj/engine.o $(BUILD)/obj/engine_%.o: override CFLAGS += -fopenmp
+$(BUILD)/obj/kh5.o: override CFLAGS += $(HDF5_INC)
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
 	$(CC) $(CFLAGS) -c $< -o $@
 

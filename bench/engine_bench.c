@@ -312,14 +312,15 @@ int main(int argc, char **argv)
     const char *dir = NULL, *only = NULL, *outpath = NULL;
     char err[DCV_ERRLEN];
     int opt;
-    while ((opt = getopt(argc, argv, "m:t:w:o:")) != -1) {
+    bool usage = false;
+    while (!usage && (opt = getopt(argc, argv, "m:t:w:o:")) != -1) {
         if (opt == 'm') dir = optarg;
         else if (opt == 't') g_secs = atof(optarg);
         else if (opt == 'w') only = optarg;
         else if (opt == 'o') outpath = optarg;
-        else dir = NULL, optind = argc + 1;
+        else usage = true;   /* (optind past argc made getopt loop forever) */
     }
-    if (!dir) {
+    if (!dir || usage) {
         fprintf(stderr, "usage: engine_bench -m MODELS_DIR [-t SECONDS] [-w WORKLOAD] "
                 "[-o OUT.json]\n");
         return 2;

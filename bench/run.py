@@ -14,6 +14,12 @@ Measures, side by side in one run, deconvd against its ceilings and peers
   7 bf16         bfloat16 dcgan_up vs float32: throughput and error
   8 memory       RSS idle (config/), under load, growth over 10 000 requests
   9 peer         Flask + PyTorch serving the same layer, JSON and binary
+ 10 chains       dcgan_gen, vae_decoder (chainbench.py): engine vs the sum of
+                 the raw primitives, memory per model, end to end vs the peer
+
+BENCH_ONLY=dcgan_gen,vae_decoder (or --only) runs only the rows of the
+workloads named: the chain names select their own rows; any single-layer
+name (dcgan_up, tiny, ...) selects rows 1-9 whole (they share a daemon).
 
 Everything listens on 127.0.0.1 with ephemeral ports; every process started
 here is stopped here (by pid). Results: bench/results/latest.{md,json} and
@@ -38,10 +44,13 @@ import time
 
 import numpy as np
 
+import chainbench
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 RESULTS = os.path.join(BENCH, "results")
 CORES = os.cpu_count() or 1
+SINGLE = ("dcgan_up", "dcgan_up_bf16", "tiny", "audio_up", "vol_up")   # rows 1-9
 
 # ---------------------------------------------------------------- settings
 
@@ -448,13 +457,32 @@ http {{
 
 
 class Peer:
-    def __init__(self, workdir, kernel, bias):
+    """bench/peer/app.py: the dcgan_up layer (kernel, bias) and/or Keras
+    Sequential model files (models), each served under its name."""
+
+    def __init__(self, workdir, kernel=None, bias=None, models=(), tag="peer"):
         self.port = free_port()
-        self.logpath = os.path.join(workdir, "peer.log")
-        self.p = spawn(["/usr/bin/python3", os.path.join(BENCH, "peer", "app.py"), "--port",
-                        str(self.port), "--kernel", kernel, "--bias", bias, "--threads",
-                        str(min(CORES, 2))], stdout=subprocess.DEVNULL,
-                       stderr=open(self.logpath, "w"))
+        self.logpath = os.path.join(workdir, f"{tag}.log")
+        argv = ["/usr/bin/python3", os.path.join(BENCH, "peer", "app.py"), "--port", str(self.port),
+                "--threads", str(min(CORES, 2))]
+        if kernel:
+            argv += ["--kernel", kernel, "--bias", bias]
+        for m in models:
+            argv += ["--model", m]
+        self.p = spawn(argv, stdout=subprocess.DEVNULL, stderr=open(self.logpath, "w"))
+
+    @classmethod
+    def start(cls, *args, **kw):
+        """(a ready peer or None, {"ready_s"} or {"skipped": why})."""
+        peer = None
+        try:
+            peer = cls(*args, **kw)
+            return peer, {"ready_s": peer.ready()}
+        except Exception as e:
+            if peer:
+                peer.stop()
+            return None, {"skipped": f"peer (Flask + PyTorch) could not start: {e}"
+                          + (f"; see {peer.logpath}" if peer else "")}
 
     def ready(self):
         return wait_ready(self.port, self.p, timeout=120)
@@ -522,7 +550,7 @@ def make_models(workdir):
     shutil.rmtree(mdir, ignore_errors=True)
     os.makedirs(mdir)
     for fn in sorted(os.listdir(os.path.join(BENCH, "models"))):
-        if fn.endswith(".json"):
+        if fn.endswith(".json") and fn[:-5] not in chainbench.CHAINS:   # those: row 10
             shutil.copy(os.path.join(BENCH, "models", fn), mdir)
     rng = np.random.default_rng(1234)
     lim = np.sqrt(6.0 / (4 * 4 * 128 + 4 * 4 * 64))
@@ -581,7 +609,8 @@ class Shm:
 # ---------------------------------------------------------------- bench
 
 class Bench:
-    def __init__(self, build, quick):
+    def __init__(self, build, quick, only=()):
+        self.only = set(only)
         self.build = os.path.abspath(build)
         self.bin = os.path.join(self.build, "bench")
         self.quick = quick
@@ -744,7 +773,20 @@ class Bench:
         r, s = self.r, self.s
         r["system"] = self.system_info()
         r["system"]["quiet_check"] = self.wait_quiet(wait_quiet)
+        r["only"] = sorted(self.only)
         t_start = time.time()
+        if not self.only or self.only & set(SINGLE):
+            self.run_single(r, s)
+        chains = [n for n in chainbench.CHAINS if not self.only or n in self.only]
+        if chains:
+            chainbench.run(self, sys.modules[__name__], chains)
+        r["phases"] = self.phase.data
+        r["total_s"] = round(time.time() - t_start, 1)
+        self.mon.stop_ev.set()
+        return r
+
+    def run_single(self, r, s):
+        """Rows 1-9: the single-layer workloads."""
         self.bodies = make_bodies(self.work)
         self.models, kp, bp = make_models(self.work)
         r["ceiling_adjacent"] = {}
@@ -784,15 +826,7 @@ class Bench:
         with self.phase("9_peer_start"):
             # started and waited for before the HTTP phases: its torch import
             # takes more than a core for seconds and skewed whatever ran beside it
-            try:
-                peer = Peer(self.work, kp, bp)
-                r["peer"] = {"ready_s": peer.ready()}
-            except Exception as e:
-                r["peer"] = {"skipped": f"peer (Flask + PyTorch) could not start: {e}"
-                             + (f"; see {peer.logpath}" if peer else "")}
-                if peer:
-                    peer.stop()
-                peer = None
+            peer, r["peer"] = Peer.start(self.work, kp, bp)
 
         d = ng = None
         with self.phase("3_daemon_default_start"):
@@ -1028,11 +1062,6 @@ class Bench:
                 c["f32_t2"] = {"median_s": c["t2_median_s"]}
             r["raw_recheck"] = c
 
-        r["phases"] = self.phase.data
-        r["total_s"] = round(time.time() - t_start, 1)
-        self.mon.stop_ev.set()
-        return r
-
     def system_info(self):
         info = {"cores": CORES, "kernel": platform.release(), "python": platform.python_version()}
         try:
@@ -1210,6 +1239,7 @@ def analyse(r):
     if "binary_c4" in p and "1x2" in conc:
         best = max(c["levels"]["4"]["rps"] for c in conc.values() if "4" in c["levels"])
         a["peer_binary_c4_rps_ratio"] = best / p["binary_c4"]["rps"]
+    chainbench.analyse(r, a, g)
     a["goals"] = [{"goal": n, "value": v, "target": t, "met": bool(m)} for n, v, t, m in g]
     noisy = {k: v["foreign_cores"] for k, v in r.get("phases", {}).items()
              if v["foreign_cores"] > 0.15}
@@ -1231,274 +1261,276 @@ def table(r, a):
              f"{sysi.get('quiet_check', {}).get('foreign_cores_at_start', '?')} cores"
              f"{', bench niceness ' + str(sysi.get('niceness')) + ' (' + sysi.get('autogroup', '') + ')' if sysi.get('niceness') else ''}. Total {r.get('total_s')} s.")
     L.append("")
-    raw = r.get("raw", {}).get("workloads", {})
-    L.append("## 1. Ceiling: raw oneDNN deconvolution (batch 1)")
-    L.append("")
-    L.append("| workload | impl | 1 thr ms | 2 thr ms | best GFLOP/s | dense-equiv GFLOP/s | 2×1-thread concurrent img/s | best img/s |")
-    L.append("|---|---|---|---|---|---|---|---|")
-    for n, w in raw.items():
-        bt = w.get("best_threads", 1)
-        med = w[f"f32_t{bt}"]["median_s"]
-        L.append(f"| {n} | {w['f32_t1']['impl']} | {q(w['f32_t1']['median_s']*1e3, 3)} | "
-                 f"{q(w.get('f32_t2', {}).get('median_s', 0)*1e3, 3)} | {q(w['best_gflops'], 1)} | "
-                 f"{q(w['flops_dense']/med/1e9, 1)} | {q(w['concurrent_images_s'], 1)} | "
-                 f"{q(w['best_images_s'], 1)} ({w['best_images_how']}) |")
-    dc = raw.get("dcgan_up")
-    if dc and "bf16_t1" in dc:
-        bt = dc["bf16_best_threads"]
-        med = dc[f"bf16_t{bt}"]["median_s"]
-        L.append(f"| dcgan_up bf16 | {dc['bf16_t1']['impl']} | {q(dc['bf16_t1']['median_s']*1e3, 3)} | "
-                 f"{q(dc.get('bf16_t2', {}).get('median_s', 0)*1e3, 3)} | {q(dc['flops']/med/1e9, 1)} | "
-                 f"{q(dc['flops_dense']/med/1e9, 1)} | {q(dc['bf16_concurrent_images_s'], 1)} | "
-                 f"{q(dc['bf16_best_images_s'], 1)} |")
+    if set(r) & {"raw", "engine", "http_binary", "concurrency", "peer"}:   # rows 1-9 ran
+        raw = r.get("raw", {}).get("workloads", {})
+        L.append("## 1. Ceiling: raw oneDNN deconvolution (batch 1)")
         L.append("")
-        L.append(f"bf16 including the f32→bf16 input reorder the engine does: "
-                 f"{q(dc['bf16_with_input_reorder']['median_s']*1e3, 3)} ms at {dc['bf16_best_threads']} thr.")
-    vnames = [("chain", "deconv, then binary_add(bias)+eltwise post-op (engine: other activations)"),
-              ("bias_only", "bias in the deconv descriptor, no activation"),
-              ("fused_bias_eltwise", "bias + eltwise post-op in the deconv"),
-              ("bias_then_eltwise_primitive", "bias in the deconv + separate in-place eltwise"),
-              ("eltwise_postop_only", "eltwise post-op only, no bias"),
-              ("binary_and_eltwise_postops", "binary_add(bias) + eltwise as deconv post-ops")]
-    if any("variants" in w for w in raw.values()):
-        L.append("")
-        L.append("Attaching bias + activation (median ms and × of the bare deconvolution, at the best thread count):")
-        L.append("")
-        L.append("| variant | " + " | ".join(raw) + " |")
-        L.append("|---|" + "---|" * len(raw))
-        def bare_of(w):
-            b = w.get("variants", {}).get("bare")
-            return (b or w[f"f32_t{w.get('variants_threads', 1)}"])["median_s"]
-        L.append("| bare deconvolution (threads) | " + " | ".join(
-            f"{q(bare_of(w)*1e3, 3)} ({w.get('variants_threads', 1)})" for w in raw.values()) + " |")
-        for k, label in vnames:
-            cells = []
-            for w in raw.values():
-                v = w.get("variants", {}).get(k)
-                bare = bare_of(w)
-                cells.append(f"{q(v['median_s']*1e3, 3)} (×{q(v['median_s']/bare, 2)})" if v else "—")
-            L.append(f"| {label} | " + " | ".join(cells) + " |")
-    rc = r.get("raw_recheck")
-    if rc:
-        L.append(f"Ceiling re-check at the end of the run (dcgan_up): 1 thr {q(rc['f32_t1']['median_s']*1e3, 3)} ms, "
-                 f"2 thr {q(rc.get('f32_t2', {}).get('median_s', 0)*1e3, 3)} ms, best {q(rc['best_images_s'], 1)} img/s. "
-                 f"Ratios below use the better of the two runs: {q(a.get('raw_dcgan_best_latency_s', 0)*1e3, 3)} ms, "
-                 f"{q(a.get('raw_dcgan_best_images_s'), 1)} img/s.")
-    L.append("FLOPs: useful = 2·IC·OC·∏k·∏in (0.268 G for dcgan_up); dense-equivalent = 2·IC·OC·∏k·∏out "
-             "(the 1.07 G quoted in the issue, counting the zeros a stride-2 transposed conv inserts).")
-    L.append("")
-    eng = r.get("engine", {}).get("workloads", {})
-    if eng:
-        L.append("## 2. Engine overhead (same process, interleaved, medians)")
-        L.append("")
-        L.append("| workload | thr | raw ms | raw + binary_add ms | dcv_model_infer ms | engine/raw | chain/raw | goal ≤ 1.05 | engine/raw on p10 (noise-robust) |")
-        L.append("|---|---|---|---|---|---|---|---|---|")
-        for n, e in eng.items():
-            for t in ("t1", "t2"):
-                if t not in e:
-                    continue
-                x = e[t]
-                L.append(f"| {n} | {t[1]} | {q(x['raw']['median_s']*1e3, 4)} | {q(x['chain']['median_s']*1e3, 4)} | "
-                         f"{q(x['engine']['median_s']*1e3, 4)} | {q(x['engine_over_raw'], 3)} | "
-                         f"{q(x['chain_over_raw'], 3)} | {'met' if x['engine_over_raw'] <= 1.05 else 'NOT met'} | "
-                         f"{q(x['engine']['p10_s'] / x['raw']['p10_s'], 3)} |")
-        c = eng.get("dcgan_up", {}).get("concurrent")
-        if c:
+        L.append("| workload | impl | 1 thr ms | 2 thr ms | best GFLOP/s | dense-equiv GFLOP/s | 2×1-thread concurrent img/s | best img/s |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        for n, w in raw.items():
+            bt = w.get("best_threads", 1)
+            med = w[f"f32_t{bt}"]["median_s"]
+            L.append(f"| {n} | {w['f32_t1']['impl']} | {q(w['f32_t1']['median_s']*1e3, 3)} | "
+                     f"{q(w.get('f32_t2', {}).get('median_s', 0)*1e3, 3)} | {q(w['best_gflops'], 1)} | "
+                     f"{q(w['flops_dense']/med/1e9, 1)} | {q(w['concurrent_images_s'], 1)} | "
+                     f"{q(w['best_images_s'], 1)} ({w['best_images_how']}) |")
+        dc = raw.get("dcgan_up")
+        if dc and "bf16_t1" in dc:
+            bt = dc["bf16_best_threads"]
+            med = dc[f"bf16_t{bt}"]["median_s"]
+            L.append(f"| dcgan_up bf16 | {dc['bf16_t1']['impl']} | {q(dc['bf16_t1']['median_s']*1e3, 3)} | "
+                     f"{q(dc.get('bf16_t2', {}).get('median_s', 0)*1e3, 3)} | {q(dc['flops']/med/1e9, 1)} | "
+                     f"{q(dc['flops_dense']/med/1e9, 1)} | {q(dc['bf16_concurrent_images_s'], 1)} | "
+                     f"{q(dc['bf16_best_images_s'], 1)} |")
             L.append("")
-            L.append(f"dcgan_up, {c['threads']} concurrent 1-thread callers: raw {q(c['raw_images_s'], 1)} img/s, "
-                     f"engine {q(c['engine_images_s'], 1)} img/s (×{q(c['engine_over_raw'], 3)}).")
+            L.append(f"bf16 including the f32→bf16 input reorder the engine does: "
+                     f"{q(dc['bf16_with_input_reorder']['median_s']*1e3, 3)} ms at {dc['bf16_best_threads']} thr.")
+        vnames = [("chain", "deconv, then binary_add(bias)+eltwise post-op (engine: other activations)"),
+                  ("bias_only", "bias in the deconv descriptor, no activation"),
+                  ("fused_bias_eltwise", "bias + eltwise post-op in the deconv"),
+                  ("bias_then_eltwise_primitive", "bias in the deconv + separate in-place eltwise"),
+                  ("eltwise_postop_only", "eltwise post-op only, no bias"),
+                  ("binary_and_eltwise_postops", "binary_add(bias) + eltwise as deconv post-ops")]
+        if any("variants" in w for w in raw.values()):
+            L.append("")
+            L.append("Attaching bias + activation (median ms and × of the bare deconvolution, at the best thread count):")
+            L.append("")
+            L.append("| variant | " + " | ".join(raw) + " |")
+            L.append("|---|" + "---|" * len(raw))
+            def bare_of(w):
+                b = w.get("variants", {}).get("bare")
+                return (b or w[f"f32_t{w.get('variants_threads', 1)}"])["median_s"]
+            L.append("| bare deconvolution (threads) | " + " | ".join(
+                f"{q(bare_of(w)*1e3, 3)} ({w.get('variants_threads', 1)})" for w in raw.values()) + " |")
+            for k, label in vnames:
+                cells = []
+                for w in raw.values():
+                    v = w.get("variants", {}).get(k)
+                    bare = bare_of(w)
+                    cells.append(f"{q(v['median_s']*1e3, 3)} (×{q(v['median_s']/bare, 2)})" if v else "—")
+                L.append(f"| {label} | " + " | ".join(cells) + " |")
+        rc = r.get("raw_recheck")
+        if rc:
+            L.append(f"Ceiling re-check at the end of the run (dcgan_up): 1 thr {q(rc['f32_t1']['median_s']*1e3, 3)} ms, "
+                     f"2 thr {q(rc.get('f32_t2', {}).get('median_s', 0)*1e3, 3)} ms, best {q(rc['best_images_s'], 1)} img/s. "
+                     f"Ratios below use the better of the two runs: {q(a.get('raw_dcgan_best_latency_s', 0)*1e3, 3)} ms, "
+                     f"{q(a.get('raw_dcgan_best_images_s'), 1)} img/s.")
+        L.append("FLOPs: useful = 2·IC·OC·∏k·∏in (0.268 G for dcgan_up); dense-equivalent = 2·IC·OC·∏k·∏out "
+                 "(the 1.07 G quoted in the issue, counting the zeros a stride-2 transposed conv inserts).")
         L.append("")
-    hb, hj = r.get("http_binary"), r.get("http_json")
-    L.append("## 3–4. HTTP, one client, sequential, dcgan_up (daemon default: "
-             f"{r.get('daemon_default', {}).get('workers')} workers × {r.get('daemon_default', {}).get('threads_per_request')} threads)")
-    L.append("")
-    L.append("| path | req bytes | median ms | p99 ms | mean ms | req/s | median / raw | queue | parse | compute | encode | transfer+HTTP (ms, means) | server CPU ms/req | client CPU ms/req |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    hs = r.get("http_shm")
-    if hs:
-        tot, sp = hs["latency"]["mean_s"], hs["split"]
-        a["shm_split_ms"] = {
-            "queue": sp["queue_mean_s"] * 1e3, "parse": sp["compute_input_mean_s"] * 1e3,
-            "compute": sp["compute_infer_mean_s"] * 1e3, "encode": sp["compute_output_mean_s"] * 1e3,
-            "transfer_http": (tot - (sp["success_mean_s"] or 0)) * 1e3}
-    for name, h, sk in (("binary", hb, "binary_split_ms"), ("JSON", hj, "json_split_ms"),
-                        ("shared memory (client copies 0.5 MB in, 1 MB out)", hs, "shm_split_ms")):
-        if not h:
-            continue
-        sp = a.get(sk, {})
-        adj = (r.get("ceiling_adjacent", {}).get("http_shm", {}).get("best_latency_s") if h is hs
-               else a.get("raw_dcgan_adjacent_latency_s"))
-        rl = min(x for x in (adj, a.get("raw_dcgan_best_latency_s")) if x) \
-            if (adj or a.get("raw_dcgan_best_latency_s")) else None
-        L.append(f"| {name} | {h['request_bytes']} | {q(h['latency']['median_s']*1e3, 3)} | "
-                 f"{q(h['latency']['p99_s']*1e3, 3)} | {q(h['latency']['mean_s']*1e3, 3)} | {q(h['rps'], 1)} | "
-                 f"{q(h['latency']['median_s']/rl, 2) if rl else 'n/a'} | {q(sp.get('queue'), 3)} | "
-                 f"{q(sp.get('parse'), 3)} | {q(sp.get('compute'), 3)} | {q(sp.get('encode'), 3)} | "
-                 f"{q(sp.get('transfer_http'), 3)} | {q(h.get('server_cpu_per_req_ms'), 3)} | "
-                 f"{q(h.get('client_cpu_per_req_ms'), 3)} |")
-    fl = r.get("transport_floor", {})
-    for name, k in (("nginx, same bytes, no compute (transport floor)", "binary"),
-                    ("nginx, same JSON bytes (transport floor)", "json")):
-        h = fl.get(k)
-        if h:
+        eng = r.get("engine", {}).get("workloads", {})
+        if eng:
+            L.append("## 2. Engine overhead (same process, interleaved, medians)")
+            L.append("")
+            L.append("| workload | thr | raw ms | raw + binary_add ms | dcv_model_infer ms | engine/raw | chain/raw | goal ≤ 1.05 | engine/raw on p10 (noise-robust) |")
+            L.append("|---|---|---|---|---|---|---|---|---|")
+            for n, e in eng.items():
+                for t in ("t1", "t2"):
+                    if t not in e:
+                        continue
+                    x = e[t]
+                    L.append(f"| {n} | {t[1]} | {q(x['raw']['median_s']*1e3, 4)} | {q(x['chain']['median_s']*1e3, 4)} | "
+                             f"{q(x['engine']['median_s']*1e3, 4)} | {q(x['engine_over_raw'], 3)} | "
+                             f"{q(x['chain_over_raw'], 3)} | {'met' if x['engine_over_raw'] <= 1.05 else 'NOT met'} | "
+                             f"{q(x['engine']['p10_s'] / x['raw']['p10_s'], 3)} |")
+            c = eng.get("dcgan_up", {}).get("concurrent")
+            if c:
+                L.append("")
+                L.append(f"dcgan_up, {c['threads']} concurrent 1-thread callers: raw {q(c['raw_images_s'], 1)} img/s, "
+                         f"engine {q(c['engine_images_s'], 1)} img/s (×{q(c['engine_over_raw'], 3)}).")
+            L.append("")
+        hb, hj = r.get("http_binary"), r.get("http_json")
+        L.append("## 3–4. HTTP, one client, sequential, dcgan_up (daemon default: "
+                 f"{r.get('daemon_default', {}).get('workers')} workers × {r.get('daemon_default', {}).get('threads_per_request')} threads)")
+        L.append("")
+        L.append("| path | req bytes | median ms | p99 ms | mean ms | req/s | median / raw | queue | parse | compute | encode | transfer+HTTP (ms, means) | server CPU ms/req | client CPU ms/req |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        hs = r.get("http_shm")
+        if hs:
+            tot, sp = hs["latency"]["mean_s"], hs["split"]
+            a["shm_split_ms"] = {
+                "queue": sp["queue_mean_s"] * 1e3, "parse": sp["compute_input_mean_s"] * 1e3,
+                "compute": sp["compute_infer_mean_s"] * 1e3, "encode": sp["compute_output_mean_s"] * 1e3,
+                "transfer_http": (tot - (sp["success_mean_s"] or 0)) * 1e3}
+        for name, h, sk in (("binary", hb, "binary_split_ms"), ("JSON", hj, "json_split_ms"),
+                            ("shared memory (client copies 0.5 MB in, 1 MB out)", hs, "shm_split_ms")):
+            if not h:
+                continue
+            sp = a.get(sk, {})
+            adj = (r.get("ceiling_adjacent", {}).get("http_shm", {}).get("best_latency_s") if h is hs
+                   else a.get("raw_dcgan_adjacent_latency_s"))
+            rl = min(x for x in (adj, a.get("raw_dcgan_best_latency_s")) if x) \
+                if (adj or a.get("raw_dcgan_best_latency_s")) else None
             L.append(f"| {name} | {h['request_bytes']} | {q(h['latency']['median_s']*1e3, 3)} | "
-                     f"{q(h['latency']['p99_s']*1e3, 3)} | {q(h['latency']['mean_s']*1e3, 3)} | {q(h['rps'], 1)} | | | | | | | "
-                     f"{q(h.get('server_cpu_per_req_ms'), 3)} | {q(h.get('client_cpu_per_req_ms'), 3)} |")
-    if "http_binary_median_minus_floor_over_raw" in a:
-        L.append("")
-        L.append(f"Binary: (deconvd median − transport floor median) / raw median = "
-                 f"**{q(a['http_binary_median_minus_floor_over_raw'], 2)}** — what deconvd adds beyond the bytes "
-                 "any HTTP server must move.")
-    if a.get("raw_dcgan_adjacent_latency_s"):
-        L.append("")
-        L.append(f"Raw ceiling measured in alternation with the binary slices: {q(a['raw_dcgan_adjacent_latency_s']*1e3, 3)} ms "
-                 f"(median of slices; run best {q((a.get('raw_dcgan_best_latency_s') or 0)*1e3, 3)} ms). Requests, "
-                 "deconvd and nginx alternate in slices too."
-                 + (f" Noise-robust view: deconvd p10 / raw p10 = {q(a['http_binary_p10_over_raw_p10'], 2)}."
-                    if a.get("http_binary_p10_over_raw_p10") else ""))
-    if hs:
-        ck = hs.get("check_vs_binary", {})
-        L.append("")
-        L.append(f"Shared memory (Triton's system shared memory extension): the same request with its tensors in a "
-                 f"registered /dev/shm object, HTTP carrying {hs['request_bytes']} B of JSON each way; median / raw "
-                 f"ceiling (alternating) = **{q(a.get('http_shm_median_over_raw'), 2)}**, p99 / raw "
-                 f"{q(a.get('http_shm_p99_over_raw'), 2)}; output vs the binary path's: max |diff| "
-                 f"{q(ck.get('max_abs_diff'), 3)} ({'match' if ck.get('ok') else 'MISMATCH'}).")
-    L.append("")
-    L.append("Split from GET /v2/models/dcgan_up/stats deltas: queue, compute_input (parse), compute_infer, "
-             "compute_output (encode); transfer+HTTP = client mean − server success mean.")
-    cd = r.get("codec")
-    if cd:
-        L.append("")
-        L.append(f"Codec, {cd['count']} floats ({cd['text_bytes_dcv']} B of text): decode "
-                 f"{q(cd['decode_dcv_median_s']*1e3, 3)} ms vs cJSON parse+walk {q(cd['decode_cjson_median_s']*1e3, 3)} ms "
-                 f"(**×{q(cd['decode_ratio'], 1)}**, parse-only ×{q(cd['decode_ratio_parse_only'], 1)}); encode "
-                 f"{q(cd['encode_dcv_median_s']*1e3, 3)} ms vs cJSON create+print {q(cd['encode_cjson_median_s']*1e3, 3)} ms "
-                 f"(**×{q(cd['encode_ratio'], 1)}**, print-only ×{q(cd['encode_ratio_print_only'], 1)}); round trip "
-                 f"{'exact' if cd['roundtrip_exact'] else 'NOT exact'} ({cd['count']} values + "
-                 f"{cd['roundtrip_random_bits_checked']} random finite bit patterns).")
-    L.append("")
-    sm = r.get("small", {})
-    if sm.get("deconvd"):
-        L.append(f"## 5. Small requests: wrk, 32 connections, {r['settings']['wrk_s']} s each (2 alternating slices), tiny JSON ({sm.get('response_bytes')} B answer)")
-        L.append("")
-        L.append("| server | req/s | p50 ms | p99 ms | max ms | non-2xx | socket errors |")
-        L.append("|---|---|---|---|---|---|---|")
-        for n in ("deconvd", "nginx"):
-            w = sm.get(n)
-            if w:
-                L.append(f"| {n} | {q(w['rps'], 0)} | {q(w['lat_p50_us']/1e3, 3)} | {q(w['lat_p99_us']/1e3, 3)} | "
-                         f"{q(w['lat_max_us']/1e3, 2)} | {w['non2xx']} | "
-                         f"{w['errors_connect'] + w['errors_read'] + w['errors_write'] + w['errors_timeout']} |")
-        if "small_rate_ratio" in a:
+                     f"{q(h['latency']['p99_s']*1e3, 3)} | {q(h['latency']['mean_s']*1e3, 3)} | {q(h['rps'], 1)} | "
+                     f"{q(h['latency']['median_s']/rl, 2) if rl else 'n/a'} | {q(sp.get('queue'), 3)} | "
+                     f"{q(sp.get('parse'), 3)} | {q(sp.get('compute'), 3)} | {q(sp.get('encode'), 3)} | "
+                     f"{q(sp.get('transfer_http'), 3)} | {q(h.get('server_cpu_per_req_ms'), 3)} | "
+                     f"{q(h.get('client_cpu_per_req_ms'), 3)} |")
+        fl = r.get("transport_floor", {})
+        for name, k in (("nginx, same bytes, no compute (transport floor)", "binary"),
+                        ("nginx, same JSON bytes (transport floor)", "json")):
+            h = fl.get(k)
+            if h:
+                L.append(f"| {name} | {h['request_bytes']} | {q(h['latency']['median_s']*1e3, 3)} | "
+                         f"{q(h['latency']['p99_s']*1e3, 3)} | {q(h['latency']['mean_s']*1e3, 3)} | {q(h['rps'], 1)} | | | | | | | "
+                         f"{q(h.get('server_cpu_per_req_ms'), 3)} | {q(h.get('client_cpu_per_req_ms'), 3)} |")
+        if "http_binary_median_minus_floor_over_raw" in a:
             L.append("")
-            L.append(f"deconvd / nginx rate: **{q(a['small_rate_ratio'], 3)}**")
-        L.append("")
-    conc = r.get("concurrency", {})
-    if conc:
-        L.append("## 6. Concurrency: binary dcgan_up, images/s vs the raw ceiling measured in alternation with it")
-        L.append("")
-        L.append("Ratio = deconvd images/s ÷ raw best images/s (max of 1-stream latency and one 1-thread "
-                 "primitive per core): the higher of the ceiling measured in slices alternating with the "
-                 "HTTP slices and the run's best, "
-                 f"{q(a.get('raw_dcgan_best_images_s'), 1)} img/s (a slowed ceiling slice must not flatter a ratio).")
-        L.append("")
-        L.append("| config | clients | img/s | raw img/s (alongside) | ratio | p50 ms | p99 ms | deconvd CPU ms/img | client CPU ms/img | img/s the 2 cores allow* |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|")
-        rows = [(k, c, "levels", "ceiling_adjacent", a["concurrency_ratio"], "") for k, c in conc.items()]
-        rows += [(k, c, "shm_levels", "shm_ceiling_adjacent", a.get("concurrency_shm_ratio", {}),
-                  ", tensors in shared memory") for k, c in conc.items() if c.get("shm_levels")]
-        for k, c, lk, ck, ratios, what in rows:
-            for lvl in ("1", "2", "4", "8"):
-                x = c[lk].get(lvl)
-                if not x:
-                    continue
-                ce = c.get(ck, {}).get(lvl, {}).get("best_images_s")
-                cpu = (x.get("server_cpu_per_req_ms") or 0) + (x.get("client_cpu_per_req_ms") or 0)
-                name = k + (f" ({c['label']}{what})" if c.get("label") else what) + (" — experiment" if c.get("experiment") else "")
-                L.append(f"| {name if lvl == '1' else ''} | {lvl} | {q(x['rps'], 1)} | {q(ce, 1)} | "
-                         f"{q(ratios.get(k, {}).get(lvl), 3)} | {q(x['latency']['median_s']*1e3, 2)} | "
-                         f"{q(x['latency']['p99_s']*1e3, 2)} | {q(x.get('server_cpu_per_req_ms'), 3)} | "
-                         f"{q(x.get('client_cpu_per_req_ms'), 3)} | {q(CORES * 1e3 / cpu if cpu else None, 0)} |")
-        L.append("")
-        L.append(f"\\* {CORES} cores ÷ (deconvd + client CPU per image): the client shares the machine, so this, "
-                 "not the raw ceiling, bounds what any server could reach here.")
-        if a.get("concurrency_better_default"):
+            L.append(f"Binary: (deconvd median − transport floor median) / raw median = "
+                     f"**{q(a['http_binary_median_minus_floor_over_raw'], 2)}** — what deconvd adds beyond the bytes "
+                     "any HTTP server must move.")
+        if a.get("raw_dcgan_adjacent_latency_s"):
             L.append("")
-            L.append(f"Mean ratio over levels: " + ", ".join(f"{k} {q(v, 3)}" for k, v in a['concurrency_mean_ratio'].items())
-                     + (" (experiment, not a goal row: default+active = the default split with OMP_WAIT_POLICY=active, libgomp's spinning helpers, which the daemon otherwise turns off; "
-                        "mean " + ", ".join(q(sum(v.values()) / len(v), 3) for k, v in a["concurrency_ratio"].items()
-                                           if conc[k].get("experiment") and v) + ")"
-                        if any(c.get("experiment") for c in conc.values()) else "")
-                     + f" → best on this machine: **{a['concurrency_better_default']}**.")
-        L.append("")
-    b = r.get("engine", {}).get("bf16")
-    if b:
-        L.append("## 7. bfloat16 dcgan_up vs float32")
-        L.append("")
-        L.append(f"Engine (in-process): f32 best {q(b['f32_best_images_s'], 1)} img/s, bf16 best "
-                 f"{q(b['bf16_best_images_s'], 1)} img/s → **×{q(b['throughput_ratio'], 2)}** "
-                 f"(1-thread latency f32 {q(b['f32_t1_median_s']*1e3, 3)} ms, bf16 {q(b['bf16_t1_median_s']*1e3, 3)} ms; "
-                 f"concurrent f32 {q(b['f32_concurrent_images_s'], 1)}, bf16 {q(b['bf16_concurrent_images_s'], 1)} img/s).")
-        if a.get("bf16_http_ratio"):
-            L.append(f"HTTP, 4 binary clients, bf16 and f32 alternating: bf16/f32 images/s " +
-                     ", ".join(f"{k} ×{q(v, 2)}" for k, v in a["bf16_http_ratio"].items()) + ".")
-        L.append(f"Error vs f32 on the same input: max|err|/max|ref| = {q(b['max_err_over_max_ref'], 5)}, "
-                 f"relative L2 = {q(b['rel_l2_err'], 5)}, max elementwise relative error where |ref| ≥ 1% of max = "
-                 f"{q(b['max_rel_err_significant'], 4)}" +
-                 (f"; over HTTP max|err|/max|ref| = {q(r['bf16_http']['max_err_over_max_ref'], 5)}" if r.get("bf16_http") else "") + ".")
-        L.append("")
-    mem = r.get("memory", {})
-    if mem:
-        L.append("## 8. Memory (KiB, /proc/PID/status)")
-        L.append("")
-        L.append("| state | VmRSS | VmHWM |")
-        L.append("|---|---|---|")
-        for n, k in (("idle, example models (config/)", "idle_examples"),
-                     ("idle, bench models", "idle_bench_models")):
-            if k in mem:
-                L.append(f"| {n} | {mem[k].get('VmRSS')} | {mem[k].get('VmHWM')} |")
-        gr = mem.get("growth")
-        if gr:
-            L.append(f"| after {gr['first_n']} tiny requests | {gr['after_first'].get('VmRSS')} | {gr['after_first'].get('VmHWM')} |")
-            L.append(f"| after {gr['total_n']} tiny requests | {gr['after_total'].get('VmRSS')} | {gr['after_total'].get('VmHWM')} |")
-        if "after_default_daemon" in mem:
-            x = mem["after_default_daemon"]
-            L.append(f"| default daemon after binary/JSON/wrk runs | {x.get('VmRSS')} | {x.get('VmHWM')} |")
-        for k, c in conc.items():
-            x = c.get("memory_after_load", {})
-            L.append(f"| {k} after 8-client fp32 + 4-client bf16 load | {x.get('VmRSS')} | {x.get('VmHWM')} |")
-        pm = r.get("peer", {}).get("memory")
-        if pm:
-            L.append(f"| peer (Flask + PyTorch) after its runs | {pm.get('VmRSS')} | {pm.get('VmHWM')} |")
-        if gr:
+            L.append(f"Raw ceiling measured in alternation with the binary slices: {q(a['raw_dcgan_adjacent_latency_s']*1e3, 3)} ms "
+                     f"(median of slices; run best {q((a.get('raw_dcgan_best_latency_s') or 0)*1e3, 3)} ms). Requests, "
+                     "deconvd and nginx alternate in slices too."
+                     + (f" Noise-robust view: deconvd p10 / raw p10 = {q(a['http_binary_p10_over_raw_p10'], 2)}."
+                        if a.get("http_binary_p10_over_raw_p10") else ""))
+        if hs:
+            ck = hs.get("check_vs_binary", {})
             L.append("")
-            L.append(f"RSS growth between request {gr['first_n']} and {gr['total_n']}: **{gr['rss_growth_kb']} KiB** "
-                     f"({gr['ok']} ok, {gr['errors']} errors).")
+            L.append(f"Shared memory (Triton's system shared memory extension): the same request with its tensors in a "
+                     f"registered /dev/shm object, HTTP carrying {hs['request_bytes']} B of JSON each way; median / raw "
+                     f"ceiling (alternating) = **{q(a.get('http_shm_median_over_raw'), 2)}**, p99 / raw "
+                     f"{q(a.get('http_shm_p99_over_raw'), 2)}; output vs the binary path's: max |diff| "
+                     f"{q(ck.get('max_abs_diff'), 3)} ({'match' if ck.get('ok') else 'MISMATCH'}).")
         L.append("")
-    p = r.get("peer", {})
-    L.append("## 9. Peer: Flask + PyTorch (torch.nn.ConvTranspose2d, padding=1), same requests")
-    L.append("")
-    if "skipped" in p:
-        L.append(f"Skipped: {p['skipped']}")
-    else:
-        ck = p.get("check", {})
-        if ck:
-            L.append(f"Numerical check vs deconvd (same .npy weights): max|diff| = {q(ck['max_abs_diff'], 8)} "
-                     f"(max|y| {q(ck['max_abs_ref'], 3)}) → {'match' if ck['ok'] else 'MISMATCH'}.")
+        L.append("Split from GET /v2/models/dcgan_up/stats deltas: queue, compute_input (parse), compute_infer, "
+                 "compute_output (encode); transfer+HTTP = client mean − server success mean.")
+        cd = r.get("codec")
+        if cd:
             L.append("")
-        L.append("| path | deconvd median ms | peer median ms | peer/deconvd latency | deconvd req/s | peer req/s | deconvd/peer req/s |")
-        L.append("|---|---|---|---|---|---|---|")
-        for n, dk, pk, lk, rk in (("binary", "http_binary", "binary", "peer_binary_latency_ratio", "peer_binary_rps_ratio"),
-                                  ("JSON", "http_json", "json", "peer_json_latency_ratio", "peer_json_rps_ratio")):
-            if pk in p and r.get(dk):
-                L.append(f"| {n} | {q(r[dk]['latency']['median_s']*1e3, 2)} | {q(p[pk]['latency']['median_s']*1e3, 2)} | "
-                         f"{q(a.get(lk), 2)} | {q(r[dk]['rps'], 1)} | {q(p[pk]['rps'], 1)} | {q(a.get(rk), 2)} |")
-        if "binary_c4" in p:
-            L.append(f"| binary, 4 clients | | {q(p['binary_c4']['latency']['median_s']*1e3, 2)} | | "
-                     f"{q(max(c['levels']['4']['rps'] for c in conc.values()) if conc else None, 1)} | "
-                     f"{q(p['binary_c4']['rps'], 1)} | {q(a.get('peer_binary_c4_rps_ratio'), 2)} |")
-    L.append("")
+            L.append(f"Codec, {cd['count']} floats ({cd['text_bytes_dcv']} B of text): decode "
+                     f"{q(cd['decode_dcv_median_s']*1e3, 3)} ms vs cJSON parse+walk {q(cd['decode_cjson_median_s']*1e3, 3)} ms "
+                     f"(**×{q(cd['decode_ratio'], 1)}**, parse-only ×{q(cd['decode_ratio_parse_only'], 1)}); encode "
+                     f"{q(cd['encode_dcv_median_s']*1e3, 3)} ms vs cJSON create+print {q(cd['encode_cjson_median_s']*1e3, 3)} ms "
+                     f"(**×{q(cd['encode_ratio'], 1)}**, print-only ×{q(cd['encode_ratio_print_only'], 1)}); round trip "
+                     f"{'exact' if cd['roundtrip_exact'] else 'NOT exact'} ({cd['count']} values + "
+                     f"{cd['roundtrip_random_bits_checked']} random finite bit patterns).")
+        L.append("")
+        sm = r.get("small", {})
+        if sm.get("deconvd"):
+            L.append(f"## 5. Small requests: wrk, 32 connections, {r['settings']['wrk_s']} s each (2 alternating slices), tiny JSON ({sm.get('response_bytes')} B answer)")
+            L.append("")
+            L.append("| server | req/s | p50 ms | p99 ms | max ms | non-2xx | socket errors |")
+            L.append("|---|---|---|---|---|---|---|")
+            for n in ("deconvd", "nginx"):
+                w = sm.get(n)
+                if w:
+                    L.append(f"| {n} | {q(w['rps'], 0)} | {q(w['lat_p50_us']/1e3, 3)} | {q(w['lat_p99_us']/1e3, 3)} | "
+                             f"{q(w['lat_max_us']/1e3, 2)} | {w['non2xx']} | "
+                             f"{w['errors_connect'] + w['errors_read'] + w['errors_write'] + w['errors_timeout']} |")
+            if "small_rate_ratio" in a:
+                L.append("")
+                L.append(f"deconvd / nginx rate: **{q(a['small_rate_ratio'], 3)}**")
+            L.append("")
+        conc = r.get("concurrency", {})
+        if conc:
+            L.append("## 6. Concurrency: binary dcgan_up, images/s vs the raw ceiling measured in alternation with it")
+            L.append("")
+            L.append("Ratio = deconvd images/s ÷ raw best images/s (max of 1-stream latency and one 1-thread "
+                     "primitive per core): the higher of the ceiling measured in slices alternating with the "
+                     "HTTP slices and the run's best, "
+                     f"{q(a.get('raw_dcgan_best_images_s'), 1)} img/s (a slowed ceiling slice must not flatter a ratio).")
+            L.append("")
+            L.append("| config | clients | img/s | raw img/s (alongside) | ratio | p50 ms | p99 ms | deconvd CPU ms/img | client CPU ms/img | img/s the 2 cores allow* |")
+            L.append("|---|---|---|---|---|---|---|---|---|---|")
+            rows = [(k, c, "levels", "ceiling_adjacent", a["concurrency_ratio"], "") for k, c in conc.items()]
+            rows += [(k, c, "shm_levels", "shm_ceiling_adjacent", a.get("concurrency_shm_ratio", {}),
+                      ", tensors in shared memory") for k, c in conc.items() if c.get("shm_levels")]
+            for k, c, lk, ck, ratios, what in rows:
+                for lvl in ("1", "2", "4", "8"):
+                    x = c[lk].get(lvl)
+                    if not x:
+                        continue
+                    ce = c.get(ck, {}).get(lvl, {}).get("best_images_s")
+                    cpu = (x.get("server_cpu_per_req_ms") or 0) + (x.get("client_cpu_per_req_ms") or 0)
+                    name = k + (f" ({c['label']}{what})" if c.get("label") else what) + (" — experiment" if c.get("experiment") else "")
+                    L.append(f"| {name if lvl == '1' else ''} | {lvl} | {q(x['rps'], 1)} | {q(ce, 1)} | "
+                             f"{q(ratios.get(k, {}).get(lvl), 3)} | {q(x['latency']['median_s']*1e3, 2)} | "
+                             f"{q(x['latency']['p99_s']*1e3, 2)} | {q(x.get('server_cpu_per_req_ms'), 3)} | "
+                             f"{q(x.get('client_cpu_per_req_ms'), 3)} | {q(CORES * 1e3 / cpu if cpu else None, 0)} |")
+            L.append("")
+            L.append(f"\\* {CORES} cores ÷ (deconvd + client CPU per image): the client shares the machine, so this, "
+                     "not the raw ceiling, bounds what any server could reach here.")
+            if a.get("concurrency_better_default"):
+                L.append("")
+                L.append(f"Mean ratio over levels: " + ", ".join(f"{k} {q(v, 3)}" for k, v in a['concurrency_mean_ratio'].items())
+                         + (" (experiment, not a goal row: default+active = the default split with OMP_WAIT_POLICY=active, libgomp's spinning helpers, which the daemon otherwise turns off; "
+                            "mean " + ", ".join(q(sum(v.values()) / len(v), 3) for k, v in a["concurrency_ratio"].items()
+                                               if conc[k].get("experiment") and v) + ")"
+                            if any(c.get("experiment") for c in conc.values()) else "")
+                         + f" → best on this machine: **{a['concurrency_better_default']}**.")
+            L.append("")
+        b = r.get("engine", {}).get("bf16")
+        if b:
+            L.append("## 7. bfloat16 dcgan_up vs float32")
+            L.append("")
+            L.append(f"Engine (in-process): f32 best {q(b['f32_best_images_s'], 1)} img/s, bf16 best "
+                     f"{q(b['bf16_best_images_s'], 1)} img/s → **×{q(b['throughput_ratio'], 2)}** "
+                     f"(1-thread latency f32 {q(b['f32_t1_median_s']*1e3, 3)} ms, bf16 {q(b['bf16_t1_median_s']*1e3, 3)} ms; "
+                     f"concurrent f32 {q(b['f32_concurrent_images_s'], 1)}, bf16 {q(b['bf16_concurrent_images_s'], 1)} img/s).")
+            if a.get("bf16_http_ratio"):
+                L.append(f"HTTP, 4 binary clients, bf16 and f32 alternating: bf16/f32 images/s " +
+                         ", ".join(f"{k} ×{q(v, 2)}" for k, v in a["bf16_http_ratio"].items()) + ".")
+            L.append(f"Error vs f32 on the same input: max|err|/max|ref| = {q(b['max_err_over_max_ref'], 5)}, "
+                     f"relative L2 = {q(b['rel_l2_err'], 5)}, max elementwise relative error where |ref| ≥ 1% of max = "
+                     f"{q(b['max_rel_err_significant'], 4)}" +
+                     (f"; over HTTP max|err|/max|ref| = {q(r['bf16_http']['max_err_over_max_ref'], 5)}" if r.get("bf16_http") else "") + ".")
+            L.append("")
+        mem = r.get("memory", {})
+        if mem:
+            L.append("## 8. Memory (KiB, /proc/PID/status)")
+            L.append("")
+            L.append("| state | VmRSS | VmHWM |")
+            L.append("|---|---|---|")
+            for n, k in (("idle, example models (config/)", "idle_examples"),
+                         ("idle, bench models", "idle_bench_models")):
+                if k in mem:
+                    L.append(f"| {n} | {mem[k].get('VmRSS')} | {mem[k].get('VmHWM')} |")
+            gr = mem.get("growth")
+            if gr:
+                L.append(f"| after {gr['first_n']} tiny requests | {gr['after_first'].get('VmRSS')} | {gr['after_first'].get('VmHWM')} |")
+                L.append(f"| after {gr['total_n']} tiny requests | {gr['after_total'].get('VmRSS')} | {gr['after_total'].get('VmHWM')} |")
+            if "after_default_daemon" in mem:
+                x = mem["after_default_daemon"]
+                L.append(f"| default daemon after binary/JSON/wrk runs | {x.get('VmRSS')} | {x.get('VmHWM')} |")
+            for k, c in conc.items():
+                x = c.get("memory_after_load", {})
+                L.append(f"| {k} after 8-client fp32 + 4-client bf16 load | {x.get('VmRSS')} | {x.get('VmHWM')} |")
+            pm = r.get("peer", {}).get("memory")
+            if pm:
+                L.append(f"| peer (Flask + PyTorch) after its runs | {pm.get('VmRSS')} | {pm.get('VmHWM')} |")
+            if gr:
+                L.append("")
+                L.append(f"RSS growth between request {gr['first_n']} and {gr['total_n']}: **{gr['rss_growth_kb']} KiB** "
+                         f"({gr['ok']} ok, {gr['errors']} errors).")
+            L.append("")
+        p = r.get("peer", {})
+        L.append("## 9. Peer: Flask + PyTorch (torch.nn.ConvTranspose2d, padding=1), same requests")
+        L.append("")
+        if "skipped" in p:
+            L.append(f"Skipped: {p['skipped']}")
+        else:
+            ck = p.get("check", {})
+            if ck:
+                L.append(f"Numerical check vs deconvd (same .npy weights): max|diff| = {q(ck['max_abs_diff'], 8)} "
+                         f"(max|y| {q(ck['max_abs_ref'], 3)}) → {'match' if ck['ok'] else 'MISMATCH'}.")
+                L.append("")
+            L.append("| path | deconvd median ms | peer median ms | peer/deconvd latency | deconvd req/s | peer req/s | deconvd/peer req/s |")
+            L.append("|---|---|---|---|---|---|---|")
+            for n, dk, pk, lk, rk in (("binary", "http_binary", "binary", "peer_binary_latency_ratio", "peer_binary_rps_ratio"),
+                                      ("JSON", "http_json", "json", "peer_json_latency_ratio", "peer_json_rps_ratio")):
+                if pk in p and r.get(dk):
+                    L.append(f"| {n} | {q(r[dk]['latency']['median_s']*1e3, 2)} | {q(p[pk]['latency']['median_s']*1e3, 2)} | "
+                             f"{q(a.get(lk), 2)} | {q(r[dk]['rps'], 1)} | {q(p[pk]['rps'], 1)} | {q(a.get(rk), 2)} |")
+            if "binary_c4" in p:
+                L.append(f"| binary, 4 clients | | {q(p['binary_c4']['latency']['median_s']*1e3, 2)} | | "
+                         f"{q(max(c['levels']['4']['rps'] for c in conc.values()) if conc else None, 1)} | "
+                         f"{q(p['binary_c4']['rps'], 1)} | {q(a.get('peer_binary_c4_rps_ratio'), 2)} |")
+        L.append("")
+    L += chainbench.table(r, a, q)
     L.append("## Goals")
     L.append("")
     L.append("| goal | value | target | |")
@@ -1669,6 +1701,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK", "") not in ("", "0"))
+    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""), metavar="W1,W2",
+                    help="run only these workloads' rows (env BENCH_ONLY; e.g. dcgan_gen,vae_decoder)")
     ap.add_argument("--report-only", metavar="JSON", help="re-render table/charts from a results JSON")
     ap.add_argument("--nice", type=int, default=int(os.environ.get("BENCH_NICE") or 0),
                     help="niceness increment for the bench and everything it starts (env BENCH_NICE; "
@@ -1686,7 +1720,13 @@ def main():
         work = os.path.join(os.path.abspath(args.build), "bench", "run")
         os.makedirs(work, exist_ok=True)
     else:
-        for b in ("deconvd", "bench/raw_dnnl", "bench/engine_bench", "bench/codec_bench", "bench/http_client"):
+        only = [w for w in args.only.replace(" ", "").split(",") if w]
+        bad = [w for w in only if w not in SINGLE and w not in chainbench.CHAINS]
+        if bad:
+            sys.exit(f"bench: unknown workload {', '.join(bad)} in BENCH_ONLY "
+                     f"(known: {', '.join(SINGLE + tuple(chainbench.CHAINS))})")
+        for b in ("deconvd", "bench/raw_dnnl", "bench/engine_bench", "bench/codec_bench", "bench/http_client",
+                  "bench/rawchain"):
             if not os.access(os.path.join(args.build, b), os.X_OK):
                 sys.exit(f"bench: {os.path.join(args.build, b)} missing; run `make bench`")
         if args.nice:
@@ -1710,21 +1750,23 @@ def main():
                 atexit.register(restore)          # the session outlives the bench
             except (OSError, AttributeError):
                 pass
-        bench = Bench(args.build, args.quick)
+        bench = Bench(args.build, args.quick, only)
         r = bench.run(args.wait_quiet)
         work = bench.work
     a = analyse(r)
     r["analysis"] = a
     md = table(r, a)
-    made = charts(r, a, work)
+    # a BENCH_ONLY run leaves the full run's results and charts alone
+    stem = "partial" if r.get("only") else "latest"
+    made = [] if r.get("only") else charts(r, a, work)
     if made:
         md += "Charts: " + ", ".join(os.path.relpath(p, RESULTS) for p in made) + "\n"
-    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+    with open(os.path.join(RESULTS, stem + ".json"), "w") as f:
         json.dump(r, f, indent=1, default=str)
-    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+    with open(os.path.join(RESULTS, stem + ".md"), "w") as f:
         f.write(md)
     print(md)
-    log(f"wrote {os.path.join(RESULTS, 'latest.md')}, latest.json and {len(made)} charts")
+    log(f"wrote {os.path.join(RESULTS, stem + '.md')}, {stem}.json and {len(made)} charts")
 
 
 if __name__ == "__main__":

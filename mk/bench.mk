@@ -1,6 +1,7 @@
 # Benchmarks — `make bench` (full, ~5 min) or `make bench BENCH_QUICK=1` (~1.5 min);
 # BENCH_WAIT_QUIET=SECONDS waits for background load to drop, BENCH_NICE=-N (root)
-# shields the run from it.
+# shields the run from it; BENCH_ONLY=dcgan_gen,vae_decoder runs only those
+# workloads' rows (see bench/README.md).
 # Installs the bench's Debian packages (bench/install-deps), builds the C
 # harnesses into $(BUILD)/bench/ with the project's CFLAGS, and runs
 # bench/run.py, which prints the table and writes bench/results/latest.{md,json}
@@ -11,13 +12,14 @@ BENCH_PY     ?= /usr/bin/python3
 BENCH_CFLAGS  = $(filter-out -MMD -MP,$(CFLAGS))
 BENCH_COMMON := bench/benchutil.h
 BENCH_BINS   := $(BENCH_DIR)/raw_dnnl $(BENCH_DIR)/engine_bench $(BENCH_DIR)/codec_bench \
-                $(BENCH_DIR)/http_client
+                $(BENCH_DIR)/http_client $(BENCH_DIR)/rawchain
 
 .PHONY: bench bench-deps bench-build
 
 bench: bench-deps all
 	$(MAKE) --no-print-directory bench-build
 	BENCH_QUICK=$(BENCH_QUICK) BENCH_NICE=$(BENCH_NICE) BENCH_WAIT_QUIET=$(BENCH_WAIT_QUIET) \
+	    BENCH_ONLY=$(BENCH_ONLY) \
 	    $(BENCH_PY) bench/run.py --build $(BUILD)
 
 bench-deps:
@@ -36,6 +38,9 @@ $(BENCH_DIR)/engine_bench: bench/engine_bench.c bench/rawprim.c bench/rawprim.h 
                            $(BUILD)/libdeconvd.a | $(BENCH_DIR)
 	$(CC) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ bench/engine_bench.c bench/rawprim.c \
 	    $(BUILD)/libdeconvd.a $(LDLIBS)
+
+$(BENCH_DIR)/rawchain: bench/rawchain.c $(BENCH_COMMON) $(BUILD)/libdeconvd.a | $(BENCH_DIR)
+	$(CC) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ bench/rawchain.c $(BUILD)/libdeconvd.a $(LDLIBS)
 
 $(BENCH_DIR)/codec_bench: bench/codec_bench.c $(BENCH_COMMON) $(BUILD)/libdeconvd.a | $(BENCH_DIR)
 	$(CC) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ bench/codec_bench.c $(BUILD)/libdeconvd.a $(LDLIBS)

@@ -15,7 +15,7 @@ FUZZ_DIR       := $(BUILD)/fuzz
 FUZZ_SECONDS   ?= 60
 FUZZ_PARALLEL  ?= 1
 FUZZ_ARGS      ?=
-FUZZ_HARNESSES ?= kserve tfserving float model shape npy accept modelform
+FUZZ_HARNESSES ?= kserve tfserving float model shape npy accept modelform kzip kfile
 FUZZ_BINS       = $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_LIB_OBJ   := $(LIB_SRC:src/%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_SAN       := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -50,6 +50,7 @@ $(FUZZ_DIR)/obj:
 	mkdir -p $@
 
 # The project sources: instrumented for coverage feedback and sanitizers.
+$(FUZZ_DIR)/obj/kh5.o: FUZZ_CFLAGS += $(HDF5_INC)
 $(FUZZ_DIR)/obj/%.o: src/%.c | $(FUZZ_DIR)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
 
@@ -70,6 +71,7 @@ FUZZ_COV_OBJ   := $(LIB_SRC:src/%.c=$(FUZZ_COV_DIR)/obj/%.o)
 $(FUZZ_COV_DIR)/obj:
 	mkdir -p $@
 
+$(FUZZ_COV_DIR)/obj/kh5.o: FUZZ_CFLAGS += $(HDF5_INC)
 $(FUZZ_COV_DIR)/obj/%.o: src/%.c | $(FUZZ_COV_DIR)/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_COV_FLAGS) -c $< -o $@
 

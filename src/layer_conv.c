@@ -31,6 +31,7 @@ struct wlayer {
     struct dcv_conv conv;           /* what the engine runs (Dense: 1-wide, channels last) */
     int ndim;                       /* input rank */
     float *kernel, *bias;           /* Keras deconvolution layout, folds applied */
+    struct dcv_init kinit, binit;   /* fill weights the file leaves out, as single layers do */
     size_t cache_cap;
     struct dcv_engine_kernel *k;
 };
@@ -71,6 +72,8 @@ static int convt_parse(const char *cls, const struct dcv_json *cfg,
     }
     s->class_name = cls;
     s->conv = s->layer.conv;
+    s->kinit = s->layer.kernel_init;
+    s->binit = s->layer.bias_init;
     s->ndim = s->conv.rank + 2;
     snprintf(s->name, sizeof s->name, "%s", s->layer.name);
     *state = s;
@@ -139,6 +142,11 @@ static int dense_parse(const struct dcv_json *cfg, const struct dcv_layer_ctx *c
     snprintf(s->name, sizeof s->name, "%s", nm ? nm : "dense");
     if ((rc = dcv_activation_parse_ex(dcv_json_get(cfg, "activation"), ctx->keras,
                                       &s->conv.act, err)) ||
+        (rc = dcv_activation_check_fused(&s->conv.act, "Dense", err)) ||
+        (rc = dcv_init_parse(dcv_json_get(cfg, "kernel_initializer"), "glorot_uniform",
+                             "kernel_initializer", &s->kinit, err)) ||
+        (rc = dcv_init_parse(dcv_json_get(cfg, "bias_initializer"), "zeros",
+                             "bias_initializer", &s->binit, err)) ||
         (rc = dcv_layer_parse_dtype(cfg, &s->conv, err))) {
         wl_free(s);
         return rc;
@@ -215,8 +223,23 @@ static int wl_weights(const void *state, const struct dcv_shape *in, struct dcv_
     }
     w[1].name = "bias";
     w[1].shape = (struct dcv_shape){ 1, { c->filters } };
+    w[0].has_default = w[1].has_default = true;   /* from the initializers */
     *n = c->use_bias ? 2 : 1;
     return 0;
+}
+
+/* A weight the file leaves out, from the layer's initializer in its Keras
+ * shape (the fans depend on it), as single-layer model files fill them. */
+static int fill(struct wlayer *s, int which, float **out, char *err)
+{
+    struct dcv_weight_want w[2];
+    int n, rc;
+    if ((rc = wl_weights(s, NULL, w, &n, err))) return rc;
+    size_t count = (size_t)dcv_shape_product(w[which].shape.d, w[which].shape.ndim);
+    if (!(*out = malloc(sizeof(float) * (count ? count : 1))))
+        return dcv_errf(err, DCV_ENOMEM, "out of memory for the weights of '%s'", s->name);
+    return dcv_init_fill(which ? &s->binit : &s->kinit, w[which].shape.d, w[which].shape.ndim,
+                         (uint64_t)which + 1, *out, err);
 }
 
 static int wl_bind(void *state, const struct dcv_shape *in, float *const *arrays, char *err)
@@ -231,14 +254,25 @@ static int wl_bind(void *state, const struct dcv_shape *in, float *const *arrays
     if (!(s->kernel = malloc(sizeof(float) * (size_t)nk)) ||
         (c->use_bias && !(s->bias = calloc((size_t)f, sizeof(float)))))
         return dcv_errf(err, DCV_ENOMEM, "out of memory for the weights of '%s'", s->name);
+    float *filled[2] = { NULL, NULL };
+    const float *k = arrays[0], *b = c->use_bias ? arrays[1] : NULL;
+    int rc = 0;
+    if ((!k && (rc = fill(s, 0, &filled[0], err))) ||
+        (c->use_bias && !b && (rc = fill(s, 1, &filled[1], err))))
+        goto out;
+    k = k ? k : filled[0];
+    b = b ? b : filled[1];
     if (s->dense) {            /* (in, units) -> (1, units, in) */
         for (int64_t u = 0; u < f; u++)
-            for (int64_t i = 0; i < ci; i++) s->kernel[u * ci + i] = arrays[0][i * f + u];
+            for (int64_t i = 0; i < ci; i++) s->kernel[u * ci + i] = k[i * f + u];
     } else {
-        memcpy(s->kernel, arrays[0], sizeof(float) * (size_t)nk);
+        memcpy(s->kernel, k, sizeof(float) * (size_t)nk);
     }
-    if (c->use_bias && arrays[1]) memcpy(s->bias, arrays[1], sizeof(float) * (size_t)f);
-    return 0;
+    if (b) memcpy(s->bias, b, sizeof(float) * (size_t)f);
+out:
+    free(filled[0]);
+    free(filled[1]);
+    return rc;
 }
 
 static int out_channel_axis(const struct wlayer *s)

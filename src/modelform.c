@@ -10,6 +10,7 @@
  * and, while it walks a Functional, that model's node table. Pure; any
  * thread.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,14 @@ struct walk {
     bool dtype_policy;   /* a Keras 3 DTypePolicy dict was seen */
     bool module_keys;    /* "module" / "registered_name" keys were seen */
     char *err;
+    char prefix[640];    /* kpath of the model being walked, "" or "layers/x/" */
+    char scope[512];     /* its scope (dcv_layer_spec.scope) */
+};
+
+/* The names Keras 3 gives a model's layers' weight groups so far. */
+struct kname {
+    char (*used)[64];
+    int n;
 };
 
 /* One entry of a model's "layers" list. */
@@ -163,6 +172,8 @@ static int add_spec(struct walk *w, const struct entry *e)
     s->build = dcv_json_get(e->json, "build_config");
     if (!is_object(s->build)) s->build = NULL;
     snprintf(s->name, sizeof s->name, "%s", e->name);
+    memcpy(s->kpath, w->prefix, sizeof s->kpath);
+    memcpy(s->scope, w->scope, sizeof s->scope);
     return 0;
 }
 
@@ -189,11 +200,74 @@ static int read_entry(struct walk *w, const struct dcv_json *j, const char *mode
     return 0;
 }
 
-/* A layer met on the chain: a nested model is walked in place. */
-static int visit(struct walk *w, const struct entry *e, int depth)
+/* Keras's naming.to_snake_case: non-word characters dropped, '_' before
+ * each capitalised word but the first and between a lower-case letter and a
+ * capital ("Conv2DTranspose" -> "conv2d_transpose"). */
+static void snake_case(const char *cls, char *out, size_t cap)
 {
-    if (is_model_class(e->cls)) return walk_model(w, e, depth + 1);
-    return add_spec(w, e);
+    char a[64], b[128];
+    size_t n = 0, m = 0, k = 0;
+    for (const char *c = cls; *c && n + 1 < sizeof a; c++)
+        if (isalnum((unsigned char)*c) || *c == '_') a[n++] = *c;
+    a[n] = 0;
+    for (size_t i = 0; i < n && m + 2 < sizeof b; i++) {
+        if (i > 0 && isupper((unsigned char)a[i]) && islower((unsigned char)a[i + 1]))
+            b[m++] = '_';
+        b[m++] = a[i];
+    }
+    b[m] = 0;
+    for (size_t i = 0; i < m && k + 2 < cap; i++) {
+        if (i > 0 && islower((unsigned char)b[i - 1]) && isupper((unsigned char)b[i]))
+            out[k++] = '_';
+        out[k++] = (char)tolower((unsigned char)b[i]);
+    }
+    out[k] = 0;
+}
+
+/* The weight group Keras 3 gives e: its class in snake_case, "_N" for the
+ * N-th repeat of that class among this model's layers. */
+static void group_name(struct kname *kn, const char *cls, char *out, size_t cap)
+{
+    char base[64];
+    int seen = 0;
+    snake_case(cls, base, sizeof base);
+    for (int i = 0; i < kn->n; i++) seen += !strcmp(kn->used[i], base);
+    snprintf(kn->used[kn->n++], sizeof *kn->used, "%s", base);
+    if (seen) snprintf(out, cap, "%s_%d", base, seen);
+    else snprintf(out, cap, "%s", base);
+}
+
+/* A layer met on the chain: a nested model is walked in place, under its
+ * own weight path and scope. */
+static int visit(struct walk *w, const struct entry *e, int depth, struct kname *kn)
+{
+    char group[80], prefix[sizeof w->prefix], scope[sizeof w->scope];
+    group_name(kn, e->cls, group, sizeof group);
+    memcpy(prefix, w->prefix, sizeof prefix);
+    memcpy(scope, w->scope, sizeof scope);
+    int n1 = snprintf(w->prefix, sizeof w->prefix, "%slayers/%s%s", prefix, group,
+                      is_model_class(e->cls) ? "/" : "");
+    int n2 = is_model_class(e->cls) ? snprintf(w->scope, sizeof w->scope, "%s%s%s", scope,
+                                               *scope ? "/" : "", e->name) : 0;
+    int rc;
+    if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof w->prefix || (size_t)n2 >= sizeof w->scope)
+        rc = dcv_errf(w->err, DCV_ETOOBIG, "layer '%.64s' (class %.64s) is nested too deep: "
+                      "its weight path or scope exceeds %zu bytes", e->name, e->cls,
+                      sizeof w->prefix - 1);
+    else if (is_model_class(e->cls))
+        rc = walk_model(w, e, depth + 1);
+    else
+        rc = add_spec(w, e);
+    memcpy(w->prefix, prefix, sizeof prefix);
+    memcpy(w->scope, scope, sizeof scope);
+    return rc;
+}
+
+static int kname_init(struct walk *w, struct kname *kn, size_t n)
+{
+    kn->n = 0;
+    kn->used = calloc(n ? n : 1, sizeof *kn->used);
+    return kn->used ? 0 : dcv_errf(w->err, DCV_ENOMEM, "out of memory");
 }
 
 static int walk_sequential(struct walk *w, const struct entry *m, int depth)
@@ -202,17 +276,19 @@ static int walk_sequential(struct walk *w, const struct entry *m, int depth)
     if (!is_array(layers))
         return dcv_errf(w->err, DCV_EINVAL, "Sequential '%s' has no \"layers\" list", m->name);
     int i = 0, rc;
-    for (const struct dcv_json *j = dcv_json_first(layers); j; j = dcv_json_next(j), i++) {
+    struct kname kn;
+    if ((rc = kname_init(w, &kn, dcv_json_size(layers)))) return rc;
+    for (const struct dcv_json *j = dcv_json_first(layers); j && !rc; j = dcv_json_next(j), i++) {
         struct entry e;
-        if ((rc = read_entry(w, j, m->name, i, &e))) return rc;
-        if (!is_input_class(e.cls)) rc = visit(w, &e, depth);
+        if ((rc = read_entry(w, j, m->name, i, &e))) break;
+        if (!is_input_class(e.cls)) rc = visit(w, &e, depth, &kn);
         else if (i == 0) rc = input_layer(w, &e);
         else
             rc = dcv_errf(w->err, DCV_EINVAL, "layer '%s' (class %s) is layer %d of Sequential "
                           "'%s'; an InputLayer can only come first", e.name, e.cls, i, m->name);
-        if (rc) return rc;
     }
-    return 0;
+    free(kn.used);
+    return rc;
 }
 
 /* ---- Functional ---------------------------------------------------------- */
@@ -410,6 +486,7 @@ static int walk_functional(struct walk *w, const struct entry *m, int depth)
         return dcv_errf(w->err, DCV_ETOOBIG, "Functional '%s' has %zu layers; at most %d",
                         m->name, n, DCV_MODELFORM_MAX_LAYERS);
     struct graph gr = { calloc(n, sizeof *gr.g), (int)n, m->name };
+    struct kname kn = { 0 };
     int rc, in, out;
     if (!gr.g) return dcv_errf(w->err, DCV_ENOMEM, "out of memory");
     if ((rc = build_graph(w, &gr, layers)) ||
@@ -422,9 +499,11 @@ static int walk_functional(struct walk *w, const struct entry *m, int depth)
         goto out;
     }
     if ((rc = check_walk(w, &gr, in, out)) || (rc = input_layer(w, &gr.g[in].e))) goto out;
+    if ((rc = kname_init(w, &kn, n))) goto out;
     for (int c = gr.g[in].next; c >= 0 && !rc; c = gr.g[c].next)
-        rc = visit(w, &gr.g[c].e, depth);
+        rc = visit(w, &gr.g[c].e, depth, &kn);
 out:
+    free(kn.used);
     free(gr.g);
     return rc;
 }

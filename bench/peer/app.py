@@ -1,10 +1,14 @@
 #!/usr/bin/python3
-"""Peer for the bench: the dcgan_up layer served by Flask + PyTorch.
+"""Peer for the bench: deconvd's bench models served by Flask + PyTorch.
 
 The same Keras Conv2DTranspose (kernel 4, stride 2, padding "same", relu) as
-deconvd's bench model, computed with torch.nn.ConvTranspose2d, behind the
-same KServe v2 request/response formats deconvd speaks, so the bench sends
-byte-identical requests to both:
+deconvd's bench model, computed with torch.nn.ConvTranspose2d, or (--model,
+repeatable) whole Keras Sequential decoders read from the same model files
+deconvd serves — config plus "weights" naming .npy files (chain_models.py
+writes them) — as torch.nn modules the way a PyTorch user writes them
+(Linear, BatchNorm in eval mode, LeakyReLU, ConvTranspose2d, no folding),
+behind the same KServe v2 request/response formats deconvd speaks, so the
+bench sends byte-identical requests to both:
 
   POST /v2/models/<name>/infer   JSON ("data" lists) or the binary tensor
                                  extension (Inference-Header-Content-Length)
@@ -22,10 +26,13 @@ HTTP/1.1 keep-alive.
 
   app.py --port N --kernel K.npy --bias B.npy [--in-size 32] [--stride 2]
          [--threads 2] [--name dcgan_up]
+  app.py --port N --model DIR/dcgan_gen.json [--model DIR/vae_decoder.json]
+         [--threads 2]           (served as /v2/models/<file stem>/infer)
 """
 import argparse
 import json
 import logging
+import os
 
 import numpy as np
 import torch
@@ -65,19 +72,133 @@ def build(args):
             return y.permute(0, 2, 3, 1).contiguous().numpy()
     return infer
 
+# ---------------------------------------------------------------- chains
+# Tensors of rank 4 run NCHW inside (torch's layout) and are Keras's NHWC at
+# the edges and around Reshape, which Keras defines on NHWC order.
+
+ACTS = {"linear": lambda t: t, "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+
+
+def keras_act(spec):
+    name = spec if isinstance(spec, str) else spec.get("config", {}).get("name", spec.get("class_name"))
+    if name not in ACTS:
+        raise SystemExit(f"peer: activation {name!r} not supported")
+    return ACTS[name]
+
+
+def to_keras(t):
+    return t.permute(0, 2, 3, 1) if t.dim() == 4 else t
+
+
+def from_keras(t):
+    return t.permute(0, 3, 1, 2) if t.dim() == 4 else t
+
+
+def chain_step(cls, c, w, in_shape):
+    """(function on the internal tensor, Keras output shape) for one layer."""
+    if cls in ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout"):
+        return (lambda t: t), in_shape
+    if cls == "Dense":
+        lin = torch.nn.Linear(in_shape[-1], c["units"], bias=c["use_bias"])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(w["kernel"].T)))
+            if c["use_bias"]:
+                lin.bias.copy_(torch.from_numpy(w["bias"]))
+        act = keras_act(c["activation"])
+        return (lambda t: act(lin(t))), in_shape[:-1] + [c["units"]]
+    if cls == "BatchNormalization":
+        if c.get("axis", -1) not in (-1, len(in_shape) - 1):
+            raise SystemExit("peer: BatchNormalization on a non-channel axis")
+        n = in_shape[-1]
+        bn = (torch.nn.BatchNorm2d if len(in_shape) == 4 else torch.nn.BatchNorm1d)(n, eps=c["epsilon"])
+        with torch.no_grad():
+            bn.weight.copy_(torch.from_numpy(w.get("gamma", np.ones(n, np.float32))))
+            bn.bias.copy_(torch.from_numpy(w.get("beta", np.zeros(n, np.float32))))
+            bn.running_mean.copy_(torch.from_numpy(w.get("moving_mean", np.zeros(n, np.float32))))
+            bn.running_var.copy_(torch.from_numpy(w.get("moving_variance", np.ones(n, np.float32))))
+        bn.eval()
+        return bn, in_shape
+    if cls == "LeakyReLU":
+        slope = c.get("negative_slope", c.get("alpha", 0.3))
+        return (lambda t: torch.nn.functional.leaky_relu(t, slope)), in_shape
+    if cls == "ReLU" and not c.get("max_value") and not c.get("threshold") and not c.get("negative_slope"):
+        return torch.relu, in_shape
+    if cls == "Activation":
+        return keras_act(c["activation"]), in_shape
+    if cls == "Reshape":
+        out = [in_shape[0]] + list(c["target_shape"])
+        return (lambda t: from_keras(to_keras(t).reshape([t.shape[0]] + out[1:]))), out
+    if cls == "Conv2DTranspose":
+        if c.get("data_format", "channels_last") != "channels_last" or c["padding"] != "same" \
+                or list(c.get("dilation_rate", [1, 1])) != [1, 1] or c.get("output_padding"):
+            raise SystemExit("peer: Conv2DTranspose: only channels_last, same, no dilation")
+        kernel = w["kernel"]                                   # (kh, kw, out, in)
+        (kh, kw), (sh, sw), f = c["kernel_size"], c["strides"], c["filters"]
+        ph, pha, oh = tf_same_pads(in_shape[1], kh, sh)
+        pw, pwa, ow = tf_same_pads(in_shape[2], kw, sw)
+        p = (min(ph, pha), min(pw, pwa))                     # torch crops p from both sides
+        conv = torch.nn.ConvTranspose2d(in_shape[-1], f, (kh, kw), stride=(sh, sw), padding=p,
+                                        bias=c["use_bias"])
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))))
+            if c["use_bias"]:
+                conv.bias.copy_(torch.from_numpy(w["bias"]))
+        act = keras_act(c["activation"])
+        h0, w0 = ph - p[0], pw - p[1]
+
+        def run(t):
+            y = conv(t)
+            if y.shape[2] != oh or y.shape[3] != ow:
+                y = y[:, :, h0:h0 + oh, w0:w0 + ow]
+            return act(y)
+        return run, [in_shape[0], oh, ow, f]
+    raise SystemExit(f"peer: layer class {cls} not supported")
+
+
+def build_chain(path):
+    """The Sequential model file `path` (Keras config + "weights" of .npy paths)."""
+    with open(path) as f:
+        doc = json.load(f)
+    base_dir = os.path.dirname(os.path.abspath(path))
+    layers = doc["config"]["layers"]
+    if layers[0]["class_name"] != "InputLayer":
+        raise SystemExit("peer: the model must start with an InputLayer")
+    shape = list(layers[0]["config"]["batch_shape"])
+    steps = []
+    for l in layers[1:]:
+        c = l["config"]
+        w = {k: np.load(os.path.join(base_dir, v)).astype(np.float32)
+             for k, v in doc.get("weights", {}).get(c["name"], {}).items()}
+        fn, shape = chain_step(l["class_name"], c, w, shape)
+        steps.append(fn)
+
+    def infer(x):                      # x: Keras layout, float32
+        with torch.inference_mode():
+            t = from_keras(torch.from_numpy(x))
+            for fn in steps:
+                t = fn(t)
+            return to_keras(t).contiguous().numpy()
+    return infer
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--kernel", required=True)
-    ap.add_argument("--bias", required=True)
+    ap.add_argument("--kernel")
+    ap.add_argument("--bias")
+    ap.add_argument("--model", action="append", default=[],
+                    help="a Sequential model file (repeatable), served under its stem")
     ap.add_argument("--in-size", type=int, default=32)
     ap.add_argument("--stride", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="dcgan_up")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    infer = build(args)
+    models = {os.path.splitext(os.path.basename(p))[0]: build_chain(p) for p in args.model}
+    if args.kernel and args.bias:
+        models[args.name] = build(args)
+    if not models:
+        ap.error("give --kernel and --bias, or --model")
     app = Flask("peer")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
@@ -87,6 +208,9 @@ def main():
 
     @app.post("/v2/models/<name>/infer")
     def infer_route(name):
+        infer = models.get(name, models.get(args.name) if len(models) == 1 else None)
+        if infer is None:
+            return Response('{"error":"unknown model"}', status=404, mimetype="application/json")
         body = request.get_data()
         hl = request.headers.get("Inference-Header-Content-Length")
         if hl is not None:

@@ -50,10 +50,11 @@ struct dcv_kfile {
 };
 
 struct dcv_kfile_limits {
-    size_t max_weight_elems;    /* per array and in total (values) */
+    size_t max_weight_elems;    /* per array and in total (values); 0 = 1<<28 */
     size_t max_members;         /* zip members; 0 = 64 */
     size_t max_member_bytes;    /* uncompressed size of one zip member; 0 = 2 GiB */
-    size_t max_attr_bytes;      /* one HDF5 attribute; 0 = 16 MiB */
+    size_t max_attr_bytes;      /* one HDF5 attribute, and a .keras's config.json;
+                                 * 0 = 16 MiB */
     int max_link_depth;         /* HDF5 group nesting followed; 0 = 32 */
     unsigned timeout_ms;        /* the child's wall-clock limit; 0 = 30000 */
     size_t mem_bytes;           /* the child's address-space limit; 0 = 4 GiB */

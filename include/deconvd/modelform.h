@@ -34,6 +34,13 @@ struct dcv_layer_spec {
     const struct dcv_json *config;   /* the layer's config dict (borrowed from doc) */
     const struct dcv_json *build;    /* its "build_config" dict, or NULL */
     char name[128];                  /* config "name" (unique within the chain) */
+    /* Where Keras 3 saves its weights (saving_lib: by class and position in
+     * each model's `layers`, not by name): "layers/conv2d_transpose_1",
+     * "layers/sequential/layers/dense". */
+    char kpath[640];
+    /* Names of the nested models around it, outermost first, '/'-joined;
+     * "" at the top level ("decoder" inside a VAE's decoder). */
+    char scope[512];
 };
 
 struct dcv_modelform {

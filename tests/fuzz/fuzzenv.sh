@@ -18,7 +18,7 @@ export OMP_NUM_THREADS=1
 fuzz_max_len() {
     case "$1" in
         kserve|tfserving) echo 32768 ;;
-        model|npy|modelform) echo 16384 ;;
+        model|npy|modelform|kzip|kfile) echo 16384 ;;
         *) echo 4096 ;;
     esac
 }

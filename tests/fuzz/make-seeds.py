@@ -486,3 +486,43 @@ for n, image in {"image-range.json": {"range": [-1, 1]},
                                   "image": image}, indent=1))
 
 print("seeds written under", CORPUS)
+
+
+# ---- Keras files (kzip, kfile): the fixtures as Keras wrote them, deflated
+# copies, and broken zips (tests/data/keras/read/make_files.py writes the
+# hostile HDF5 files; it needs h5py, this script only the standard library).
+
+import io
+import zipfile
+
+keras_dir = os.path.join(HERE, "..", "data", "keras", "read", "layers")
+for case in sorted(os.listdir(keras_dir)):
+    for ext in ("keras", "h5"):
+        raw = open(os.path.join(keras_dir, case, "model." + ext), "rb").read()
+        write("kfile", "%s.%s" % (case, ext), raw)
+        if ext != "keras":
+            continue
+        write("kzip", "%s.keras" % case, raw)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(raw)) as src, \
+                zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as dst:
+            for n in src.namelist():
+                dst.writestr(n, src.read(n))
+        write("kzip", "%s-deflated.keras" % case, buf.getvalue())
+        write("kfile", "%s-deflated.keras" % case, buf.getvalue())
+        write("kzip", "%s-truncated.keras" % case, raw[:len(raw) // 2])
+
+
+def small_zip(members, method=zipfile.ZIP_STORED):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as z:
+        for n, v in members:
+            z.writestr(n, v)
+    return buf.getvalue()
+
+
+write("kzip", "many.zip", small_zip([("m%d" % i, "x") for i in range(20)]))
+write("kzip", "bzip2.zip", small_zip([("config.json", "{}" * 50)], zipfile.ZIP_BZIP2))
+write("kzip", "big-member.zip", small_zip([("config.json", b" " * (70 << 10))],
+                                          zipfile.ZIP_DEFLATED))
+write("kzip", "empty.zip", small_zip([]))

@@ -440,6 +440,36 @@ Test(chain, random_chains_match_numpy, .fini = remove_dir)
 #define DENSE_D "{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\", \"units\": 4}}"
 #define W_D "{\"d\": {\"kernel\": [[1, 2, 3, 4], [5, 6, 7, 8]], \"bias\": [0, 0, 0, 0]}}"
 
+/* Weights a chain file leaves out come from the layer's initializers, as
+ * for single-layer files: a Dense without its bias gets the zeros of
+ * bias_initializer (x @ kernel exactly), one without weights the seeded
+ * glorot kernel, and /config says "default" for each. */
+static void expect_filled(void)
+{
+    struct dcv_model *m;
+    char err[DCV_ERRLEN];
+    float x[2] = { 1, -2 }, y[4];
+    put_model("missing", "[null, 2]", DENSE_D, "{\"d\": {\"kernel\": [[1, 2, 3, 4], "
+              "[5, 6, 7, 8]]}}");
+    cr_assert_eq(try_load("missing", &m, err), 0, "%s", err);
+    cr_assert_eq(dcv_model_infer(m, x, (int64_t[]){ 1, 2 }, 2, y, 4, NULL, err), 0, "%s", err);
+    for (int j = 0; j < 4; j++)
+        cr_expect_float_eq(y[j], (float)(j + 1) - 2 * (float)(j + 5), 1e-6, "y[%d] = %g", j, y[j]);
+    struct dcv_json *c = dcv_model_config_json(m);
+    char *txt = dcv_json_print(c);
+    cr_expect(strstr(txt, "\"bias\":\"default\""), "%s", txt);
+    free(txt);
+    dcv_json_free(c);
+    dcv_model_free(m);
+    put_model("noweights", "[null, 2]", DENSE_D, "null");
+    cr_assert_eq(try_load("noweights", &m, err), 0, "%s", err);
+    cr_assert_eq(dcv_model_infer(m, x, (int64_t[]){ 1, 2 }, 2, y, 4, NULL, err), 0, "%s", err);
+    bool nonzero = false;
+    for (int j = 0; j < 4; j++) nonzero |= y[j] != 0;
+    cr_expect(nonzero, "a glorot-filled kernel gives a non-zero answer");
+    dcv_model_free(m);
+}
+
 static void expect_refused(const char *name, int code, const char *sub1, const char *sub2)
 {
     char err[DCV_ERRLEN];
@@ -458,11 +488,7 @@ Test(chain, refusals_name_the_layer, .fini = remove_dir)
               "{\"name\": \"rnn\", \"units\": 3}}", W_D);
     expect_refused("unknown", DCV_EUNSUPP, "layer 'rnn' (class LSTM) is not supported",
                    "supported: InputLayer, Reshape, Flatten");
-    put_model("missing", "[null, 2]", DENSE_D, "{\"d\": {\"kernel\": [[1, 2, 3, 4], "
-              "[5, 6, 7, 8]]}}");
-    expect_refused("missing", DCV_EINVAL, "layer 'd' weight 'bias'", "missing");
-    put_model("noweights", "[null, 2]", DENSE_D, "null");
-    expect_refused("noweights", DCV_EINVAL, "layer 'd' weight 'kernel'", "missing");
+    expect_filled();
     put_model("extra", "[null, 2]", DENSE_D, "{\"d\": {\"kernel\": [[1, 2, 3, 4], "
               "[5, 6, 7, 8]], \"bias\": [0, 0, 0, 0], \"gamma\": [1]}}");
     expect_refused("extra", DCV_EINVAL, "layer 'd' (Dense) has no weight 'gamma'",

@@ -860,3 +860,40 @@ Test(modelform, keras_version_detection)
                           "\"config\": {\"name\": \"float32\"}}}}]}}]}}"),
                  DCV_KERAS_3);
 }
+
+/* Keras 3's saving_lib names weight groups by snake_case class and position
+ * in each model's `layers` (a repeat gets _1, _2...), not by layer name; a
+ * nested model's layers sit under its own group. */
+Test(modelform, keras3_weight_paths_and_scopes)
+{
+    struct dcv_json *doc = pj(
+        "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"vae\", \"layers\": ["
+        "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 4]}},"
+        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"enc\"}},"
+        "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"decoder\", \"layers\": ["
+        " {\"class_name\": \"Dense\", \"config\": {\"name\": \"d0\"}},"
+        " {\"class_name\": \"Conv2DTranspose\", \"config\": {\"name\": \"up_a\"}},"
+        " {\"class_name\": \"Conv2DTranspose\", \"config\": {\"name\": \"up_b\"}},"
+        " {\"class_name\": \"UpSampling2D\", \"config\": {\"name\": \"u\"}}]}},"
+        "{\"class_name\": \"Dense\", \"config\": {\"name\": \"dense\"}},"
+        "{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\"}}]}}");
+    struct dcv_modelform f;
+    must_parse(doc, &f);
+    static const char *const want[][3] = {
+        { "enc", "layers/dense", "" },
+        { "d0", "layers/sequential/layers/dense", "decoder" },
+        { "up_a", "layers/sequential/layers/conv2d_transpose", "decoder" },
+        { "up_b", "layers/sequential/layers/conv2d_transpose_1", "decoder" },
+        { "u", "layers/sequential/layers/up_sampling2d", "decoder" },
+        { "dense", "layers/dense_1", "" },
+        { "bn", "layers/batch_normalization", "" },
+    };
+    cr_assert_eq(f.n, 7);
+    for (int i = 0; i < 7; i++) {
+        cr_expect_str_eq(f.layers[i].name, want[i][0]);
+        cr_expect_str_eq(f.layers[i].kpath, want[i][1], "%s: %s", want[i][0], f.layers[i].kpath);
+        cr_expect_str_eq(f.layers[i].scope, want[i][2], "%s: scope %s", want[i][0], f.layers[i].scope);
+    }
+    dcv_modelform_release(&f);
+    dcv_json_free(doc);
+}
