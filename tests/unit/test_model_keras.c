@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -387,4 +388,51 @@ Test(model_keras, the_model_options_bound_the_reader_process)
     dcv_kchild_set_reader(slow_reader);
     assert_err(dcv_model_load(tmpdir, "gen", &o, &m, err), DCV_ETIMEDOUT, err,
                "longer than 200 ms");
+}
+
+/* ---- the real readers (kfile.c) in the child ---------------------------------- */
+
+static void copy_fixture(const char *rel, const char *as, size_t cut)
+{
+    char src[PATH_MAX], dst[PATH_MAX];
+    size_t len;
+    fixture_path(rel, src);
+    char *b = slurp(src, &len);
+    snprintf(dst, sizeof dst, "%s/%s", tmpdir, as);
+    cr_assert_eq(tu_write_file(dst, b, cut && cut < len ? cut : len), 0);
+    free(b);
+}
+
+Test(model_keras, real_reader_serves_the_vae_decoder_from_keras_and_h5)
+{
+    char rel[64];
+    fixture_path("models/vae_decoder", fx_dir);
+    snprintf(fx_layer, sizeof fx_layer, "decoder");
+    for (int h5 = 0; h5 < 2; h5++) {
+        snprintf(rel, sizeof rel, "models/vae_decoder/model.%s", h5 ? "h5" : "keras");
+        copy_fixture(rel, h5 ? "dec.h5" : "dec.keras", 0);
+        struct dcv_model *m = load_ok("dec");
+        cr_expect_str_eq(m->keras_version, "3.15.1");
+        expect_keras_output(m);
+        dcv_model_free(m);
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", tmpdir, h5 ? "dec.h5" : "dec.keras");
+        unlink(path);
+    }
+}
+
+Test(model_keras, real_reader_refuses_a_truncated_file_cleanly)
+{
+    char err[DCV_ERRLEN];
+    struct dcv_model *m = NULL;
+    copy_fixture("models/vae_decoder/model.keras", "cut.keras", 100000);
+    copy_fixture("models/vae_decoder/model.h5", "cut2.h5", 5000);
+    int rc = dcv_model_load(tmpdir, "cut", NULL, &m, err);
+    cr_expect_lt(rc, 0);
+    cr_expect_not_null(strstr(err, "cut.keras"), "%s", err);
+    rc = dcv_model_load(tmpdir, "cut2", NULL, &m, err);
+    cr_expect_lt(rc, 0);
+    cr_expect_not_null(strstr(err, "cut2.h5"), "%s", err);
+    errno = 0;
+    cr_expect_eq(waitpid(-1, NULL, WNOHANG), -1, "a reader process is left");
 }
