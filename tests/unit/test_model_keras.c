@@ -144,6 +144,13 @@ static void put(const char *name, const char *text)
     cr_assert_eq(tu_write_file(p, text, strlen(text)), 0);
 }
 
+static void rm_file(const char *name)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
+    cr_assert_eq(unlink(p), 0, "%s: %s", p, strerror(errno));
+}
+
 static struct dcv_npy npy_of(const char *file)
 {
     char p[PATH_MAX + 32], err[DCV_ERRLEN];
@@ -200,9 +207,7 @@ Test(model_keras, every_fixture_from_a_keras_and_an_h5_file)
                                                           "kernel")), h5 ? "gen.h5" : "gen.keras");
             dcv_json_free(cfg);
             dcv_model_free(m);
-            char p[PATH_MAX];
-            snprintf(p, sizeof p, "%s/%s", tmpdir, h5 ? "gen.h5" : "gen.keras");
-            unlink(p);
+            rm_file(h5 ? "gen.h5" : "gen.keras");
         }
     }
 }
@@ -415,9 +420,7 @@ Test(model_keras, real_reader_serves_the_vae_decoder_from_keras_and_h5)
         cr_expect_str_eq(m->keras_version, "3.15.1");
         expect_keras_output(m);
         dcv_model_free(m);
-        char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s", tmpdir, h5 ? "dec.h5" : "dec.keras");
-        unlink(path);
+        rm_file(h5 ? "dec.h5" : "dec.keras");
     }
 }
 
