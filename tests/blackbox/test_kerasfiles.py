@@ -9,7 +9,8 @@ file selecting "decoder" inside a VAE-like Functional .keras built here
 (Python zipfile + h5py, Keras 3's layout: nested model weights under
 layers/sequential/...), a JSON model naming a .weights.h5 file, SIGHUP with
 a replaced .keras (the new one serves) and with a broken one (the previous
-version keeps serving), /config's keras_version, `deconvd --check`.
+version keeps serving), repository unload/load, /config's keras_version and
+file kind, /shape, `deconvd --check`.
 Skips (and says so) when the binary has no Keras file reader yet.
 """
 import io
@@ -197,6 +198,15 @@ def main():
         check("SIGHUP: untouched Keras files keep version 1 (not re-read)",
               set(untouched.values()) == {"1"}, untouched)
         os.unlink(gen)
+
+        # repository unload / load of a .keras model
+        r = d.post("/v2/repository/models/vae_decoder_k/unload")
+        check("repository: unload a .keras model", r.status_code == 200 and
+              index(d).get("vae_decoder_k", {}).get("state") == "UNAVAILABLE", r.text[:200])
+        r = d.post("/v2/repository/models/vae_decoder_k/load")
+        check("repository: load it again", r.status_code == 200 and
+              index(d).get("vae_decoder_k", {}).get("state") == "READY", r.text[:200])
+        matches(d, "vae_decoder_k", "models", "vae_decoder", "after repository load")
 
         p = subprocess.run(T.wrapped("check")[0] + ["--check", "--config", d.config_path],
                            capture_output=True, text=True, timeout=T.t(120))
