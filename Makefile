@@ -40,7 +40,9 @@ $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
 $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
 
+# Rebuilt from scratch: `ar r` keeps the member of a deleted source file.
 $(BUILD)/libdeconvd.a: $(LIB_OBJ)
+	rm -f $@
 	$(AR) rcs $@ $^
 
 $(BUILD)/deconvd: $(BUILD)/obj/main.o $(BUILD)/libdeconvd.a

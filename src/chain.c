@@ -25,6 +25,7 @@
 #include "deconvd/chain.h"
 #include "deconvd/error.h"
 #include "deconvd/json.h"
+#include "deconvd/kfile.h"
 #include "deconvd/weights.h"
 
 #define DEFAULT_MAX_WEIGHTS ((size_t)1 << 28)
@@ -272,8 +273,88 @@ static int load_one(struct load *ld, struct step *s, const struct dcv_weight_wan
     return add_source(s, w->name, kind, err);
 }
 
+/* ---- weights from a Keras file (kfile.h) ---------------------------------------- */
+
+static const struct dcv_kfile_array *kfile_find(const struct dcv_kfile *k, const char *layer,
+                                                int index)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (k->arrays[i].index == index && !strcmp(k->arrays[i].layer, layer))
+            return &k->arrays[i];
+    return NULL;
+}
+
+/* An array of the file at a position the layer does not have, or -1. */
+static int kfile_extra(const struct dcv_kfile *k, const char *layer, int n)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (k->arrays[i].index >= n && !strcmp(k->arrays[i].layer, layer))
+            return k->arrays[i].index;
+    return -1;
+}
+
+/* Weight w (position i) of step s from the file: *data borrows its array,
+ * NULL when the file lacks it and the layer has a default. */
+static int kfile_one(struct load *ld, struct step *s, const struct dcv_weight_want *w, int i,
+                     const float **data, char *err)
+{
+    const struct dcv_kfile_array *a = kfile_find(ld->o->kfile, s->name, i);
+    const char *file = ld->o->kfile_name ? ld->o->kfile_name : "the Keras file";
+    char what[200], want[128], got[128];
+    int64_t count = shape_count(&w->shape);
+    int rc;
+    *data = NULL;
+    snprintf(what, sizeof what, "layer '%s' weight '%s'", s->name, w->name);
+    dcv_weights_shape_str(w->shape.d, w->shape.ndim, want, sizeof want);
+    if (!a) {
+        if (!w->has_default)
+            return dcv_errf(err, DCV_EINVAL, "%s %s is missing from %s (no array %d for the "
+                            "layer)", what, want, file, i);
+        s->params += (uint64_t)count;
+        return add_source(s, w->name, "default", err);
+    }
+    dcv_weights_shape_str(a->shape, a->ndim, got, sizeof got);
+    if (a->ndim != w->shape.ndim ||
+        memcmp(a->shape, w->shape.d, sizeof(int64_t) * (size_t)a->ndim))
+        return dcv_errf(err, DCV_ESHAPE, "%s: %s has shape %s, the layer needs %s", what, file,
+                        got, want);
+    if (count < 0 || (size_t)count > ld->max_elems - ld->total)
+        return dcv_errf(err, DCV_ETOOBIG, "%s: %lld values would take the model past the "
+                        "limit of %zu weights", what, (long long)count, ld->max_elems);
+    if ((rc = dcv_weights_check_finite(a->data, (size_t)count, what, file, err))) return rc;
+    ld->total += (size_t)count;
+    s->params += (uint64_t)count;
+    *data = a->data;
+    return add_source(s, w->name, file, err);
+}
+
+static int kfile_weights(struct load *ld, struct step *s, char *err)
+{
+    struct dcv_weight_want w[DCV_LAYER_MAX_WEIGHTS];
+    float *arrays[DCV_LAYER_MAX_WEIGHTS] = { 0 };
+    char sub[DCV_ERRLEN], names[256];
+    int n = 0, extra, rc = 0;
+    if (s->cls->weights && (rc = s->cls->weights(s->state, &s->in_sig, w, &n, sub)))
+        return dcv_errf(err, rc, "layer '%s' (%s): %s", s->name, s->cls->name, sub);
+    want_list(w, n, names, sizeof names);
+    if ((extra = kfile_extra(ld->o->kfile, s->name, n)) >= 0)
+        return dcv_errf(err, DCV_EINVAL, "layer '%s' (%s) takes %d weights (%s), the file has "
+                        "one at position %d", s->name, s->cls->name, n, n ? names : "none",
+                        extra);
+    for (int i = 0; i < n && !rc; i++) {
+        const float *a;
+        rc = kfile_one(ld, s, &w[i], i, &a, err);
+        arrays[i] = (float *)a;     /* bind copies: the file's arrays stay the caller's */
+    }
+    if (!rc && s->cls->weights && s->cls->bind &&
+        (rc = s->cls->bind(s->state, &s->in_sig, arrays, sub)))
+        dcv_errf(err, rc, "layer '%s' (%s): %s", s->name, s->cls->name, sub);
+    return rc;
+}
+
 static int load_weights(struct load *ld, struct step *s, const struct dcv_json *src, char *err)
 {
+    if (ld->o->kfile) return kfile_weights(ld, s, err);
     struct dcv_weight_want w[DCV_LAYER_MAX_WEIGHTS];
     float *arrays[DCV_LAYER_MAX_WEIGHTS] = { 0 };
     char sub[DCV_ERRLEN];
@@ -303,6 +384,16 @@ static int find_step(const struct dcv_chain *c, const char *name)
     for (int i = 0; i < c->n; i++)
         if (!strcmp(c->steps[i].name, name)) return i;
     return -1;
+}
+
+/* Every array of the file must belong to a layer of the chain. */
+static int check_kfile_layers(const struct dcv_chain *c, const struct dcv_kfile *k, char *err)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (find_step(c, k->arrays[i].layer) < 0)
+            return dcv_errf(err, DCV_EINVAL, "the file has weights for layer '%.100s', which "
+                            "the model does not have", k->arrays[i].layer);
+    return 0;
 }
 
 /* Every key of the weights map must name a layer of the chain. */
@@ -403,7 +494,9 @@ static int compile(struct dcv_chain *c, const struct dcv_modelform *f,
     if ((rc = input_signature(f, &c->in_sig, err))) return rc;
     for (int i = 0; i < f->n; i++, c->n++)
         if ((rc = parse_step(&f->layers[i], &ctx, &c->steps[i], err))) return rc;
-    if ((rc = check_weight_layers(c, weights, err))) return rc;
+    if ((rc = check_weight_layers(c, weights, err)) ||
+        (o->kfile && (rc = check_kfile_layers(c, o->kfile, err))))
+        return rc;
     struct dcv_shape cur = c->in_sig;
     for (int i = 0; i < c->n; i++) {
         struct step *s = &c->steps[i];

@@ -35,6 +35,8 @@ void dcv_config_defaults(struct dcv_config *c)
     c->max_connections = 1024;
     c->connection_timeout_s = 30;
     c->max_weight_elems = (size_t)1 << 28;
+    c->keras_load_timeout_ms = 30000;
+    c->keras_load_memory_bytes = (size_t)4 << 30;
     c->max_tensor_elems = (size_t)1 << 26;
     c->max_json_nodes = (size_t)1 << 16;
     c->cache_per_model = 16;
@@ -93,6 +95,8 @@ static const struct key keys[] = {
     { "max_connections", K_INT, OFF(max_connections), 1, 1 << 20 },
     { "connection_timeout_s", K_INT, OFF(connection_timeout_s), 1, 3600 },
     { "max_weight_elems", K_SIZE, OFF(max_weight_elems), 1, 1LL << 40 },
+    { "keras_load_timeout_ms", K_INT, OFF(keras_load_timeout_ms), 100, 3600000 },
+    { "keras_load_memory_bytes", K_SIZE, OFF(keras_load_memory_bytes), 1LL << 24, 1LL << 44 },
     { "max_tensor_elems", K_SIZE, OFF(max_tensor_elems), 1, 1LL << 40 },
     { "max_json_nodes", K_SIZE, OFF(max_json_nodes), 64, 1LL << 40 },
     { "cache_per_model", K_INT, OFF(cache_per_model), 1, 4096 },

@@ -503,14 +503,6 @@ out:
     return rc;
 }
 
-/* STUB until k13iso's isolated loader lands: reads in this process. */
-int dcv_kfile_load(const char *path, enum dcv_kfile_kind kind, const char *submodel,
-                   const struct dcv_json *json_config, const struct dcv_kfile_limits *lim,
-                   struct dcv_kfile *out, char *err)
-{
-    return dcv_kfile_read_local(path, kind, submodel, json_config, lim, out, err);
-}
-
 void dcv_kfile_release(struct dcv_kfile *f)
 {
     if (!f) return;

@@ -70,7 +70,11 @@ static void print_model(const struct dcv_model *m, const char *name)
     print_dims(m->in_sig, m->ndim);
     printf(" -> output ");
     print_dims(m->out_sig, m->out_ndim);
-    printf("  %s\n", m->chain ? "" : dcv_layer_layout(&m->layer));
+    printf("  %s", m->chain ? "" : dcv_layer_layout(&m->layer));
+    if (m->keras_version[0] || strcmp(m->file_kind, "json"))
+        printf("  %s file, keras %s", m->file_kind,
+               m->keras_version[0] ? m->keras_version : "unknown");
+    putchar('\n');
     if (dcv_summary_rows(m, NULL, 0, &rows, &n, err)) {
         printf("    (no summary: %s)\n", err);
         return;
@@ -81,7 +85,9 @@ static void print_model(const struct dcv_model *m, const char *name)
 
 static int check(const struct dcv_config *cfg)
 {
-    struct dcv_model_opts mo = { .max_weight_elems = cfg->max_weight_elems };
+    struct dcv_model_opts mo = { .max_weight_elems = cfg->max_weight_elems,
+                                 .keras_timeout_ms = (unsigned)cfg->keras_load_timeout_ms,
+                                 .keras_mem_bytes = cfg->keras_load_memory_bytes };
     struct dcv_registry *reg = dcv_registry_new(cfg->models_dir, &mo);
     if (!reg) return 1;
     int failures = dcv_registry_load_all(reg);

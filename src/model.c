@@ -29,10 +29,12 @@
 #include "deconvd/engine.h"
 #include "deconvd/error.h"
 #include "deconvd/json.h"
+#include "deconvd/kfile.h"
 #include "deconvd/model.h"
 #include "deconvd/modelform.h"
 #include "deconvd/npy.h"
 #include "deconvd/weights.h"
+#include "model_internal.h"
 
 #define DEFAULT_MAX_WEIGHTS ((size_t)1 << 28)
 #define MAX_MODEL_FILE (256u << 20)
@@ -231,8 +233,10 @@ static void sig_copy(const struct dcv_shape *s, int64_t *d, int *n)
     memcpy(d, s->d, sizeof(int64_t) * (size_t)s->ndim);
 }
 
-static int build_chain(struct dcv_model *m, const struct dcv_json *doc, const char *models_dir,
-                       const struct dcv_model_opts *opts, char *err)
+int dcv_model_build_chain(struct dcv_model *m, const struct dcv_json *doc,
+                          const struct dcv_json *image, const struct dcv_kfile *kf,
+                          const char *kfname, const char *models_dir,
+                          const struct dcv_model_opts *opts, char *err)
 {
     struct dcv_modelform f;
     struct dcv_shape in, out;
@@ -241,9 +245,10 @@ static int build_chain(struct dcv_model *m, const struct dcv_json *doc, const ch
     struct dcv_chain_opts co = {
         .models_dir = models_dir, .max_weight_elems = opts ? opts->max_weight_elems : 0,
         .cache_cap = opts ? opts->cache_cap : 0, .note_file = chain_note_file, .note_arg = m,
-        .fingerprint = &m->fingerprint,
+        .fingerprint = &m->fingerprint, .kfile = kf, .kfile_name = kfname,
     };
-    if ((rc = dcv_chain_create(&f, dcv_json_get(doc, "weights"), &co, &m->chain, err)))
+    if ((rc = dcv_chain_create(&f, kf ? NULL : dcv_json_get(doc, "weights"), &co, &m->chain,
+                               err)))
         goto out;
     snprintf(m->layer.class_name, sizeof m->layer.class_name, "%s", f.class_name);
     snprintf(m->layer.name, sizeof m->layer.name, "%s", f.name);
@@ -252,7 +257,7 @@ static int build_chain(struct dcv_model *m, const struct dcv_json *doc, const ch
     dcv_chain_signature(m->chain, &in, &out);
     sig_copy(&in, m->in_sig, &m->ndim);
     sig_copy(&out, m->out_sig, &m->out_ndim);
-    rc = dcv_png_spec_parse(dcv_json_get(doc, "image"), dcv_chain_activation(m->chain),
+    rc = dcv_png_spec_parse(image, dcv_chain_activation(m->chain),
                             form_channels_first(&f), &m->image, err);
 out:
     dcv_modelform_release(&f);
@@ -324,6 +329,10 @@ static struct dcv_json *chain_config_json(const struct dcv_model *m)
     rc |= dcv_json_add(o, "output_name", dcv_json_new_string(m->output_name));
     rc |= dcv_json_add(o, "input_shape", dims_json(m->in_sig, m->ndim));
     rc |= dcv_json_add(o, "output_shape", dims_json(m->out_sig, m->out_ndim));
+    rc |= dcv_json_add(o, "file_kind", dcv_json_new_string(m->file_kind));
+    if (m->keras_version[0])
+        rc |= dcv_json_add(o, "keras_version", dcv_json_new_string(m->keras_version));
+    if (m->backend[0]) rc |= dcv_json_add(o, "backend", dcv_json_new_string(m->backend));
     rc |= dcv_json_add(o, "layers", dcv_chain_layers_json(m->chain));
     if (rc) {
         dcv_json_free(o);
@@ -350,8 +359,15 @@ static int build(const char *name, const struct dcv_json *doc, const char *model
                       dcv_json_type_name(doc));
         goto out;
     }
+    snprintf(m->file_kind, sizeof m->file_kind, "json");
+    if (dcv_json_string(dcv_json_get(doc, "weights")) ||
+        dcv_json_string(dcv_json_get(doc, "file"))) {
+        rc = dcv_model_keras_doc(m, doc, models_dir, opts, err);
+        goto out;
+    }
     if (dcv_modelform_is_model(doc)) {
-        rc = build_chain(m, doc, models_dir, opts, err);
+        rc = dcv_model_build_chain(m, doc, dcv_json_get(doc, "image"), NULL, NULL, models_dir,
+                                   opts, err);
         goto out;
     }
     const struct dcv_json *cfg = dcv_json_get(doc, "config");
@@ -446,8 +462,45 @@ out:
     return rc;
 }
 
-int dcv_model_load(const char *models_dir, const char *name, const struct dcv_model_opts *opts,
-                   struct dcv_model **out, char *err)
+/* The files a model name may have, in fingerprint order. */
+static const char *const model_exts[] = { "json", "keras", "h5" };
+#define N_EXTS 3
+
+int dcv_model_file_stem(const char *filename, char *stem)
+{
+    size_t len = strlen(filename);
+    if (len > 11 && !strcmp(filename + len - 11, ".weights.h5")) return 0;
+    for (int i = 0; i < N_EXTS; i++) {
+        size_t k = strlen(model_exts[i]) + 1;
+        if (len <= k || len - k >= DCV_MODEL_NAME_MAX || filename[len - k] != '.' ||
+            strcmp(filename + len - k + 1, model_exts[i]))
+            continue;
+        memcpy(stem, filename, len - k);
+        stem[len - k] = '\0';
+        return dcv_model_name_valid(stem);
+    }
+    return 0;
+}
+
+/* Which of the name's files exist (stat follows symlinks; a FIFO or
+ * directory counts: reading it is then the load error). */
+static int model_files(const char *dir, const char *name, struct stat *st, bool *have,
+                       char *err)
+{
+    char path[PATH_MAX];
+    int n = 0;
+    for (int i = 0; i < N_EXTS; i++) {
+        if ((size_t)snprintf(path, sizeof path, "%s/%s.%s", dir, name, model_exts[i]) >=
+            sizeof path)
+            return dcv_errf(err, DCV_EPATH, "model path too long");
+        n += have[i] = stat(path, &st[i]) == 0;
+    }
+    return n;
+}
+
+static int load_json(const char *models_dir, const char *name, const struct dcv_model_opts *opts,
+                     const struct stat *st3, const bool *have, struct dcv_model **out,
+                     char *err)
 {
     char path[PATH_MAX], sub[DCV_ERRLEN];
     char *text = NULL;
@@ -456,12 +509,10 @@ int dcv_model_load(const char *models_dir, const char *name, const struct dcv_mo
     struct stat st;
     uint64_t fp = FP_SEED;
     int rc;
-    if (!dcv_model_name_valid(name))
-        return dcv_errf(err, DCV_EINVAL, "invalid model name");
-    if ((size_t)snprintf(path, sizeof path, "%s/%s.json", models_dir, name) >= sizeof path)
-        return dcv_errf(err, DCV_EPATH, "model path too long");
+    snprintf(path, sizeof path, "%s/%s.json", models_dir, name);
     if ((rc = read_file(path, &text, &len, &st, err))) return rc;
     dcv_weights_fingerprint_stat(&fp, &st);            /* as read, before any weights file */
+    for (int i = 1; i < N_EXTS; i++) dcv_weights_fingerprint_stat(&fp, have[i] ? &st3[i] : NULL);
     struct dcv_json_bound bound = { MAX_MODEL_NODES, "the model file limit", NULL, NULL };
     if ((rc = dcv_json_parse_bounded(text, len, &bound, &doc, sub))) {
         rc = dcv_errf(err, rc, "%s.json: %s", name, sub);
@@ -473,6 +524,47 @@ out:
     dcv_json_free(doc);
     free(text);
     return rc;
+}
+
+/* <name>.keras or <name>.h5 (have[] says which). */
+static int load_keras(const char *models_dir, const char *name, const struct dcv_model_opts *opts,
+                      const struct stat *st, const bool *have, struct dcv_model **out,
+                      char *err)
+{
+    char file[DCV_MODEL_NAME_MAX + 8], sub[DCV_ERRLEN];
+    struct dcv_model *m = calloc(1, sizeof *m);
+    int rc;
+    if (!m) return dcv_errf(err, DCV_ENOMEM, "out of memory");
+    snprintf(m->name, sizeof m->name, "%s", name);
+    snprintf(file, sizeof file, "%s.%s", name, have[1] ? "keras" : "h5");
+    m->fingerprint = FP_SEED;
+    for (int i = 0; i < N_EXTS; i++)
+        dcv_weights_fingerprint_stat(&m->fingerprint, have[i] ? &st[i] : NULL);
+    if ((rc = dcv_model_keras_file(m, models_dir, file, opts, sub))) {
+        dcv_errf(err, rc, "%s", sub);
+        dcv_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+int dcv_model_load(const char *models_dir, const char *name, const struct dcv_model_opts *opts,
+                   struct dcv_model **out, char *err)
+{
+    struct stat st[N_EXTS];
+    bool have[N_EXTS];
+    if (!dcv_model_name_valid(name))
+        return dcv_errf(err, DCV_EINVAL, "invalid model name");
+    int n = model_files(models_dir, name, st, have, err);
+    if (n < 0) return n;
+    if (n > 1) {
+        const char *a = have[0] ? "json" : "keras", *b = have[2] ? "h5" : "keras";
+        return dcv_errf(err, DCV_EINVAL, "%s.%s and %s.%s both define model '%s': keep one",
+                        name, a, name, b, name);
+    }
+    if (have[1] || have[2]) return load_keras(models_dir, name, opts, st, have, out, err);
+    return load_json(models_dir, name, opts, st, have, out, err);
 }
 
 void dcv_model_free(struct dcv_model *m)
@@ -491,9 +583,12 @@ uint64_t dcv_model_fingerprint(const char *models_dir, const char *name,
 {
     char path[PATH_MAX], real[PATH_MAX], err[DCV_ERRLEN];
     uint64_t fp = FP_SEED;
-    if ((size_t)snprintf(path, sizeof path, "%s/%s.json", models_dir, name) >= sizeof path)
-        return 0;
-    dcv_weights_fingerprint_file(&fp, path);
+    for (int i = 0; i < N_EXTS; i++) {
+        if ((size_t)snprintf(path, sizeof path, "%s/%s.%s", models_dir, name, model_exts[i]) >=
+            sizeof path)
+            return 0;
+        dcv_weights_fingerprint_file(&fp, path);
+    }
     for (int i = 0; weight_files && i < n; i++) {
         if (dcv_weights_confine(models_dir, weight_files[i], real, err) == 0)
             dcv_weights_fingerprint_file(&fp, real);

@@ -8,7 +8,9 @@
  * the version, not the entry: a swap retires the old version, its last
  * release frees it, and a removed file retires its entry the same way.
  *
- * A reload runs on a pool thread (dcv_sched_submit_bg): it lists models_dir,
+ * A reload runs on a pool thread (dcv_sched_submit_bg): it lists models_dir
+ * (NAME.json, NAME.keras, NAME.h5: Keras files are read in child processes
+ * that the pool thread waits for, never the loop),
  * recomputes each served model's fingerprint from disk, rebuilds only the
  * models whose files changed or that serve nothing, and names those that
  * went away. The loop thread applies these changes a slice per turn, so its
@@ -438,41 +440,41 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Model names in the directory: every *.json entry with a valid stem,
- * whatever its type (a FIFO or a directory so named is that model's load
- * error). Sorted, for the removal check. */
+/* Model names in the directory: every NAME.json, NAME.keras and NAME.h5
+ * entry with a valid stem (dcv_model_file_stem), whatever its type (a FIFO
+ * or a directory so named is that model's load error), each name once (two
+ * files of one name are its load error). Sorted, for the removal check. */
 static size_t list_models(const char *dir, char ***names, bool *oom)
 {
     DIR *d = opendir(dir);
     size_t n = 0, cap = 0;
+    char stem[DCV_MODEL_NAME_MAX];
     *names = NULL;
     if (!d) return 0;
     for (struct dirent *de; (de = readdir(d));) {
-        size_t len = strlen(de->d_name);
-        if (len <= 5 || len - 5 >= DCV_MODEL_NAME_MAX ||
-            strcmp(de->d_name + len - 5, ".json") != 0)
-            continue;
-        char *stem = strndup(de->d_name, len - 5);
-        if (stem && !dcv_model_name_valid(stem)) {
-            free(stem);
-            continue;
-        }
-        if (stem && n == cap) {
+        if (!dcv_model_file_stem(de->d_name, stem)) continue;
+        char *dup = strdup(stem);
+        if (dup && n == cap) {
             cap = cap ? cap * 2 : 64;
             char **p = realloc(*names, cap * sizeof *p);
             if (p) *names = p;
             else cap = n;
         }
-        if (!stem || n == cap) {
-            free(stem);
+        if (!dup || n == cap) {
+            free(dup);
             *oom = true;
             break;
         }
-        (*names)[n++] = stem;
+        (*names)[n++] = dup;
     }
     closedir(d);
     if (n) qsort(*names, n, sizeof **names, cmp_name);
-    return n;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k && !strcmp((*names)[k - 1], (*names)[i])) free((*names)[i]);
+        else (*names)[k++] = (*names)[i];
+    }
+    return k;
 }
 
 /* Whole directory: rebuild what changed, then name what went away. */

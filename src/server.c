@@ -229,7 +229,9 @@ static void log_flush(void *arg)
 static int start(struct server *s, char *err)
 {
     struct dcv_model_opts mo = { .max_weight_elems = s->cfg->max_weight_elems,
-                                 .cache_cap = (size_t)s->cfg->cache_per_model };
+                                 .cache_cap = (size_t)s->cfg->cache_per_model,
+                                 .keras_timeout_ms = (unsigned)s->cfg->keras_load_timeout_ms,
+                                 .keras_mem_bytes = s->cfg->keras_load_memory_bytes };
     struct dcv_http_opts ho = { .host = s->cfg->listen_host, .port = s->cfg->listen_port,
                                 .max_body = s->cfg->max_body_bytes,
                                 .min_rate = s->cfg->min_transfer_rate,

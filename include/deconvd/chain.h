@@ -25,6 +25,7 @@
 
 struct dcv_json;
 struct dcv_chain;
+struct dcv_kfile;
 
 /* Layers a chain may have (each run keeps their shapes on its stack). */
 #define DCV_CHAIN_MAX_LAYERS 256
@@ -38,12 +39,21 @@ struct dcv_chain_opts {
     int (*note_file)(void *arg, const char *path, char *err);
     void *note_arg;
     uint64_t *fingerprint;      /* every file read folds in (weights.h); may be NULL */
+    /* Weights from a Keras file instead of the "weights" map (which must
+     * then be NULL): layer name + position in the class's weights() order
+     * (= Keras's `layer.weights`). Every array must match a wanted weight's
+     * shape, and every array must be used. kfile_name names it in /config
+     * sources and messages ("gen.keras"). */
+    const struct dcv_kfile *kfile;
+    const char *kfile_name;
 };
 
 /* Compiles f (its specs borrow from a document that need only live during
  * this call) with weights = the model file's "weights" object ({"<layer
  * name>": {"<weight>": src} | [src, ...]}, NULL for none). Returns 0 and
- * *out (free with dcv_chain_free), or DCV_EUNSUPP (a class outside the
+ * *out (free with dcv_chain_free); opts->kfile instead gives the weights from
+ * a Keras file (a one-layer Keras model is a one-layer chain). Errors:
+ * DCV_EUNSUPP (a class outside the
  * registry: the message names the layer, its class and the supported
  * list), DCV_EINVAL / DCV_ESHAPE / DCV_ETOOBIG / DCV_EPATH / DCV_ENOENT /
  * DCV_ENOMEM / DCV_EENGINE with a message naming the layer and weight.

@@ -24,6 +24,8 @@ struct dcv_config {
     int max_connections;
     int connection_timeout_s;
     size_t max_weight_elems;
+    int keras_load_timeout_ms;   /* a Keras file's reader process: wall clock */
+    size_t keras_load_memory_bytes;   /* ... and address space beyond the daemon's */
     size_t max_tensor_elems;
     size_t max_json_nodes;       /* values a request's JSON tree may hold (80 B each) */
     int cache_per_model;

@@ -29,6 +29,8 @@ struct dcv_chain;
 struct dcv_model_opts {
     size_t max_weight_elems;   /* refuse bigger kernels; 0 = 1<<28 */
     size_t cache_cap;          /* primitive cache per model; 0 = default */
+    unsigned keras_timeout_ms; /* a Keras file's reader process (kfile.h); 0 = 30000 */
+    size_t keras_mem_bytes;    /* its address space beyond the daemon's; 0 = 4 GiB */
 };
 
 struct dcv_model {
@@ -51,13 +53,30 @@ struct dcv_model {
     char **weight_files;       /* .npy paths as written, in reading order */
     int n_weight_files;
     struct dcv_png_spec image; /* the file's "image" key or the last activation's range */
+    /* What it was read from: "json"; "keras" / "h5" (Keras's own file);
+     * "pointer" (a JSON file naming one, maybe a submodel); "json+h5" (a
+     * JSON model whose "weights" is a Keras weights file). The Keras file's
+     * keras_version and backend, "" when it gives none. */
+    char file_kind[16];
+    char keras_version[32];
+    char backend[32];
 };
 
 /* True when name is a valid model name: 1..127 chars of [A-Za-z0-9_.-],
  * not starting with '.'. Guards every path built from a request. */
 int dcv_model_name_valid(const char *name);
 
-/* Loads <models_dir>/<name>.json. Returns 0 and *out (free with
+/* When filename (a directory entry) is a model file — NAME.json, NAME.keras
+ * or NAME.h5 with a valid NAME, not a NAME.weights.h5 weights file — copies
+ * NAME into stem (DCV_MODEL_NAME_MAX bytes) and returns 1; else 0. */
+int dcv_model_file_stem(const char *filename, char *stem);
+
+/* Loads model `name` from models_dir: <name>.json (a model file, or a
+ * pointer {"file": "x.keras" | "x.h5", "submodel": "decoder"} to a Keras
+ * file confined to models_dir), <name>.keras or <name>.h5 (Keras's own
+ * files, read in a child process: kfile.h). Two of them for one name is
+ * DCV_EINVAL naming both. A JSON model's "weights" may name a Keras weights
+ * file ("gen.weights.h5") instead of giving a map. Returns 0 and *out (free with
  * dcv_model_free) or DCV_ENOENT / DCV_EPARSE / DCV_EINVAL / DCV_ESHAPE /
  * DCV_EUNSUPP / DCV_EPATH / DCV_ETOOBIG / DCV_ENOMEM / DCV_EENGINE with a
  * message. Any thread. */
@@ -71,7 +90,8 @@ int dcv_model_from_doc(const char *name, const struct dcv_json *doc, const char 
 
 void dcv_model_free(struct dcv_model *m);
 
-/* The fingerprint the files of model `name` have on disk now, given the
+/* The fingerprint the files of model `name` (<name>.json, .keras and .h5,
+ * each present or absent) have on disk now, given the
  * weights files its model file names (a loaded model's weight_files and
  * n_weight_files; NULL / 0 for none). Equal to that model's `fingerprint` while
  * none of its files changed, so a reload can skip an untouched model

@@ -45,7 +45,8 @@ struct dcv_registry *dcv_registry_new(const char *models_dir, const struct dcv_m
  * outstanding. */
 void dcv_registry_free(struct dcv_registry *r);
 
-/* Synchronous load of every <dir>/NAME.json (--check, tests: no event
+/* Synchronous load of every model file of the directory (NAME.json,
+ * NAME.keras, NAME.h5; --check, tests: no event
  * loop needed). Returns the number of files that failed; each failure is
  * logged. */
 int dcv_registry_load_all(struct dcv_registry *r);
