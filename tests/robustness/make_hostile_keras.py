@@ -23,7 +23,6 @@ import argparse
 import io
 import json
 import os
-import re
 import struct
 import sys
 import zlib
