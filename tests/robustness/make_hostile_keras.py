@@ -5,9 +5,11 @@
 
 Writes into OUTDIR (a models directory, or a scratch folder) one file per
 case, named h_<case>.keras / .h5 / .json, and OUTDIR/catalogue.json: a list
-of {"name", "file", "what", "cause", "big"} where "cause" is a regular
-expression (case-insensitive) that the load error should match besides the
-file's name. Two controls (ctl_keras, ctl_h5) are rebuilt by the same code
+of {"name", "file", "what", "cause", "big", "special", "may_load"} where
+"cause" is a regular expression (case-insensitive) that the load error
+should match besides the file's name, and "may_load" marks the few files
+that a reader may also serve correctly (float64 or big-endian weights:
+converting them to float32 is exact). Two controls (ctl_keras, ctl_h5) are rebuilt by the same code
 from the same arrays without any defect: they must load, which shows that
 each hostile case fails for its own defect and not for the generator's.
 
@@ -221,11 +223,11 @@ def lying_vlen_attr(img, marker, declared):
 CASES = []
 
 
-def case(name, what, cause, ext=".keras", big=False, special=False):
+def case(name, what, cause, ext=".keras", big=False, special=False, may_load=False):
     def reg(fn):
         CASES.append({"name": name, "file": "h_%s%s" % (name, ext) if not
                       name.startswith("ctl_") else name + ext, "what": what, "cause": cause,
-                      "big": big, "special": special, "make": fn})
+                      "big": big, "special": special, "may_load": may_load, "make": fn})
         return fn
     return reg
 
@@ -449,7 +451,7 @@ def _replace(g, key, **dset):
 case("w_int", "vars/0 (the kernel) stored as int32", r"vars/0|int|type|float|kernel")(
     _w(lambda f, g: _replace(g, "0", data=KERNEL.astype(np.int32))))
 case("w_float64", "vars/0 stored as float64 (a reader converting is fine; one refusing "
-     "must name it)", r"vars/0|float64|double|type|float", )(
+     "must name it)", r"vars/0|float64|double|type|float", may_load=True)(
     _w(lambda f, g: _replace(g, "0", data=KERNEL.astype(np.float64))))
 case("w_string", "vars/1 (the bias) is a variable-length string dataset",
      r"vars/1|string|type|float|bias")(
@@ -460,7 +462,7 @@ case("w_compound", "vars/0 is a compound (float32, int8) dataset",
     _w(lambda f, g: _replace(g, "0", data=np.zeros(KERNEL.shape,
                                                    dtype=[("a", "<f4"), ("b", "i1")]))))
 case("w_big_endian", "vars/0 stored as big-endian float32 (converting is fine; refusing "
-     "must name it)", r"vars/0|endian|type|float")(
+     "must name it)", r"vars/0|endian|type|float", may_load=True)(
     _w(lambda f, g: _replace(g, "0", data=KERNEL.astype(">f4"))))
 case("w_rank", "vars/0 has rank 2 (36, 2) instead of (3, 3, 4, 2)",
      r"vars/0|kernel|rank|shape|dim")(_w(lambda f, g: _replace(g, "0", data=KERNEL.reshape(36, 2))))
@@ -494,7 +496,8 @@ case("w_external_storage", "vars/0 keeps its data in an external raw file (/etc/
     _w(lambda f, g: _replace(g, "0", shape=KERNEL.shape, dtype="<f4",
                              external=[("/etc/passwd", 0, KERNEL.nbytes)])))
 case("w_filters", "vars/0 compressed with a filter the reader may lack (shuffle+gzip+"
-     "fletcher32: fine when read; refused must name it)", r"vars/0|filter|compress|gzip")(
+     "fletcher32: fine when read; refused must name it)", r"vars/0|filter|compress|gzip|fletcher",
+     may_load=True)(
     _w(lambda f, g: _replace(g, "0", data=KERNEL, chunks=True, compression="gzip",
                              shuffle=True, fletcher32=True)))
 case("w_gzip_bomb", "vars/0 gzip-chunked: one 64 MiB chunk of zeros, declared (4096, 4096) "
@@ -708,7 +711,7 @@ def write(outdir, small=False, special=True, only=None):
             with open(path + ".tmp", "wb") as fh:
                 fh.write(data)
             os.replace(path + ".tmp", path)
-        cat.append({k: c[k] for k in ("name", "file", "what", "cause", "big", "special")})
+        cat.append({k: v for k, v in c.items() if k != "make"})
     with open(os.path.join(outdir, "catalogue.json"), "w") as fh:
         json.dump(cat, fh, indent=1)
     return cat
