@@ -315,9 +315,9 @@ def test_replace():
         shutil.copyfile(os.path.join(DATA, "model.h5"), os.path.join(d.models_dir, "genh5.h5"))
         d.start(timeout=60)
         sdir, cat = stage(d.tmp)
-        cases = [c for c in cat if not is_control(c) and not c["special"] and not c["may_load"] and
-                 c["file"].endswith((".keras", ".h5")) and os.path.isfile(
-                     os.path.join(sdir, c["file"]))]
+        cases = [c for c in cat if not is_control(c) and not c["special"] and
+                 not c["may_load"] and c["file"].endswith((".keras", ".h5")) and
+                 os.path.isfile(os.path.join(sdir, c["file"]))]
         with L.HealthProbe(d.port) as probe:
             for c in cases:
                 target = "gen.keras" if c["file"].endswith(".keras") else "genh5.h5"
