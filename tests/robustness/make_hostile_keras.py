@@ -557,7 +557,8 @@ case("w_giant_attr", "a real 40 MB attribute on the vars group (past the 16 MiB 
         libver="latest")))
 case("w_name_attr_lies", "the vars group's name attribute declares 400 MB (vlen length and "
      "global heap size edited; the file holds 40 bytes)",
-     r"attribute|name|heap|large|limit|size|read|vars|hdf5")(lambda d: keras_zip(weights=_lie_name()))
+     r"attribute|name|heap|large|limit|size|read|vars|hdf5")(
+    lambda d: keras_zip(weights=_lie_name()))
 
 
 def _lie_name():
