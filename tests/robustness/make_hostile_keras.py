@@ -505,12 +505,30 @@ case("w_gzip_bomb", "vars/0 gzip-chunked: one 64 MiB chunk of zeros, declared (4
      big=True)(_w(lambda f, g: _replace(g, "0", shape=(4096, 4096), dtype="<f4",
                                          chunks=(4096, 4096), compression="gzip",
                                          data=np.zeros((4096, 4096), "<f4"))))
-case("w_cycle", "a hard link layers/conv2d_transpose/vars/loop → /layers (a cycle)",
-     r"cycle|loop|link|depth|vars|layers")(_w(lambda f, g: g.__setitem__("loop", f["layers"])))
-case("w_cycle_root", "a hard link under vars/ back to the root group /",
-     r"cycle|loop|link|depth|vars")(_w(lambda f, g: g.__setitem__("root", f["/"])))
-case("w_deep", "a chain of 200 nested groups under layers/",
-     r"depth|deep|nest|link|layers|group")(lambda d: keras_zip(weights=weights_h5(
+case("w_cycle", "a hard link vars/loop → /layers: a cycle off the weight paths (harmless "
+     "while nothing walks the tree)", r"cycle|loop|link|depth|vars|layers", may_load=True)(
+    _w(lambda f, g: g.__setitem__("loop", f["layers"])))
+case("w_cycle_root", "a hard link vars/root → / (off the weight paths)",
+     r"cycle|loop|link|depth|vars", may_load=True)(_w(lambda f, g: g.__setitem__("root", f["/"])))
+case("w_cycle_on_path", "layers/conv2d_transpose/vars is a hard link to its own parent, which "
+     "holds the datasets: the weight path crosses a cycle (a reader ignoring it would load)",
+     r"cycle|loop|link|above|vars")(lambda d: keras_zip(weights=_cycle_on_path()))
+
+
+def _cycle_on_path():
+    def build(f):
+        p = f.create_group("layers/conv2d_transpose")
+        p.create_dataset("0", data=KERNEL)
+        p.create_dataset("1", data=BIAS)
+        p["vars"] = p
+        p.attrs["name"] = LAYER
+        f.create_group("vars").attrs["name"] = MODEL
+    return h5_image(build)
+
+
+case("w_deep", "a chain of 200 nested groups under layers/ (off the weight paths)",
+     r"depth|deep|nest|link|layers|group", may_load=True)(
+    lambda d: keras_zip(weights=weights_h5(
         mutate=lambda f, g: f.create_group("layers/" + "/".join(["d"] * 200)))))
 case("w_external_link", "vars/0 is an external link to /etc/passwd:/",
      r"vars/0|external|link")(_w(lambda f, g: (g.__delitem__("0"), g.__setitem__(
@@ -550,8 +568,9 @@ def _vds_weights():
     return weights_h5(mutate=mutate, libver="latest")
 
 
-case("w_giant_attr", "a real 40 MB attribute on the vars group (past the 16 MiB default)",
-     r"attribute|large|limit|size|bytes|vars|name", big=True)(
+case("w_giant_attr", "a real 40 MB attribute on the vars group that no reader needs (past the "
+     "16 MiB default: harmless unless read)", r"attribute|large|limit|size|bytes|vars|name",
+     big=True, may_load=True)(
     lambda d: keras_zip(weights=weights_h5(
         mutate=lambda f, g: g.attrs.create("blob", np.zeros(GIANT_ATTR_BYTES, "u1")),
         libver="latest")))
@@ -621,8 +640,21 @@ case("h5_shape_lie", "kernel (3, 3, 5, 2) while the config says filters=4",
         (3, 3, 5, 2), "<f4"))))
 case("h5_int_kernel", "kernel stored as int64", r"kernel|int|type|float", ext=".h5")(
     lambda d: legacy_h5(mutate=lambda f, g: _replace(g, "kernel", data=KERNEL.astype(np.int64))))
-case("h5_cycle", "a hard link inside model_weights/ back to /", r"cycle|loop|link|depth",
-     ext=".h5")(lambda d: legacy_h5(mutate=lambda f, g: g.__setitem__("up", f["/"])))
+case("h5_cycle", "a hard link inside model_weights/ back to / (off the weight paths)",
+     r"cycle|loop|link|depth", ext=".h5", may_load=True)(
+    lambda d: legacy_h5(mutate=lambda f, g: g.__setitem__("up", f["/"])))
+case("h5_cycle_on_path", "model_weights/<layer>/<model> is a hard link to its own parent, "
+     "which holds <layer>/kernel and bias: the weight_names paths cross a cycle",
+     r"cycle|loop|link|above", ext=".h5")(lambda d: legacy_h5(mutate=_legacy_cycle))
+
+
+def _legacy_cycle(f, g):
+    lg = f["model_weights/" + LAYER]
+    del lg[MODEL]
+    inner = lg.create_group(LAYER)
+    inner.create_dataset("kernel", data=KERNEL)
+    inner.create_dataset("bias", data=BIAS)
+    lg[MODEL] = lg
 case("h5_external_link", "kernel is an external link to /etc/passwd:/x",
      r"kernel|external|link", ext=".h5")(lambda d: legacy_h5(mutate=lambda f, g: (
         g.__delitem__("kernel"), g.__setitem__("kernel", h5py.ExternalLink("/etc/passwd", "/x")))))
