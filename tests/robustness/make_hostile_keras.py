@@ -5,11 +5,14 @@
 
 Writes into OUTDIR (a models directory, or a scratch folder) one file per
 case, named h_<case>.keras / .h5 / .json, and OUTDIR/catalogue.json: a list
-of {"name", "file", "what", "cause", "big", "special", "may_load"} where
+of {"name", "file", "what", "cause", "big", "special", "may_load",
+"crashes_hdf5"} where
 "cause" is a regular expression (case-insensitive) that the load error
 should match besides the file's name, and "may_load" marks the few files
 that a reader may also serve correctly (float64 or big-endian weights:
-converting them to float32 is exact). Two controls (ctl_keras, ctl_h5) are rebuilt by the same code
+converting them to float32 is exact), and "crashes_hdf5" the files on
+which libhdf5 1.10.8 itself reads out of bounds (any process reading them
+may die: only an isolated reader survives them; not for in-process fuzzing). Two controls (ctl_keras, ctl_h5) are rebuilt by the same code
 from the same arrays without any defect: they must load, which shows that
 each hostile case fails for its own defect and not for the generator's.
 
@@ -223,11 +226,13 @@ def lying_vlen_attr(img, marker, declared):
 CASES = []
 
 
-def case(name, what, cause, ext=".keras", big=False, special=False, may_load=False):
+def case(name, what, cause, ext=".keras", big=False, special=False, may_load=False,
+         crashes_hdf5=False):
     def reg(fn):
         CASES.append({"name": name, "file": "h_%s%s" % (name, ext) if not
                       name.startswith("ctl_") else name + ext, "what": what, "cause": cause,
-                      "big": big, "special": special, "may_load": may_load, "make": fn})
+                      "big": big, "special": special, "may_load": may_load,
+                      "crashes_hdf5": crashes_hdf5, "make": fn})
         return fn
     return reg
 
@@ -576,8 +581,8 @@ case("w_giant_attr", "a real 40 MB attribute on the vars group that no reader ne
         libver="latest")))
 case("w_name_attr_lies", "the vars group's name attribute declares 400 MB (vlen length and "
      "global heap size edited; the file holds 40 bytes)",
-     r"attribute|name|heap|large|limit|size|read|vars|hdf5")(
-    lambda d: keras_zip(weights=_lie_name()))
+     r"attribute|name|heap|large|limit|size|read|vars|hdf5|crash|signal|child",
+     crashes_hdf5=True)(lambda d: keras_zip(weights=_lie_name()))
 
 
 def _lie_name():
@@ -611,8 +616,9 @@ case("h5_config_giant", "model_config is a real 40 MB string (past the 16 MiB de
      r"model_config|attribute|large|limit|size|bytes", ext=".h5", big=True)(
     lambda d: legacy_h5(model_config=LEGACY_CFG + " " * GIANT_ATTR_BYTES, libver="latest"))
 case("h5_config_lies", "model_config declares 400 MB (vlen length and global heap size "
-     "edited; the file holds 1.3 kB)", r"model_config|attribute|heap|large|limit|size|read|hdf5",
-     ext=".h5")(lambda d: _legacy_lie())
+     "edited; the file holds 1.3 kB)",
+     r"model_config|attribute|heap|large|limit|size|read|hdf5|crash|signal|child",
+     ext=".h5", crashes_hdf5=True)(lambda d: _legacy_lie())
 
 
 def _legacy_lie():
