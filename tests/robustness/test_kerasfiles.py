@@ -147,9 +147,17 @@ def verdict(d, idx, c, stem=None, fname=None, serving_prev=False):
     reason = m.get("reason", "")
     cause_ok = not c["cause"] or re.search(c["cause"], reason, re.I) is not None
     want_state = "READY" if serving_prev else "UNAVAILABLE"
+    print("#   %s: %s %s" % (stem, m.get("state"), reason[:240]), flush=True)
     if c.get("may_load") and not reason and m.get("state") == "READY":
         ok, det = serves_like_keras(d, stem)
-        check("%s: %s → loads and answers like Keras (%s)" % (c["name"], c["what"], det), ok, m)
+        cfg = d.get("/v2/models/%s/config" % stem)
+        try:
+            json.loads(cfg.content.decode("utf-8"))
+            cfg_ok = cfg.status_code == 200
+        except (UnicodeDecodeError, ValueError):
+            cfg_ok = False
+        check("%s: %s → loads, answers like Keras (%s), /config is UTF-8 JSON"
+              % (c["name"], c["what"], det), ok and cfg_ok, (m, cfg.status_code, cfg.content[:300]))
         return
     logged = load_failed_logged(d, stem, fname)
     check("%s: %s → a load error naming %s and its cause%s" %
@@ -174,7 +182,7 @@ def dependencies(sdir, c):
                 target = json.load(f).get("file")
         except (OSError, ValueError, AttributeError):
             target = None
-        if isinstance(target, str) and "/" not in target and \
+        if isinstance(target, str) and "/" not in target and target != c["file"] and \
                 os.path.exists(os.path.join(sdir, target)):
             deps.append(target)
     return deps
