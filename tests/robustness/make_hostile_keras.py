@@ -722,7 +722,7 @@ def _special(kind):
 for kind, what, cause in (
         ("dir", "a directory named *.keras", r"directory|regular"),
         ("fifo", "a FIFO named *.keras", r"FIFO|regular"),
-        ("zero", "a symlink named *.keras to /dev/zero", r"character device|regular"),
+        ("zero", "a symlink named *.keras to /dev/zero", r"character device|regular|outside"),
         ("outside", "a symlink named *.keras to a good .keras outside the models directory",
          r"outside|symlink|models|regular|path"),
         ("dangling", "a dangling symlink named *.keras", r"no such|not found|ENOENT|missing")):
