@@ -29,6 +29,7 @@ import argparse
 import io
 import json
 import os
+import random
 import struct
 import sys
 import zlib
@@ -69,6 +70,11 @@ META, CONFIG, KERNEL, BIAS, LEGACY_CFG = base_parts()
 LAYER = CONFIG["config"]["layers"][1]["config"]["name"]          # conv2dt_same_s2_k3
 MODEL = CONFIG["config"]["name"]                                  # m_conv2dt_same_s2_k3
 VARS = "layers/conv2d_transpose/vars"
+
+
+def noise(n):
+    """n reproducible pseudo-random bytes (seed corpora stay the same)."""
+    return random.Random(n).randbytes(n)
 
 
 # ------------------------------------------------------------------ zip
@@ -350,7 +356,7 @@ case("bad_crc", "zip whose config.json CRC is wrong", r"crc|checksum|config\.jso
                                       crc=0xDEADBEEF, usize=len(json.dumps(CONFIG)))))
 case("deflate_garbage", "zip whose deflated config.json is random bytes",
      r"config\.json|inflat|deflat|zip|corrupt|crc|compress")(
-    lambda d: keras_zip(config=Member("config.json", raw=os.urandom(512), method=8,
+    lambda d: keras_zip(config=Member("config.json", raw=noise(512), method=8,
                                       crc=0, usize=1571)))
 
 # --- metadata.json / config.json
@@ -431,7 +437,7 @@ for frac in (10, 50, 95):
         lambda d, frac=frac: keras_zip(weights=good_w()[:len(good_w()) * frac // 100]))
 case("w_not_hdf5", "model.weights.h5 is 4 KiB of random bytes",
      r"model\.weights\.h5|hdf5|h5|signature|open|not")(
-    lambda d: keras_zip(weights=os.urandom(4096)))
+    lambda d: keras_zip(weights=noise(4096)))
 case("w_superblock_lies", "model.weights.h5 whose superblock end-of-file address is 2^60",
      r"model\.weights\.h5|hdf5|h5|eof|truncat|open|size|address")(lambda d: _eof_lie())
 
