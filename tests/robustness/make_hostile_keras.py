@@ -556,7 +556,7 @@ def _ext_to_real(d):
     with open(os.path.join(d, "ext_target.data"), "wb") as fh:
         fh.write(h5_image(t))
     return keras_zip(weights=weights_h5(mutate=lambda f, g: (g.__delitem__("0"), g.__setitem__(
-        "0", h5py.ExternalLink(os.path.join(d, "ext_target.data"), "/k")))))
+        "0", h5py.ExternalLink("ext_target.data", "/k")))))
 
 
 case("w_soft_link", "vars/0 is a soft link to vars/1 (a 4-value bias where a kernel belongs)",
