@@ -684,6 +684,17 @@ case("h5_huge_decl", "kernel declares 2^40 float32 elements (chunked, unallocate
 case("ptr_traversal", "pointer file naming ../../../../etc/passwd",
      r"\.\.|outside|path|models|passwd|file", ext=".json")(
     lambda d: json.dumps({"file": "../../../../etc/passwd"}))
+case("ptr_escape", "pointer file naming ../outside.keras, a good .keras beside the models "
+     "directory", r"outside|\.\.|path|models", ext=".json")(lambda d: _ptr_escape(d))
+
+
+def _ptr_escape(d):
+    outside = os.path.join(os.path.dirname(os.path.abspath(d)), "outside.keras")
+    with open(outside, "wb") as fh:
+        fh.write(good_zip())
+    return json.dumps({"file": "../outside.keras"})
+
+
 case("ptr_absolute", "pointer file naming /etc/passwd", r"absolute|outside|path|passwd|file",
      ext=".json")(lambda d: json.dumps({"file": "/etc/passwd"}))
 case("ptr_no_submodel", "pointer to the control .keras with submodel \"decoder\" that it lacks",
