@@ -219,6 +219,17 @@ def idle_rss(d):
     return L.rss_kb(d.proc.pid)
 
 
+def rss_back(d, rss0, what):
+    """The daemon's RSS back within RSS_SLACK_KB of its idle figure."""
+    time.sleep(0.5)
+    rss1 = L.rss_kb(d.proc.pid)
+    L.figure("%s: daemon RSS idle / now (MiB)" % what, "%.1f / %.1f"
+             % (rss0 / 1024.0, (rss1 or 0) / 1024.0))
+    check("%s: daemon RSS %.1f MiB, idle %.1f MiB (slack %d MiB)"
+          % (what, (rss1 or 0) / 1024.0, rss0 / 1024.0, RSS_SLACK_KB // 1024),
+          rss1 is not None and rss1 <= rss0 + RSS_SLACK_KB)
+
+
 def test_one_at_a_time():
     L.use_binary(L.release_binary())
     with L.RDaemon(config=KFILE_CONFIG, name="kerasfiles one-at-a-time daemon") as d:
@@ -259,13 +270,7 @@ def test_one_at_a_time():
                     os.unlink(os.path.join(mdir, dep))
             reload(d, "cleanup")
         probe.verdict("one at a time (%d files)" % len(cat))
-        time.sleep(0.5)
-        rss1 = L.rss_kb(d.proc.pid)
-        L.figure("one at a time: daemon RSS idle / after (MiB)", "%.1f / %.1f"
-                 % (rss0 / 1024.0, rss1 / 1024.0))
-        check("one at a time: daemon RSS %.1f MiB after, idle %.1f MiB (slack %d MiB)"
-              % (rss1 / 1024.0, rss0 / 1024.0, RSS_SLACK_KB // 1024),
-              rss1 is not None and rss1 <= rss0 + RSS_SLACK_KB)
+        rss_back(d, rss0, "one at a time")
 
 
 def test_all_at_once():
@@ -305,13 +310,7 @@ def test_all_at_once():
                     os.unlink(p)
             reload(d, "all removed")
         probe.verdict("all at once (%d files)" % len(cat))
-        time.sleep(0.5)
-        rss1 = L.rss_kb(d.proc.pid)
-        L.figure("all at once: daemon RSS idle / after removal (MiB)", "%.1f / %.1f"
-                 % (rss0 / 1024.0, rss1 / 1024.0))
-        check("all at once: daemon RSS %.1f MiB after, idle %.1f MiB (slack %d MiB)"
-              % (rss1 / 1024.0, rss0 / 1024.0, RSS_SLACK_KB // 1024),
-              rss1 is not None and rss1 <= rss0 + RSS_SLACK_KB)
+        rss_back(d, rss0, "all at once, after removal")
         no_children(d, "all at once, at the end")
 
 
