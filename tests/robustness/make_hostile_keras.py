@@ -206,21 +206,22 @@ def legacy_h5(model_config=None, weight_names=None, mutate=None, libver=None):
 
 
 def lying_vlen_attr(img, marker, declared):
-    """Edits an HDF5 image so that the variable-length string attribute
-    whose value is `marker` declares `declared` bytes: its length in the
-    attribute's vlen reference and its object's size in the global heap
-    collection. The file stays small; a reader that trusts either size
-    allocates or reads hundreds of MB."""
+    """Edits an HDF5 image so that the variable-length string whose value
+    is `marker` (in an attribute) declares `declared` bytes: its length in
+    the attribute's vlen reference and its object's size in the global heap
+    collection that holds it. The file stays small; a reader that trusts
+    either size allocates or reads hundreds of MB."""
     img = bytearray(img)
     gcol = img.find(b"GCOL")
-    if gcol < 0:
-        raise RuntimeError("no global heap collection in the image")
-    ref = struct.pack("<IQ", len(marker), gcol)
-    i = img.find(ref)
-    if i < 0:
-        raise RuntimeError("vlen reference to the marker not found")
+    while gcol >= 0:
+        i = img.find(struct.pack("<IQ", len(marker), gcol))
+        j = img.find(marker, gcol)
+        if i >= 0 and j >= 0:
+            break
+        gcol = img.find(b"GCOL", gcol + 4)
+    else:
+        raise RuntimeError("no vlen reference to the marker in a global heap collection")
     img[i:i + 4] = struct.pack("<I", declared)
-    j = img.find(marker, gcol)
     size_at = j - 8                  # heap object: index(2) refcount(2) reserved(4) size(8)
     if struct.unpack_from("<Q", img, size_at)[0] != len(marker):
         raise RuntimeError("global heap object size not where expected")
@@ -634,6 +635,11 @@ def _legacy_lie():
     return lying_vlen_attr(img, LEGACY_CFG.encode(), LIE_ATTR_BYTES)
 
 
+case("h5_weight_names_lies", "weight_names' first string declares 400 MB (vlen length and "
+     "global heap size edited; libFuzzer found the like: libhdf5 allocates and converts for "
+     "as long as it is let)", r"weight_names|attribute|heap|large|limit|crash|signal|killed|"
+     r"took longer|memory", ext=".h5", crashes_hdf5=True)(lambda d: lying_vlen_attr(
+        legacy_h5(), ("%s/%s/kernel" % (MODEL, LAYER)).encode(), LIE_ATTR_BYTES))
 case("h5_weight_names_nowhere", "weight_names point at groups that do not exist",
      r"weight_names|nowhere|missing|not found|kernel|conv2dt_same_s2_k3", ext=".h5")(
     lambda d: legacy_h5(weight_names=["nowhere/kernel:0", "nowhere/bias:0"]))
