@@ -134,36 +134,44 @@ static int json_open(struct out *o, const int64_t *shape, int ndim, const float 
 }
 
 /* The response up to the outputs' data (or binary size). */
-static void kserve_head(struct out *o, const char *model, const char *version, const char *id,
-                        bool has_id, const int64_t *shape, int ndim)
+static const char *output_name(const struct dcv_answer_names *nm)
+{
+    return nm->output ? nm->output : "output";
+}
+
+static void kserve_head(struct out *o, const struct dcv_answer_names *nm, const int64_t *shape,
+                        int ndim)
 {
     put(o, "{\"model_name\":");
-    put_quoted(o, model);
+    put_quoted(o, nm->model);
     put(o, ",\"model_version\":");
-    put_quoted(o, version);
-    if (has_id) {
+    put_quoted(o, nm->version);
+    if (nm->id) {
         put(o, ",\"id\":");
-        put_quoted(o, id);
+        put_quoted(o, nm->id);
     }
-    put(o, ",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":");
+    put(o, ",\"outputs\":[{\"name\":");
+    put_quoted(o, output_name(nm));
+    put(o, ",\"datatype\":\"FP32\",\"shape\":");
     put_shape(o, shape, ndim);
 }
 
-static size_t kserve_head_max(const char *model, const char *version, const char *id)
+static size_t kserve_head_max(const struct dcv_answer_names *nm)
 {
-    return 256 + quoted_max(model) + quoted_max(version) + quoted_max(id) + DCV_TENSOR_SHAPE_TEXT;
+    return 256 + quoted_max(nm->model) + quoted_max(nm->version) +
+           quoted_max(nm->id) + quoted_max(output_name(nm)) +
+           DCV_TENSOR_SHAPE_TEXT;
 }
 
-char *dcv_answer_kserve_binary_open(const char *model, const char *version, const char *id,
-                                    bool has_id, const int64_t *shape, int ndim, float **data,
-                                    size_t *len, size_t *header_len)
+char *dcv_answer_kserve_binary_open(const struct dcv_answer_names *nm, const int64_t *shape,
+                                    int ndim, float **data, size_t *len, size_t *header_len)
 {
     size_t n;
     struct out h;
     char tail[64];
-    if (!shape_count(shape, ndim, &n) || !out_open(&h, kserve_head_max(model, version, id)))
+    if (!shape_count(shape, ndim, &n) || !out_open(&h, kserve_head_max(nm)))
         return NULL;
-    kserve_head(&h, model, version, id, has_id, shape, ndim);
+    kserve_head(&h, nm, shape, ndim);
     snprintf(tail, sizeof tail, ",\"parameters\":{\"binary_data_size\":%zu}}]}",
              n * sizeof **data);
     put(&h, tail);
@@ -193,17 +201,16 @@ void dcv_answer_kserve_binary_close(float *data, size_t n)
     }
 }
 
-char *dcv_answer_kserve_shm(const char *model, const char *version, const char *id,
-                                   bool has_id, const int64_t *shape, int ndim,
-                                   const struct dcv_tensor_shm *shm, size_t *len)
+char *dcv_answer_kserve_shm(const struct dcv_answer_names *nm, const int64_t *shape, int ndim,
+                            const struct dcv_tensor_shm *shm, size_t *len)
 {
     size_t n;
     struct out o;
     char num[96];
     if (!shape_count(shape, ndim, &n) ||
-        !out_open(&o, kserve_head_max(model, version, id) + quoted_max(shm->region) + 192))
+        !out_open(&o, kserve_head_max(nm) + quoted_max(shm->region) + 192))
         return NULL;
-    kserve_head(&o, model, version, id, has_id, shape, ndim);
+    kserve_head(&o, nm, shape, ndim);
     put(&o, ",\"parameters\":{\"shared_memory_region\":");
     put_quoted(&o, shm->region);
     snprintf(num, sizeof num, ",\"shared_memory_byte_size\":%llu,\"shared_memory_offset\":%llu}}]}",
@@ -212,9 +219,9 @@ char *dcv_answer_kserve_shm(const char *model, const char *version, const char *
     return out_close(&o, len);
 }
 
-int dcv_answer_kserve(const char *model, const char *version, const char *id, bool has_id,
-                      const int64_t *shape, int ndim, const float *data, bool binary,
-                      char **out, size_t *len, size_t *header_len, char *err)
+int dcv_answer_kserve(const struct dcv_answer_names *nm, const int64_t *shape, int ndim,
+                      const float *data, bool binary, char **out, size_t *len,
+                      size_t *header_len, char *err)
 {
     size_t n, hl;
     struct out o;
@@ -224,8 +231,7 @@ int dcv_answer_kserve(const char *model, const char *version, const char *id, bo
         float *dst;
         if ((rc = check(shape, ndim, &n, err)))
             return rc;
-        if (!(*out = dcv_answer_kserve_binary_open(model, version, id, has_id, shape, ndim, &dst,
-                                                   len, &hl)))
+        if (!(*out = dcv_answer_kserve_binary_open(nm, shape, ndim, &dst, len, &hl)))
             return dcv_errf(err, DCV_ENOMEM, "out of memory for a %zu-value answer", n);
         memcpy(dst, data, n * sizeof *data);
         dcv_answer_kserve_binary_close(dst, n);
@@ -233,10 +239,10 @@ int dcv_answer_kserve(const char *model, const char *version, const char *id, bo
             *header_len = hl;
         return 0;
     }
-    if ((rc = json_open(&o, shape, ndim, data, TO_BINARY, kserve_head_max(model, version, id),
+    if ((rc = json_open(&o, shape, ndim, data, TO_BINARY, kserve_head_max(nm),
                         DCV_FLOAT_MAXLEN + 1, &n, err)))
         return rc;
-    kserve_head(&o, model, version, id, has_id, shape, ndim);
+    kserve_head(&o, nm, shape, ndim);
     put(&o, ",\"data\":");
     put_flat(&o, data, n);
     put(&o, "}]}");

@@ -167,9 +167,10 @@ static void h_metadata(struct dcv_api *a, struct dcv_http_req *req, const char *
     dcv_json_add(o, "name", dcv_json_new_string(name));
     dcv_json_append(vs, dcv_json_new_string(ver));
     dcv_json_add(o, "versions", vs);
-    dcv_json_add(o, "platform", dcv_json_new_string("keras_conv_transpose"));
-    dcv_json_append(ins, tensor_meta("input", m->in_sig, m->ndim));
-    dcv_json_append(outs, tensor_meta("output", m->out_sig, m->ndim));
+    dcv_json_add(o, "platform", dcv_json_new_string(m->chain ? "keras_chain"
+                                                             : "keras_conv_transpose"));
+    dcv_json_append(ins, tensor_meta(m->input_name, m->in_sig, m->ndim));
+    dcv_json_append(outs, tensor_meta(m->output_name, m->out_sig, m->out_ndim));
     dcv_json_add(o, "inputs", ins);
     dcv_json_add(o, "outputs", outs);
     dcv_registry_release(a->reg, &ref);
@@ -468,8 +469,9 @@ static void h_tf_status(struct dcv_api *a, struct dcv_http_req *req, const char 
         dcv_json_add(spec, "signature_name", dcv_json_new_string(""));
         dcv_json_add(spec, "version", dcv_json_new_string(ver));
         dcv_json_add(o, "model_spec", spec);
-        dcv_json_add(sd, "inputs", tf_tensor("input", ref.model->in_sig, ref.model->ndim));
-        dcv_json_add(sd, "outputs", tf_tensor("output", ref.model->out_sig, ref.model->ndim));
+        const struct dcv_model *m = ref.model;
+        dcv_json_add(sd, "inputs", tf_tensor(m->input_name, m->in_sig, m->ndim));
+        dcv_json_add(sd, "outputs", tf_tensor(m->output_name, m->out_sig, m->out_ndim));
         dcv_json_add(sd, "method_name", dcv_json_new_string("tensorflow/serving/predict"));
         dcv_json_add(defs, "serving_default", sd);
         dcv_json_add(sig, "signature_def", defs);

@@ -14,6 +14,7 @@
  * decoded, and tiny ones computed, on the loop thread. Loop thread, except
  * the work functions (pool threads).
  */
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,12 +36,14 @@
 #include "deconvd/layer.h"
 #include "deconvd/metrics.h"
 #include "deconvd/model.h"
+#include "deconvd/modelform.h"
 #include "deconvd/op.h"
 #include "deconvd/png.h"
 #include "deconvd/registry.h"
 #include "deconvd/reply.h"
 #include "deconvd/sched.h"
 #include "deconvd/shm.h"
+#include "deconvd/summary.h"
 #include "deconvd/tensor.h"
 #include "deconvd/tfserving.h"
 #include "deconvd/utf8.h"
@@ -75,6 +78,7 @@ struct job {
     struct dcv_infer_request in;
     bool rows;
     int64_t oshape[DCV_MAX_DIMS];
+    int ondim;                         /* the output's rank (a chain's may differ) */
     size_t count;
     uint64_t work;
     /* the answer's form: Accept against the JSON and the binary answer */
@@ -378,16 +382,42 @@ static int hold_answer(struct job *j, size_t answer, size_t scratch, enum answer
     return 0;
 }
 
+/* " (or 'input')" after a Keras name that is not the generic one. */
+static const char *or_generic(const char *keras, const char *generic)
+{
+    if (!strcmp(keras, generic)) return "";
+    return !strcmp(generic, "input") ? " (or 'input')" : " (or 'output')";
+}
+
+/* A KServe request names its input and, optionally, its output: the
+ * model's Keras names, or "input" / "output" for every model (clients
+ * written against single layers keep working on chains). */
+static int check_names(struct job *j)
+{
+    const struct dcv_infer_request *in = &j->in;
+    const struct dcv_model *m = j->ref.model;
+    if (j->kind != JOB_KSERVE) return 0;
+    if (strcmp(in->input_name, m->input_name) && strcmp(in->input_name, "input"))
+        return dcv_errf(j->err, DCV_EINVAL, "unexpected input '%.60s': model '%s' has one "
+                        "input named '%s'%s", in->input_name, j->ref.name, m->input_name,
+                        or_generic(m->input_name, "input"));
+    if (in->output_requested && strcmp(in->output_name, m->output_name) &&
+        strcmp(in->output_name, "output"))
+        return dcv_errf(j->err, DCV_EINVAL, "unknown output '%.60s': model '%s' has one "
+                        "output named '%s'%s", in->output_name, j->ref.name, m->output_name,
+                        or_generic(m->output_name, "output"));
+    return 0;
+}
+
 static int output_shape(struct job *j)
 {
     struct dcv_infer_request *in = &j->in;
     int rc;
-    if (strcmp(in->input_name, "input") != 0 && j->kind == JOB_KSERVE)
-        return dcv_errf(j->err, DCV_EINVAL, "unexpected input '%.60s': model '%s' has one "
-                        "input named 'input'", in->input_name, j->ref.name);
-    if ((rc = dcv_model_output_shape(j->ref.model, in->input.shape, in->input.ndim, j->oshape,
+    if ((rc = check_names(j)) ||
+        (rc = dcv_model_output_shape(j->ref.model, in->input.shape, in->input.ndim, j->oshape,
                                      &j->count, j->err)))
         return rc;
+    j->ondim = j->ref.model->out_ndim;
     if (j->count > j->owner->cfg->max_tensor_elems)
         return dcv_errf(j->err, DCV_ETOOBIG, "the output would hold %zu values, above "
                         "max_tensor_elems (%zu)", j->count, j->owner->cfg->max_tensor_elems);
@@ -413,11 +443,23 @@ static int pick_form(struct job *j, bool binary)
         rc = dcv_errf(why, DCV_ENOTACCEPT, "its output goes to shared memory region '%.60s'",
                       in->output_shm.region);
     else
-        rc = dcv_png_layout(&j->ref.model->image, j->oshape, in->input.ndim, &j->layout, why);
+        rc = dcv_png_layout(&j->ref.model->image, j->oshape, j->ondim, &j->layout, why);
     if (rc == 0) j->png = true;
     if (rc == 0 || c == DCV_PNG_FIRST) return 0;
     return dcv_errf(j->err, rc, "model '%s' cannot answer %s: %s", j->ref.name, DCV_PNG_TYPE,
                     why);
+}
+
+/* The buffers a chain runs through between its input and its output: held
+ * from the budget with the answer. */
+static int chain_scratch(struct job *j, size_t *bytes)
+{
+    const struct dcv_infer_request *in = &j->in;
+    *bytes = dcv_model_scratch_bytes(j->ref.model, in->input.shape, in->input.ndim);
+    if (*bytes > SIZE_MAX / 4)
+        return dcv_errf(j->err, DCV_ETOOBIG, "model '%s' would need more intermediate memory "
+                        "for this input than can be counted", j->ref.name);
+    return 0;
 }
 
 /* Decoding an inference body: the input, checked against the model; its
@@ -432,7 +474,7 @@ static int infer_decode(struct job *j)
                                      .max_json_nodes = cfg->max_json_nodes };
     struct dcv_infer_request *in = &j->in;
     size_t jlen = j->header_len ? j->header_len : j->len;
-    size_t est = 2 * jlen + 4 * (j->len - jlen) + 64;
+    size_t est = 2 * jlen + 4 * (j->len - jlen) + 64, between = 0;
     int rc;
     if ((rc = hold(j, est, "decoding the request")) ||
         (rc = dcv_utf8_check(j->body, jlen, j->err)))
@@ -443,18 +485,27 @@ static int infer_decode(struct job *j)
     size_t used = in->input.data && !in->input.borrowed ? in->input.count * sizeof(float) : 0;
     unhold(j, est > used ? est - used : 0);
     if (rc || (rc = output_shape(j)) ||
-        (rc = check_work(j, conv_work(&j->ref.model->layer.conv, in->input.shape))))
+        (rc = check_work(j, dcv_model_work(j->ref.model, in->input.shape, in->input.ndim))) ||
+        (rc = chain_scratch(j, &between)))
         return rc;
     bool shm_out = in->output_shm.used, binary = j->kind == JOB_KSERVE && in->binary_output;
     if ((rc = pick_form(j, binary))) return rc;
     size_t answer = j->png ? dcv_png_bound(&j->layout) : shm_out ? 4096
                   : binary ? j->count * sizeof(float) + 4096
-                  : json_answer_max(j->count, in->input.ndim);
-    size_t scratch = binary && !shm_out && !j->png ? 0 : j->count * sizeof(float);
+                  : json_answer_max(j->count, j->ondim);
+    size_t scratch = between + (binary && !shm_out && !j->png ? 0 : j->count * sizeof(float));
     if (j->png) scratch += dcv_png_scratch(&j->layout);
     if (in->input_shm.used) scratch += in->input.count * sizeof(float);   /* a converted copy */
     return hold_answer(j, answer, scratch, j->png ? AS_PNG : shm_out || binary ? AS_BINARY
                        : j->kind == JOB_KSERVE ? AS_KSERVE_JSON : AS_JSON);
+}
+
+/* The names a KServe answer carries; ver is filled with the version. */
+static struct dcv_answer_names answer_names(const struct job *j, char *ver, size_t cap)
+{
+    snprintf(ver, cap, "%d", j->ref.version);
+    return (struct dcv_answer_names){ j->ref.name, ver, j->in.has_id ? j->in.id : NULL,
+                                      j->ref.model->output_name };
 }
 
 /* Where the output goes: straight into the response for binary KServe
@@ -465,10 +516,9 @@ static float *output_buffer(struct job *j, float **scratch)
     float *dst = NULL;
     if (j->kind == JOB_KSERVE && in->binary_output && !j->png) {
         char ver[16];
-        snprintf(ver, sizeof ver, "%d", j->ref.version);
+        const struct dcv_answer_names names = answer_names(j, ver, sizeof ver);
         j->binary = true;
-        j->out = dcv_answer_kserve_binary_open(j->ref.name, ver, in->id, in->has_id, j->oshape,
-                                               in->input.ndim, &dst, &j->out_len,
+        j->out = dcv_answer_kserve_binary_open(&names, j->oshape, j->ondim, &dst, &j->out_len,
                                                &j->out_header_len);
         return j->out ? dst : NULL;
     }
@@ -498,12 +548,12 @@ static int shm_resolve(struct job *j, struct dcv_shm_ref *sin, struct dcv_shm_re
     if (!a->cfg->shared_memory) return dcv_errf(j->err, DCV_EINVAL, DCV_SHM_DISABLED);
     if (os->used) {
         char st[DCV_MAX_DIMS * 22 + 3];
-        shape_str(st, sizeof st, j->oshape, in->input.ndim);
+        shape_str(st, sizeof st, j->oshape, j->ondim);
         if (os->byte_size < j->count * sizeof(float))
-            return dcv_errf(j->err, DCV_EINVAL, "output 'output': parameters."
+            return dcv_errf(j->err, DCV_EINVAL, "output '%s': parameters."
                             "shared_memory_byte_size is %llu but the FP32 output of shape %s "
-                            "needs %zu bytes", (unsigned long long)os->byte_size, st,
-                            j->count * sizeof(float));
+                            "needs %zu bytes", j->ref.model->output_name,
+                            (unsigned long long)os->byte_size, st, j->count * sizeof(float));
         if ((rc = dcv_shm_acquire(a->shm, os->region, os->offset, os->byte_size, sout, j->err)))
             return rc;
     }
@@ -526,8 +576,9 @@ static void infer_compute(struct job *j)
     struct dcv_infer_request *in = &j->in;
     struct dcv_shm_ref shm_in = { 0 }, shm_out = { 0 };
     char ver[16];
+    const struct dcv_answer_names names = answer_names(j, ver, sizeof ver);
     float *out = NULL, *dst;
-    int nd = in->input.ndim;
+    int nd = in->input.ndim, ond = j->ondim;
     if ((j->rc = stopped(j)) ||
         (uses_shm(j) && (j->rc = shm_resolve(j, &shm_in, &shm_out))))
         goto out;
@@ -545,22 +596,20 @@ static void infer_compute(struct job *j)
                             &j->stop, j->err);
     if (j->rc || (j->rc = stopped(j))) goto out;
     j->t_computed = dcv_now_ns();
-    snprintf(ver, sizeof ver, "%d", j->ref.version);
     if (shm_out.region) {
         dcv_answer_kserve_binary_close(dst, j->count);   /* little-endian in the region */
         if ((void *)dst != (void *)shm_out.addr)
             memcpy(shm_out.addr, dst, sizeof(float) * j->count);
-        j->out = dcv_answer_kserve_shm(j->ref.name, ver, in->id, in->has_id, j->oshape, nd,
-                                       &in->output_shm, &j->out_len);
+        j->out = dcv_answer_kserve_shm(&names, j->oshape, ond, &in->output_shm, &j->out_len);
     } else if (j->png) {
         j->rc = dcv_png_encode(&j->layout, out, &j->stop, &j->out, &j->out_len, j->err);
     } else if (j->binary) {
         dcv_answer_kserve_binary_close(dst, j->count);
     } else if (j->kind == JOB_KSERVE) {
-        j->rc = dcv_answer_kserve(j->ref.name, ver, in->id, in->has_id, j->oshape, nd, out,
-                                  false, &j->out, &j->out_len, &j->out_header_len, j->err);
+        j->rc = dcv_answer_kserve(&names, j->oshape, ond, out, false, &j->out, &j->out_len,
+                                  &j->out_header_len, j->err);
     } else {
-        j->rc = dcv_answer_tfserving(j->oshape, nd, out, j->rows, &j->out, &j->out_len, j->err);
+        j->rc = dcv_answer_tfserving(j->oshape, ond, out, j->rows, &j->out, &j->out_len, j->err);
     }
     if (!j->rc && !j->out)
         j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory encoding the response");
@@ -695,6 +744,22 @@ out:
     end_work(j);
 }
 
+/* Multiply-adds per input value, from the work of one input of the model's
+ * signature with its unknown dims 1: a transposed convolution's work is
+ * linear in its input values, and a chain's glue costs a few operations a
+ * value. HUGE_VAL when even that input is refused (a worker decides). */
+static double work_per_value(const struct dcv_model *m)
+{
+    int64_t probe[DCV_MAX_DIMS];
+    double vals = 1;
+    for (int i = 0; i < m->ndim; i++) {
+        probe[i] = m->in_sig[i] > 0 ? m->in_sig[i] : 1;
+        vals *= (double)probe[i];
+    }
+    uint64_t w = dcv_model_work(m, probe, m->ndim);
+    return w == UINT64_MAX ? HUGE_VAL : (double)w / vals;
+}
+
 /* Small enough to decode on the loop thread, and perhaps to compute there
  * (decided from the decoded shapes)? A body holds at most one input value
  * per 2 bytes of JSON ("0,") or per byte of binary (INT8), which bounds
@@ -702,12 +767,9 @@ out:
  * there at once. */
 static bool decode_here(const struct dcv_jobs *a, const struct job *j)
 {
-    const struct dcv_conv *c = &j->ref.model->layer.conv;
     if (j->len > INLINE_BODY_MAX || !a->cfg->inline_max_work) return false;
     double vals = j->header_len ? (double)j->len : (double)j->len / 2;
-    double macs = vals * (double)c->filters;
-    for (int i = 0; i < c->rank; i++) macs *= (double)c->kernel[i];
-    return macs / (double)c->in_channels <= (double)a->cfg->inline_max_work * 4;
+    return vals * work_per_value(j->ref.model) <= (double)a->cfg->inline_max_work * 4;
 }
 
 /* Decoded: cheap enough to compute right here? The hand-offs to a worker
@@ -802,17 +864,57 @@ static int job_json(struct job *j, struct dcv_json *doc)
     return j->out ? 0 : dcv_errf(j->err, DCV_ENOMEM, "out of memory");
 }
 
-static int shape_answer(struct job *j, const struct dcv_layer *l, const struct dcv_json *node)
+/* {model_name, input_shape, output_shape, layers, total_params}: the
+ * model's per-layer table (model.summary()) for this input shape, unknown
+ * dims -1; the last layer's params unknown unless counted. */
+static int shape_answer(struct job *j, const struct dcv_model *m, const int64_t *in, int nd,
+                        bool counted)
 {
-    int64_t in[DCV_MAX_DIMS], out[DCV_MAX_DIMS];
-    int nd = json_dims(node, in, DCV_MAX_DIMS, true, "input_shape", j->err);
-    int rc = nd < 0 ? nd : dcv_layer_output_shape(l, in, nd, out, j->err);
+    struct dcv_model_row *rows;
+    int n, rc = dcv_summary_rows(m, in, nd, &rows, &n, j->err);
     if (rc) return rc;
+    if (!counted) rows[n - 1].params = DCV_SUMMARY_UNKNOWN;
+    const struct dcv_shape *out = &rows[n - 1].out;
+    uint64_t total = dcv_summary_total(rows, n);
     struct dcv_json *o = dcv_json_new_object();
     if (j->ref.ver) dcv_json_add(o, "model_name", dcv_json_new_string(j->ref.name));
     dcv_json_add(o, "input_shape", dcv_json_new_int_array(in, (size_t)nd));
-    dcv_json_add(o, "output_shape", dcv_json_new_int_array(out, (size_t)nd));
+    dcv_json_add(o, "output_shape", dcv_json_new_int_array(out->d, (size_t)out->ndim));
+    dcv_json_add(o, "layers", dcv_summary_json(rows, n));
+    dcv_json_add(o, "total_params", total == DCV_SUMMARY_UNKNOWN ? dcv_json_new_null()
+                                                                 : dcv_json_new_number((double)total));
+    free(rows);
     return job_json(j, o);
+}
+
+/* /v2/shape on a bare layer config: its shape rules alone (as they always
+ * answered), then a model shell around the parsed layer (nothing loaded,
+ * no weights) for the table, its input channels from the shape when the
+ * config leaves them open (else its params are unknown). */
+static int layer_shape_answer(struct job *j, const struct dcv_json *doc, const int64_t *in,
+                              int nd)
+{
+    const struct dcv_json *cfg = dcv_json_get(doc, "config");
+    struct dcv_model shell = { .ndim = nd, .out_ndim = nd, .input_name = "input" };
+    struct dcv_layer *l = &shell.layer;
+    int64_t out[DCV_MAX_DIMS];
+    if (dcv_modelform_is_model(doc))
+        return dcv_errf(j->err, DCV_EINVAL, "/v2/shape takes one layer's config; put a "
+                        "Sequential or Functional model in models_dir and ask "
+                        "/v2/models/{name}/shape");
+    int rc = dcv_layer_parse(dcv_json_string(dcv_json_get(doc, "class_name")), cfg ? cfg : doc,
+                             l, j->err);
+    if (rc) return rc;
+    if ((rc = dcv_layer_output_shape(l, in, nd, out, j->err))) goto out;
+    int64_t ch = in[dcv_conv_channel_axis(&l->conv)];
+    if (!l->conv.in_channels && ch > 0 && (rc = dcv_layer_set_in_channels(l, ch, j->err)))
+        goto out;
+    memcpy(shell.in_sig, in, sizeof(int64_t) * (size_t)nd);
+    memcpy(shell.out_sig, out, sizeof(int64_t) * (size_t)nd);
+    rc = shape_answer(j, &shell, in, nd, l->conv.in_channels > 0);
+out:
+    dcv_layer_release(l);
+    return rc;
 }
 
 /* Shape inference on the pool: the body may be as big as max_body_bytes,
@@ -821,22 +923,19 @@ static void shape_work(void *arg)
 {
     struct job *j = arg;
     struct dcv_json *doc = NULL;
+    int64_t in[DCV_MAX_DIMS];
+    int nd;
     if (!begin_work(j) ||
         (j->rc = dcv_jsonbody_object(j->body, j->len, j->owner->cfg->max_json_nodes, &doc,
                                      j->err)))
         goto out;
-    if (j->ref.ver) {
-        j->rc = shape_answer(j, &j->ref.model->layer, dcv_json_get(doc, "input_shape"));
-    } else {
-        struct dcv_layer l;
-        const struct dcv_json *cfg = dcv_json_get(doc, "config");
-        j->rc = dcv_layer_parse(dcv_json_string(dcv_json_get(doc, "class_name")),
-                                cfg ? cfg : doc, &l, j->err);
-        if (!j->rc) {
-            j->rc = shape_answer(j, &l, dcv_json_get(doc, "input_shape"));
-            dcv_layer_release(&l);
-        }
-    }
+    if ((nd = json_dims(dcv_json_get(doc, "input_shape"), in, DCV_MAX_DIMS, true,
+                        "input_shape", j->err)) < 0)
+        j->rc = nd;
+    else if (j->ref.ver)
+        j->rc = shape_answer(j, j->ref.model, in, nd, true);
+    else
+        j->rc = layer_shape_answer(j, doc, in, nd);
 out:
     dcv_json_free(doc);
     drop_body(j);

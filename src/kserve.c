@@ -130,9 +130,11 @@ static int kserve_outputs(const struct dcv_jsonbody *b, const struct dcv_json *r
         if (!name)
             return dcv_errf(err, DCV_EINVAL, "outputs[%zu] must be an object with a string "
                             "\"name\"", i);
-        if (strcmp(name, "output"))
-            return dcv_errf(err, DCV_EINVAL, "unknown output '%.64s' (this model has one output "
-                            "named 'output')", name);
+        if (i == 0 && (rc = dcv_tensor_set_name(req->output_name, name, "output name", err)))
+            return rc;
+        if (strcmp(name, req->output_name))
+            return dcv_errf(err, DCV_EINVAL, "outputs[%zu] names '%.64s' but outputs[0] names "
+                            "'%s'; a model has one output", i, name, req->output_name);
         char where[48];
         snprintf(where, sizeof where, "outputs[%zu].parameters", i);
         rc = param_bool(b, dcv_json_get(o, "parameters"), where, "binary_data", &req->binary_output,

@@ -22,6 +22,7 @@
 #include "deconvd/model.h"
 #include "deconvd/registry.h"
 #include "deconvd/server.h"
+#include "deconvd/summary.h"
 
 static const char usage[] =
     "usage: deconvd [options]\n"
@@ -58,6 +59,26 @@ static void print_dims(const int64_t *d, int n)
     putchar(']');
 }
 
+/* One model's --check lines: its signature, then its model.summary()
+ * table on the signature's shapes. */
+static void print_model(const struct dcv_model *m, const char *name)
+{
+    struct dcv_model_row *rows;
+    char err[DCV_ERRLEN];
+    int n;
+    printf("%-24s %-16s input ", name, dcv_model_class(m));
+    print_dims(m->in_sig, m->ndim);
+    printf(" -> output ");
+    print_dims(m->out_sig, m->out_ndim);
+    printf("  %s\n", m->chain ? "" : dcv_layer_layout(&m->layer));
+    if (dcv_summary_rows(m, NULL, 0, &rows, &n, err)) {
+        printf("    (no summary: %s)\n", err);
+        return;
+    }
+    dcv_summary_print(stdout, rows, n, "    ");
+    free(rows);
+}
+
 static int check(const struct dcv_config *cfg)
 {
     struct dcv_model_opts mo = { .max_weight_elems = cfg->max_weight_elems };
@@ -74,11 +95,7 @@ static int check(const struct dcv_config *cfg)
             printf("%-24s FAILED  %s\n", name, err);
             continue;
         }
-        printf("%-24s %-16s input ", name, ref.model->layer.class_name);
-        print_dims(ref.model->in_sig, ref.model->ndim);
-        printf(" -> output ");
-        print_dims(ref.model->out_sig, ref.model->ndim);
-        printf("  %s\n", dcv_layer_layout(&ref.model->layer));
+        print_model(ref.model, name);
         dcv_registry_release(reg, &ref);
         ok++;
     }

@@ -529,7 +529,7 @@ static void swap_in(struct dcv_registry *r, struct entry *e, struct dcv_model *m
     e->unloaded = false;
     set_cur(r, e, v);
     DCV_LOG(DCV_LOG_INFO, "model loaded", KV_S("model", e->rec->name), KV_I("version", v->number),
-            KV_S("class", m->layer.class_name));
+            KV_S("class", dcv_model_class(m)));
 }
 
 static void fail(struct dcv_registry *r, struct entry *e, const char *error)

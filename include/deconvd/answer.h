@@ -18,8 +18,15 @@
 
 #include "deconvd/tensor.h"
 
+/* Who answers: the model's name and version, the request's id (NULL when
+ * it had none) and the name of the output (NULL: "output"; a chain's
+ * Keras output name). Borrowed for the call. */
+struct dcv_answer_names {
+    const char *model, *version, *id, *output;
+};
+
 /* KServe v2 response:
- * {"model_name":m,"model_version":v,["id":id,]"outputs":[{"name":"output",
+ * {"model_name":m,"model_version":v,["id":id,]"outputs":[{"name":output,
  *  "datatype":"FP32","shape":[...],"data":[...]}]}.
  * With binary, "data" is replaced by "parameters":{"binary_data_size":N}
  * and the raw little-endian floats follow the JSON header, whatever their
@@ -29,26 +36,24 @@
  * a non-finite value (the message gives its flat and multi-dimensional
  * index and asks for binary_data_output) or the shape is not a tensor's;
  * DCV_ENOMEM. *out is NULL on failure. */
-int dcv_answer_kserve(const char *model, const char *version, const char *id, bool has_id,
-                      const int64_t *shape, int ndim, const float *data, bool binary,
-                      char **out, size_t *len, size_t *header_len, char *err);
+int dcv_answer_kserve(const struct dcv_answer_names *nm, const int64_t *shape, int ndim,
+                      const float *data, bool binary, char **out, size_t *len,
+                      size_t *header_len, char *err);
 
 /* The binary response in one buffer, so the engine can compute straight
  * into it: the JSON header as above, then room for the shape's n float32
  * values at *data (64-byte aligned), which the caller fills and then passes
  * to dcv_answer_kserve_binary_close (byte order). Returns the buffer of
  * *len bytes, or NULL on OOM. */
-char *dcv_answer_kserve_binary_open(const char *model, const char *version, const char *id,
-                                    bool has_id, const int64_t *shape, int ndim, float **data,
-                                    size_t *len, size_t *header_len);
+char *dcv_answer_kserve_binary_open(const struct dcv_answer_names *nm, const int64_t *shape,
+                                    int ndim, float **data, size_t *len, size_t *header_len);
 void dcv_answer_kserve_binary_close(float *data, size_t n);
 
 /* The JSON response for an output written to shared memory: as above, but
  * the output object carries no "data", only "parameters" echoing the
  * request's {"shared_memory_region", "shared_memory_byte_size",
  * "shared_memory_offset"}. NULL on OOM. */
-char *dcv_answer_kserve_shm(const char *model, const char *version, const char *id,
-                            bool has_id, const int64_t *shape, int ndim,
+char *dcv_answer_kserve_shm(const struct dcv_answer_names *nm, const int64_t *shape, int ndim,
                             const struct dcv_tensor_shm *shm, size_t *len);
 
 /* TF Serving response: {"predictions": [one nested array per batch element]}

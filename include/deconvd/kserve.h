@@ -17,7 +17,9 @@
 /* KServe v2 infer body. header_len is the Inference-Header-Content-Length
  * value (0 when absent: the whole body is JSON); with binary data, the JSON
  * header is body[0, header_len) and binary inputs follow in input order.
- * Exactly one input is accepted, named anything (reported back). Accepted
+ * Exactly one input is accepted, named anything (reported back), and
+ * "outputs" may name one output, under any name (req->output_name: the
+ * caller checks both names against the model). Accepted
  * datatypes: FP32, FP64, FP16, BF16, INT8/16/32/64, UINT8/16/32/64, BOOL;
  * all converted to float32. "data" may be flat or nested (row-major), its
  * element count must equal the shape product, and a binary_data_size must

@@ -52,7 +52,8 @@ struct dcv_infer_request {
     char input_name[DCV_TENSOR_NAME_MAX];
     struct dcv_tensor input;         /* the one input, converted to FP32 */
     bool binary_output;              /* answer with binary tensor data */
-    bool output_requested;           /* "outputs" present and names "output" */
+    bool output_requested;           /* "outputs" present: output_name is the one it names */
+    char output_name[DCV_TENSOR_NAME_MAX];
     /* input_shm.used: input has its shape and count but no data until
      * dcv_kserve_decode_raw; input_datatype says how to read the bytes */
     struct dcv_tensor_shm input_shm;

@@ -407,6 +407,12 @@ def test_infer_errors(d):
     check("input not named 'input': 400 naming both",
           r.status_code == 400 and "images" in r.json().get("error", "")
           and "input" in r.json().get("error", ""), r.text)
+    b = T.infer_body(x)
+    b["outputs"] = [{"name": "probs"}]
+    r = post(b)
+    err = r.json().get("error", "")
+    check("output not named 'output': 400 naming both",
+          r.status_code == 400 and "probs" in err and "'output'" in err, r.text)
     r = post(b'{"inputs": [', raw=True)
     check("malformed JSON: 400 JSON error", r.status_code == 400 and "error" in r.json(), r.text)
     body = json.dumps(T.infer_body(x, id="ID")).encode().replace(b'"ID"', b'"\xff\xfe\xc3"')
@@ -511,10 +517,15 @@ def test_tfserving(d):
 
 def test_shape(d):
     r = d.post("/v2/models/up2d/shape", {"input_shape": [None, 32, 32, 3]})
-    check("model shape up2d [null,32,32,3] -> [-1,64,64,2]",
-          r.status_code == 200 and r.json() == {"model_name": "up2d",
-                                                "input_shape": [-1, 32, 32, 3],
-                                                "output_shape": [-1, 64, 64, 2]}, r.text)
+    params = 3 * 3 * 2 * 3 + 2        # Keras: kernel 3x3, 3 -> 2 channels, and the bias
+    check("model shape up2d [null,32,32,3] -> [-1,64,64,2], with its model.summary() table",
+          r.status_code == 200 and r.json() == {
+              "model_name": "up2d", "input_shape": [-1, 32, 32, 3],
+              "output_shape": [-1, 64, 64, 2], "total_params": params,
+              "layers": [{"name": "input", "class_name": "InputLayer",
+                          "output_shape": [-1, 32, 32, 3], "params": 0},
+                         {"name": "up2d", "class_name": "Conv2DTranspose",
+                          "output_shape": [-1, 64, 64, 2], "params": params}]}, r.text)
     r = d.post("/v2/models/up2d/shape", {"input_shape": [4, None, 7, 3]})
     check("model shape up2d with unknown H",
           r.status_code == 200 and r.json().get("output_shape") == [4, -1, 14, 2], r.text)
@@ -537,6 +548,17 @@ def test_shape(d):
           r.status_code == 200 and r.json().get("output_shape") == want
           and r.json().get("input_shape") == [2, 10, -1, 7] and "model_name" not in r.json(),
           r.text)
+    layers = r.json().get("layers") or [{}, {}]
+    check("stateless shape: the table's layer row, params from the input's 7 channels",
+          layers[1].get("class_name") == "Conv2DTranspose"
+          and layers[1].get("output_shape") == want and layers[1].get("params") == 4 * 3 * 5 * 7 + 5
+          and layers[0].get("class_name") == "InputLayer"
+          and r.json().get("total_params") == 4 * 3 * 5 * 7 + 5, r.text)
+    r = d.post("/v2/shape", {"class_name": "Conv2DTranspose", "config": cfg,
+                             "input_shape": [2, 10, 4, None]})
+    check("stateless shape with unknown channels: params null",
+          r.status_code == 200 and r.json()["layers"][1]["params"] is None
+          and r.json()["total_params"] is None, r.text)
     r = d.post("/v2/shape", {"class_name": "Conv1DTranspose",
                              "config": {"filters": 2, "kernel_size": 3, "strides": 1,
                                         "padding": "valid", "dilation_rate": 3},
@@ -567,6 +589,11 @@ def test_shape(d):
     r = d.post("/v2/shape", {"class_name": "Conv2DTranspose",
                              "config": {"kernel_size": 3}, "input_shape": [1, 10, 10, 4]})
     check("stateless shape without filters: 400", r.status_code == 400, r.text)
+    r = d.post("/v2/shape", {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "Conv2DTranspose", "config": {"filters": 2, "kernel_size": 3}}]},
+        "input_shape": [1, 10, 10, 4]})
+    check("stateless shape of a Sequential: 400 pointing to /v2/models/{name}/shape",
+          r.status_code == 400 and "/v2/models/" in r.json().get("error", ""), r.text)
     r = d.post("/v2/shape", data=b"[1,2]")
     check("stateless shape with a non-object body: 400", r.status_code == 400, r.text)
 

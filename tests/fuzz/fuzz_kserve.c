@@ -94,9 +94,9 @@ static void response_round_trip(const struct dcv_infer_request *req)
     char err[DCV_ERRLEN];
     size_t len = 0, hlen = 0;
     char *out;
+    const struct dcv_answer_names names = { "model", "1", req->has_id ? req->id : NULL, NULL };
     fz_err_init(err);
-    int rc = dcv_answer_kserve("model", "1", req->id, req->has_id, t->shape, t->ndim, t->data,
-                               false, &out, &len, &hlen, err);
+    int rc = dcv_answer_kserve(&names, t->shape, t->ndim, t->data, false, &out, &len, &hlen, err);
     FUZZ_CHECK(rc == 0, "answer_kserve failed: %s", err);
     FUZZ_CHECK(hlen == len && strlen(out) == len, "encode_kserve: len %zu, header %zu, strlen %zu",
                len, hlen, strlen(out));
@@ -120,8 +120,7 @@ static void response_round_trip(const struct dcv_infer_request *req)
     dcv_buf_free(out);
 
     fz_err_init(err);
-    rc = dcv_answer_kserve("model", "1", req->id, req->has_id, t->shape, t->ndim, t->data, true,
-                           &out, &len, &hlen, err);
+    rc = dcv_answer_kserve(&names, t->shape, t->ndim, t->data, true, &out, &len, &hlen, err);
     FUZZ_CHECK(rc == 0, "binary answer_kserve failed: %s", err);
     FUZZ_CHECK(hlen + t->count * sizeof(float) == len, "binary response: header %zu + %zu != %zu",
                hlen, t->count * sizeof(float), len);
@@ -200,8 +199,9 @@ static void shm_input(struct dcv_infer_request *req, size_t max_elems)
     FUZZ_CHECK(rc == 0, "zeroed shared memory refused: %s", err);
     fz_check_tensor(&req->input, max_elems, "shared-memory input");
     size_t len = 0;
-    char *out = dcv_answer_kserve_shm("model", "1", req->id, req->has_id, req->input.shape,
-                                      req->input.ndim, &req->input_shm, &len);
+    const struct dcv_answer_names names = { "model", "1", req->has_id ? req->id : NULL, NULL };
+    char *out = dcv_answer_kserve_shm(&names, req->input.shape, req->input.ndim,
+                                      &req->input_shm, &len);
     FUZZ_CHECK(out != NULL && strlen(out) == len, "answer_kserve_shm");
     struct dcv_json *j = dcv_json_parse(out, len, err);
     FUZZ_CHECK(j != NULL, "shared-memory response is not JSON: %s", err);

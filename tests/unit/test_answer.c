@@ -18,6 +18,9 @@ static float json_float(const struct dcv_json *n)
     return (float)dcv_json_number(n);
 }
 
+/* A model "m", version "1", answering a request without an id. */
+static const struct dcv_answer_names M1 = { "m", "1", NULL, NULL };
+
 Test(answer, encode_kserve_json_round_trip)
 {
     const size_t n = 100000;
@@ -28,8 +31,9 @@ Test(answer, encode_kserve_json_round_trip)
     const int64_t shape[] = { 1, 100, 1000 };
     size_t len = 0, hlen = 0;
     char *out, err[DCV_ERRLEN] = "";
-    cr_assert_eq(dcv_answer_kserve("deconv\"1", "2", "id\n\"x\"", true, shape, 3, v, false, &out,
-                                   &len, &hlen, err), 0, "%s", err);
+    const struct dcv_answer_names nm = { "deconv\"1", "2", "id\n\"x\"", NULL };
+    cr_assert_eq(dcv_answer_kserve(&nm, shape, 3, v, false, &out, &len, &hlen, err), 0, "%s",
+                 err);
     cr_assert_eq(hlen, len);
     struct dcv_json *root = dcv_json_parse(out, len, err);
     cr_assert_not_null(root, "%s", err);
@@ -51,8 +55,8 @@ Test(answer, encode_kserve_json_round_trip)
     dcv_buf_free(out);
 
     /* without id; no "id" key at all */
-    cr_assert_eq(dcv_answer_kserve("m", "1", NULL, false, shape, 3, v, false, &out, &len, &hlen,
-                                   err), 0, "%s", err);
+    cr_assert_eq(dcv_answer_kserve(&M1, shape, 3, v, false, &out, &len, &hlen, err), 0, "%s",
+                 err);
     cr_assert_null(strstr(out, "\"id\""));
     dcv_buf_free(out);
     free(v);
@@ -64,8 +68,9 @@ Test(answer, encode_kserve_binary)
     const int64_t shape[] = { 2, 3 };
     size_t len = 0, hlen = 0;
     char *out, err[DCV_ERRLEN] = "";
-    cr_assert_eq(dcv_answer_kserve("m", "1", "abc", true, shape, 2, v, true, &out, &len, &hlen,
-                                   err), 0, "%s", err);
+    const struct dcv_answer_names nm = { "m", "1", "abc", NULL };
+    cr_assert_eq(dcv_answer_kserve(&nm, shape, 2, v, true, &out, &len, &hlen, err), 0, "%s",
+                 err);
     cr_assert_eq(len, hlen + sizeof v);
     cr_assert_eq((uintptr_t)(out + hlen) % 64, 0, "the engine writes the data in place");
     struct dcv_json *root = dcv_json_parse(out, hlen, err);
@@ -82,6 +87,32 @@ Test(answer, encode_kserve_binary)
                      (uint32_t)raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24;
         cr_assert_eq(b, bits(v[i]), "value %d", i);
     }
+    dcv_buf_free(out);
+}
+
+/* A chain's answer names its Keras output (escaped as any string); without
+ * a name, "output" as for a single layer. Every KServe form. */
+Test(answer, kserve_output_name)
+{
+    const float v[2] = { 1, 2 };
+    const int64_t shape[] = { 1, 2 };
+    const struct dcv_answer_names nm = { "vae", "3", NULL, "conv2d_transpose_\"2" };
+    const char *want = "\"outputs\":[{\"name\":\"conv2d_transpose_\\\"2\",";
+    size_t len = 0, hlen = 0;
+    char *out, err[DCV_ERRLEN] = "";
+    for (int binary = 0; binary < 2; binary++) {
+        cr_assert_eq(dcv_answer_kserve(&nm, shape, 2, v, binary, &out, &len, &hlen, err), 0,
+                     "%s", err);
+        cr_assert_not_null(strstr(out, want), "%.*s", (int)hlen, out);
+        dcv_buf_free(out);
+        cr_assert_eq(dcv_answer_kserve(&M1, shape, 2, v, binary, &out, &len, &hlen, err), 0);
+        cr_assert_not_null(strstr(out, "\"outputs\":[{\"name\":\"output\","), "%s", out);
+        dcv_buf_free(out);
+    }
+    struct dcv_tensor_shm s = { .used = true, .region = "r", .byte_size = 8 };
+    out = dcv_answer_kserve_shm(&nm, shape, 2, &s, &len);
+    cr_assert_not_null(out);
+    cr_assert_not_null(strstr(out, want), "%s", out);
     dcv_buf_free(out);
 }
 
@@ -106,8 +137,8 @@ Test(answer, json_answers_refuse_non_finite_values)
                 v[where[w].at] = bad[b];
                 char *out = (char *)"untouched", err[DCV_ERRLEN] = "", want[96];
                 size_t len = 0, hlen = 0;
-                int rc = enc == 0 ? dcv_answer_kserve("m", "1", NULL, false, shape, 4, v, false,
-                                                      &out, &len, &hlen, err)
+                int rc = enc == 0 ? dcv_answer_kserve(&M1, shape, 4, v, false, &out, &len,
+                                                      &hlen, err)
                        : enc == 1 ? dcv_answer_tfserving(shape, 4, v, true, &out, &len, err)
                        : enc == 2 ? dcv_answer_tfserving(shape, 4, v, false, &out, &len, err)
                                   : dcv_answer_plain(shape, 4, v, &out, &len, err);
@@ -140,8 +171,8 @@ Test(answer, binary_answer_keeps_non_finite_bits)
     const int64_t shape[] = { 4 };
     char *out, err[DCV_ERRLEN] = "";
     size_t len, hlen;
-    cr_assert_eq(dcv_answer_kserve("m", "1", NULL, false, shape, 1, v, true, &out, &len, &hlen,
-                                   err), 0, "%s", err);
+    cr_assert_eq(dcv_answer_kserve(&M1, shape, 1, v, true, &out, &len, &hlen, err), 0, "%s",
+                 err);
     cr_assert_eq(len, hlen + sizeof v);
     const uint32_t want[4] = { 0x3f800000u, 0x7f800000u, 0xff800000u, bits(NAN) };
     for (int i = 0; i < 4; i++) {

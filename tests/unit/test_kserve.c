@@ -573,15 +573,32 @@ Test(kserve, kserve_binary_output_flags)
     }
 }
 
+/* Any output name is read and kept for the caller to check against the
+ * model (a chain's Keras name); repeating it is allowed, as in Triton. */
+Test(kserve, kserve_output_name_kept)
+{
+    struct dcv_infer_request req;
+    char err[DCV_ERRLEN] = "";
+    cr_assert_eq(kserve("{\"outputs\":[{\"name\":\"conv2d_transpose_2\"},{\"name\":"
+                        "\"conv2d_transpose_2\",\"parameters\":{\"binary_data\":true}}],"
+                        "\"inputs\":[{\"name\":\"z\",\"shape\":[1],\"datatype\":\"FP32\","
+                        "\"data\":[1]}]}", &req, err), 0, "%s", err);
+    cr_assert(req.output_requested && req.binary_output);
+    cr_assert_str_eq(req.output_name, "conv2d_transpose_2");
+    cr_assert_str_eq(req.input_name, "z");
+    dcv_infer_request_release(&req);
+}
+
 Test(kserve, kserve_output_errors)
 {
     struct dcv_infer_request req;
     char err[DCV_ERRLEN] = "";
     const char *in = "\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"FP32\",\"data\":[1]}]";
     char body[512];
-    snprintf(body, sizeof body, "{\"outputs\":[{\"name\":\"probs\"}],%s}", in);
+    snprintf(body, sizeof body, "{\"outputs\":[{\"name\":\"probs\"},{\"name\":\"x\"}],%s}",
+             in);
     assert_err(kserve(body, &req, err), DCV_EINVAL, err,
-               "unknown output 'probs' (this model has one output named 'output')");
+               "outputs[1] names 'x' but outputs[0] names 'probs'; a model has one output");
     snprintf(body, sizeof body, "{\"outputs\":{\"name\":\"output\"},%s}", in);
     assert_err(kserve(body, &req, err), DCV_EINVAL, err, "outputs must be an array");
     snprintf(body, sizeof body, "{\"outputs\":[{}],%s}", in);

@@ -546,7 +546,7 @@ Test(shm_tensor, response_has_parameters_and_no_data)
     struct dcv_tensor_shm s = { .used = true, .region = "out\"r", .offset = 64,
                                 .byte_size = 4096 };
     size_t len = 0;
-    char *b = dcv_answer_kserve_shm("up1d", "1", "req-\xc3\xa9", true, shape, 3, &s, &len);
+    char *b = dcv_answer_kserve_shm(&(struct dcv_answer_names){ "up1d", "1", "req-\xc3\xa9", NULL }, shape, 3, &s, &len);
     cr_assert_not_null(b);
     const char *want = "{\"model_name\":\"up1d\",\"model_version\":\"1\",\"id\":\"req-\xc3\xa9\","
                        "\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":[1,4,1],"

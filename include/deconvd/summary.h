@@ -1,0 +1,38 @@
+/* summary.h — model.summary(): a model's per-layer table as rows, JSON and
+ * text, for /shape answers and `deconvd --check`.
+ *
+ * The rows come from dcv_model_summary (model.h), which knows single
+ * layers and chains alike; this module only sizes, totals and formats
+ * them. Pure functions, any thread.
+ */
+#ifndef DECONVD_SUMMARY_H
+#define DECONVD_SUMMARY_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "deconvd/model.h"
+
+/* A row's params when they cannot be counted (a bare layer config whose
+ * input channels are unknown): null in JSON, "?" in text. */
+#define DCV_SUMMARY_UNKNOWN UINT64_MAX
+
+/* The rows of m for input shape `in` (NULL: the model's signature), as
+ * dcv_model_summary fills them: *rows (free with free()) of *n rows. 0, or
+ * that function's shape error (the message names the layer), DCV_ENOMEM. */
+int dcv_summary_rows(const struct dcv_model *m, const int64_t *in, int ndim,
+                     struct dcv_model_row **rows, int *n, char *err);
+
+/* Sum of the rows' params (DCV_SUMMARY_UNKNOWN if any is unknown). */
+uint64_t dcv_summary_total(const struct dcv_model_row *rows, int n);
+
+/* [{"name", "class_name", "output_shape" (-1 unknown), "params"}, ...]:
+ * a new tree, NULL on OOM. */
+struct dcv_json *dcv_summary_json(const struct dcv_model_row *rows, int n);
+
+/* The table as Keras's model.summary() prints it: a header, one line per
+ * row ("name (Class)", the output shape as "(None, 7, 7, 64)", params),
+ * then "Total params: N". Each line starts with indent. */
+void dcv_summary_print(FILE *f, const struct dcv_model_row *rows, int n, const char *indent);
+
+#endif
