@@ -4,7 +4,9 @@
 #
 #   make robustness                  hostile + security + faults + models_dir (ASan
 #                                    build, leaks checked) + overload + metrics +
-#                                    answers + governance (release build); ~6 min
+#                                    answers + governance + kerasfiles (release
+#                                    build); ~9 min
+#   make robustness-kerasfiles       just the hostile Keras files suite (release build)
 #   make robustness ROBUST_CI=1      shorter reload-under-load and overload phases
 #   make soak [SOAK_SECONDS=600]     mixed load on the release build: unexpected
 #                                    errors, RSS growth and fd figures (CI: 60)
@@ -20,7 +22,7 @@ ROBUST_ENV        = ROBUST_PY=$(ROBUST_PY) ROBUST_CI=$(ROBUST_CI) \
                     ROBUST_LOGDIR=$(BUILD)/robustness DECONVD_BIN=$(BUILD)/deconvd \
                     DECONVD_ASAN_BIN=$(ROBUST_ASAN)/deconvd
 
-.PHONY: robustness soak robustness-deps robustness-asan
+.PHONY: robustness soak robustness-deps robustness-asan robustness-kerasfiles
 
 robustness-deps:
 	@scripts/install-deps
@@ -33,7 +35,11 @@ robustness-asan:
 
 robustness: robustness-deps all robustness-asan
 	$(ROBUST_ENV) tests/robustness/run hostile security faults overload models_dir metrics \
-	  answers governance
+	  answers governance kerasfiles
+
+# Hostile Keras files (tests/robustness/make_hostile_keras.py's catalogue).
+robustness-kerasfiles: robustness-deps all
+	$(ROBUST_ENV) tests/robustness/run kerasfiles
 
 soak: robustness-deps all
 	$(ROBUST_ENV) SOAK_SECONDS=$(SOAK_SECONDS) tests/robustness/run soak

@@ -526,3 +526,43 @@ write("kzip", "bzip2.zip", small_zip([("config.json", "{}" * 50)], zipfile.ZIP_B
 write("kzip", "big-member.zip", small_zip([("config.json", b" " * (70 << 10))],
                                           zipfile.ZIP_DEFLATED))
 write("kzip", "empty.zip", small_zip([]))
+
+
+# ---- the hostile catalogue (tests/robustness/make_hostile_keras.py): its
+# small regular files as kzip (.keras) and kfile (.keras, .h5) seeds. It
+# needs h5py, so it runs as its own process and is skipped without it. Left
+# out: the files on which libhdf5 itself reads out of bounds (crashes_hdf5:
+# in-process harnesses would stop at once; the isolated child handles them,
+# tests/robustness/test_kerasfiles.py) and files over 256 KiB.
+
+import subprocess
+import tempfile
+
+
+def hostile_seeds():
+    gen = os.path.join(HERE, "..", "robustness", "make_hostile_keras.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "cat")
+        r = subprocess.run(["/usr/bin/python3", gen, out, "--small", "--no-special"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        if r.returncode != 0:
+            print("hostile Keras seeds skipped:", r.stderr.decode(errors="replace")[-300:])
+            return
+        with open(os.path.join(out, "catalogue.json")) as f:
+            cat = json.load(f)
+        n = 0
+        for c in cat:
+            p = os.path.join(out, c["file"])
+            if c["crashes_hdf5"] or not os.path.isfile(p) or os.path.getsize(p) > 256 << 10:
+                continue
+            with open(p, "rb") as f:
+                data = f.read()
+            if c["file"].endswith(".keras"):
+                write("kzip", "hostile-" + c["file"], data)
+            if c["file"].endswith((".keras", ".h5")):
+                write("kfile", "hostile-" + c["file"], data)
+                n += 1
+        print("hostile Keras seeds:", n)
+
+
+hostile_seeds()
