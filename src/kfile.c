@@ -341,6 +341,9 @@ static int keras_meta(struct rd *r, struct dcv_kzip *z)
     struct dcv_json_bound b = { .max_nodes = 4096, .limit = "metadata.json's node bound" };
     int rc = dcv_kzip_read(z, "metadata.json", METADATA_BYTES, &text, &len, r->err);
     if (rc == DCV_ENOENT) return 0;
+    char sub[DCV_ERRLEN];
+    if (!rc && (rc = dcv_utf8_check(text, len, sub)))
+        dcv_errf(r->err, rc, "metadata.json is not UTF-8: %s", sub);
     if (rc || (rc = dcv_json_parse_bounded(text, len, &b, &doc, r->err))) goto out;
     const char *v = dcv_json_string(dcv_json_get(doc, "keras_version"));
     if (v && strlen(v) < sizeof r->out->keras_version)

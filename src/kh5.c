@@ -102,10 +102,10 @@ static int step(hid_t cur, const char *comp, const char *path,
     if (H5Lget_info(cur, comp, &li, H5P_DEFAULT) < 0)
         return dcv_errf(err, DCV_EPARSE, "HDF5 '%.200s': %s", path, h5_reason(why));
     if (li.type != H5L_TYPE_HARD)
-        return dcv_errf(err, DCV_EUNSUPP, "HDF5 '%.200s': '%.64s' is a %s link; only hard "
+        return dcv_errf(err, DCV_EUNSUPP, "HDF5 '%.200s': '%.64s' is %s link; only hard "
                         "links are followed", path, comp,
-                        li.type == H5L_TYPE_SOFT ? "soft" :
-                        li.type == H5L_TYPE_EXTERNAL ? "external" : "user-defined");
+                        li.type == H5L_TYPE_SOFT ? "a soft" :
+                        li.type == H5L_TYPE_EXTERNAL ? "an external" : "a user-defined");
     if ((*next = H5Oopen(cur, comp, H5P_DEFAULT)) < 0)
         return dcv_errf(err, DCV_EPARSE, "HDF5 '%.200s': cannot open '%.64s': %s", path, comp,
                         h5_reason(why));

@@ -493,7 +493,8 @@ static int model_files(const char *dir, const char *name, struct stat *st, bool 
         if ((size_t)snprintf(path, sizeof path, "%s/%s.%s", dir, name, model_exts[i]) >=
             sizeof path)
             return dcv_errf(err, DCV_EPATH, "model path too long");
-        n += have[i] = stat(path, &st[i]) == 0;
+        /* lstat too: a dangling x.keras symlink is that model's error, not a missing x.json */
+        n += have[i] = stat(path, &st[i]) == 0 || lstat(path, &st[i]) == 0;
     }
     return n;
 }
@@ -541,7 +542,8 @@ static int load_keras(const char *models_dir, const char *name, const struct dcv
     for (int i = 0; i < N_EXTS; i++)
         dcv_weights_fingerprint_stat(&m->fingerprint, have[i] ? &st[i] : NULL);
     if ((rc = dcv_model_keras_file(m, models_dir, file, opts, sub))) {
-        dcv_errf(err, rc, "%s", sub);
+        if (strncmp(sub, file, strlen(file)) == 0) dcv_errf(err, rc, "%s", sub);
+        else dcv_errf(err, rc, "%s: %s", file, sub);       /* every reason names the file */
         dcv_model_free(m);
         return rc;
     }

@@ -315,7 +315,7 @@ static const struct refusal refusals[] = {
     { "h_lie.weights.h5", DCV_KFILE_WEIGHTS_H5, { 0 }, DCV_ETOOBIG,
       "vars/0' declares 288000000 bytes of data in a file of" },
     { "h_soft.weights.h5", DCV_KFILE_WEIGHTS_H5, { 0 }, DCV_EUNSUPP, "'0' is a soft link" },
-    { "h_ext.weights.h5", DCV_KFILE_WEIGHTS_H5, { 0 }, DCV_EUNSUPP, "'0' is a external link" },
+    { "h_ext.weights.h5", DCV_KFILE_WEIGHTS_H5, { 0 }, DCV_EUNSUPP, "'0' is an external link" },
     { "h_extdata.weights.h5", DCV_KFILE_WEIGHTS_H5, { 0 }, DCV_EUNSUPP, "in external files" },
     { "h_lzf.weights.h5", DCV_KFILE_WEIGHTS_H5, { 0 }, DCV_EUNSUPP, "uses filter 32000" },
     { "h_cycle.weights.h5", DCV_KFILE_WEIGHTS_H5, { 0 }, DCV_EPARSE,
