@@ -306,13 +306,9 @@ static int kfile_one(struct load *ld, struct step *s, const struct dcv_weight_wa
     *data = NULL;
     snprintf(what, sizeof what, "layer '%s' weight '%s'", s->name, w->name);
     dcv_weights_shape_str(w->shape.d, w->shape.ndim, want, sizeof want);
-    if (!a) {
-        if (!w->has_default)
-            return dcv_errf(err, DCV_EINVAL, "%s %s is missing from %s (no array %d for the "
-                            "layer)", what, want, file, i);
-        s->params += (uint64_t)count;
-        return add_source(s, w->name, "default", err);
-    }
+    if (!a)      /* Keras saves every variable of a layer: a gap is a damaged file */
+        return dcv_errf(err, DCV_EINVAL, "%s %s is missing from %s (no array %d for the "
+                        "layer)", what, want, file, i);
     dcv_weights_shape_str(a->shape, a->ndim, got, sizeof got);
     if (a->ndim != w->shape.ndim ||
         memcmp(a->shape, w->shape.d, sizeof(int64_t) * (size_t)a->ndim))
