@@ -867,13 +867,9 @@ static int job_json(struct job *j, struct dcv_json *doc)
 /* {model_name, input_shape, output_shape, layers, total_params}: the
  * model's per-layer table (model.summary()) for this input shape, unknown
  * dims -1; the last layer's params unknown unless counted. */
-static int shape_answer(struct job *j, const struct dcv_model *m, const int64_t *in, int nd,
-                        bool counted)
+static int rows_answer(struct job *j, const int64_t *in, int nd, struct dcv_model_row *rows,
+                       int n)
 {
-    struct dcv_model_row *rows;
-    int n, rc = dcv_summary_rows(m, in, nd, &rows, &n, j->err);
-    if (rc) return rc;
-    if (!counted) rows[n - 1].params = DCV_SUMMARY_UNKNOWN;
     const struct dcv_shape *out = &rows[n - 1].out;
     uint64_t total = dcv_summary_total(rows, n);
     struct dcv_json *o = dcv_json_new_object();
@@ -887,6 +883,16 @@ static int shape_answer(struct job *j, const struct dcv_model *m, const int64_t 
     return job_json(j, o);
 }
 
+static int shape_answer(struct job *j, const struct dcv_model *m, const int64_t *in, int nd,
+                        bool counted)
+{
+    struct dcv_model_row *rows;
+    int n, rc = dcv_summary_rows(m, in, nd, &rows, &n, j->err);
+    if (rc) return rc;
+    if (!counted) rows[n - 1].params = DCV_SUMMARY_UNKNOWN;
+    return rows_answer(j, in, nd, rows, n);
+}
+
 /* /v2/shape on a bare layer config: its shape rules alone (as they always
  * answered), then a model shell around the parsed layer (nothing loaded,
  * no weights) for the table, its input channels from the shape when the
@@ -898,10 +904,11 @@ static int layer_shape_answer(struct job *j, const struct dcv_json *doc, const i
     struct dcv_model shell = { .ndim = nd, .out_ndim = nd, .input_name = "input" };
     struct dcv_layer *l = &shell.layer;
     int64_t out[DCV_MAX_DIMS];
-    if (dcv_modelform_is_model(doc))
-        return dcv_errf(j->err, DCV_EINVAL, "/v2/shape takes one layer's config; put a "
-                        "Sequential or Functional model in models_dir and ask "
-                        "/v2/models/{name}/shape");
+    if (dcv_modelform_is_model(doc)) {    /* a chain: its layers' shape rules, no weights */
+        struct dcv_model_row *rows;
+        int n, rc = dcv_summary_config_rows(doc, in, nd, &rows, &n, j->err);
+        return rc ? rc : rows_answer(j, in, nd, rows, n);
+    }
     int rc = dcv_layer_parse(dcv_json_string(dcv_json_get(doc, "class_name")), cfg ? cfg : doc,
                              l, j->err);
     if (rc) return rc;

@@ -3,14 +3,18 @@
  * table (`deconvd --check`).
  *
  * A chain's row count is not known before asking, so the rows are asked
- * for once into a small array and again when the model has more. Owns
- * nothing beyond the rows it returns. Pure functions, any thread.
+ * for once into a small array and again when the model has more. A model
+ * config that is not loaded (/v2/shape) gets its rows from the layer
+ * registry's parse and shape functions alone. Owns nothing beyond the rows
+ * it returns. Pure functions, any thread.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "deconvd/error.h"
 #include "deconvd/json.h"
+#include "deconvd/layers.h"
+#include "deconvd/modelform.h"
 #include "deconvd/summary.h"
 
 #define FIRST_CAP 16
@@ -35,6 +39,80 @@ int dcv_summary_rows(const struct dcv_model *m, const int64_t *in, int ndim,
         free(r);
         cap = *n;
     }
+}
+
+/* The declared input signature must admit the asked shape. */
+static int check_input(const struct dcv_modelform *f, const int64_t *in, int nd, char *err)
+{
+    if (f->in_ndim < 1) return 0;
+    if (nd != f->in_ndim)
+        return dcv_errf(err, DCV_ESHAPE, "'%s' takes inputs of rank %d, got rank %d",
+                        f->input_name, f->in_ndim, nd);
+    for (int i = 1; i < nd; i++)
+        if (f->in_shape[i] > 0 && in[i] != f->in_shape[i])
+            return dcv_errf(err, DCV_ESHAPE, "'%s' dim %d must be %lld, got %lld",
+                            f->input_name, i, (long long)f->in_shape[i], (long long)in[i]);
+    return 0;
+}
+
+/* One layer's row: parsed, shaped from *cur (which becomes its output). */
+static int layer_row(const struct dcv_layer_spec *spec, const struct dcv_layer_ctx *ctx,
+                     struct dcv_shape *cur, struct dcv_model_row *r, char *err)
+{
+    const struct dcv_layer_class *cls = dcv_layers_find(spec->class_name);
+    struct dcv_weight_want w[DCV_LAYER_MAX_WEIGHTS];
+    char sub[DCV_ERRLEN];
+    void *st = NULL;
+    int nw = 0, rc;
+    if (!cls)
+        return dcv_errf(err, DCV_EUNSUPP, "layer '%s' (class %.64s) is not supported; "
+                        "supported: %s", spec->name, spec->class_name, dcv_layers_supported());
+    if ((rc = cls->parse(spec->config, ctx, &st, sub)))
+        return dcv_errf(err, rc, "layer '%s' (%s): %s", spec->name, cls->name, sub);
+    if ((rc = cls->shape(st, cur, &r->out, sub))) {
+        dcv_errf(err, rc, "layer '%s' (%s): %s", spec->name, cls->name, sub);
+        goto out;
+    }
+    snprintf(r->name, sizeof r->name, "%s", spec->name);
+    r->class_name = cls->name;
+    r->params = 0;
+    if (cls->weights && cls->weights(st, cur, w, &nw, sub) != 0) r->params = DCV_SUMMARY_UNKNOWN;
+    for (int i = 0; i < nw && r->params != DCV_SUMMARY_UNKNOWN; i++) {
+        int64_t c = dcv_shape_product(w[i].shape.d, w[i].shape.ndim);
+        r->params = c < 0 ? DCV_SUMMARY_UNKNOWN : r->params + (uint64_t)c;
+    }
+    *cur = r->out;
+out:
+    cls->free_state(st);
+    return rc;
+}
+
+int dcv_summary_config_rows(const struct dcv_json *doc, const int64_t *in, int ndim,
+                            struct dcv_model_row **rows, int *n, char *err)
+{
+    struct dcv_modelform f;
+    struct dcv_shape cur = { .ndim = ndim };
+    int rc = dcv_modelform_parse(doc, &f, err);
+    *rows = NULL;
+    *n = 0;
+    if (rc) return rc;
+    struct dcv_layer_ctx ctx = { f.keras, 0, 0 };
+    struct dcv_model_row *r = calloc((size_t)f.n + 1, sizeof *r);
+    if (!r) {
+        rc = dcv_errf(err, DCV_ENOMEM, "out of memory for %d summary rows", f.n + 1);
+        goto out;
+    }
+    if ((rc = check_input(&f, in, ndim, err))) goto out;
+    memcpy(cur.d, in, sizeof(int64_t) * (size_t)ndim);
+    snprintf(r[0].name, sizeof r[0].name, "%s", f.input_name);
+    r[0].class_name = "InputLayer";
+    r[0].out = cur;
+    for (int i = 0; i < f.n && !rc; i++) rc = layer_row(&f.layers[i], &ctx, &cur, &r[i + 1], err);
+out:
+    if (rc) free(r);
+    else *rows = r, *n = f.n + 1;
+    dcv_modelform_release(&f);
+    return rc;
 }
 
 uint64_t dcv_summary_total(const struct dcv_model_row *rows, int n)

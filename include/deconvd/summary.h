@@ -23,6 +23,15 @@
 int dcv_summary_rows(const struct dcv_model *m, const int64_t *in, int ndim,
                      struct dcv_model_row **rows, int *n, char *err);
 
+/* The rows of a Sequential / Functional config (a model file's document)
+ * for input shape `in`, without loading it: each layer parsed and asked
+ * for its output shape and weight shapes, nothing allocated for weights
+ * (/v2/shape). Same row form and ownership as dcv_summary_rows; refusals as
+ * loading would give them (DCV_EUNSUPP naming an unknown class, DCV_ESHAPE
+ * naming the layer that refuses the shape, DCV_EINVAL). */
+int dcv_summary_config_rows(const struct dcv_json *doc, const int64_t *in, int ndim,
+                            struct dcv_model_row **rows, int *n, char *err);
+
 /* Sum of the rows' params (DCV_SUMMARY_UNKNOWN if any is unknown). */
 uint64_t dcv_summary_total(const struct dcv_model_row *rows, int n);
 

@@ -251,6 +251,22 @@ def test_shape(d):
     err = error_of(r)
     check("chain /shape on a latent of 3: 400 saying the input refuses it (dim 1, 2 and 3)",
           r.status_code == 400 and "input" in err and "2" in err and "3" in err, r.text)
+    # the same table from the config alone, nothing loaded (/v2/shape)
+    doc = json.load(open(VAE_JSON))
+    doc.pop("weights", None)
+    r = d.post("/v2/shape", dict(doc, input_shape=[None, 2]))
+    j = r.json() if r.status_code == 200 else {}
+    check("/v2/shape of the VAE decoder's config: model.summary()'s table and total",
+          j.get("layers") == want and j.get("total_params") == sum(params.values()) and
+          j.get("output_shape") == [-1, 28, 28, 1], (r.status_code, r.text[:600]))
+    r = d.post("/v2/shape", dict(doc, input_shape=[4, 3]))
+    check("/v2/shape of the VAE config on a latent of 3: 400 naming the input layer",
+          r.status_code == 400 and IN_NAME in error_of(r), r.text)
+    bad = json.loads(json.dumps(doc))
+    bad["config"]["layers"][2]["class_name"] = "LSTM"
+    r = d.post("/v2/shape", dict(bad, input_shape=[None, 2]))
+    check("/v2/shape of a config with an LSTM: 400 naming the layer and its class",
+          r.status_code == 400 and "(class LSTM) is not supported" in error_of(r), r.text)
 
 
 def test_config_stats_metrics(d):
