@@ -485,6 +485,63 @@ for n, image in {"image-range.json": {"range": [-1, 1]},
                                              "batch_input_shape": [None, 2, 2, 1]},
                                   "image": image}, indent=1))
 
+# ---- chain models (Sequential / Functional documents) for the model harness:
+# every layer class of the registry, weights from initializers or inline.
+
+def layer(cls, name, **cfg):
+    return {"class_name": cls, "config": dict(cfg, name=name)}
+
+
+def seq(name, batch_shape, layers, weights=None):
+    doc = {"class_name": "Sequential", "config": {"name": name, "layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": batch_shape, "name": "in"}}
+    ] + layers}}
+    if weights is not None:
+        doc["weights"] = weights
+    return json.dumps(doc)
+
+
+CHAINS = {
+    "chain-decoder.json": seq("dec", [None, 4], [
+        layer("Dense", "d", units=12, activation="relu"),
+        layer("Reshape", "r", target_shape=[2, 2, 3]),
+        layer("Conv2DTranspose", "ct", filters=2, kernel_size=3, strides=2, padding="same"),
+        layer("BatchNormalization", "bn", axis=-1, epsilon=0.001),
+        layer("LeakyReLU", "lr", negative_slope=0.2),
+        layer("UpSampling2D", "up", size=[2, 2], interpolation="bilinear"),
+        layer("Cropping2D", "cr", cropping=[[1, 0], [0, 1]]),
+        layer("ZeroPadding2D", "zp", padding=1),
+        layer("Conv2D", "c", filters=3, kernel_size=2, activation="tanh"),
+        layer("Softmax", "sm", axis=-1)]),
+    "chain-1d.json": seq("a", [None, 8, 2], [
+        layer("Conv1D", "c", filters=3, kernel_size=3, padding="causal", dilation_rate=2),
+        layer("PReLU", "p", shared_axes=[1]),
+        layer("UpSampling1D", "u", size=2),
+        layer("Conv1DTranspose", "t", filters=1, kernel_size=4, strides=2),
+        layer("Dropout", "dr", rate=0.5), layer("Flatten", "f"),
+        layer("Activation", "a", activation="hard_sigmoid")]),
+    "chain-3d.json": seq("v", [None, 2, 2, 2, 1], [
+        layer("ZeroPadding3D", "z", padding=1),
+        layer("Conv3DTranspose", "t", filters=2, kernel_size=2, strides=2),
+        layer("SpatialDropout3D", "s", rate=0.1),
+        layer("Cropping3D", "c", cropping=1), layer("UpSampling3D", "u", size=2),
+        layer("ELU", "e", alpha=0.5), layer("ReLU", "r", max_value=6.0, threshold=0.1)]),
+    "chain-inline.json": seq("w", [None, 2], [layer("Dense", "d", units=2)],
+                             {"d": {"kernel": [[1, 2], [3, 4]], "bias": [0.5, -0.5]}}),
+    "chain-functional.json": json.dumps({"class_name": "Functional", "config": {
+        "name": "f", "input_layers": [["i", 0, 0]], "output_layers": [["d2", 0, 0]],
+        "layers": [
+            {"class_name": "InputLayer", "name": "i", "config": {
+                "batch_input_shape": [None, 3], "name": "i"}, "inbound_nodes": []},
+            {"class_name": "Dense", "name": "d1", "config": {"name": "d1", "units": 4},
+             "inbound_nodes": [[["i", 0, 0, {}]]]},
+            {"class_name": "Dense", "name": "d2", "config": {"name": "d2", "units": 2},
+             "inbound_nodes": [[["d1", 0, 0, {}]]]}]}}),
+}
+for n, text in CHAINS.items():
+    write("model", n, text)
+
+
 print("seeds written under", CORPUS)
 
 
