@@ -160,6 +160,10 @@ static int probing_reader(const char *path, enum dcv_kfile_kind kind, const char
         return dcv_errf(err, DCV_EINVAL, "limits: core %ju nofile %ju as %ju",
                         (uintmax_t)core.rlim_cur, (uintmax_t)nofile.rlim_cur,
                         (uintmax_t)as.rlim_cur);
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, 0);
+    if (errno || nice != 19)
+        return dcv_errf(err, DCV_EINVAL, "the reader runs at nice %d, not 19", nice);
     return 0;
 }
 
