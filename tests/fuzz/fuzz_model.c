@@ -30,12 +30,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void check_model(const struct dcv_model *m)
+/* A single layer's geometry against its signature; a chain's ranks. */
+static void check_shape_facts(const struct dcv_model *m)
 {
-    const struct dcv_conv *c = &m->layer.conv;
     char err[DCV_ERRLEN];
-    FUZZ_CHECK(c->rank >= 1 && c->rank <= DCV_MAX_SPATIAL && m->ndim == c->rank + 2,
-               "rank %d, ndim %d", c->rank, m->ndim);
+    if (m->chain) {
+        FUZZ_CHECK(m->ndim >= 1 && m->ndim <= DCV_MAX_DIMS && m->out_ndim >= 1 &&
+                   m->out_ndim <= DCV_MAX_DIMS, "chain ranks %d -> %d", m->ndim, m->out_ndim);
+        return;
+    }
+    const struct dcv_conv *c = &m->layer.conv;
+    FUZZ_CHECK(c->rank >= 1 && c->rank <= DCV_MAX_SPATIAL && m->ndim == c->rank + 2 &&
+               m->out_ndim == m->ndim, "rank %d, ndim %d", c->rank, m->ndim);
     FUZZ_CHECK(dcv_conv_validate(c, err) == 0, "loaded model has an invalid conv: %s", err);
     int cax = dcv_conv_channel_axis(c);
     FUZZ_CHECK(m->in_sig[cax] == c->in_channels, "signature channels %lld, in_channels %lld",
@@ -43,6 +49,12 @@ static void check_model(const struct dcv_model *m)
     FUZZ_CHECK(m->out_sig[cax] == -1 || m->out_sig[cax] == c->filters,
                "output signature channels %lld, filters %lld", (long long)m->out_sig[cax],
                (long long)c->filters);
+}
+
+static void check_model(const struct dcv_model *m)
+{
+    char err[DCV_ERRLEN];
+    check_shape_facts(m);
 
     struct dcv_json *cfg = dcv_model_config_json(m);
     FUZZ_CHECK(cfg != NULL, "dcv_model_config_json failed");
@@ -69,7 +81,9 @@ static void check_model(const struct dcv_model *m)
         fz_check_error(rc, err, "dcv_model_output_shape");
         return;
     }
-    FUZZ_CHECK(out[0] == in[0] && out[cax] == c->filters, "output shape batch/channels wrong");
+    FUZZ_CHECK(out[0] == in[0] && (m->chain ||
+               out[dcv_conv_channel_axis(&m->layer.conv)] == m->layer.conv.filters),
+               "output shape batch/channels wrong");
     if (out_count > INFER_MAX || out_count == 0) return;
     float *x = malloc(in_count * sizeof *x), *y = malloc(out_count * sizeof *y);
     if (!x || !y) abort();
