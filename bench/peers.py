@@ -337,6 +337,13 @@ def run(bench, rb, names):
                         servers.append((p.key, p))
                     else:
                         rb.log(f"peers: {p.label} {name}: output MISMATCH {ck}; its cells are not timed")
+                # untimed: every process, connection and code path has run
+                # the model once (ORT's first runs size its arena)
+                top = max(bench.s["peer_levels"])
+                for key, srv in servers:
+                    for path, c, n in (("binary", top, 2 * top), ("json", 2, 4)):
+                        bench.client(srv.url(f"/v2/models/{name}/infer"), b["bin" if path == "binary" else "json"],
+                                     b["headers"][path], n=n, c=c, warm=1, tag=f"{name} {key} warm-up {path}")
                 w.update(sweep(bench, rb, servers, name, b, int(y.size)))
         r["memory_kb"] = {"deconvd": d.mem().get("VmRSS")}
         for p in peers:

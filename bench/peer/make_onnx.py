@@ -10,6 +10,8 @@ converted their Keras model would run:
     nodes move to channels-first around the ConvTranspose nodes, which run
     NCHW; inside a chain the tensor stays channels-first between the
     convolutions (tf2onnx's transpose optimizer pushes the transposes out),
+  - Conv1DTranspose as TF runs it (conv2d_transpose of height 1 between
+    ExpandDims and Squeeze): Unsqueeze, a 2-D ConvTranspose, Squeeze,
   - Keras 'same' padding as explicit ConvTranspose pads (begin total // 2,
     end the rest, total = kernel - stride), output_padding where the kernel
     is shorter than the stride,
@@ -131,7 +133,23 @@ def build(path):
     first = False                        # is x channels-first (for rank > 2)?
     for cls, c, w in layers:
         rank = len(shape)
-        if cls in CONV_T:
+        if cls == "Conv1DTranspose":
+            # TF runs it as conv2d_transpose on (N, 1, L, C) between ExpandDims
+            # and Squeeze, so tf2onnx emits a 2-D ConvTranspose of height 1
+            if rank != 3:
+                raise SystemExit(f"make_onnx: {cls} on rank {rank}")
+            if first:
+                x = g.node("Transpose", [x], "transpose", perm=to_last(rank))
+            x = g.node("Unsqueeze", [x, g.const("axes", np.array([1], np.int64))], "unsqueeze")
+            x = g.node("Transpose", [x], "transpose", perm=to_first(4))
+            c2 = dict(c, kernel_size=[1] + list(c["kernel_size"]), strides=[1] + list(c["strides"]),
+                      dilation_rate=[1] + list(c.get("dilation_rate", [1])))
+            w2 = dict(w, kernel=w["kernel"][None])
+            x, shape4 = conv_t(g, x, c2, w2, [shape[0], 1] + shape[1:])
+            x = g.node("Transpose", [x], "transpose", perm=to_last(4))
+            x = g.node("Squeeze", [x, g.const("axes", np.array([1], np.int64))], "squeeze")
+            shape, first = [shape4[0]] + shape4[2:], False
+        elif cls in CONV_T:
             if rank != CONV_T[cls] + 2:
                 raise SystemExit(f"make_onnx: {cls} on rank {rank}")
             if not first:
