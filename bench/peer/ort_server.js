@@ -161,9 +161,11 @@ async function serve() {
           res.write(js);
           res.end(raw);
         } else {
-          // a typed array joins to the shortest text of each value as a double
-          const js = `{"model_name":${JSON.stringify(name)},"model_version":"1","outputs":[{"name":"output",`
-            + `"datatype":"FP32","shape":${JSON.stringify(y.dims)},"data":[${y.data.join(',')}]}]}`;
+          // JSON.stringify of a plain array: faster in V8 than a typed array's join
+          const js = JSON.stringify({
+            model_name: name, model_version: '1',
+            outputs: [{ name: 'output', datatype: 'FP32', shape: y.dims, data: Array.from(y.data) }],
+          });
           res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(js) });
           res.end(js);
         }
