@@ -1,4 +1,4 @@
-# Benchmarks — `make bench` (full, ~5 min) or `make bench BENCH_QUICK=1` (~1.5 min);
+# Benchmarks — `make bench` (full, ~15 min) or `make bench BENCH_QUICK=1` (~4.5 min);
 # BENCH_WAIT_QUIET=SECONDS waits for background load to drop, BENCH_NICE=-N (root)
 # shields the run from it; BENCH_ONLY=dcgan_gen,vae_decoder runs only those
 # workloads' rows (see bench/README.md).
