@@ -14,7 +14,7 @@ BENCH_COMMON := bench/benchutil.h
 BENCH_BINS   := $(BENCH_DIR)/raw_dnnl $(BENCH_DIR)/engine_bench $(BENCH_DIR)/codec_bench \
                 $(BENCH_DIR)/http_client $(BENCH_DIR)/rawchain
 
-.PHONY: bench bench-deps bench-build
+.PHONY: bench bench-deps bench-build bench-peer-check
 
 bench: bench-deps all
 	$(MAKE) --no-print-directory bench-build
@@ -25,6 +25,11 @@ bench: bench-deps all
 bench-deps:
 	@scripts/install-deps
 	@bench/install-deps
+
+# The peers of row 11 against a float64 NumPy evaluation of every bench model,
+# binary and JSON (bench/check_peers.py); ~20 s, no daemon involved.
+bench-peer-check: bench-deps
+	$(BENCH_PY) bench/check_peers.py
 
 bench-build: $(BENCH_BINS)
 
