@@ -470,18 +470,21 @@ def table(r, a, q):
                             f"{q(x.get('rps_ratio'), 2)} | {q(x.get('p50_ratio'), 2)} | {'met' if met else '**NOT met**'} |")
                 L.append(row)
     L.append("")
-    L.append("Both ONNX Runtime splits (req/s, p50 ms):")
+    L.append("Every server, both ONNX Runtime splits included: req/s, p50 ms, and the server's CPU per request "
+             "(ms, all its processes; the load client shares the 2 cores):")
     L.append("")
-    splits = [f"ort_{p}x{t}" for p, t in ORT_SPLITS]
-    L.append("| workload | path | clients | " + " | ".join(f"{s.split('_')[1].replace('x', '×')} req/s | p50 ms" for s in splits) + " |")
-    L.append("|---|---|---|" + "---|---|" * len(splits))
+    keys = ["deconvd"] + [f"ort_{p}x{t}" for p, t in ORT_SPLITS] + [torch_key]
+    L.append("| workload | path | clients | " + " | ".join(
+        f"{sv.get(k, {}).get('label', k)} req/s | p50 | CPU ms/req" for k in keys) + " |")
+    L.append("|---|---|---|" + "---|---|---|" * len(keys))
     for name, w in pr.get("workloads", {}).items():
         for path in ("binary", "json"):
             for c in pr.get("levels", []):
-                xs = [cell(w, s, path, c) for s in splits]
+                xs = [cell(w, k, path, c) for k in keys]
                 if any(xs):
                     L.append(f"| {name} | {path} | {c} | " + " | ".join(
-                        f"{q(x['rps'], 1)} | {ms(x, 'median_s')}" if x else "— | —" for x in xs) + " |")
+                        f"{q(x['rps'], 1)} | {ms(x, 'median_s')} | {q(x.get('server_cpu_per_req_ms'), 3)}"
+                        if x else "— | — | —" for x in xs) + " |")
     mem = pr.get("memory_kb")
     if mem:
         L.append("")
