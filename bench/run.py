@@ -16,10 +16,14 @@ Measures, side by side in one run, deconvd against its ceilings and peers
   9 peer         Flask + PyTorch serving the same layer, JSON and binary
  10 chains       dcgan_gen, vae_decoder (chainbench.py): engine vs the sum of
                  the raw primitives, memory per model, end to end vs the peer
+ 11 peers        every workload at 1-16 clients, binary and JSON, vs ONNX
+                 Runtime on Node.js and PyTorch + OpenBLAS (peers.py)
 
 BENCH_ONLY=dcgan_gen,vae_decoder (or --only) runs only the rows of the
 workloads named: the chain names select their own rows; any single-layer
-name (dcgan_up, tiny, ...) selects rows 1-9 whole (they share a daemon).
+name (dcgan_up, tiny, ...) selects rows 1-9 whole (they share a daemon);
+row 11 runs for every workload named. "peers" in the list runs row 11
+alone (for the workloads named, or all).
 
 Everything listens on 127.0.0.1 with ephemeral ports; every process started
 here is stopped here (by pid). Results: bench/results/latest.{md,json} and
@@ -45,6 +49,7 @@ import time
 import numpy as np
 
 import chainbench
+import peers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
@@ -775,11 +780,16 @@ class Bench:
         r["system"]["quiet_check"] = self.wait_quiet(wait_quiet)
         r["only"] = sorted(self.only)
         t_start = time.time()
-        if not self.only or self.only & set(SINGLE):
-            self.run_single(r, s)
-        chains = [n for n in chainbench.CHAINS if not self.only or n in self.only]
-        if chains:
-            chainbench.run(self, sys.modules[__name__], chains)
+        wl = self.only - {"peers"}                 # "peers": the peer rows (11) alone
+        if "peers" not in self.only:
+            if not wl or wl & set(SINGLE):
+                self.run_single(r, s)
+            chains = [n for n in chainbench.CHAINS if not wl or n in wl]
+            if chains:
+                chainbench.run(self, sys.modules[__name__], chains)
+        named = [n for n in peers.WORKLOADS if not wl or n in wl]
+        if named:
+            peers.run(self, sys.modules[__name__], named)
         r["phases"] = self.phase.data
         r["total_s"] = round(time.time() - t_start, 1)
         self.mon.stop_ev.set()
@@ -1240,6 +1250,7 @@ def analyse(r):
         best = max(c["levels"]["4"]["rps"] for c in conc.values() if "4" in c["levels"])
         a["peer_binary_c4_rps_ratio"] = best / p["binary_c4"]["rps"]
     chainbench.analyse(r, a, g)
+    peers.analyse(r, a, g)
     a["goals"] = [{"goal": n, "value": v, "target": t, "met": bool(m)} for n, v, t, m in g]
     noisy = {k: v["foreign_cores"] for k, v in r.get("phases", {}).items()
              if v["foreign_cores"] > 0.15}
@@ -1531,6 +1542,7 @@ def table(r, a):
                          f"{q(p['binary_c4']['rps'], 1)} | {q(a.get('peer_binary_c4_rps_ratio'), 2)} |")
         L.append("")
     L += chainbench.table(r, a, q)
+    L += peers.table(r, a, q)
     L.append("## Goals")
     L.append("")
     L.append("| goal | value | target | |")
@@ -1692,6 +1704,7 @@ set key top left
 set xrange [-0.6:1.6]
 plot 'DATA' using 2:xtic(1) title 'req/s' lc rgb '#1f77b4', '' using 0:3 axes x1y2 with points pt 7 ps 2 lc rgb '#d62728' title 'p99 ms'
 """, data)
+    made += peers.charts(r, a, gp, workdir, RESULTS, log)
     return made
 
 
@@ -1721,10 +1734,10 @@ def main():
         os.makedirs(work, exist_ok=True)
     else:
         only = [w for w in args.only.replace(" ", "").split(",") if w]
-        bad = [w for w in only if w not in SINGLE and w not in chainbench.CHAINS]
+        bad = [w for w in only if w not in SINGLE and w not in chainbench.CHAINS and w != "peers"]
         if bad:
             sys.exit(f"bench: unknown workload {', '.join(bad)} in BENCH_ONLY "
-                     f"(known: {', '.join(SINGLE + tuple(chainbench.CHAINS))})")
+                     f"(known: {', '.join(SINGLE + tuple(chainbench.CHAINS))}, and peers)")
         for b in ("deconvd", "bench/raw_dnnl", "bench/engine_bench", "bench/codec_bench", "bench/http_client",
                   "bench/rawchain"):
             if not os.access(os.path.join(args.build, b), os.X_OK):

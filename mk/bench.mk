@@ -1,4 +1,4 @@
-# Benchmarks — `make bench` (full, ~5 min) or `make bench BENCH_QUICK=1` (~1.5 min);
+# Benchmarks — `make bench` (full, ~15 min) or `make bench BENCH_QUICK=1` (~4.5 min);
 # BENCH_WAIT_QUIET=SECONDS waits for background load to drop, BENCH_NICE=-N (root)
 # shields the run from it; BENCH_ONLY=dcgan_gen,vae_decoder runs only those
 # workloads' rows (see bench/README.md).
@@ -14,7 +14,7 @@ BENCH_COMMON := bench/benchutil.h
 BENCH_BINS   := $(BENCH_DIR)/raw_dnnl $(BENCH_DIR)/engine_bench $(BENCH_DIR)/codec_bench \
                 $(BENCH_DIR)/http_client $(BENCH_DIR)/rawchain
 
-.PHONY: bench bench-deps bench-build
+.PHONY: bench bench-deps bench-build bench-peer-check
 
 bench: bench-deps all
 	$(MAKE) --no-print-directory bench-build
@@ -25,6 +25,11 @@ bench: bench-deps all
 bench-deps:
 	@scripts/install-deps
 	@bench/install-deps
+
+# The peers of row 11 against a float64 NumPy evaluation of every bench model,
+# binary and JSON (bench/check_peers.py); ~20 s, no daemon involved.
+bench-peer-check: bench-deps
+	$(BENCH_PY) bench/check_peers.py
 
 bench-build: $(BENCH_BINS)
 

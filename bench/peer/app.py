@@ -28,6 +28,10 @@ HTTP/1.1 keep-alive.
          [--threads 2] [--name dcgan_up]
   app.py --port N --model DIR/dcgan_gen.json [--model DIR/vae_decoder.json]
          [--threads 2]           (served as /v2/models/<file stem>/infer)
+
+--model also takes a single Conv1D/2D/3DTranspose layer file with "weights"
+(the bench's single-layer workloads). Under gunicorn (one process per worker,
+keep-alive with the gthread worker), see gunicorn_app().
 """
 import argparse
 import json
@@ -38,6 +42,9 @@ import numpy as np
 import torch
 from flask import Flask, Response, request
 from werkzeug.serving import WSGIRequestHandler
+
+
+CONV_T = {"Conv1DTranspose": 1, "Conv2DTranspose": 2, "Conv3DTranspose": 3}
 
 
 def tf_same_pads(n, k, s):
@@ -73,7 +80,7 @@ def build(args):
     return infer
 
 # ---------------------------------------------------------------- chains
-# Tensors of rank 4 run NCHW inside (torch's layout) and are Keras's NHWC at
+# Tensors of rank 3-5 run channels-first inside (torch's layout) and are Keras's NHWC at
 # the edges and around Reshape, which Keras defines on NHWC order.
 
 ACTS = {"linear": lambda t: t, "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
@@ -87,11 +94,13 @@ def keras_act(spec):
 
 
 def to_keras(t):
-    return t.permute(0, 2, 3, 1) if t.dim() == 4 else t
+    r = t.dim()
+    return t.permute(0, *range(2, r), 1) if r >= 3 else t
 
 
 def from_keras(t):
-    return t.permute(0, 3, 1, 2) if t.dim() == 4 else t
+    r = t.dim()
+    return t.permute(0, r - 1, *range(1, r - 1)) if r >= 3 else t
 
 
 def chain_step(cls, c, w, in_shape):
@@ -128,49 +137,59 @@ def chain_step(cls, c, w, in_shape):
     if cls == "Reshape":
         out = [in_shape[0]] + list(c["target_shape"])
         return (lambda t: from_keras(to_keras(t).reshape([t.shape[0]] + out[1:]))), out
-    if cls == "Conv2DTranspose":
+    if cls in CONV_T:
+        nd = CONV_T[cls]
         if c.get("data_format", "channels_last") != "channels_last" or c["padding"] != "same" \
-                or list(c.get("dilation_rate", [1, 1])) != [1, 1] or c.get("output_padding"):
-            raise SystemExit("peer: Conv2DTranspose: only channels_last, same, no dilation")
-        kernel = w["kernel"]                                   # (kh, kw, out, in)
-        (kh, kw), (sh, sw), f = c["kernel_size"], c["strides"], c["filters"]
-        ph, pha, oh = tf_same_pads(in_shape[1], kh, sh)
-        pw, pwa, ow = tf_same_pads(in_shape[2], kw, sw)
-        p = (min(ph, pha), min(pw, pwa))                     # torch crops p from both sides
-        conv = torch.nn.ConvTranspose2d(in_shape[-1], f, (kh, kw), stride=(sh, sw), padding=p,
-                                        bias=c["use_bias"])
+                or any(d != 1 for d in c.get("dilation_rate", [1] * nd)) or c.get("output_padding"):
+            raise SystemExit(f"peer: {cls}: only channels_last, same, no dilation")
+        kernel = w["kernel"]                                   # (k..., out, in)
+        k, s, f = list(c["kernel_size"]), list(c["strides"]), c["filters"]
+        pads = [tf_same_pads(in_shape[1 + i], k[i], s[i]) for i in range(nd)]
+        p = tuple(min(b, a) for b, a, _ in pads)             # torch crops p from both sides
+        out_sp = [o for _, _, o in pads]
+        conv = (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)[nd - 1](
+            in_shape[-1], f, tuple(k), stride=tuple(s), padding=p, bias=c["use_bias"])
         with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))))
+            conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(
+                kernel.transpose([nd + 1, nd] + list(range(nd))))))
             if c["use_bias"]:
                 conv.bias.copy_(torch.from_numpy(w["bias"]))
+        conv.eval()
         act = keras_act(c["activation"])
-        h0, w0 = ph - p[0], pw - p[1]
+        starts = [b - q for (b, _, _), q in zip(pads, p)]
 
         def run(t):
             y = conv(t)
-            if y.shape[2] != oh or y.shape[3] != ow:
-                y = y[:, :, h0:h0 + oh, w0:w0 + ow]
+            if list(y.shape[2:]) != out_sp:
+                y = y[(slice(None), slice(None)) + tuple(slice(a, a + o) for a, o in zip(starts, out_sp))]
             return act(y)
-        return run, [in_shape[0], oh, ow, f]
+        return run, [in_shape[0]] + out_sp + [f]
     raise SystemExit(f"peer: layer class {cls} not supported")
 
 
 def build_chain(path):
-    """The Sequential model file `path` (Keras config + "weights" of .npy paths)."""
+    """The model file `path`: a Keras Sequential or a single transposed-convolution
+    layer, with "weights" naming .npy files."""
     with open(path) as f:
         doc = json.load(f)
     base_dir = os.path.dirname(os.path.abspath(path))
-    layers = doc["config"]["layers"]
-    if layers[0]["class_name"] != "InputLayer":
-        raise SystemExit("peer: the model must start with an InputLayer")
-    shape = list(layers[0]["config"]["batch_shape"])
+
+    def load(files):
+        return {k: np.load(os.path.join(base_dir, v)).astype(np.float32) for k, v in files.items()}
     steps = []
-    for l in layers[1:]:
-        c = l["config"]
-        w = {k: np.load(os.path.join(base_dir, v)).astype(np.float32)
-             for k, v in doc.get("weights", {}).get(c["name"], {}).items()}
-        fn, shape = chain_step(l["class_name"], c, w, shape)
+    if doc["class_name"] in CONV_T:       # one layer: its "weights" name its own files
+        c = doc["config"]
+        fn, shape = chain_step(doc["class_name"], c, load(doc.get("weights", {})), list(c["batch_input_shape"]))
         steps.append(fn)
+    else:
+        layers = doc["config"]["layers"]
+        if layers[0]["class_name"] != "InputLayer":
+            raise SystemExit("peer: the model must start with an InputLayer")
+        shape = list(layers[0]["config"]["batch_shape"])
+        for l in layers[1:]:
+            c = l["config"]
+            fn, shape = chain_step(l["class_name"], c, load(doc.get("weights", {}).get(c["name"], {})), shape)
+            steps.append(fn)
 
     def infer(x):                      # x: Keras layout, float32
         with torch.inference_mode():
@@ -181,7 +200,7 @@ def build_chain(path):
     return infer
 
 
-def main():
+def parse(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--kernel")
@@ -192,13 +211,17 @@ def main():
     ap.add_argument("--stride", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="dcgan_up")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if not args.model and not (args.kernel and args.bias):
+        ap.error("give --kernel and --bias, or --model")
+    return args
+
+
+def make_app(args):
     torch.set_num_threads(args.threads)
     models = {os.path.splitext(os.path.basename(p))[0]: build_chain(p) for p in args.model}
     if args.kernel and args.bias:
         models[args.name] = build(args)
-    if not models:
-        ap.error("give --kernel and --bias, or --model")
     app = Flask("peer")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
@@ -235,6 +258,19 @@ def main():
                             headers={"Inference-Header-Content-Length": str(len(js))})
         out["data"] = y.ravel().tolist()
         return Response(json.dumps(doc, separators=(",", ":")), mimetype="application/json")
+
+    return app
+
+
+def gunicorn_app():
+    """For gunicorn ('app:gunicorn_app()'): the arguments, --port aside, as a
+    JSON list in DCV_PEER_ARGS; each worker process builds its own models."""
+    return make_app(parse(["--port", "0"] + json.loads(os.environ["DCV_PEER_ARGS"])))
+
+
+def main():
+    args = parse()
+    app = make_app(args)
 
     class Handler(WSGIRequestHandler):
         protocol_version = "HTTP/1.1"      # keep-alive, like the C client expects
