@@ -11,7 +11,7 @@
  *
  * Standalone tool, not part of the daemon. Build and run:
  *   gcc -std=c11 -O2 -D_GNU_SOURCE -Iinclude bench/codec_exhaustive.c \
- *       src/floatcodec.c -lpthread -lm -o /tmp/codec_exhaustive
+ *       src/floatparse.c src/floatfmt.c -lpthread -lm -o /tmp/codec_exhaustive
  *   /tmp/codec_exhaustive [-t threads] [-s] [-k stride] [-f first] [-l last]
  * Prints progress per thread and "exhaustive: N checked, M failures"; exits
  * 1 on any failure.
