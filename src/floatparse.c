@@ -67,10 +67,12 @@ static const double pow10_table[] = {
     1e120, 1e121, 1e122, 1e123, 1e124, 1e125, 1e126, 1e127,
 };
 
-/* The fast path's result is within 3.1 double ulps of the exact value (three
- * roundings plus digits truncated past the 19th), so it rounds to float32
- * correctly unless a midpoint lies within this many ulps. */
-#define MIDPOINT_GUARD 8u
+/* The fast paths' results are within 6 double ulps of the exact value: the
+ * general lexer's has three roundings plus digits truncated past the 19th
+ * (3.1 ulps), the long quick path's five roundings (see quick_long). Either
+ * rounds to float32 correctly unless a midpoint lies within this many ulps,
+ * which a value does with odds of 2^-23. */
+#define MIDPOINT_GUARD 16u
 
 /* Significant digits the slow path keeps. A float32 rounding midpoint has at
  * most 113 significant digits, so the first 120 plus a sticky digit compare
@@ -310,8 +312,10 @@ static float to_float(const struct lexeme *lx)
 #if QUICK_PATH
 /* Bytes the quick path reads at a token, whatever its length: the 16 it
  * classifies, and the exponent reads can look up to 3 past a 15-byte token's
- * mantissa. */
+ * mantissa. The long quick path classifies 32 and reads up to 3 past a
+ * 31-byte token's mantissa. */
 #define QUICK_READ 20
+#define QUICK_READ_LONG 36
 
 /* The 16 bytes at a token, classified at once with SSE2 compares. Bit i of
  * each mask describes byte i. */
@@ -319,7 +323,7 @@ struct token {
     __m128i digits_v;            /* digit values of the mantissa, 0 elsewhere */
     unsigned len;                /* bytes before a ',', ']' or byte <= ' ' */
     unsigned mant;               /* bytes before 'e'/'E' or the end */
-    unsigned digits, dots;       /* '0'..'9', '.' */
+    unsigned digits, dots, exps; /* '0'..'9', '.', 'e'/'E' */
 };
 
 HOT void classify(const char *p, struct token *t)
@@ -335,6 +339,7 @@ HOT void classify(const char *p, struct token *t)
     t->len = (unsigned)__builtin_ctz((unsigned)_mm_movemask_epi8(end) | 0x10000u);
     /* an 'e' past the end loses to the end bit anyway */
     t->mant = (unsigned)__builtin_ctz((unsigned)_mm_movemask_epi8(exp) | 1u << t->len);
+    t->exps = (unsigned)_mm_movemask_epi8(exp);
     t->digits = (unsigned)_mm_movemask_epi8(is_digit_v);
     t->dots = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
     __m128i in_mant = _mm_cmplt_epi8(index, _mm_set1_epi8((char)t->mant));
@@ -371,16 +376,15 @@ HOT uint64_t digits16(__m128i d)
 /* The exponent of a classified token, "[eE][+-]?D{1,2}" between its
  * mantissa and its end, read without branching on its shape (signs and
  * digit counts vary from one element to the next). 0 when it is not one. */
-HOT int quick_exponent(const struct token *t, const char *p, int *e10)
+HOT int quick_exponent(uint64_t digits, unsigned ep, unsigned len, const char *p, int *e10)
 {
-    unsigned ep = t->mant, len = t->len;
     char c = p[ep + 1];
     unsigned neg = c == '-', sign = neg | (c == '+');
     unsigned first = ep + 1 + sign, n = first <= len ? len - first : 0; /* digits */
     unsigned want = (1u << (n & 3)) - 1;
     int two = n == 2, v = (p[first] - '0') * (two ? 10 : 1) + two * (p[first + 1] - '0');
     *e10 = (v ^ -(int)neg) + (int)neg;
-    return (n - 1 < 2) & (((t->digits >> first) & want) == want);
+    return (n - 1 < 2) & (((digits >> first) & want) == want);
 }
 
 /* The classified token at p as a float32, when it is an everyday number:
@@ -395,7 +399,7 @@ HOT int quick_token(const struct token *t, const char *p, float *out)
 {
     unsigned len = t->len, ep = t->mant, neg = *p == '-';
     int e10 = 0;
-    if (len == 16 || (ep < len && !quick_exponent(t, p, &e10)))
+    if (ep < len && !quick_exponent(t->digits, ep, len, p, &e10))
         return 0;
     unsigned mant = ((1u << ep) - 1) & ~neg, dots = t->dots & mant;
     unsigned first_dot = dots & (0 - dots), dot = (unsigned)__builtin_ctz(first_dot | 1u << ep);
@@ -413,6 +417,74 @@ HOT int quick_token(const struct token *t, const char *p, float *out)
     if (w && !scale_fast((double)(int64_t)w, e10, &f)) /* e10 in -114..99 */
         return 0;
     uint32_t bits; /* f >= 0: the sign is one OR, not a branch */
+    memcpy(&bits, &f, sizeof bits);
+    bits |= (uint32_t)neg << 31;
+    memcpy(out, &bits, sizeof bits);
+    return 1;
+}
+
+/* quick_token for a token the first 16 bytes did not end: what a Python
+ * client sends, a float32 widened to double and printed with its 17
+ * significant digits ("-0.34851622581481934", "1.2345678901234567e-05").
+ * The second 16 bytes are classified the same way and the masks widened;
+ * the same grammar checks hold, and the dot must sit in the first 16 bytes
+ * (so closing its gap moves bytes within one register) and the mantissa end
+ * by byte 24. The field's 24 digits fold into octets O0..O2 (O3 is zero);
+ * W = (O0 * 10^8 + O1) * 10^8 + O2 may pass 2^64, so it is formed in double:
+ * O0 * 10^8 + O1 < 10^16 rounds at most once converted, then the multiply
+ * and the add once each; with the power of ten and the final multiply that
+ * is five roundings, 5 * 2^-53 relatively, under MIDPOINT_GUARD's 6 ulps.
+ * Sets *len to the token's length; returns 0 when the general lexer must
+ * decide. */
+HOT int quick_long(const struct token *t, const char *p, float *out, unsigned *len_out)
+{
+    const __m128i index = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+    __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+    __m128i is_digit_v = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
+    __m128i end = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')),
+                               _mm_cmpeq_epi8(v, _mm_set1_epi8(']')));
+    end = _mm_or_si128(end, _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(' ')), v));
+    __m128i exp = _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('e'));
+    unsigned len = (unsigned)__builtin_ctzll((uint64_t)(unsigned)_mm_movemask_epi8(end) << 16 |
+                                             1ull << 32);
+    uint64_t exps = t->exps | (uint64_t)(unsigned)_mm_movemask_epi8(exp) << 16;
+    unsigned ep = (unsigned)__builtin_ctzll(exps | 1ull << len);
+    uint64_t digits = t->digits | (uint64_t)(unsigned)_mm_movemask_epi8(is_digit_v) << 16;
+    uint64_t dots = t->dots | (uint64_t)(unsigned)_mm_movemask_epi8(
+                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('.'))) << 16;
+    unsigned neg = *p == '-';
+    int e10 = 0;
+    *len_out = len;
+    if (len == 32 || (ep < len && !quick_exponent(digits, ep, len, p, &e10)))
+        return 0;
+    uint64_t mant = ((1ull << ep) - 1) & ~(uint64_t)neg, first_dot = dots & mant;
+    first_dot &= 0 - first_dot;
+    unsigned dot = (unsigned)__builtin_ctzll(first_dot | 1ull << ep), nint = dot - neg;
+    unsigned bad = (((digits | first_dot) & mant) != mant) | (nint == 0) |
+                   ((first_dot << 1) == (1ull << ep)) | ((nint > 1) & (p[neg] == '0')) |
+                   (dot > 15) | (ep > 24);
+    if (bad)
+        return 0;
+    __m128i head = _mm_loadu_si128((const __m128i *)(const void *)upto[dot]);
+    __m128i lo = _mm_or_si128(_mm_and_si128(head, _mm_slli_si128(t->digits_v, 1)),
+                              _mm_andnot_si128(head, t->digits_v));
+    __m128i in_mant = _mm_cmplt_epi8(index, _mm_set1_epi8((char)(ep - 16)));
+    __m128i hi = _mm_and_si128(d, _mm_and_si128(is_digit_v, in_mant));
+    const __m128i zero = _mm_setzero_si128(), w10 = _mm_set1_epi32(0x0001000a);
+    __m128i a = _mm_madd_epi16(_mm_unpacklo_epi8(lo, zero), w10);
+    __m128i b = _mm_madd_epi16(_mm_unpackhi_epi8(lo, zero), w10);
+    __m128i c = _mm_madd_epi16(_mm_unpacklo_epi8(hi, zero), w10);
+    __m128i quads = _mm_madd_epi16(_mm_packs_epi32(a, b), _mm_set1_epi32(0x00010064));
+    __m128i quads2 = _mm_madd_epi16(_mm_packs_epi32(c, zero), _mm_set1_epi32(0x00010064));
+    __m128i oct = _mm_madd_epi16(_mm_packs_epi32(quads, quads2), _mm_set1_epi32(0x00012710));
+    uint64_t o01 = (uint64_t)_mm_cvtsi128_si64(oct);
+    uint32_t o2 = (uint32_t)_mm_cvtsi128_si32(_mm_srli_si128(oct, 8));
+    uint64_t top = (o01 & 0xffffffffu) * 100000000 + (o01 >> 32);
+    float f = 0.0f;
+    if ((top | o2) && !scale_fast((double)(int64_t)top * 1e8 + (double)o2, e10 + (int)dot - 23, &f))
+        return 0; /* the exponent is in -122..91 */
+    uint32_t bits;
     memcpy(&bits, &f, sizeof bits);
     bits |= (uint32_t)neg << 31;
     memcpy(out, &bits, sizeof bits);
@@ -442,8 +514,14 @@ HOT size_t parse_number(const char *p, const char *end, float *out, int allow_ov
     if (end - p >= QUICK_READ) {
         struct token t;
         classify(p, &t);
-        if (quick_token(&t, p, out))
-            return t.len;
+        if (t.len < 16) {
+            if (quick_token(&t, p, out))
+                return t.len;
+        } else if (end - p >= QUICK_READ_LONG) {
+            unsigned len;
+            if (quick_long(&t, p, out, &len))
+                return len;
+        }
     }
 #endif
     return parse_general(p, end, out, allow_overflow);
