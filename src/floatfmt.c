@@ -117,21 +117,24 @@ static struct decimal schubfach(uint32_t c, int q, int irregular)
     int32_t cmp = (int32_t)(vb - ((s + t) << 1));
     uint32_t take_s = uin != win ? uin : (cmp < 0) | ((cmp == 0) & ~s & 1);
     uint32_t fine = t - take_s, coarse = tp10 - 10 * upin;
-    return (struct decimal){ upin != wpin ? coarse : fine, k };
+    /* a mask rather than ?: so the compiler cannot make it a branch */
+    uint32_t use_coarse = 0u - (upin != wpin);
+    return (struct decimal){ (coarse & use_coarse) | (fine & ~use_coarse), k };
 }
 
 /* Bytes format_raw may write at p, past its text too: it stores whole
- * 16-byte words rather than a byte at a time. */
+ * 8-byte words rather than a byte at a time. */
 #define FORMAT_SLOP 32
+
+static const uint32_t pow10_u32[] = { 1,      10,      100,      1000,     10000,
+                                      100000, 1000000, 10000000, 100000000, 1000000000 };
 
 /* Decimal digits of 0 < f < 10^9: the bit length estimates it (1233 / 4096
  * is just above log10 2), one comparison corrects it. */
 static unsigned digit_count(uint32_t f)
 {
-    static const uint32_t pow10[] = { 1,      10,      100,      1000,     10000,
-                                      100000, 1000000, 10000000, 100000000, 1000000000 };
     unsigned t = ((32u - (unsigned)__builtin_clz(f)) * 1233u) >> 12;
-    return t + (f >= pow10[t]);
+    return t + (f >= pow10_u32[t]);
 }
 
 /* Eight ASCII digits of x < 10^8, most significant in the lowest byte. x is
@@ -149,59 +152,63 @@ static uint64_t ascii8(uint32_t x)
     return v | 0x30 * ONES;
 }
 
-/* The n digits of f (n = digit_count(f) <= 9) as text in the low bytes of a
- * 16-byte word, zero bytes after them. */
-static u128 digit_string(uint32_t f, unsigned n)
-{
-    uint32_t lead = f / 100000000;
-    u128 s = (u128)ascii8(f - lead * 100000000) << 8 | (uint64_t)('0' + lead);
-    return s >> (8 * (9 - n));
-}
+static void store8(char *p, uint64_t x) { memcpy(p, &x, sizeof x); }
 
-/* s with a '.' inserted before byte k (1..8). */
-static u128 with_point(u128 s, unsigned k)
-{
-    u128 head = ((u128)1 << (8 * k)) - 1;
-    return (s & head) | (u128)'.' << (8 * k) | (s & ~head) << 8;
-}
+/* The significant digits of a decimal, as text: f scaled to exactly nine
+ * digits (so there are no leading zeros to shift away) is the lead digit
+ * and eight more in a word; the digits past the last non-zero one are '0'
+ * bytes, found with one clz rather than a division loop. */
+struct digits {
+    char lead;  /* first digit */
+    uint64_t rest; /* digits 2..9, the second in the lowest byte */
+    unsigned m; /* significant digits, 1..9 */
+    int x;      /* decimal exponent in scientific notation */
+};
 
-static void store16(char *p, u128 s)
-{
-    uint64_t lo = (uint64_t)s, hi = (uint64_t)(s >> 64);
-    memcpy(p, &lo, sizeof lo);
-    memcpy(p + 8, &hi, sizeof hi);
-}
-
-/* f (no trailing zeros) * 10^e as text at p; returns its length (15 at
- * most) and may write up to FORMAT_SLOP bytes. Plain notation stops below
- * 1e15 because "-1" followed by fifteen zeros would already exceed
- * DCV_FLOAT_MAXLEN. */
-static size_t layout(char *p, uint32_t f, int e)
+static struct digits to_digits(uint32_t f, int e)
 {
     unsigned n = digit_count(f);
-    int x = e + (int)n - 1; /* exponent in scientific notation */
-    u128 s = digit_string(f, n);
-    if (x >= -5 && x < 15) {
-        if (x < 0) {
-            unsigned z = (unsigned)(-x - 1);
-            memcpy(p, "0.000000", 8);
-            store16(p + 2 + z, s);
-            return 2 + z + n;
-        }
-        if (x >= (int)n - 1) { /* an integer: pad with zeros */
-            u128 zeros = (u128)(0x30 * ONES) << 64 | 0x30 * ONES;
-            store16(p, s | (zeros & ~(((u128)1 << (8 * n)) - 1)));
+    uint32_t f9 = f * pow10_u32[9 - n], lead = f9 / 100000000;
+    uint64_t rest = ascii8(f9 - lead * 100000000), nonzero = rest ^ 0x30 * ONES;
+    unsigned m = nonzero ? 9 - (unsigned)__builtin_clzll(nonzero) / 8 : 1;
+    return (struct digits){ (char)('0' + lead), rest, m, e + (int)n - 1 };
+}
+
+/* The digits d as text at p; returns its length (15 at most) and may write
+ * up to FORMAT_SLOP bytes. JS/Python layout: plain notation for
+ * -5 <= x < 15, where "-1" and fifteen zeros would already exceed
+ * DCV_FLOAT_MAXLEN; "d.ddde+XX" otherwise. */
+static size_t layout(char *p, struct digits d)
+{
+    int x = d.x;
+    unsigned m = d.m;
+    if (x < 0 && x >= -5) { /* 0.000ddd: what activations mostly are */
+        unsigned z = (unsigned)(-x - 1);
+        store8(p, 0x3030303030302e30u); /* "0.000000" */
+        p[2 + z] = d.lead;
+        store8(p + 3 + z, d.rest);
+        return 3 + z + m - 1;
+    }
+    if (x >= 0 && x < 15) {
+        p[0] = d.lead;
+        if ((unsigned)x + 1 >= m) { /* an integer: the padding '0's are there */
+            store8(p + 1, d.rest);
+            store8(p + 9, 0x30 * ONES);
             return (size_t)x + 1;
         }
-        store16(p, with_point(s, (unsigned)x + 1));
-        return n + 1;
+        /* ddd.ddd: x < 8 here; the dot goes after byte x of rest's text */
+        uint64_t head = (1ull << (8 * x)) - 1;
+        store8(p + 1, (d.rest & head) | (uint64_t)'.' << (8 * x) | (d.rest & ~head) << 8);
+        p[9] = (char)(d.rest >> 56);
+        return m + 1;
     }
-    size_t len = n;
-    if (n > 1) {
-        s = with_point(s, 1);
-        len++;
+    p[0] = d.lead;
+    size_t len = 1;
+    if (m > 1) {
+        p[1] = '.';
+        store8(p + 2, d.rest);
+        len = m + 1;
     }
-    store16(p, s);
     unsigned ax = (unsigned)(x < 0 ? -x : x); /* 45 at most for binary32 */
     char tail[4] = { 'e', x < 0 ? '-' : '+', digit_pairs[2 * ax], digit_pairs[2 * ax + 1] };
     memcpy(p + len, tail, sizeof tail);
@@ -236,17 +243,174 @@ static size_t format_raw(float v, char *p)
     int q = be ? (int)be - 150 : -149;
     if (q < 0 && q > -24 && (c & ((1u << -q) - 1)) == 0) {
         uint32_t f = c >> -q; /* an integer below 2^24: its digits are the text */
-        unsigned n = digit_count(f);
-        store16(p, digit_string(f, n));
-        return sign + n;
+        return sign + layout(p, to_digits(f, 0));
     }
     struct decimal d = schubfach(c, q, t == 0 && be > 1);
-    while (d.f % 10 == 0) {
-        d.f /= 10;
-        d.e++;
-    }
-    return sign + layout(p, d.f, d.e);
+    return sign + layout(p, to_digits(d.f, d.e));
 }
+
+/* Eight at a time with AVX-512 (x86-64 CPUs that have it, chosen at run
+ * time): Schubfach and to_digits on 64-bit lanes, the same integer
+ * arithmetic as the scalar code (so the same digits, byte for byte; the
+ * exhaustive check compares the two on every bit pattern). The 64x64-bit
+ * products of round_to_odd are a 64x26-bit product shifted, which two
+ * 32x32-bit products give exactly (round_to_odd8); divisions by
+ * constants are reciprocal multiplies exact over the ranges here. Lanes the
+ * scalar code treats apart (zero, subnormals, powers of two, small
+ * integers, NaN and infinities) are marked and go through format_raw; the
+ * layout, whose shape depends on each value, stays scalar. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ENCODE8 1
+#include <immintrin.h>
+
+#define T512 __attribute__((target("avx512f,avx512dq,avx512cd,avx512bw,avx512vl")))
+
+struct lanes {
+    uint64_t rest[8];
+    int64_t lead[8], m[8], x[8];
+    unsigned apart; /* bit j: lane j goes through format_raw */
+};
+
+T512 static __m512i round_to_odd8(__m512i g, __m512i cb, __m512i h)
+{
+    /* g * (cb << h) >> 64 = (g * cb) >> (64 - h): with g = gh * 2^32 + gl,
+     * g * cb = gh * cb * 2^32 + gl * cb, both products exact in 64 bits
+     * (cb < 2^26, gh < 2^31), and 2^32 being a multiple of 2^(64 - h) (h
+     * is 33..36 for binary32) the shift splits over the sum exactly */
+    __m512i lo = _mm512_mul_epu32(g, cb), hi = _mm512_mul_epu32(_mm512_srli_epi64(g, 32), cb);
+    __m512i top = _mm512_add_epi64(_mm512_sllv_epi64(hi, _mm512_sub_epi64(h, _mm512_set1_epi64(32))),
+                                   _mm512_srlv_epi64(lo, _mm512_sub_epi64(_mm512_set1_epi64(64), h)));
+    __mmask8 sticky = _mm512_test_epi64_mask(top, _mm512_set1_epi64(0x7fffffff));
+    return _mm512_mask_or_epi64(_mm512_srli_epi64(top, 31), sticky, _mm512_srli_epi64(top, 31),
+                                _mm512_set1_epi64(1));
+}
+
+/* Lanes of x (each below 2^32) times a constant below 2^32, shifted. */
+T512 static __m512i mulshift(__m512i x, uint32_t mul, unsigned shift)
+{
+    return _mm512_srli_epi64(_mm512_mul_epu32(x, _mm512_set1_epi64(mul)), shift);
+}
+
+T512 static void decimals8(const float *v, struct lanes *out)
+{
+    const __m512i one = _mm512_set1_epi64(1);
+    __m512i bits = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const __m256i *)(const void *)v));
+    __m512i t = _mm512_and_si512(bits, _mm512_set1_epi64(0x7fffff));
+    __m512i be = _mm512_and_si512(_mm512_srli_epi64(bits, 23), _mm512_set1_epi64(0xff));
+    __m512i c = _mm512_or_si512(t, _mm512_set1_epi64(0x800000));
+    /* small integers: 127 <= be <= 149 and no bits below 2^0 */
+    __m512i frac = _mm512_sub_epi64(
+        _mm512_sllv_epi64(one, _mm512_sub_epi64(_mm512_set1_epi64(150), be)), one);
+    __mmask8 apart = _mm512_cmpeq_epi64_mask(be, _mm512_setzero_si512()) |
+                     _mm512_cmpeq_epi64_mask(be, _mm512_set1_epi64(0xff)) |
+                     _mm512_cmpeq_epi64_mask(t, _mm512_setzero_si512()) |
+                     (_mm512_cmpge_epi64_mask(be, _mm512_set1_epi64(127)) &
+                      _mm512_cmple_epi64_mask(be, _mm512_set1_epi64(149)) &
+                      _mm512_testn_epi64_mask(c, frac));
+    __m512i q = _mm512_sub_epi64(be, _mm512_set1_epi64(150));
+    /* floor_log10_pow2(q), floor_log2_pow10(-k): signed products of small lanes */
+    __m512i k = _mm512_sub_epi64(
+        _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(q, _mm512_set1_epi64(315653)),
+                                           _mm512_set1_epi64(256 << 20)), 20),
+        _mm512_set1_epi64(256));
+    __m512i nk = _mm512_sub_epi64(_mm512_setzero_si512(), k);
+    __m512i l2 = _mm512_sub_epi64(
+        _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(nk, _mm512_set1_epi64(1741647)),
+                                           _mm512_set1_epi64(256 << 19)), 19),
+        _mm512_set1_epi64(256));
+    __m512i h = _mm512_add_epi64(_mm512_add_epi64(q, l2), _mm512_set1_epi64(33));
+    __m512i g = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), (__mmask8)~apart,
+                                            _mm512_sub_epi64(k, _mm512_set1_epi64(G_KMIN)),
+                                            g_table, 8);
+    __m512i cb = _mm512_slli_epi64(c, 2), odd = _mm512_and_si512(c, one);
+    __m512i vb = round_to_odd8(g, cb, h);
+    __m512i vbl = round_to_odd8(g, _mm512_sub_epi64(cb, _mm512_set1_epi64(2)), h);
+    __m512i vbr = round_to_odd8(g, _mm512_add_epi64(cb, _mm512_set1_epi64(2)), h);
+    __m512i s = _mm512_srli_epi64(vb, 2);
+    __m512i sp10 = _mm512_mullo_epi64(mulshift(s, 0xcccccccdu, 35), _mm512_set1_epi64(10));
+    __m512i tp10 = _mm512_add_epi64(sp10, _mm512_set1_epi64(10)), s1 = _mm512_add_epi64(s, one);
+    __m512i lbound = _mm512_add_epi64(vbl, odd); /* vbl + out <= candidate * 4 */
+    __m512i rbound = _mm512_sub_epi64(vbr, odd); /* candidate * 4 + out <= vbr */
+    __mmask8 upin = _mm512_cmple_epu64_mask(lbound, _mm512_slli_epi64(sp10, 2));
+    __mmask8 wpin = _mm512_cmple_epi64_mask(_mm512_slli_epi64(tp10, 2), rbound);
+    __mmask8 uin = _mm512_cmple_epu64_mask(lbound, _mm512_slli_epi64(s, 2));
+    __mmask8 win = _mm512_cmple_epi64_mask(_mm512_slli_epi64(s1, 2), rbound);
+    __m512i cmp = _mm512_sub_epi64(vb, _mm512_slli_epi64(_mm512_add_epi64(s, s1), 1));
+    __mmask8 tie = _mm512_cmplt_epi64_mask(cmp, _mm512_setzero_si512()) |
+                   (_mm512_cmpeq_epi64_mask(cmp, _mm512_setzero_si512()) &
+                    _mm512_testn_epi64_mask(s, one));
+    __mmask8 take_s = (__mmask8)(((uin ^ win) & uin) | (~(uin ^ win) & tie));
+    __m512i fine = _mm512_mask_sub_epi64(s1, take_s, s1, one);
+    __m512i coarse = _mm512_mask_sub_epi64(tp10, upin, tp10, _mm512_set1_epi64(10));
+    __m512i f = _mm512_mask_blend_epi64((__mmask8)(upin ^ wpin), fine, coarse);
+    f = _mm512_mask_blend_epi64(apart, f, one); /* keeps lzcnt and the tables in range */
+
+    /* to_digits */
+    const __m512i p10lo = _mm512_setr_epi64(1, 10, 100, 1000, 10000, 100000, 1000000, 10000000);
+    const __m512i p10hi = _mm512_setr_epi64(100000000, 1000000000, 0, 0, 0, 0, 0, 0);
+    __m512i bitlen = _mm512_sub_epi64(_mm512_set1_epi64(64), _mm512_lzcnt_epi64(f));
+    __m512i tl = _mm512_srli_epi64(_mm512_mullo_epi64(bitlen, _mm512_set1_epi64(1233)), 12);
+    __mmask8 ge = _mm512_cmpge_epu64_mask(f, _mm512_permutex2var_epi64(p10lo, tl, p10hi));
+    __m512i n = _mm512_mask_add_epi64(tl, ge, tl, one);
+    __m512i f9 = _mm512_mul_epu32(
+        f, _mm512_permutex2var_epi64(p10lo, _mm512_sub_epi64(_mm512_set1_epi64(9), n), p10hi));
+    __m512i lead = mulshift(f9, 720575941u, 56);
+    __m512i x8 = _mm512_sub_epi64(f9, _mm512_mul_epu32(lead, _mm512_set1_epi64(100000000)));
+    __m512i hi4 = mulshift(x8, 109951163u, 40);
+    __m512i w = _mm512_or_si512(
+        hi4, _mm512_slli_epi64(_mm512_sub_epi64(x8, _mm512_mul_epu32(hi4, _mm512_set1_epi64(10000))), 32));
+    __m512i qq = _mm512_and_si512(_mm512_srli_epi64(_mm512_mullo_epi64(w, _mm512_set1_epi64(5243)), 19),
+                                  _mm512_set1_epi64(0x0000007f0000007fll));
+    w = _mm512_or_si512(qq, _mm512_slli_epi64(
+                                _mm512_sub_epi64(w, _mm512_mullo_epi64(qq, _mm512_set1_epi64(100))), 16));
+    qq = _mm512_and_si512(_mm512_srli_epi64(_mm512_mullo_epi64(w, _mm512_set1_epi64(103)), 10),
+                          _mm512_set1_epi64(0x000f000f000f000fll));
+    w = _mm512_or_si512(qq, _mm512_slli_epi64(
+                                _mm512_sub_epi64(w, _mm512_mullo_epi64(qq, _mm512_set1_epi64(10))), 8));
+    __m512i zeros = _mm512_set1_epi64((long long)(0x30 * ONES));
+    __m512i rest = _mm512_or_si512(w, zeros);
+    __m512i m = _mm512_sub_epi64(_mm512_set1_epi64(9),
+                                 _mm512_srli_epi64(_mm512_lzcnt_epi64(_mm512_xor_si512(rest, zeros)), 3));
+    _mm512_storeu_si512(out->rest, rest);
+    _mm512_storeu_si512(out->lead, _mm512_add_epi64(lead, _mm512_set1_epi64('0')));
+    _mm512_storeu_si512(out->m, m);
+    _mm512_storeu_si512(out->x, _mm512_sub_epi64(_mm512_add_epi64(k, n), one));
+    out->apart = apart;
+}
+
+/* Eight values as ",v" (no comma before the array's first) at buf + len;
+ * returns the new length. The caller leaves 8 * (FORMAT_SLOP + 1) bytes. */
+T512 static size_t format8(const float *v, char *buf, size_t len, int first)
+{
+    struct lanes d;
+    decimals8(v, &d);
+    for (int j = 0; j < 8; j++) {
+        buf[len] = ',';
+        len += !(first && j == 0);
+        char *p = buf + len;
+        if (d.apart >> j & 1) {
+            len += format_raw(v[j], p);
+            continue;
+        }
+        uint32_t bits;
+        memcpy(&bits, &v[j], sizeof bits);
+        size_t sign = bits >> 31;
+        p[0] = '-';
+        len += sign + layout(p + sign, (struct digits){ (char)d.lead[j], d.rest[j],
+                                                        (unsigned)d.m[j], (int)d.x[j] });
+    }
+    return len;
+}
+
+static int has_avx512(void)
+{
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+#else
+#define ENCODE8 0
+#endif
 
 size_t dcv_float_format(float v, char *buf)
 {
@@ -266,8 +430,13 @@ static size_t append(char *buf, size_t cap, size_t len, const char *s, size_t n)
 
 size_t dcv_float_array_format(const float *v, size_t n, char *buf, size_t cap)
 {
-    size_t len = append(buf, cap, 0, "[", 1);
-    for (size_t i = 0; i < n; i++) {
+    size_t len = append(buf, cap, 0, "[", 1), i = 0;
+#if ENCODE8
+    if (n >= 8 && has_avx512())
+        for (; n - i >= 8 && len <= cap && cap - len > 8 * (FORMAT_SLOP + 1); i += 8)
+            len = format8(v + i, buf, len, i == 0);
+#endif
+    for (; i < n; i++) {
         size_t sep = i > 0;
         if (len <= cap && cap - len > FORMAT_SLOP) { /* room for ',' and the slop */
             buf[len] = ',';
