@@ -4,8 +4,10 @@
  * Schubfach (R. Giulietti) finds the shortest decimal that rounds back to
  * the same float32 from three round-to-odd 64x64-bit products; the digits
  * come out 8 at a time (SWAR) in JS/Python layout: plain notation for
- * 1e-5 <= |v| < 1e15, "d.ddde+XX" otherwise. Also the non-finite scan that
- * decides whether floats may be written as JSON at all.
+ * 1e-5 <= |v| < 1e15, "d.ddde+XX" otherwise. Arrays take eight values at a
+ * time through an AVX-512 version of the same arithmetic when the CPU has
+ * it (chosen at run time). Also the non-finite scan that decides whether
+ * floats may be written as JSON at all.
  *
  * Pure functions, any thread, no allocation; owns only static const tables.
  */

@@ -1,12 +1,13 @@
 /* floatparse.c — JSON number text to float32, for tensor `data` arrays (the
  * decoding half of floatcodec.h; floatfmt.c is the encoding half).
  *
- * SSE2 classifies a 16-byte token at once, pmaddwd folds its digits, one
- * double multiply scales them (Clinger-style) and a guard refuses results
- * near a float32 rounding midpoint; those, long tokens and odd shapes take a
- * scalar lexer backed by glibc's correctly rounded strtof on a bounded copy.
- * Arrays are walked iteratively with O(1) state, so nesting depth costs no
- * stack.
+ * SSE2 classifies a token 16 bytes at a time (one word for deconvd's own
+ * shortest text, two for the 17-digit doubles Python clients send),
+ * pmaddwd folds its digits, one double multiply scales them (Clinger-style)
+ * and a guard refuses results near a float32 rounding midpoint; those,
+ * tokens past 31 bytes and odd shapes take a scalar lexer backed by glibc's
+ * correctly rounded strtof on a bounded copy. Arrays are walked iteratively
+ * with O(1) state, so nesting depth costs no stack.
  *
  * Pure functions, any thread, no allocation; owns only static const tables.
  */
