@@ -8,10 +8,14 @@
  * With -s it also proves the output shortest (both neighbours with one digit
  * fewer fail to round-trip through strtof) and closest (it equals glibc's
  * correctly rounded printf at that precision whenever that one round-trips).
+ * Every pattern also goes through dcv_float_array_format, in arrays of 64
+ * consecutive patterns (per thread), whose text must be the single-value
+ * texts joined by commas: that covers the array encoder's vector path,
+ * which dcv_float_format does not take.
  *
  * Standalone tool, not part of the daemon. Build and run:
  *   gcc -std=c11 -O2 -D_GNU_SOURCE -Iinclude bench/codec_exhaustive.c \
- *       src/floatcodec.c -lpthread -lm -o /tmp/codec_exhaustive
+ *       src/floatparse.c src/floatfmt.c -lpthread -lm -o /tmp/codec_exhaustive
  *   /tmp/codec_exhaustive [-t threads] [-s] [-k stride] [-f first] [-l last]
  * Prints progress per thread and "exhaustive: N checked, M failures"; exits
  * 1 on any failure.
@@ -155,13 +159,58 @@ static const char *check(uint32_t bits, int strict, char *text)
     return strict ? check_strict(v, text) : NULL;
 }
 
+#define BATCH 64
+
+struct batch {
+    float v[BATCH];
+    uint32_t bits[BATCH];
+    char want[BATCH * (DCV_FLOAT_MAXLEN + 1) + 2], got[BATCH * (DCV_FLOAT_MAXLEN + 1) + 2];
+    size_t n, len;
+};
+
+/* The batch as one array must read as its values' single texts. */
+static int flush_batch(struct job *j, struct batch *b)
+{
+    int bad = 0;
+    if (b->n) {
+        b->want[b->len++] = ']';
+        size_t len = dcv_float_array_format(b->v, b->n, b->got, sizeof b->got);
+        bad = len != b->len || memcmp(b->got, b->want, len) != 0;
+        if (bad && ++j->failures <= REPORT_FAILURES) {
+            printf("FAIL array of 0x%08" PRIx32 "..0x%08" PRIx32 ": array text differs\n",
+                   b->bits[0], b->bits[b->n - 1]);
+            fflush(stdout);
+        }
+    }
+    b->n = 0;
+    b->want[0] = '[';
+    b->len = 1;
+    return bad;
+}
+
+static void add_to_batch(struct job *j, struct batch *b, uint32_t bits, const char *text)
+{
+    if (b->n > 0)
+        b->want[b->len++] = ',';
+    memcpy(&b->v[b->n], &bits, sizeof bits);
+    b->bits[b->n++] = bits;
+    size_t len = strlen(text);
+    memcpy(b->want + b->len, text, len);
+    b->len += len;
+    if (b->n == BATCH)
+        flush_batch(j, b);
+}
+
 static void *worker(void *arg)
 {
     struct job *j = arg;
     char text[32];
+    static _Thread_local struct batch b;
+    flush_batch(j, &b);
     uint64_t total = (j->last - j->first) / j->step + 1;
     for (uint64_t i = j->first; i <= j->last; i += j->step) {
         const char *why = check((uint32_t)i, j->strict, text);
+        add_to_batch(j, &b, (uint32_t)i, text);
         if (why && ++j->failures <= REPORT_FAILURES) {
             printf("FAIL 0x%08" PRIx64 ": %s (\"%.16s\")\n", i, why, text);
             fflush(stdout);
@@ -175,6 +224,7 @@ static void *worker(void *arg)
         if (i > UINT64_MAX - j->step)
             break;
     }
+    flush_batch(j, &b);
     return NULL;
 }
 

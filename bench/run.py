@@ -8,7 +8,8 @@ Measures, side by side in one run, deconvd against its ceilings and peers
   2 engine       dcv_model_infer vs the raw primitive, same process, interleaved
   3 http binary  one keep-alive client, sequential, dcgan_up, vs the raw median
   4 http json    the same in JSON, split parse/compute/encode/transfer from the
-                 Triton stats endpoint; codec microbench vs cJSON
+                 Triton stats endpoint; codec microbench vs cJSON, and decoding
+                 vs simdjson on the same texts (codecbench.py)
   5 small        wrk, tiny JSON inference, 32 connections, vs nginx `return 200`
   6 concurrency  1/2/4/8 binary clients, workers x threads 1x2 and 2x1
   7 bf16         bfloat16 dcgan_up vs float32: throughput and error
@@ -50,6 +51,7 @@ import numpy as np
 
 import chainbench
 import peers
+import codecbench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
@@ -823,6 +825,7 @@ class Bench:
                                    timeout=300)
             sys.stderr.write(err)
             r["codec"] = json.loads(out)
+            r["codec_simdjson"] = codecbench.run(sys.modules[__name__], self.bin, self.work, s["codec_s"])
 
         r["memory"] = {}
         with self.phase("8a_memory_idle_examples"):
@@ -1191,6 +1194,7 @@ def analyse(r):
         g.append(("4 codec encode speed-up vs cJSON", cd["encode_ratio"], ">= 20", cd["encode_ratio"] >= 20))
         g.append(("4 codec exact round trip", 1.0 if cd["roundtrip_exact"] else 0.0, "exact",
                   bool(cd["roundtrip_exact"])))
+    codecbench.goals(r, g)
     sm = r.get("small", {})
     if "deconvd" in sm and "nginx" in sm:
         a["small_rate_ratio"] = sm["deconvd"]["rps"] / sm["nginx"]["rps"]
@@ -1419,6 +1423,7 @@ def table(r, a):
                      f"(**×{q(cd['encode_ratio'], 1)}**, print-only ×{q(cd['encode_ratio_print_only'], 1)}); round trip "
                      f"{'exact' if cd['roundtrip_exact'] else 'NOT exact'} ({cd['count']} values + "
                      f"{cd['roundtrip_random_bits_checked']} random finite bit patterns).")
+        L += codecbench.lines(r, q)
         L.append("")
         sm = r.get("small", {})
         if sm.get("deconvd"):
@@ -1739,7 +1744,7 @@ def main():
             sys.exit(f"bench: unknown workload {', '.join(bad)} in BENCH_ONLY "
                      f"(known: {', '.join(SINGLE + tuple(chainbench.CHAINS))}, and peers)")
         for b in ("deconvd", "bench/raw_dnnl", "bench/engine_bench", "bench/codec_bench", "bench/http_client",
-                  "bench/rawchain"):
+                  "bench/rawchain", "bench/simdjson_floats"):
             if not os.access(os.path.join(args.build, b), os.X_OK):
                 sys.exit(f"bench: {os.path.join(args.build, b)} missing; run `make bench`")
         if args.nice:

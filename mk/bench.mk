@@ -12,7 +12,12 @@ BENCH_PY     ?= /usr/bin/python3
 BENCH_CFLAGS  = $(filter-out -MMD -MP,$(CFLAGS))
 BENCH_COMMON := bench/benchutil.h
 BENCH_BINS   := $(BENCH_DIR)/raw_dnnl $(BENCH_DIR)/engine_bench $(BENCH_DIR)/codec_bench \
-                $(BENCH_DIR)/http_client $(BENCH_DIR)/rawchain
+                $(BENCH_DIR)/http_client $(BENCH_DIR)/rawchain $(BENCH_DIR)/simdjson_floats
+# The simdjson harness is C++ and built for this CPU: simdjson's On Demand code
+# is compiled into its caller and takes its SIMD kernel from the compiler's target.
+BENCH_CXX      ?= g++
+BENCH_CXXFLAGS  = -O3 -march=native -std=c++17 -g -Wall -Wextra -D_GNU_SOURCE -Iinclude \
+                  $(if $(filter 1,$(WERROR)),-Werror)
 
 .PHONY: bench bench-deps bench-build bench-peer-check
 
@@ -52,3 +57,7 @@ $(BENCH_DIR)/codec_bench: bench/codec_bench.c $(BENCH_COMMON) $(BUILD)/libdeconv
 
 $(BENCH_DIR)/http_client: bench/http_client.c $(BENCH_COMMON) | $(BENCH_DIR)
 	$(CC) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ bench/http_client.c -lcurl -lpthread
+
+$(BENCH_DIR)/simdjson_floats: bench/simdjson_floats.cpp $(BENCH_COMMON) $(BUILD)/libdeconvd.a | $(BENCH_DIR)
+	$(BENCH_CXX) $(BENCH_CXXFLAGS) $(LDFLAGS) -o $@ bench/simdjson_floats.cpp $(BUILD)/libdeconvd.a \
+	    -lsimdjson -lm

@@ -14,7 +14,8 @@
  *    same bits, with no more significant digits than the shortest "%.*e"
  *    that round-trips.
  *  - dcv_float_array_format of all chunks: exact and short buffers (never
- *    written past cap, same length reported), and the text parses back.
+ *    written past cap, same length reported), the text is the single-value
+ *    texts joined by commas, and it parses back.
  * Any disagreement aborts.
  */
 #include <stdbool.h>
@@ -282,6 +283,23 @@ static void check_array_format(const float *v, size_t n, size_t short_cap)
     if (!buf) abort();
     size_t got = dcv_float_array_format(v, n, buf, need);
     FUZZ_CHECK(got == need, "array_format: %zu bytes, predicted %zu", got, need);
+    /* the text is the single-value texts joined (the array encoder has a
+     * vector path of its own) */
+    size_t at = 1;
+    FUZZ_CHECK(buf[0] == '[' && buf[need - 1] == ']', "array_format: not bracketed");
+    for (size_t i = 0; i < n; i++) {
+        char one[DCV_FLOAT_MAXLEN + 1];
+        size_t k = dcv_float_format(v[i], one);
+        if (i) {
+            FUZZ_CHECK(at < need && buf[at] == ',', "array_format: no comma before value %zu", i);
+            at++;
+        }
+        FUZZ_CHECK(at + k < need && memcmp(buf + at, one, k) == 0,
+                   "array_format value %zu (%08x): \"%s\" expected at %zu", i, fz_bits(v[i]),
+                   one, at);
+        at += k;
+    }
+    FUZZ_CHECK(at == need - 1, "array_format: %zu bytes, the values take %zu", need, at + 1);
     bool finite = true;
     for (size_t i = 0; i < n; i++) finite = finite && isfinite(v[i]);
     if (finite) {

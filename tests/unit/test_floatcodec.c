@@ -435,6 +435,121 @@ Test(floatcodec, parse_python_style_long_tokens)
         }
 }
 
+/* The decoder's long quick path (tokens of 16..31 bytes, dot within the
+ * first 16, mantissa within 24): float32 rounding midpoints written with
+ * 17..24 significant digits, cut (below) and cut then bumped in the last
+ * digit (above), plain and with 1- or 2-digit exponents, subnormals and
+ * the lowest binade included; strtof is the reference. */
+Test(floatcodec, parse_long_quick_path_near_midpoints_like_strtof)
+{
+    uint64_t seed = 13;
+    char s[96];
+    for (int i = 0; i < 20000; i++) {
+        float v = fabsf(float_of((uint32_t)rng_next(&seed)));
+        if (i % 4 == 0)
+            v = float_of((uint32_t)rng_next(&seed) & 0x00ffffff);
+        if (i % 4 == 1) /* what activations are: [1e-4, 1) */
+            v = ldexpf((float)(rng_next(&seed) >> 40) / 16777216.0f, -(int)(rng_next(&seed) % 13));
+        if (!isfinite(v) || v == FLT_MAX || v == 0)
+            continue;
+        double mid = ((double)v + (double)nextafterf(v, INFINITY)) / 2;
+        for (int prec = 16; prec <= 23; prec++) {
+            const char *sign = (i + prec) & 1 ? "-" : "";
+            snprintf(s, sizeof s, "%s%.*e", sign, prec, mid);
+            assert_like_strtof(s);
+            char *e = strchr(s, 'e');
+            e[-1] = e[-1] == '9' ? '8' : (char)(e[-1] + 1);
+            assert_like_strtof(s);
+            if (mid >= 1e-4 && mid < 1) {
+                snprintf(s, sizeof s, "%s%.*f", sign, prec - (int)floor(log10(mid)), mid);
+                assert_like_strtof(s);
+            }
+        }
+    }
+}
+
+/* Every token length and dot position around the long quick path's bounds
+ * (16 and 32 bytes, dot past byte 15, mantissa past byte 24), with and
+ * without exponents of each shape, and its grammar errors. */
+Test(floatcodec, parse_long_quick_path_shapes)
+{
+    static const char *const exps[] = { "", "e5", "E-7", "e+12", "e-45", "e38", "e-123", "e0" };
+    uint64_t seed = 17;
+    char s[96];
+    for (int len = 14; len <= 34; len++)
+        for (int dot = 0; dot <= len; dot++)
+            for (size_t x = 0; x < sizeof exps / sizeof exps[0]; x++)
+                for (int neg = 0; neg < 2; neg++) {
+                    size_t n = 0;
+                    if (neg)
+                        s[n++] = '-';
+                    for (int k = 0; k < len; k++) {
+                        if (k == dot && k > 0)
+                            s[n++] = '.';
+                        int lead_zero = dot == 1 && k == 0 && (x & 1);
+                        s[n++] = (char)(lead_zero ? '0'
+                                        : k == 0  ? '1' + rng_next(&seed) % 9
+                                                  : '0' + rng_next(&seed) % 10);
+                    }
+                    snprintf(s + n, sizeof s - n, "%s", exps[x]);
+                    assert_like_strtof(s);
+                }
+    static const char *const bad[] = {
+        "0.1234567890123456789.", "01.23456789012345678", "1.2345678901234567e",
+        "-.12345678901234567890", "1..2345678901234567890", "1.23456789012345678e+",
+        "0.12345678901234567x89", "-0.1234567890123456789-", "1.2345678901234567e5.5",
+        "12345678901234567890.", "0.000000000000000001_", "1.2345678901234567890e1e",
+        "--0.12345678901234567", "0.12345678901234567+1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        float f = 42.0f;
+        cr_assert_eq(parse_str(bad[i], &f, 1), 0, "\"%s\" accepted", bad[i]);
+        cr_assert_eq(f, 42.0f, "\"%s\": *out written on failure", bad[i]);
+    }
+}
+
+/* A JSON array as Python writes float32 data (each value the shortest repr
+ * of its double: up to 17 digits, "e-05" below 1e-4), parsed in one call:
+ * every value comes back with its bits. */
+Test(floatcodec, parse_python_tolist_array)
+{
+    enum { N = 20000 };
+    float *in = malloc(N * sizeof *in), *back = malloc(N * sizeof *back);
+    char *text = malloc(N * 32 + 2);
+    cr_assert(in && back && text);
+    uint64_t seed = 23;
+    size_t len = 0;
+    text[len++] = '[';
+    for (int i = 0; i < N; i++) {
+        uint64_t r = rng_next(&seed);
+        in[i] = i % 3 ? (float)((double)(r >> 11) * 0x1p-52 - 1.0)
+                      : float_of((uint32_t)r & 0xbfffffffu); /* finite, any magnitude */
+        char rep[40];
+        int prec = 1;
+        for (; prec < 17; prec++) { /* the shortest that reads back as the double */
+            snprintf(rep, sizeof rep, "%.*g", prec, (double)in[i]);
+            if (strtod(rep, NULL) == (double)in[i])
+                break;
+        }
+        snprintf(rep, sizeof rep, "%.*g", prec, (double)in[i]);
+        if (i)
+            text[len++] = ',';
+        memcpy(text + len, rep, strlen(rep));
+        len += strlen(rep);
+    }
+    text[len++] = ']';
+    size_t count = 0, err = 0;
+    cr_assert_eq(dcv_float_array_parse(text, text + len, back, N, &count, 1, NULL, NULL, &err),
+                 len, "stopped at %zu: %.40s", err, text + err);
+    cr_assert_eq(count, N);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(bits_of(back[i]), bits_of(in[i]), "value %d: 0x%08x came back as 0x%08x",
+                     i, bits_of(in[i]), bits_of(back[i]));
+    free(in);
+    free(back);
+    free(text);
+}
+
 Test(floatcodec, parse_rejects_non_json_numbers)
 {
     static const char *const bad[] = {
@@ -699,4 +814,62 @@ Test(floatcodec, array_format_capacity)
         worst[i] = -1.00000005e-5f - (float)i * 1e-12f;
     char big[64 * (DCV_FLOAT_MAXLEN + 1) + 2];
     cr_assert_leq(dcv_float_array_format(worst, 64, big, sizeof big), sizeof big);
+}
+
+/* The array encoder (eight at a time with AVX-512 where the CPU has it)
+ * writes exactly the single-value texts joined by commas, for arrays of
+ * every length mixing the values the vector path sets apart (zeros,
+ * subnormals, powers of two, small integers, NaN, infinities) with
+ * ordinary ones; and it honours every capacity. */
+Test(floatcodec, array_format_matches_single_values)
+{
+    enum { N = 300 };
+    float v[N];
+    char *got = malloc(N * (DCV_FLOAT_MAXLEN + 1) + 2), *want = malloc(N * (DCV_FLOAT_MAXLEN + 1) + 2);
+    cr_assert(got && want);
+    uint64_t seed = 29;
+    for (int round = 0; round < 400; round++) {
+        size_t n = round < 100 ? (size_t)round : (size_t)(rng_next(&seed) % N);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = rng_next(&seed);
+            switch (r % 11) {
+            case 0: v[i] = float_of((uint32_t)(r >> 16)); break; /* any pattern */
+            case 1: v[i] = float_of((uint32_t)(r >> 20) & 0x807fffffu); break; /* subnormal, 0 */
+            case 2: v[i] = ldexpf(r & 1 ? -1.0f : 1.0f, (int)(r >> 8) % 277 - 149); break;
+            case 3: v[i] = (float)((int64_t)(r >> 40) - (1 << 23)); break; /* integers */
+            case 4: v[i] = r & 1 ? NAN : (r & 2 ? INFINITY : -INFINITY); break;
+            case 5: v[i] = float_of((uint32_t)(r >> 8) | 0x7f000000u); break; /* huge */
+            default: v[i] = (float)((double)(r >> 11) * 0x1p-52 - 1.0); break;
+            }
+        }
+        size_t wl = 0;
+        want[wl++] = '[';
+        for (size_t i = 0; i < n; i++) {
+            char one[DCV_FLOAT_MAXLEN + 1];
+            if (i)
+                want[wl++] = ',';
+            size_t k = dcv_float_format(v[i], one);
+            memcpy(want + wl, one, k);
+            wl += k;
+        }
+        want[wl++] = ']';
+        size_t cap = n * (DCV_FLOAT_MAXLEN + 1) + 2;
+        size_t gl = dcv_float_array_format(v, n, got, cap);
+        cr_assert_eq(gl, wl, "round %d (n %zu): length %zu, single values give %zu", round, n, gl,
+                     wl);
+        for (size_t i = 0; i < wl; i++)
+            cr_assert_eq(got[i], want[i], "round %d: byte %zu: %.30s vs %.30s", round, i,
+                         got + (i > 10 ? i - 10 : 0), want + (i > 10 ? i - 10 : 0));
+        /* tight capacities: the same length back, nothing past cap, text when it fits */
+        for (size_t c = wl > 300 ? wl - 300 : 0; c <= wl + 1; c += 1 + (size_t)round % 7) {
+            memset(got, '#', cap);
+            cr_assert_eq(dcv_float_array_format(v, n, got, c), wl, "round %d cap %zu", round, c);
+            for (size_t i = c; i < cap; i++)
+                cr_assert_eq(got[i], '#', "round %d cap %zu: byte %zu written", round, c, i);
+            if (c >= wl)
+                cr_assert_eq(memcmp(got, want, wl), 0, "round %d cap %zu", round, c);
+        }
+    }
+    free(got);
+    free(want);
 }
