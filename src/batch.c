@@ -303,6 +303,7 @@ enum dcv_batch_fate dcv_batch_enter(struct dcv_batch_item *it, const float *in,
         }
     }
     pthread_mutex_unlock(&b->mu);
+    if (fate == DCV_BATCH_ALONE) it->exec_requests = 1, it->exec_batch = shape[0];
     if (ran) {
         it->ran = ran;
         execute(b, ran);

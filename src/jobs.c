@@ -176,10 +176,10 @@ static void record_stats(struct job *j, bool ok, uint64_t end)
     s->compute_input.count++, s->compute_input.ns += j->t_decoded - j->t_start;
     s->compute_infer.count++, s->compute_infer.ns += j->t_computed - j->t_decoded;
     s->compute_output.count++, s->compute_output.ns += j->t_done - j->t_computed;
-    uint64_t items = j->in.input.ndim ? (uint64_t)j->in.input.shape[0] : 1;  /* as Triton */
+    uint64_t items = j->ondim ? (uint64_t)j->oshape[0] : 1;   /* the batch, as Triton */
     s->inference_count += items;
     s->execution_count += j->bi.b ? (uint64_t)(j->bi.exec_requests > 0) : 1;
-    if (j->bi.exec_requests || (!j->bi.b && j->in.input.ndim))
+    if (j->bi.exec_requests || (!j->bi.b && j->ondim))
         dcv_metrics_observe(a->reply.metrics, DCV_HIST_BATCH, j->ref.name,
                             (double)(j->bi.b ? (uint64_t)j->bi.exec_batch : items));
     s->last_inference_ms = (uint64_t)time(NULL) * 1000;
