@@ -7,8 +7,11 @@
  * open group or opens one and parks, and its worker returns. Whoever
  * fills a group, finds nobody else coming, or arrives past its delay runs
  * it; else the flush job the loop submits for the group (background work,
- * outside max_queue so it is never refused) waits on the condition
- * variable until the delay ends or nobody is coming, and runs it. A group
+ * outside max_queue so it is never refused; queued behind the requests
+ * already waiting for a worker, which join the group first) runs it,
+ * waiting on the condition variable first only while another worker is
+ * bringing an item (it holds no worker waiting for requests that would
+ * need its own) and the delay lasts. A group
  * is completed on the loop by the done callback of whoever ran it; it is
  * freed when both that and its flush are over (loop-only reference
  * count). The batcher itself is reference-counted (atomic) so a pending
@@ -46,6 +49,7 @@ struct dcv_batcher {
     pthread_mutex_t mu;
     pthread_cond_t cv;                   /* a group closed, or nobody is coming */
     long expected;
+    long started;                        /* of those, on a worker now: they come soon */
     struct dcv_batch_group *open;
     atomic_int refs;                     /* the model's, and one per pending flush */
 };
@@ -132,9 +136,25 @@ void dcv_batch_expect(struct dcv_batcher *b, struct dcv_batch_item *it)
 
 static void unexpect_locked(struct dcv_batcher *b, struct dcv_batch_item *it)
 {
+    if (it->started) {
+        it->started = false;
+        if (--b->started == 0) pthread_cond_broadcast(&b->cv);
+    }
     if (!it->expected) return;
     it->expected = false;
-    if (--b->expected == 0) pthread_cond_broadcast(&b->cv);
+    b->expected--;
+}
+
+void dcv_batch_started(struct dcv_batch_item *it)
+{
+    struct dcv_batcher *b = it->b;
+    if (!b || it->started) return;
+    pthread_mutex_lock(&b->mu);
+    if (it->expected) {
+        it->started = true;
+        b->started++;
+    }
+    pthread_mutex_unlock(&b->mu);
 }
 
 void dcv_batch_alone(struct dcv_batch_item *it)
@@ -254,6 +274,7 @@ static void execute(struct dcv_batcher *b, struct dcv_batch_group *g)
         in_count += it->in_count;
         out_count += it->out_count;
     }
+    if (lead && lead->prepare) lead->prepare(lead);
     if (n == 1) run_one(b, lead);
     else if (n > 1) run_group(b, lead, n, batch, in_count, out_count);
     for (struct dcv_batch_item *it = g->head, *next; it; it = next) {
@@ -332,7 +353,8 @@ static void complete(struct dcv_batch_group *g)
 }
 
 /* The group's flush: waits (on a background pool thread) while the group
- * is open, its delay runs and someone is coming; runs it if still open. */
+ * is open, its delay runs and another worker is bringing an item; runs it
+ * if still open. */
 static void flush(struct dcv_batch_group *g, bool wait)
 {
     struct dcv_batcher *b = g->b;
@@ -340,7 +362,7 @@ static void flush(struct dcv_batch_group *g, bool wait)
     pthread_mutex_lock(&b->mu);
     while (wait) {
         uint64_t now = dcv_now_ns();
-        if (!g->open || b->expected == 0 || now >= g->due) break;
+        if (!g->open || b->started == 0 || now >= g->due) break;
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t ns = (uint64_t)ts.tv_nsec + (g->due - now);

@@ -337,6 +337,7 @@ static bool begin_work(struct job *j)
 {
     j->t_start = dcv_now_ns();
     pick_threads(j->owner->cfg);
+    dcv_batch_started(&j->bi);
     return (j->rc = stopped(j)) == 0;
 }
 
@@ -615,6 +616,7 @@ static void batch_finish(struct dcv_batch_item *it)
 }
 
 static void batch_done(struct dcv_batch_item *it) { job_done(JOB_OF(it)); }
+static void batch_prepare(struct dcv_batch_item *it) { pick_threads(JOB_OF(it)->owner->cfg); }
 
 /* With dynamic_batching the job enters its model's batcher: true when it
  * is in a batch, finished there or by another worker (do not touch it). */
@@ -623,7 +625,8 @@ static bool to_batch(struct job *j, float *dst, float **out)
     struct dcv_infer_request *in = &j->in;
     if (!j->bi.b || uses_shm(j)) return dcv_batch_alone(&j->bi), false;
     j->scratch = *out;
-    j->bi.finish = batch_finish, j->bi.done = batch_done, j->bi.stop = &j->stop;
+    j->bi.finish = batch_finish, j->bi.done = batch_done, j->bi.prepare = batch_prepare;
+    j->bi.stop = &j->stop;
     j->bi.err = j->err;
     if (dcv_batch_enter(&j->bi, in->input.data, in->input.shape, in->input.ndim,
                         in->input.count, dst, j->count, j->work,

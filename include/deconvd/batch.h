@@ -10,7 +10,9 @@
  * worker waits for company); the group runs on the worker of the item that
  * fills it, that finds no one else expected, or that arrives after the
  * group's delay, else on a flush job (the loop submits one per group, when
- * the first item's own work hands back) at the latest when the delay ends.
+ * the first item's own work hands back): queued behind the requests already
+ * waiting, it runs the group once they joined, waiting only while another
+ * worker is bringing an item, and never past the delay.
  * The executing worker concatenates the inputs, runs the model once,
  * splits the output back and calls each member's finish (encode) there;
  * the loop then calls each member's done (answer). Thread use is stated
@@ -48,6 +50,8 @@ typedef int (*dcv_batch_run_fn)(void *ctx, const float *in, const int64_t *shape
 struct dcv_batch_item {
     void (*finish)(struct dcv_batch_item *it);  /* pool: rc/err set, encode now */
     void (*done)(struct dcv_batch_item *it);    /* loop: its group completed */
+    void (*prepare)(struct dcv_batch_item *it); /* pool, may be NULL: before its group runs
+                                                   (as the first member), e.g. threads */
     const atomic_bool *stop;                    /* set: left out of its group's run */
     char *err;                                  /* DCV_ERRLEN bytes */
     int rc;
@@ -66,7 +70,7 @@ struct dcv_batch_item {
     struct dcv_batch_group *group;       /* parked in: set by a worker, cleared on the loop */
     struct dcv_batch_group *ran;         /* run by this item's worker: completed at its done */
     struct dcv_batch_item *next;
-    bool expected, own_done;
+    bool expected, started, own_done;
 };
 
 enum dcv_batch_fate {
@@ -92,6 +96,11 @@ const struct dcv_batch_cfg *dcv_batch_cfg(const struct dcv_batcher *b);
 /* Counts the item as coming (received, not yet computed): a group waits
  * for company only while some are. b NULL: nothing. Loop thread. */
 void dcv_batch_expect(struct dcv_batcher *b, struct dcv_batch_item *it);
+
+/* The item's job has started on a worker (decoding or about to compute): a
+ * flush waits for it (within the delay), never for a job still queued.
+ * Pool thread. */
+void dcv_batch_started(struct dcv_batch_item *it);
 
 /* True when another request of b's model is coming or waits in a group:
  * then a small job is worth sending to the pool to join it. b NULL: false.

@@ -6,7 +6,8 @@
  * running alone when nobody is coming, joining until the last expected
  * item runs the group, order and splitting, per-item shapes, max_batch and
  * max_work, a stopped member left out, a failed run given to every member,
- * the flush after max_queue_delay_us, and the model file key's checks. */
+ * the flush after max_queue_delay_us (waiting only for items on a worker,
+ * never for queued ones), and the model file key's checks. */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -160,6 +161,7 @@ Test(batch, parked_member_whose_work_is_back_is_called_back)
     cr_assert_eq(dcv_sched_init(1, 8, NULL, NULL, err), 0, "%s", err);
     req_init(&a, b, 1, 1, 2, 2);
     req_init(&c, b, 2, 1, 2, 2);
+    dcv_batch_started(&c.it);             /* on a worker: the flush waits for it */
     cr_assert_eq(enter(&a, UINT64_MAX), DCV_BATCH_PARKED);
     cr_assert(dcv_batch_own_done(&a.it), "parked: do not answer it yet");
     cr_assert_eq(enter(&c, UINT64_MAX), DCV_BATCH_DONE);
@@ -274,7 +276,8 @@ Test(batch, the_flush_runs_a_group_when_its_delay_ends)
     char err[DCV_ERRLEN];
     cr_assert_eq(dcv_sched_init(2, 8, NULL, NULL, err), 0, "%s", err);
     req_init(&a, b, 1, 1, 2, 2);
-    req_init(&c, b, 2, 1, 2, 2);          /* expected, never comes in time */
+    req_init(&c, b, 2, 1, 2, 2);          /* on a worker, never comes in time */
+    dcv_batch_started(&c.it);
     uint64_t t0 = dcv_now_ns();
     cr_assert_eq(enter(&a, UINT64_MAX), DCV_BATCH_PARKED);
     cr_assert(dcv_batch_own_done(&a.it), "parked");
@@ -328,4 +331,26 @@ Test(batch, the_model_file_key)
     cr_assert_eq(parse("{\"max_batch\": 4}", fixed, &cfg, err), DCV_EINVAL);
     cr_assert(strstr(err, "needs a dynamic batch dim") && strstr(err, "fixed at 2"), "%s", err);
     cr_assert_eq(cfg.max_batch, 0);
+}
+
+Test(batch, the_flush_does_not_wait_for_requests_still_queued)
+{
+    struct fake f = { 0 };
+    struct dcv_batcher *b = batcher(&f, 16, 1000000);
+    struct req a, c;
+    char err[DCV_ERRLEN];
+    cr_assert_eq(dcv_sched_init(2, 8, NULL, NULL, err), 0, "%s", err);
+    req_init(&a, b, 1, 1, 2, 2);
+    req_init(&c, b, 2, 1, 2, 2);          /* received, no worker has it yet */
+    uint64_t t0 = dcv_now_ns();
+    cr_assert_eq(enter(&a, UINT64_MAX), DCV_BATCH_PARKED, "c is coming: a parks");
+    cr_assert(dcv_batch_own_done(&a.it));
+    cr_assert_eq(dcv_sched_run(), 0);
+    uint64_t waited = dcv_now_ns() - t0;
+    cr_assert_eq(a.done, 1);
+    cr_assert_lt(waited, 500000000u, "the flush ran at once, not after 1 s (%llu ns)",
+                 (unsigned long long)waited);
+    dcv_batch_alone(&c.it);
+    dcv_sched_close();
+    dcv_batch_free(b);
 }
