@@ -26,6 +26,7 @@
 
 #include "deconvd/batch.h"
 #include "deconvd/budget.h"
+#include "deconvd/buf.h"
 #include "deconvd/error.h"
 #include "deconvd/json.h"
 #include "deconvd/sched.h"
@@ -222,8 +223,8 @@ static void run_group(struct dcv_batcher *b, struct dcv_batch_item *lead, int n,
 {
     size_t bytes = (in_count + out_count) * sizeof(float);
     bool held = dcv_budget_take(bytes);
-    float *in = held ? malloc(in_count * sizeof(float)) : NULL;
-    float *out = held ? malloc(out_count * sizeof(float)) : NULL;
+    float *in = held ? dcv_buf_alloc(in_count * sizeof(float)) : NULL;    /* pages kept */
+    float *out = held ? dcv_buf_alloc(out_count * sizeof(float)) : NULL;
     int64_t shape[DCV_MAX_DIMS];
     size_t at = 0;
     if (!in || !out) {
@@ -249,8 +250,8 @@ static void run_group(struct dcv_batcher *b, struct dcv_batch_item *lead, int n,
     }
     if (!rc) lead->exec_requests = n, lead->exec_batch = batch;
 out:
-    free(in);
-    free(out);
+    dcv_buf_free(in);
+    dcv_buf_free(out);
     if (held) dcv_budget_give(bytes);
 }
 
