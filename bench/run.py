@@ -16,10 +16,13 @@ Measures, side by side in one run, deconvd against its ceilings and peers
   9 peer         Flask + PyTorch serving the same layer, JSON and binary
  10 chains       dcgan_gen, vae_decoder (chainbench.py): engine vs the sum of
                  the raw primitives, memory per model, end to end vs the peer
+ 11 batching     tiny, audio_up with dynamic_batching on vs off, 1-16 clients
+                 (batchbench.py)
 
 BENCH_ONLY=dcgan_gen,vae_decoder (or --only) runs only the rows of the
 workloads named: the chain names select their own rows; any single-layer
-name (dcgan_up, tiny, ...) selects rows 1-9 whole (they share a daemon).
+name (dcgan_up, tiny, ...) selects rows 1-9 whole (they share a daemon);
+BENCH_ONLY=batching selects row 11.
 
 Everything listens on 127.0.0.1 with ephemeral ports; every process started
 here is stopped here (by pid). Results: bench/results/latest.{md,json} and
@@ -44,6 +47,7 @@ import time
 
 import numpy as np
 
+import batchbench
 import chainbench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -780,6 +784,8 @@ class Bench:
         chains = [n for n in chainbench.CHAINS if not self.only or n in self.only]
         if chains:
             chainbench.run(self, sys.modules[__name__], chains)
+        if not self.only or batchbench.NAME in self.only:
+            batchbench.run(self, sys.modules[__name__])
         r["phases"] = self.phase.data
         r["total_s"] = round(time.time() - t_start, 1)
         self.mon.stop_ev.set()
@@ -1240,6 +1246,7 @@ def analyse(r):
         best = max(c["levels"]["4"]["rps"] for c in conc.values() if "4" in c["levels"])
         a["peer_binary_c4_rps_ratio"] = best / p["binary_c4"]["rps"]
     chainbench.analyse(r, a, g)
+    batchbench.analyse(r, a, g)
     a["goals"] = [{"goal": n, "value": v, "target": t, "met": bool(m)} for n, v, t, m in g]
     noisy = {k: v["foreign_cores"] for k, v in r.get("phases", {}).items()
              if v["foreign_cores"] > 0.15}
@@ -1531,6 +1538,7 @@ def table(r, a):
                          f"{q(p['binary_c4']['rps'], 1)} | {q(a.get('peer_binary_c4_rps_ratio'), 2)} |")
         L.append("")
     L += chainbench.table(r, a, q)
+    L += batchbench.table(r, a, q)
     L.append("## Goals")
     L.append("")
     L.append("| goal | value | target | |")
@@ -1721,10 +1729,11 @@ def main():
         os.makedirs(work, exist_ok=True)
     else:
         only = [w for w in args.only.replace(" ", "").split(",") if w]
-        bad = [w for w in only if w not in SINGLE and w not in chainbench.CHAINS]
+        known = SINGLE + tuple(chainbench.CHAINS) + (batchbench.NAME,)
+        bad = [w for w in only if w not in known]
         if bad:
             sys.exit(f"bench: unknown workload {', '.join(bad)} in BENCH_ONLY "
-                     f"(known: {', '.join(SINGLE + tuple(chainbench.CHAINS))})")
+                     f"(known: {', '.join(known)})")
         for b in ("deconvd", "bench/raw_dnnl", "bench/engine_bench", "bench/codec_bench", "bench/http_client",
                   "bench/rawchain"):
             if not os.access(os.path.join(args.build, b), os.X_OK):

@@ -234,15 +234,22 @@ def test_member_leaves():
         # A is sent while the first slow request computes, and times out after
         # that one ends (A then waits in its group for B, which waits behind
         # the second slow request) but before the second ends
+        def inflight(n):
+            m = re.search(r"^deconvd_inflight_requests (\d+)$", d.get("/metrics").text, re.M)
+            return m is not None and int(m.group(1)) >= n
+
+        # in this order: H1 computing, then A, H2, B received (each waited for):
+        # A waits in its group for B, B behind H2; A's client gives up after H1
+        # ends, before H2 does
         h1 = T.Bg(heavy)
         h1.start()
-        time.sleep(0.25)
-        a = T.Bg(lambda: infer(d, "bslow", xa, False, timeout=took * 0.9))
+        T.wait_until(lambda: inflight(1), timeout=10, step=0.005)
+        a = T.Bg(lambda: infer(d, "bslow", xa, False, timeout=took))
         a.start()
-        time.sleep(0.05)
+        T.wait_until(lambda: inflight(2), timeout=10, step=0.005)
         h2 = T.Bg(heavy)
         h2.start()
-        time.sleep(0.15)
+        T.wait_until(lambda: inflight(3), timeout=10, step=0.005)
         b = T.Bg(lambda: infer(d, "bslow", xb, True, timeout=T.t(60)))
         b.start()
         for th in (a, b, h1, h2):
