@@ -1,12 +1,14 @@
 /* batch.c — dynamic batching (Triton's dynamic_batching), per model.
  *
- * A batcher holds at most one open group, a mutex and a count of the
- * requests of its model that are coming (received, not yet entered). The
- * design rule is that no worker ever sleeps waiting for company on the
- * request path: an item either runs alone (nobody is coming), joins the
- * open group or opens one and parks, and its worker returns. Whoever
- * fills a group, finds nobody else coming, or arrives past its delay runs
- * it; else the flush job the loop submits for the group (background work,
+ * A batcher holds at most one open group, a mutex and counts of the
+ * requests of its model that are coming (received, not yet entered) and of
+ * those a worker has started. The design rules: no worker ever sleeps
+ * waiting for company on the request path, and requests batch only when
+ * some are queued for a worker (a backlog), since with a worker free each
+ * runs sooner alone, in parallel. An item either runs alone (none queued),
+ * joins the open group or opens one and parks, and its worker returns.
+ * Whoever fills a group, finds none queued any more, or arrives past its
+ * delay runs it; else the flush job the loop submits for the group (background work,
  * outside max_queue so it is never refused; queued behind the requests
  * already waiting for a worker, which join the group first) runs it,
  * waiting on the condition variable first only while another worker is
@@ -303,7 +305,7 @@ enum dcv_batch_fate dcv_batch_enter(struct dcv_batch_item *it, const float *in,
     g = b->open;
     if (g && fits(b, g, it, max_work)) {
         add(g, it);
-        if (g->batch >= b->cfg.max_batch || b->expected == 0 || now >= g->due) {
+        if (g->batch >= b->cfg.max_batch || b->expected == b->started || now >= g->due) {
             close_locked(b, g);
             ran = g;
             fate = DCV_BATCH_DONE;
@@ -313,7 +315,7 @@ enum dcv_batch_fate dcv_batch_enter(struct dcv_batch_item *it, const float *in,
         }
     } else {
         if (g) close_locked(b, g), ran = g;            /* it cannot grow past this one */
-        if (b->expected > 0 && shape[0] < b->cfg.max_batch && work < max_work &&
+        if (b->expected > b->started && shape[0] < b->cfg.max_batch && work < max_work &&
             (fresh = calloc(1, sizeof *fresh))) {
             *fresh = (struct dcv_batch_group){ .b = b, .open = true, .refs = 1,
                                                .due = now + (uint64_t)b->cfg.max_queue_delay_us

@@ -3,12 +3,13 @@
  * Off unless a model file says `"dynamic_batching": {"max_batch": N,
  * "max_queue_delay_us": T}`. The loaded model then owns a batcher. A job
  * ready to compute (decoded, output buffer in hand) enters it as an item:
- * it runs alone when no other request of the model is in flight, joins
- * the one open group when its per-item shape (every dim but the batch dim)
- * matches and the group's batch stays within max_batch and max_work, or
- * opens a group and parks. A parked item's worker returns at once (no
- * worker waits for company); the group runs on the worker of the item that
- * fills it, that finds no one else expected, or that arrives after the
+ * it runs alone when no other request of the model waits for a worker
+ * (then each runs sooner alone, in parallel), joins the one open group when
+ * its per-item shape (every dim but the batch dim) matches and the group's
+ * batch stays within max_batch and max_work, or opens a group and parks. A
+ * parked item's worker returns at once (no worker waits for company); the
+ * group runs on the worker of the item that fills it, that finds none
+ * waiting for a worker any more, or that arrives after the
  * group's delay, else on a flush job (the loop submits one per group, when
  * the first item's own work hands back): queued behind the requests already
  * waiting, it runs the group once they joined, waiting only while another

@@ -3,8 +3,8 @@
  * so each member's output slice can be checked against its own input. The
  * test thread plays both the workers (dcv_batch_enter) and the loop
  * (dcv_batch_own_done); the flush test runs the real scheduler. Covered:
- * running alone when nobody is coming, joining until the last expected
- * item runs the group, order and splitting, per-item shapes, max_batch and
+ * running alone when nobody is queued for a worker, joining until the
+ * last queued item runs the group, order and splitting, per-item shapes, max_batch and
  * max_work, a stopped member left out, a failed run given to every member,
  * the flush after max_queue_delay_us (waiting only for items on a worker,
  * never for queued ones), and the model file key's checks. */
@@ -161,8 +161,8 @@ Test(batch, parked_member_whose_work_is_back_is_called_back)
     cr_assert_eq(dcv_sched_init(1, 8, NULL, NULL, err), 0, "%s", err);
     req_init(&a, b, 1, 1, 2, 2);
     req_init(&c, b, 2, 1, 2, 2);
-    dcv_batch_started(&c.it);             /* on a worker: the flush waits for it */
-    cr_assert_eq(enter(&a, UINT64_MAX), DCV_BATCH_PARKED);
+    cr_assert_eq(enter(&a, UINT64_MAX), DCV_BATCH_PARKED, "c is queued: a parks");
+    dcv_batch_started(&c.it);             /* on a worker now: the flush waits for it */
     cr_assert(dcv_batch_own_done(&a.it), "parked: do not answer it yet");
     cr_assert_eq(enter(&c, UINT64_MAX), DCV_BATCH_DONE);
     cr_assert(!dcv_batch_own_done(&c.it));
@@ -276,10 +276,10 @@ Test(batch, the_flush_runs_a_group_when_its_delay_ends)
     char err[DCV_ERRLEN];
     cr_assert_eq(dcv_sched_init(2, 8, NULL, NULL, err), 0, "%s", err);
     req_init(&a, b, 1, 1, 2, 2);
-    req_init(&c, b, 2, 1, 2, 2);          /* on a worker, never comes in time */
-    dcv_batch_started(&c.it);
+    req_init(&c, b, 2, 1, 2, 2);          /* taken by a worker, never comes in time */
     uint64_t t0 = dcv_now_ns();
     cr_assert_eq(enter(&a, UINT64_MAX), DCV_BATCH_PARKED);
+    dcv_batch_started(&c.it);
     cr_assert(dcv_batch_own_done(&a.it), "parked");
     cr_assert_eq(dcv_sched_run(), 0);     /* until a's done stops it */
     uint64_t waited = dcv_now_ns() - t0;
@@ -331,6 +331,20 @@ Test(batch, the_model_file_key)
     cr_assert_eq(parse("{\"max_batch\": 4}", fixed, &cfg, err), DCV_EINVAL);
     cr_assert(strstr(err, "needs a dynamic batch dim") && strstr(err, "fixed at 2"), "%s", err);
     cr_assert_eq(cfg.max_batch, 0);
+}
+
+Test(batch, no_backlog_no_batch)
+{
+    struct fake f = { 0 };
+    struct dcv_batcher *b = batcher(&f, 16, 1000000);
+    struct req a, c;
+    req_init(&a, b, 1, 1, 2, 2);
+    req_init(&c, b, 2, 1, 2, 2);
+    dcv_batch_started(&c.it);             /* c is on another worker: none queued */
+    cr_assert_eq(enter(&a, UINT64_MAX), DCV_BATCH_ALONE, "a worker free: run in parallel");
+    cr_assert_eq(enter(&c, UINT64_MAX), DCV_BATCH_ALONE);
+    cr_assert_eq(f.calls, 0);
+    dcv_batch_free(b);
 }
 
 Test(batch, the_flush_does_not_wait_for_requests_still_queued)
