@@ -1,7 +1,7 @@
 """Dynamic batching rows of the bench (issue 14, goal 5): `tiny` and `audio_up`.
 
 Called by run.py (which passes itself as `rb`, for its Daemon, client and
-helpers); one section of the report, "11. Dynamic batching":
+helpers); one section of the report, "12. Dynamic batching":
 
   One daemon (the shipped defaults) serves each workload twice from the same
   model file: `<w>` as is, and `<w>_b` with "dynamic_batching":
@@ -16,7 +16,7 @@ group per worker (16 would serialize the whole load on one worker's run
 while the other waits). DELAY_US 300: a group waits at most that long for
 requests another worker is bringing (batch.c never holds a worker for
 requests still queued), so the value only bounds the low-load case.
-BENCH_ONLY=batching selects these rows alone.
+BENCH_ONLY=batching selects these rows alone (row 12).
 """
 import json
 import os
@@ -93,7 +93,7 @@ def run(bench, rb):
     bench.s.update(settings(bench.quick))
     s = bench.s
     mdir = make_models(bench.work)
-    with bench.phase("11a_batch_daemon_start"):
+    with bench.phase("12a_batch_daemon_start"):
         d = rb.Daemon(bench.build, bench.work, mdir, "batching")
         r["daemon"] = {"workers": d.workers, "threads_per_request": d.tpr}
     try:
@@ -102,7 +102,7 @@ def run(bench, rb):
             out_bytes = int(np.prod(shape)) * 4      # at least the input's size comes back
             x = r.setdefault("workloads", {}).setdefault(w, {"levels": {}})
             x["same_answer"] = check_same(rb, d, w, body, hdrs[0])
-            with bench.phase(f"11b_batch_{w}"):
+            with bench.phase(f"12b_batch_{w}"):
                 for c in LEVELS:
                     parts = {"off": [], "on": []}
                     i0, e0 = counts(rb, d, w + "_b")
@@ -140,14 +140,14 @@ def analyse(r, a, goals):
                         if off["latency"]["median_s"] else None),
                 "p99": (on["latency"]["p99_s"] / off["latency"]["p99_s"]
                         if off["latency"]["p99_s"] else None)}
-        goals.append((f"11 batching {w}: answer equal to batching off", 1.0 if x["same_answer"] else 0.0,
+        goals.append((f"12 batching {w}: answer equal to batching off", 1.0 if x["same_answer"] else 0.0,
                       "equal", bool(x["same_answer"])))
         v = a["batching"].get(f"{w} c=16", {}).get("rps")
         if v is not None:
-            goals.append((f"11 batching {w} 16 clients on/off req/s", v, ">= 1.2", v >= 1.2))
+            goals.append((f"12 batching {w} 16 clients on/off req/s", v, ">= 1.2", v >= 1.2))
         v = a["batching"].get(f"{w} c=1", {}).get("p50")
         if v is not None:
-            goals.append((f"11 batching {w} 1 client on/off p50", v, "<= 1.05", v <= 1.05))
+            goals.append((f"12 batching {w} 1 client on/off p50", v, "<= 1.05", v <= 1.05))
 
 
 def table(r, a, q):
@@ -155,7 +155,7 @@ def table(r, a, q):
     if not b:
         return []
     dm = b.get("daemon", {})
-    L = ["## 11. Dynamic batching (issue 14): tiny and audio_up, binary", "",
+    L = ["## 12. Dynamic batching (issue 14): tiny and audio_up, binary", "",
          f"One daemon ({dm.get('workers')} workers × {dm.get('threads_per_request')} threads) serves each "
          f"workload as is (off) and with `\"dynamic_batching\": {{\"max_batch\": {b['max_batch']}, "
          f"\"max_queue_delay_us\": {b['max_queue_delay_us']}}}` (on), slices alternating; "

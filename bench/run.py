@@ -16,13 +16,13 @@ Measures, side by side in one run, deconvd against its ceilings and peers
   9 peer         Flask + PyTorch serving the same layer, JSON and binary
  10 chains       dcgan_gen, vae_decoder (chainbench.py): engine vs the sum of
                  the raw primitives, memory per model, end to end vs the peer
- 11 batching     tiny, audio_up with dynamic_batching on vs off, 1-16 clients
+ 12 batching     tiny, audio_up with dynamic_batching on vs off, 1-16 clients
                  (batchbench.py)
 
 BENCH_ONLY=dcgan_gen,vae_decoder (or --only) runs only the rows of the
 workloads named: the chain names select their own rows; any single-layer
 name (dcgan_up, tiny, ...) selects rows 1-9 whole (they share a daemon);
-BENCH_ONLY=batching selects row 11.
+BENCH_ONLY=batching selects row 12.
 
 Everything listens on 127.0.0.1 with ephemeral ports; every process started
 here is stopped here (by pid). Results: bench/results/latest.{md,json} and
