@@ -19,12 +19,14 @@ Measures, side by side in one run, deconvd against its ceilings and peers
                  the raw primitives, memory per model, end to end vs the peer
  11 peers        every workload at 1-16 clients, binary and JSON, vs ONNX
                  Runtime on Node.js and PyTorch + OpenBLAS (peers.py)
+ 12 batching     tiny, audio_up with dynamic_batching on vs off, 1-16 clients
+                 (batchbench.py)
 
 BENCH_ONLY=dcgan_gen,vae_decoder (or --only) runs only the rows of the
 workloads named: the chain names select their own rows; any single-layer
 name (dcgan_up, tiny, ...) selects rows 1-9 whole (they share a daemon);
 row 11 runs for every workload named. "peers" in the list runs row 11
-alone (for the workloads named, or all).
+alone (for the workloads named, or all); "batching" runs row 12 alone.
 
 Everything listens on 127.0.0.1 with ephemeral ports; every process started
 here is stopped here (by pid). Results: bench/results/latest.{md,json} and
@@ -49,6 +51,7 @@ import time
 
 import numpy as np
 
+import batchbench
 import chainbench
 import peers
 import codecbench
@@ -782,16 +785,19 @@ class Bench:
         r["system"]["quiet_check"] = self.wait_quiet(wait_quiet)
         r["only"] = sorted(self.only)
         t_start = time.time()
-        wl = self.only - {"peers"}                 # "peers": the peer rows (11) alone
-        if "peers" not in self.only:
+        rows = self.only & {"peers", batchbench.NAME}   # row names: those rows alone
+        wl = self.only - {"peers", batchbench.NAME}
+        if not rows:
             if not wl or wl & set(SINGLE):
                 self.run_single(r, s)
             chains = [n for n in chainbench.CHAINS if not wl or n in wl]
             if chains:
                 chainbench.run(self, sys.modules[__name__], chains)
         named = [n for n in peers.WORKLOADS if not wl or n in wl]
-        if named:
+        if named and (not rows or "peers" in rows):
             peers.run(self, sys.modules[__name__], named)
+        if not self.only or batchbench.NAME in self.only:
+            batchbench.run(self, sys.modules[__name__])
         r["phases"] = self.phase.data
         r["total_s"] = round(time.time() - t_start, 1)
         self.mon.stop_ev.set()
@@ -1255,6 +1261,7 @@ def analyse(r):
         a["peer_binary_c4_rps_ratio"] = best / p["binary_c4"]["rps"]
     chainbench.analyse(r, a, g)
     peers.analyse(r, a, g)
+    batchbench.analyse(r, a, g)
     a["goals"] = [{"goal": n, "value": v, "target": t, "met": bool(m)} for n, v, t, m in g]
     noisy = {k: v["foreign_cores"] for k, v in r.get("phases", {}).items()
              if v["foreign_cores"] > 0.15}
@@ -1548,6 +1555,7 @@ def table(r, a):
         L.append("")
     L += chainbench.table(r, a, q)
     L += peers.table(r, a, q)
+    L += batchbench.table(r, a, q)
     L.append("## Goals")
     L.append("")
     L.append("| goal | value | target | |")
@@ -1739,10 +1747,11 @@ def main():
         os.makedirs(work, exist_ok=True)
     else:
         only = [w for w in args.only.replace(" ", "").split(",") if w]
-        bad = [w for w in only if w not in SINGLE and w not in chainbench.CHAINS and w != "peers"]
+        known = SINGLE + tuple(chainbench.CHAINS) + ("peers", batchbench.NAME)
+        bad = [w for w in only if w not in known]
         if bad:
             sys.exit(f"bench: unknown workload {', '.join(bad)} in BENCH_ONLY "
-                     f"(known: {', '.join(SINGLE + tuple(chainbench.CHAINS))}, and peers)")
+                     f"(known: {', '.join(known)})")
         for b in ("deconvd", "bench/raw_dnnl", "bench/engine_bench", "bench/codec_bench", "bench/http_client",
                   "bench/rawchain", "bench/simdjson_floats"):
             if not os.access(os.path.join(args.build, b), os.X_OK):

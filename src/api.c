@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "deconvd/api.h"
+#include "deconvd/batch.h"
 #include "deconvd/budget.h"
 #include "deconvd/buf.h"
 #include "deconvd/config.h"
@@ -182,6 +183,7 @@ static void h_model_config(struct dcv_api *a, struct dcv_http_req *req, const ch
     struct dcv_model_ref ref;
     if (!acquire(a, req, name, &ref)) return;
     struct dcv_json *c = dcv_model_config_json(ref.model);
+    dcv_batch_config_json(ref.model->batch, c);
     dcv_registry_release(a->reg, &ref);
     send_json(a, req, name, c ? 200 : 500, c);
 }

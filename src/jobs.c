@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "deconvd/answer.h"
+#include "deconvd/batch.h"
 #include "deconvd/budget.h"
 #include "deconvd/buf.h"
 #include "deconvd/config.h"
@@ -86,6 +87,8 @@ struct job {
     char accept_text[160];
     bool png;
     struct dcv_png_layout layout;      /* when png */
+    struct dcv_batch_item bi;          /* with dynamic_batching (batch.h) */
+    float *scratch;                    /* the output to encode from, while in a batch */
     /* results, written by the pool thread */
     int rc;
     char err[DCV_ERRLEN];
@@ -173,8 +176,12 @@ static void record_stats(struct job *j, bool ok, uint64_t end)
     s->compute_input.count++, s->compute_input.ns += j->t_decoded - j->t_start;
     s->compute_infer.count++, s->compute_infer.ns += j->t_computed - j->t_decoded;
     s->compute_output.count++, s->compute_output.ns += j->t_done - j->t_computed;
-    s->inference_count++;
-    s->execution_count++;
+    uint64_t items = j->ondim ? (uint64_t)j->oshape[0] : 1;   /* the batch, as Triton */
+    s->inference_count += items;
+    s->execution_count += j->bi.b ? (uint64_t)(j->bi.exec_requests > 0) : 1;
+    if (j->bi.exec_requests || (!j->bi.b && j->ondim))
+        dcv_metrics_observe(a->reply.metrics, DCV_HIST_BATCH, j->ref.name,
+                            (double)(j->bi.b ? (uint64_t)j->bi.exec_batch : items));
     s->last_inference_ms = (uint64_t)time(NULL) * 1000;
     dcv_metrics_observe(a->reply.metrics, DCV_HIST_REQUEST, j->ref.name, total / 1e9);
     dcv_metrics_observe(a->reply.metrics, DCV_HIST_QUEUE, j->ref.name, queue / 1e9);
@@ -283,6 +290,7 @@ static void job_done(void *arg)
     struct job *j = arg;
     struct dcv_jobs *a = j->owner;
     j->handle = NULL;
+    if (dcv_batch_own_done(&j->bi)) return;   /* in a batch still to run: it calls back */
     list_del(a, j);
     if (j->req) {
         const char *model = job_model(j);
@@ -329,6 +337,7 @@ static bool begin_work(struct job *j)
 {
     j->t_start = dcv_now_ns();
     pick_threads(j->owner->cfg);
+    dcv_batch_started(&j->bi);
     return (j->rc = stopped(j)) == 0;
 }
 
@@ -570,15 +579,73 @@ static bool uses_shm(const struct job *j)
     return j->in.input_shm.used || j->in.output_shm.used;
 }
 
-/* Computing and encoding a decoded inference. */
-static void infer_compute(struct job *j)
+/* The answer from the computed output (out: a scratch copy; dst: where the
+ * binary answer's values already are). */
+static void encode(struct job *j, float *out, float *dst)
+{
+    char ver[16];
+    const struct dcv_answer_names names = answer_names(j, ver, sizeof ver);
+    if (j->png)
+        j->rc = dcv_png_encode(&j->layout, out, &j->stop, &j->out, &j->out_len, j->err);
+    else if (j->binary)
+        dcv_answer_kserve_binary_close(dst, j->count);
+    else if (j->kind == JOB_KSERVE)
+        j->rc = dcv_answer_kserve(&names, j->oshape, j->ondim, out, false, &j->out, &j->out_len,
+                                  &j->out_header_len, j->err);
+    else
+        j->rc = dcv_answer_tfserving(j->oshape, j->ondim, out, j->rows, &j->out, &j->out_len,
+                                     j->err);
+    if (!j->rc && !j->out)
+        j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory encoding the response");
+}
+
+#define JOB_OF(it) ((struct job *)(void *)((char *)(it) - offsetof(struct job, bi)))
+
+/* Its batch ran (pool, the running worker) / completed (loop). */
+static void batch_finish(struct dcv_batch_item *it)
+{
+    struct job *j = JOB_OF(it);
+    if (!(j->rc = it->rc) && !(j->rc = stopped(j))) {
+        j->t_computed = dcv_now_ns();
+        encode(j, j->scratch, it->out);
+    }
+    dcv_buf_free(j->scratch);
+    j->scratch = NULL;
+    drop_body(j);
+    end_work(j);
+}
+
+static void batch_done(struct dcv_batch_item *it) { job_done(JOB_OF(it)); }
+static void batch_prepare(struct dcv_batch_item *it) { pick_threads(JOB_OF(it)->owner->cfg); }
+
+/* With dynamic_batching the job enters its model's batcher: true when it
+ * is in a batch, finished there or by another worker (do not touch it). */
+static bool to_batch(struct job *j, float *dst, float **out)
+{
+    struct dcv_infer_request *in = &j->in;
+    if (!j->bi.b || uses_shm(j)) return dcv_batch_alone(&j->bi), false;
+    j->scratch = *out;
+    j->bi.finish = batch_finish, j->bi.done = batch_done, j->bi.prepare = batch_prepare;
+    j->bi.stop = &j->stop;
+    j->bi.err = j->err;
+    if (dcv_batch_enter(&j->bi, in->input.data, in->input.shape, in->input.ndim,
+                        in->input.count, dst, j->count, j->work,
+                        j->owner->cfg->max_work) != DCV_BATCH_ALONE)
+        return true;
+    j->scratch = NULL;
+    return false;
+}
+
+/* Computing and encoding a decoded inference; true when it went to a batch
+ * (on the pool only: batch.h), after which the caller must not touch it. */
+static bool infer_compute(struct job *j, bool pool)
 {
     struct dcv_infer_request *in = &j->in;
     struct dcv_shm_ref shm_in = { 0 }, shm_out = { 0 };
     char ver[16];
     const struct dcv_answer_names names = answer_names(j, ver, sizeof ver);
     float *out = NULL, *dst;
-    int nd = in->input.ndim, ond = j->ondim;
+    int nd = in->input.ndim;
     if ((j->rc = stopped(j)) ||
         (uses_shm(j) && (j->rc = shm_resolve(j, &shm_in, &shm_out))))
         goto out;
@@ -592,6 +659,7 @@ static void infer_compute(struct job *j)
         goto out;
     }
     j->t_decoded = dcv_now_ns();
+    if (pool && to_batch(j, dst, &out)) return true;
     j->rc = dcv_model_infer(j->ref.model, in->input.data, in->input.shape, nd, dst, j->count,
                             &j->stop, j->err);
     if (j->rc || (j->rc = stopped(j))) goto out;
@@ -600,99 +668,31 @@ static void infer_compute(struct job *j)
         dcv_answer_kserve_binary_close(dst, j->count);   /* little-endian in the region */
         if ((void *)dst != (void *)shm_out.addr)
             memcpy(shm_out.addr, dst, sizeof(float) * j->count);
-        j->out = dcv_answer_kserve_shm(&names, j->oshape, ond, &in->output_shm, &j->out_len);
-    } else if (j->png) {
-        j->rc = dcv_png_encode(&j->layout, out, &j->stop, &j->out, &j->out_len, j->err);
-    } else if (j->binary) {
-        dcv_answer_kserve_binary_close(dst, j->count);
-    } else if (j->kind == JOB_KSERVE) {
-        j->rc = dcv_answer_kserve(&names, j->oshape, ond, out, false, &j->out, &j->out_len,
-                                  &j->out_header_len, j->err);
+        j->out = dcv_answer_kserve_shm(&names, j->oshape, j->ondim, &in->output_shm, &j->out_len);
+        if (!j->out) j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory encoding the response");
     } else {
-        j->rc = dcv_answer_tfserving(j->oshape, ond, out, j->rows, &j->out, &j->out_len, j->err);
+        encode(j, out, dst);
     }
-    if (!j->rc && !j->out)
-        j->rc = dcv_errf(j->err, DCV_ENOMEM, "out of memory encoding the response");
 out:
     dcv_buf_free(out);
     drop_body(j);                        /* before the regions the input may borrow from */
     dcv_shm_release(&shm_in);
     dcv_shm_release(&shm_out);
+    return false;
 }
 
 static void infer_work(void *arg)
 {
     struct job *j = arg;
-    if (begin_work(j) && (j->rc = infer_decode(j)) == 0) infer_compute(j);
+    if (begin_work(j) && (j->rc = infer_decode(j)) == 0 && infer_compute(j, true)) return;
     end_work(j);
 }
 
 static void infer_compute_work(void *arg)
 {
     struct job *j = arg;
-    if (begin_work(j)) infer_compute(j);
+    if (begin_work(j) && infer_compute(j, true)) return;
     end_work(j);
-}
-
-static int json_dims(const struct dcv_json *v, int64_t *out, int max, bool allow_unknown,
-                     const char *what, char *err)
-{
-    if (dcv_json_type(v) != DCV_JSON_ARRAY || (int)dcv_json_size(v) > max)
-        return dcv_errf(err, DCV_EINVAL, "%s must be a list of at most %d integers", what, max);
-    int i = 0;
-    for (const struct dcv_json *e = dcv_json_first(v); e; e = dcv_json_next(e), i++) {
-        if (allow_unknown && dcv_json_type(e) == DCV_JSON_NULL) out[i] = -1;
-        else if (!dcv_json_int(e, allow_unknown ? -1 : 1, INT64_C(1) << 40, &out[i]))
-            return dcv_errf(err, DCV_EINVAL, "%s[%d] must be %s", what, i, allow_unknown
-                            ? "null, -1 or a positive integer" : "a positive integer");
-    }
-    return i;
-}
-
-static int op_ints(const struct dcv_json *v, int64_t *out, int *n, const char *what, char *err)
-{
-    int64_t x;
-    *n = 0;
-    if (!v || dcv_json_type(v) == DCV_JSON_NULL) return 0;
-    if (dcv_json_int(v, 1, DCV_MAX_STRIDE, &x)) {
-        out[0] = x;
-        *n = 1;
-        return 0;
-    }
-    int k = json_dims(v, out, DCV_MAX_DIMS, false, what, err);
-    if (k < 0) return k;
-    *n = k;
-    return 0;
-}
-
-/* An ops body to an op: tensors, output_shape, strides, dilations. */
-static int op_decode(struct job *j, const struct dcv_jsonbody *b,
-                     const struct dcv_decode_limits *lim, struct dcv_tensor *in,
-                     struct dcv_tensor *filt, struct dcv_op *op)
-{
-    const struct dcv_json *root = dcv_jsonbody_root(b);
-    int rc, k;
-    if ((rc = dcv_tensor_from_json(b, dcv_json_get(root, "input"), lim, in, j->err)) ||
-        (rc = dcv_tensor_from_json(b, dcv_json_get(root, "filters"), lim, filt, j->err)))
-        return rc;
-    op->input = in->data, op->input_ndim = in->ndim;
-    op->filters = filt->data, op->filter_ndim = filt->ndim;
-    memcpy(op->input_shape, in->shape, sizeof(int64_t) * (size_t)(in->ndim < 5 ? in->ndim : 5));
-    memcpy(op->filter_shape, filt->shape,
-           sizeof(int64_t) * (size_t)(filt->ndim < 5 ? filt->ndim : 5));
-    op->padding = dcv_json_string(dcv_json_get(root, "padding"));
-    op->data_format = dcv_json_string(dcv_json_get(root, "data_format"));
-    if ((k = json_dims(dcv_json_get(root, "output_shape"), op->output_shape, DCV_MAX_DIMS, false,
-                       "output_shape", j->err)) < 0)
-        return k;
-    op->output_ndim = k;
-    if ((rc = op_ints(dcv_json_get(root, "strides"), op->strides, &op->nstrides, "strides",
-                      j->err)) ||
-        (rc = op_ints(dcv_json_get(root, "dilations"), op->dilations, &op->ndilations,
-                      "dilations", j->err)))
-        return rc;
-    if (!op->nstrides) op->strides[0] = 1, op->nstrides = 1;
-    return 0;
 }
 
 static void op_work(void *arg)
@@ -711,7 +711,7 @@ static void op_work(void *arg)
         (j->rc = dcv_utf8_check(j->body, j->len, j->err)))
         goto out;
     if ((j->rc = dcv_jsonbody_parse(j->body, j->len, &lim, &b, j->err)) ||
-        (j->rc = op_decode(j, b, &lim, &in, &filt, &op)) ||
+        (j->rc = dcv_op_decode(b, &lim, &in, &filt, &op, j->err)) ||
         (j->rc = dcv_op_prepare(&op, &c, j->err)) ||
         (j->rc = check_work(j, conv_work(&c, op.input_shape))))
         goto out;
@@ -777,7 +777,7 @@ static bool decode_here(const struct dcv_jobs *a, const struct job *j)
 static bool compute_here(const struct dcv_jobs *a, const struct job *j)
 {
     return !uses_shm(j) && !j->png && j->work <= a->cfg->inline_max_work &&
-           j->count <= a->cfg->inline_max_work / 16;
+           j->count <= a->cfg->inline_max_work / 16 && !dcv_batch_company(j->bi.b);
 }
 
 /* Queues a job; a refusal (full queue) is answered through job_done. */
@@ -840,13 +840,14 @@ void dcv_jobs_infer(struct dcv_jobs *a, struct dcv_http_req *req, const char *na
     j->rc = dcv_model_name_valid(name) ? dcv_registry_acquire(a->reg, name, &j->ref, j->err)
                                        : dcv_errf(j->err, DCV_ENOENT, "unknown model");
     if (j->rc) { job_done(j); return; }
+    dcv_batch_expect(j->ref.model->batch, &j->bi);
     if (!decode_here(a, j)) { submit(a, j, infer_work); return; }
     j->t_start = dcv_now_ns();
     if ((j->rc = infer_decode(j)) == 0 && !compute_here(a, j)) {
         submit(a, j, infer_compute_work);
         return;
     }
-    if (j->rc == 0) infer_compute(j);
+    if (j->rc == 0) dcv_batch_alone(&j->bi), infer_compute(j, false);
     end_work(j);
     job_done(j);
 }
@@ -936,7 +937,7 @@ static void shape_work(void *arg)
         (j->rc = dcv_jsonbody_object(j->body, j->len, j->owner->cfg->max_json_nodes, &doc,
                                      j->err)))
         goto out;
-    if ((nd = json_dims(dcv_json_get(doc, "input_shape"), in, DCV_MAX_DIMS, true,
+    if ((nd = dcv_json_dims(dcv_json_get(doc, "input_shape"), in, DCV_MAX_DIMS, true,
                         "input_shape", j->err)) < 0)
         j->rc = nd;
     else if (j->ref.ver)

@@ -289,3 +289,18 @@ size_t dcv_json_quote(char *buf, size_t cap, const char *s)
     if (cap) buf[k < cap ? k : cap - 1] = '\0';
     return k;
 }
+
+int dcv_json_dims(const struct dcv_json *v, int64_t *out, int max, bool allow_unknown,
+                  const char *what, char *err)
+{
+    if (dcv_json_type(v) != DCV_JSON_ARRAY || (int)dcv_json_size(v) > max)
+        return dcv_errf(err, DCV_EINVAL, "%s must be a list of at most %d integers", what, max);
+    int i = 0;
+    for (const struct dcv_json *e = dcv_json_first(v); e; e = dcv_json_next(e), i++) {
+        if (allow_unknown && dcv_json_type(e) == DCV_JSON_NULL) out[i] = -1;
+        else if (!dcv_json_int(e, allow_unknown ? -1 : 1, INT64_C(1) << 40, &out[i]))
+            return dcv_errf(err, DCV_EINVAL, "%s[%d] must be %s", what, i, allow_unknown
+                            ? "null, -1 or a positive integer" : "a positive integer");
+    }
+    return i;
+}

@@ -27,6 +27,14 @@
 #define NBUCKETS 15
 static const double bucket_le[NBUCKETS] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                             0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10 };
+/* The batch-size histogram counts items, not seconds: its own bounds. */
+static const double batch_le[NBUCKETS] = { 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256,
+                                           1024, 4096 };
+
+static const double *bounds(int h)
+{
+    return h == DCV_HIST_BATCH ? batch_le : bucket_le;
+}
 #define NAME_MAX_LEN 128       /* model names (DCV_MODEL_NAME_MAX) */
 
 static const char *const ep_names[DCV_EP_COUNT] = {
@@ -206,7 +214,7 @@ void dcv_metrics_observe(struct dcv_metrics *m, enum dcv_hist h, const char *mod
     if (mi < 0 || (unsigned)h >= DCV_HIST_COUNT) return;
     struct hist *x = &m->models[mi].hist[h];
     for (int b = 0; b < NBUCKETS; b++)
-        if (s <= bucket_le[b]) x->buckets[b]++;
+        if (s <= bounds(h)[b]) x->buckets[b]++;
     x->count++;
     x->sum += s;
 }
@@ -243,12 +251,14 @@ static void emit(struct out *o, const char *fmt, ...)
 
 static const char *const hist_names[DCV_HIST_COUNT] = {
     "deconvd_request_duration_seconds", "deconvd_queue_duration_seconds",
-    "deconvd_compute_duration_seconds",
+    "deconvd_compute_duration_seconds", "deconvd_batch_size",
 };
 static const char *const hist_help[DCV_HIST_COUNT] = {
     "End-to-end inference request duration, from complete body to response.",
     "Time inference requests wait for a worker.",
     "Time spent computing inferences on a worker.",
+    "Batch size of each model execution (the items of the requests it ran: several with "
+    "dynamic_batching); its _count counts the executions.",
 };
 
 /* v as a label value of text format 0.0.4: backslash, double quote and
@@ -280,7 +290,7 @@ static void render_hist(struct out *o, const struct dcv_metrics *m, int h)
         const char *name = esc(m->models[i].name, e);
         for (int b = 0; b < NBUCKETS; b++)
             emit(o, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", hist_names[h], name,
-                 bucket_le[b], x->buckets[b]);
+                 bounds(h)[b], x->buckets[b]);
         emit(o, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", hist_names[h], name, x->count);
         emit(o, "%s_sum{model=\"%s\"} %.9g\n%s_count{model=\"%s\"} %llu\n", hist_names[h],
              name, x->sum, hist_names[h], name, x->count);

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deconvd/batch.h"
 #include "deconvd/chain.h"
 #include "deconvd/engine.h"
 #include "deconvd/error.h"
@@ -341,6 +342,24 @@ static struct dcv_json *chain_config_json(const struct dcv_model *m)
     return o;
 }
 
+static int batch_run(void *m, const float *in, const int64_t *shape, int ndim, float *out,
+                     size_t out_cap, char *err)
+{
+    return dcv_model_infer(m, in, shape, ndim, out, out_cap, NULL, err);
+}
+
+/* The model file's "dynamic_batching" (a pointer file's too), once the
+ * model, hence its batch dim, is known. */
+static int attach_batching(struct dcv_model *m, const struct dcv_json *doc, char *err)
+{
+    struct dcv_batch_cfg bc;
+    int rc = dcv_batch_parse(dcv_json_get(doc, "dynamic_batching"), m->in_sig, m->ndim, &bc,
+                             err);
+    if (rc || !bc.max_batch) return rc;
+    return (m->batch = dcv_batch_new(&bc, batch_run, m)) ? 0
+         : dcv_errf(err, DCV_ENOMEM, "out of memory");
+}
+
 /* fp: the fingerprint so far (the model file's, or the seed). */
 static int build(const char *name, const struct dcv_json *doc, const char *models_dir,
                  const struct dcv_model_opts *opts, uint64_t fp, struct dcv_model **out,
@@ -386,6 +405,7 @@ static int build(const char *name, const struct dcv_json *doc, const char *model
     rc = dcv_engine_kernel_create(&m->layer.conv, kd, bd, opts ? opts->cache_cap : 0,
                                   prepack_size(m, prepack), &m->kernel, err);
 out:
+    if (!rc) rc = attach_batching(m, doc, err);
     free(kd);
     free(bd);
     if (rc) dcv_model_free(m);
@@ -572,6 +592,7 @@ int dcv_model_load(const char *models_dir, const char *name, const struct dcv_mo
 void dcv_model_free(struct dcv_model *m)
 {
     if (!m) return;
+    dcv_batch_free(m->batch);
     dcv_engine_kernel_free(m->kernel);
     dcv_chain_free(m->chain);
     dcv_layer_release(&m->layer);

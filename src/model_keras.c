@@ -130,16 +130,18 @@ int dcv_model_keras_file(struct dcv_model *m, const char *models_dir, const char
     return load_model_file(m, models_dir, file, NULL, false, NULL, opts, err);
 }
 
-/* {"file": "vae.keras", "submodel": "decoder", "image": {...}}: nothing else. */
+/* {"file": "vae.keras", "submodel": "decoder", "image": {...},
+ * "dynamic_batching": {...}} (the last read by model.c): nothing else. */
 static int load_pointer(struct dcv_model *m, const struct dcv_json *doc, const char *dir,
                         const struct dcv_model_opts *opts, char *err)
 {
     const struct dcv_json *sm = dcv_json_get(doc, "submodel");
     for (const struct dcv_json *k = dcv_json_first(doc); k; k = dcv_json_next(k))
         if (strcmp(dcv_json_key(k), "file") && strcmp(dcv_json_key(k), "submodel") &&
-            strcmp(dcv_json_key(k), "image"))
+            strcmp(dcv_json_key(k), "image") && strcmp(dcv_json_key(k), "dynamic_batching"))
             return dcv_errf(err, DCV_EINVAL, "pointer file: unknown key '%.64s' (it takes "
-                            "\"file\", \"submodel\" and \"image\")", dcv_json_key(k));
+                            "\"file\", \"submodel\", \"image\" and \"dynamic_batching\")",
+                            dcv_json_key(k));
     if (sm && dcv_json_type(sm) != DCV_JSON_NULL && !dcv_json_string(sm))
         return dcv_errf(err, DCV_EINVAL, "pointer file: \"submodel\" must be a layer name, "
                         "got %s", dcv_json_type_name(sm));

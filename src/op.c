@@ -4,7 +4,8 @@
  * length, input depth vs filter in_channels, output depth vs filter
  * out_channels, padding, data_format, the SAME/VALID consistency rule);
  * the compute goes through the same engine as the layers with a one-off
- * kernel. Unlike Keras layers, strides > 1 together with dilations > 1 are
+ * kernel. The request body of /v2/ops is read here too (dcv_op_decode).
+ * Unlike Keras layers, strides > 1 together with dilations > 1 are
  * allowed (oneDNN computes them). Any thread, owns nothing past a call.
  */
 #include <stdio.h>
@@ -13,7 +14,10 @@
 
 #include "deconvd/engine.h"
 #include "deconvd/error.h"
+#include "deconvd/json.h"
+#include "deconvd/jsonbody.h"
 #include "deconvd/op.h"
+#include "deconvd/tensor.h"
 
 static int parse_format(const struct dcv_op *op, struct dcv_conv *c, char *err)
 {
@@ -132,4 +136,48 @@ int dcv_op_run(const struct dcv_op *op, float *out, size_t out_cap, const atomic
                         op->output_shape + sax, out, stop, err);
     dcv_engine_kernel_free(k);
     return rc;
+}
+
+static int op_ints(const struct dcv_json *v, int64_t *out, int *n, const char *what, char *err)
+{
+    int64_t x;
+    *n = 0;
+    if (!v || dcv_json_type(v) == DCV_JSON_NULL) return 0;
+    if (dcv_json_int(v, 1, DCV_MAX_STRIDE, &x)) {
+        out[0] = x;
+        *n = 1;
+        return 0;
+    }
+    int k = dcv_json_dims(v, out, DCV_MAX_DIMS, false, what, err);
+    if (k < 0) return k;
+    *n = k;
+    return 0;
+}
+
+int dcv_op_decode(const struct dcv_jsonbody *b, const struct dcv_decode_limits *lim,
+                  struct dcv_tensor *in, struct dcv_tensor *filt, struct dcv_op *op, char *err)
+{
+    const struct dcv_json *root = dcv_jsonbody_root(b);
+    int rc, k;
+    if ((rc = dcv_tensor_from_json(b, dcv_json_get(root, "input"), lim, in, err)) ||
+        (rc = dcv_tensor_from_json(b, dcv_json_get(root, "filters"), lim, filt, err)))
+        return rc;
+    op->input = in->data, op->input_ndim = in->ndim;
+    op->filters = filt->data, op->filter_ndim = filt->ndim;
+    memcpy(op->input_shape, in->shape, sizeof(int64_t) * (size_t)(in->ndim < 5 ? in->ndim : 5));
+    memcpy(op->filter_shape, filt->shape,
+           sizeof(int64_t) * (size_t)(filt->ndim < 5 ? filt->ndim : 5));
+    op->padding = dcv_json_string(dcv_json_get(root, "padding"));
+    op->data_format = dcv_json_string(dcv_json_get(root, "data_format"));
+    if ((k = dcv_json_dims(dcv_json_get(root, "output_shape"), op->output_shape, DCV_MAX_DIMS, false,
+                       "output_shape", err)) < 0)
+        return k;
+    op->output_ndim = k;
+    if ((rc = op_ints(dcv_json_get(root, "strides"), op->strides, &op->nstrides, "strides",
+                      err)) ||
+        (rc = op_ints(dcv_json_get(root, "dilations"), op->dilations, &op->ndilations,
+                      "dilations", err)))
+        return rc;
+    if (!op->nstrides) op->strides[0] = 1, op->nstrides = 1;
+    return 0;
 }

@@ -80,6 +80,11 @@ const char *dcv_json_string(const struct dcv_json *node); /* NULL if not a strin
 bool dcv_json_true(const struct dcv_json *node);
 /* True when node is a number holding an integer in [lo, hi]; stores it. */
 bool dcv_json_int(const struct dcv_json *node, int64_t lo, int64_t hi, int64_t *out);
+/* A list of at most max dims (request shapes, 1..2^40; with allow_unknown
+ * also null or -1, stored as -1) into out: its length, or DCV_EINVAL with a
+ * message naming `what` and the offending index. */
+int dcv_json_dims(const struct dcv_json *v, int64_t *out, int max, bool allow_unknown,
+                  const char *what, char *err);
 
 /* Builders. Each returns a new node (NULL on allocation failure). Adding a
  * node to a container transfers its ownership to the container; adding NULL

@@ -55,7 +55,10 @@ const char *dcv_metrics_endpoint_name(enum dcv_endpoint e);
 /* The endpoint whose label is name, DCV_EP_OTHER when none is (NULL too). */
 enum dcv_endpoint dcv_metrics_endpoint_find(const char *name);
 
-enum dcv_hist { DCV_HIST_REQUEST, DCV_HIST_QUEUE, DCV_HIST_COMPUTE, DCV_HIST_COUNT };
+/* Seconds, but DCV_HIST_BATCH: the batch size of each model execution
+ * (items; its _count is the execution counter). */
+enum dcv_hist { DCV_HIST_REQUEST, DCV_HIST_QUEUE, DCV_HIST_COMPUTE, DCV_HIST_BATCH,
+                DCV_HIST_COUNT };
 
 struct dcv_gauges {
     long inflight, queue_depth, models_loaded;
@@ -77,7 +80,7 @@ void dcv_metrics_free(struct dcv_metrics *m);
  * Out of memory: the observation is dropped. */
 void dcv_metrics_request(struct dcv_metrics *m, const char *model, const char *endpoint,
                          int code);
-/* Adds an observation (seconds) to a histogram of a model (same bound). */
+/* Adds an observation (seconds; items for DCV_HIST_BATCH) to a histogram of a model (same bound). */
 void dcv_metrics_observe(struct dcv_metrics *m, enum dcv_hist h, const char *model, double s);
 
 /* Renders everything, plus build info and process_* metrics read from

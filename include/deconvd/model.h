@@ -23,6 +23,7 @@
 struct dcv_json;
 struct dcv_engine_kernel;
 struct dcv_chain;
+struct dcv_batcher;
 
 #define DCV_MODEL_NAME_MAX 128
 
@@ -57,6 +58,8 @@ struct dcv_model {
      * "pointer" (a JSON file naming one, maybe a submodel); "json+h5" (a
      * JSON model whose "weights" is a Keras weights file). The Keras file's
      * keras_version and backend, "" when it gives none. */
+    /* "dynamic_batching" in the model file (batch.h); NULL: off. */
+    struct dcv_batcher *batch;
     char file_kind[16];
     char keras_version[32];
     char backend[32];

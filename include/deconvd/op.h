@@ -32,6 +32,18 @@ struct dcv_op {
     const char *data_format;            /* NULL → NWC/NHWC/NDHWC */
 };
 
+struct dcv_jsonbody;
+struct dcv_decode_limits;
+struct dcv_tensor;
+
+/* An ops request body ({"input", "filters", "output_shape", "strides",
+ * "dilations", "padding", "data_format"}) into op: the tensors decoded into
+ * in and filt (release them with dcv_tensor_release), op pointing into
+ * them and into b (keep both alive while op is used). 0 or DCV_EINVAL /
+ * DCV_EPARSE / DCV_ETOOBIG with a message. Any thread. */
+int dcv_op_decode(const struct dcv_jsonbody *b, const struct dcv_decode_limits *lim,
+                  struct dcv_tensor *in, struct dcv_tensor *filt, struct dcv_op *op, char *err);
+
 /* Validates op and fills conv (geometry only). Returns 0 or DCV_EINVAL /
  * DCV_ESHAPE with TensorFlow-style messages. */
 int dcv_op_prepare(const struct dcv_op *op, struct dcv_conv *conv, char *err);
