@@ -46,6 +46,7 @@
 #include "deconvd/summary.h"
 #include "deconvd/tensor.h"
 #include "deconvd/tfserving.h"
+#include "deconvd/tuner.h"
 #include "deconvd/utf8.h"
 
 struct dcv_jobs {
@@ -66,7 +67,7 @@ struct job {
     struct dcv_model_ref ref;          /* ver NULL for ops and /v2/shape */
     struct dcv_sched_job *handle;      /* until job_done */
     struct job *prev, *next;           /* the owner's in-flight list */
-    bool listed;
+    bool listed, pool;                 /* pool: a worker runs it (else the loop) */
     enum job_kind kind;
     int op_rank;
     char model[DCV_MODEL_NAME_MAX];    /* as named in the path (metric label) */
@@ -313,23 +314,27 @@ static void job_done(void *arg)
     job_free(j);
 }
 
-/* Adaptive threads: the cores split among the jobs running now (this one
- * included). Pool thread. */
-static void pick_threads(const struct dcv_config *cfg)
-{
-    if (cfg->threads_per_request) return;      /* fixed: set once per thread */
-    long running = dcv_sched_running();
-    int n = running > 0 ? cfg->cores / (int)running : cfg->cores;
-    dcv_engine_set_threads(n > 0 ? n : 1);
-}
-
-/* Start of a phase on the pool: timing, threads, and no work for a job
- * already answered. */
+/* Start of a phase on the pool: timing, and no work for a job already
+ * answered. The compute's threads are the gate's (gate_in). */
 static bool begin_work(struct job *j)
 {
     j->t_start = dcv_now_ns();
-    pick_threads(j->owner->cfg);
+    j->pool = true;
     return (j->rc = stopped(j)) == 0;
+}
+
+/* Computing waits for its share of the cores (tuner.c: the split each
+ * model's tuner chose); returns the threads to give back, 0 when no gate
+ * (the loop's tiny computes, or threads_per_request fixed). */
+static int gate_in(struct job *j, struct dcv_tuner *t)
+{
+    return j->pool && !j->owner->cfg->threads_per_request
+         ? dcv_tuner_enter(t, dcv_sched_queued()) : 0;
+}
+
+static void gate_out(struct dcv_tuner *t, int threads)
+{
+    if (threads) dcv_tuner_leave(t, threads, dcv_sched_queued());
 }
 
 static void end_work(struct job *j)
@@ -592,8 +597,10 @@ static void infer_compute(struct job *j)
         goto out;
     }
     j->t_decoded = dcv_now_ns();
+    int threads = gate_in(j, &j->ref.stats->tuner);
     j->rc = dcv_model_infer(j->ref.model, in->input.data, in->input.shape, nd, dst, j->count,
                             &j->stop, j->err);
+    gate_out(&j->ref.stats->tuner, threads);
     if (j->rc || (j->rc = stopped(j))) goto out;
     j->t_computed = dcv_now_ns();
     if (shm_out.region) {
@@ -731,8 +738,10 @@ static void op_work(void *arg)
         goto out;
     }
     j->t_decoded = dcv_now_ns();
-    if ((j->rc = dcv_op_run(&op, out, j->count, &j->stop, j->err)) || (j->rc = stopped(j)))
-        goto out;
+    int threads = gate_in(j, NULL);
+    j->rc = dcv_op_run(&op, out, j->count, &j->stop, j->err);
+    gate_out(NULL, threads);
+    if (j->rc || (j->rc = stopped(j))) goto out;
     j->t_computed = dcv_now_ns();
     j->rc = dcv_answer_plain(op.output_shape, op.output_ndim, out, &j->out, &j->out_len, j->err);
 out:

@@ -16,6 +16,7 @@
 
 #include "deconvd/error.h"
 #include "deconvd/model.h"
+#include "deconvd/tuner.h"
 
 struct dcv_registry;
 struct dcv_json;
@@ -26,6 +27,11 @@ struct dcv_stat { uint64_t count, ns; };
 struct dcv_model_stats {
     struct dcv_stat success, fail, queue, compute_input, compute_infer, compute_output;
     uint64_t inference_count, execution_count, last_inference_ms;
+    /* where a request's time goes past Triton's phases (loop thread):
+     * handback = computed and encoded on the pool -> back on the loop,
+     * send = the answer queued -> its last byte written */
+    struct dcv_stat handback, send;
+    struct dcv_tuner tuner;          /* the split of the cores; the gate's lock */
 };
 
 struct dcv_model_version;
