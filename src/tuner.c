@@ -47,20 +47,22 @@ static void start_probe(struct dcv_tuner *t)
 
 static bool loaded(const struct dcv_tuner *t, uint64_t now)
 {
-    return t->last_busy && now - t->last_busy < DCV_TUNER_HOLD_NS;
+    return t->last_busy && (now < t->last_busy || now - t->last_busy < DCV_TUNER_HOLD_NS);
 }
 
 int dcv_tuner_threads(struct dcv_tuner *t, uint64_t now, long demand)
 {
     if (t->ncand <= 1) return t->cores;
-    if (t->last_busy && now - t->last_busy >= DCV_TUNER_IDLE_NS && t->phase != DCV_TUNER_IDLE) {
+    if (t->last_busy && now > t->last_busy && now - t->last_busy >= DCV_TUNER_IDLE_NS &&
+        t->phase != DCV_TUNER_IDLE) {
         t->phase = DCV_TUNER_IDLE;          /* the next load may not be this one's */
         t->cur = t->best;
     }
     if (demand >= 2) t->last_busy = now;
     if (!loaded(t, now)) return t->cores;   /* alone: every core, for latency */
     if (t->phase == DCV_TUNER_IDLE ||
-        (t->phase == DCV_TUNER_SETTLED && now - t->settled_at >= DCV_TUNER_REPROBE_NS))
+        (t->phase == DCV_TUNER_SETTLED && now > t->settled_at &&
+         now - t->settled_at >= DCV_TUNER_REPROBE_NS))
         start_probe(t);
     return t->cores / t->cand[t->cur];
 }
