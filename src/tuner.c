@@ -103,14 +103,18 @@ void dcv_tuner_done(struct dcv_tuner *t, uint64_t now, long demand)
     uint64_t dt = now - t->win_start;
     if (dt < DCV_TUNER_WINDOW_NS || t->win_done < DCV_TUNER_WINDOW_MIN) return;
     if (t->phase == DCV_TUNER_PROBING) {
-        t->done[t->cur] += t->win_done;
-        t->ns[t->cur] += dt;
-        t->psum += t->win_demand;
-        t->pn += t->win_done;
+        /* The first probe ever runs a round more and drops the first: it
+         * builds each thread count's primitives (JIT) and warms the caches. */
+        if (t->probes || t->round > 0) {
+            t->done[t->cur] += t->win_done;
+            t->ns[t->cur] += dt;
+            t->psum += t->win_demand;
+            t->pn += t->win_done;
+        }
         t->win_start = 0;                   /* jobs begun under the old split finish unmeasured */
         if (++t->cur == t->ncand) {
             t->cur = 0;
-            if (++t->round == DCV_TUNER_ROUNDS) finish_probe(t, now);
+            if (++t->round == DCV_TUNER_ROUNDS + (t->probes == 0)) finish_probe(t, now);
         }
         return;
     }

@@ -33,8 +33,9 @@
 /* Load counts as sustained while some job wanted compute beside another
  * this recently. */
 #define DCV_TUNER_HOLD_NS 30000000ull
-/* No load for this long: the next sustained load starts a new probe. */
-#define DCV_TUNER_IDLE_NS 1000000000ull
+/* No load for this long: the next sustained load starts a new probe (a
+ * shorter pause keeps the choice; a load of another level re-probes). */
+#define DCV_TUNER_IDLE_NS 30000000000ull
 /* A settled choice is probed again when the mean demand moves by this factor. */
 #define DCV_TUNER_LOAD_CHANGE 1.5
 /* A new best must beat the current choice by this factor to replace it. */
