@@ -67,7 +67,8 @@ struct job {
     struct dcv_model_ref ref;          /* ver NULL for ops and /v2/shape */
     struct dcv_sched_job *handle;      /* until job_done */
     struct job *prev, *next;           /* the owner's in-flight list */
-    bool listed, pool;                 /* pool: a worker runs it (else the loop) */
+    bool listed;
+    int threads;                       /* cores held from the gate (tuner.c) */
     enum job_kind kind;
     int op_rank;
     char model[DCV_MODEL_NAME_MAX];    /* as named in the path (metric label) */
@@ -314,31 +315,28 @@ static void job_done(void *arg)
     job_free(j);
 }
 
-/* Start of a phase on the pool: timing, and no work for a job already
- * answered. The compute's threads are the gate's (gate_in). */
+/* A job on the pool first waits for its share of the cores (tuner.c: the
+ * split its model's tuner chose; shape inference computes nothing), then
+ * decodes, computes and encodes with them, so that a worker encoding never
+ * preempts another's OpenMP team. No gate when threads_per_request fixes
+ * the split. Then: timing, and no work for a job already answered. */
+static struct dcv_tuner *tuner_of(struct job *j)
+{
+    return j->ref.stats ? &j->ref.stats->tuner : NULL;
+}
+
 static bool begin_work(struct job *j)
 {
+    if (j->kind != JOB_SHAPE && !j->owner->cfg->threads_per_request)
+        j->threads = dcv_tuner_enter(tuner_of(j), dcv_sched_queued());
     j->t_start = dcv_now_ns();
-    j->pool = true;
     return (j->rc = stopped(j)) == 0;
-}
-
-/* Computing waits for its share of the cores (tuner.c: the split each
- * model's tuner chose); returns the threads to give back, 0 when no gate
- * (the loop's tiny computes, or threads_per_request fixed). */
-static int gate_in(struct job *j, struct dcv_tuner *t)
-{
-    return j->pool && !j->owner->cfg->threads_per_request
-         ? dcv_tuner_enter(t, dcv_sched_queued()) : 0;
-}
-
-static void gate_out(struct dcv_tuner *t, int threads)
-{
-    if (threads) dcv_tuner_leave(t, threads, dcv_sched_queued());
 }
 
 static void end_work(struct job *j)
 {
+    if (j->threads) dcv_tuner_leave(tuner_of(j), j->threads, dcv_sched_queued());
+    j->threads = 0;
     j->t_done = dcv_now_ns();
     if (!j->t_decoded) j->t_decoded = j->t_done;
     if (!j->t_computed) j->t_computed = j->t_done;
@@ -597,10 +595,8 @@ static void infer_compute(struct job *j)
         goto out;
     }
     j->t_decoded = dcv_now_ns();
-    int threads = gate_in(j, &j->ref.stats->tuner);
     j->rc = dcv_model_infer(j->ref.model, in->input.data, in->input.shape, nd, dst, j->count,
                             &j->stop, j->err);
-    gate_out(&j->ref.stats->tuner, threads);
     if (j->rc || (j->rc = stopped(j))) goto out;
     j->t_computed = dcv_now_ns();
     if (shm_out.region) {
@@ -738,10 +734,8 @@ static void op_work(void *arg)
         goto out;
     }
     j->t_decoded = dcv_now_ns();
-    int threads = gate_in(j, NULL);
-    j->rc = dcv_op_run(&op, out, j->count, &j->stop, j->err);
-    gate_out(NULL, threads);
-    if (j->rc || (j->rc = stopped(j))) goto out;
+    if ((j->rc = dcv_op_run(&op, out, j->count, &j->stop, j->err)) || (j->rc = stopped(j)))
+        goto out;
     j->t_computed = dcv_now_ns();
     j->rc = dcv_answer_plain(op.output_shape, op.output_ndim, out, &j->out, &j->out_len, j->err);
 out:
