@@ -329,13 +329,13 @@ static bool begin_work(struct job *j)
 {
     if (j->kind != JOB_SHAPE && !j->owner->cfg->threads_per_request)
         j->threads = dcv_tuner_enter(tuner_of(j), dcv_sched_queued());
-    j->t_start = dcv_now_ns();
+    j->t_start = dcv_now_ns();          /* the wait for cores is queue time */
     return (j->rc = stopped(j)) == 0;
 }
 
 static void end_work(struct job *j)
 {
-    if (j->threads) dcv_tuner_leave(tuner_of(j), j->threads, dcv_sched_queued());
+    if (j->threads) dcv_tuner_leave(tuner_of(j), j->threads, j->t_start, dcv_sched_queued());
     j->threads = 0;
     j->t_done = dcv_now_ns();
     if (!j->t_decoded) j->t_decoded = j->t_done;

@@ -1,19 +1,22 @@
-/* tuner.c — the split of the cores between concurrent computes.
+/* tuner.c — the split of the cores between concurrent jobs.
  *
  * Why: two jobs with one thread each, or one job with every core, win on
  * different layers (a layer streaming 2 MiB of weights through each core's
- * L2 favours one job split across the cores; a small one favours a job per
- * core), and a fixed choice or a split taken from the jobs running at one
+ * L2 favours one job split across the cores; others favour a job per
+ * core), and a fixed choice, or a split taken from the jobs running at one
  * instant (which let a job that started alone keep every core while a
- * second one started beside it) loses on the others. So each model's
+ * second one started beside it), loses on the others. So each model's
  * tuner measures: under sustained load it runs each candidate split for a
- * short window, interleaved over two rounds, counts completed computes per
- * wall-second, and keeps the best until it is stale or the load changes.
- * The logic (dcv_tuner_threads / _done) is pure and time-driven by its
- * arguments; the gate below serializes it under one mutex and owns the
- * count of free cores. Pool threads; the stats read a snapshot.
+ * dozen jobs, interleaved over two rounds, and keeps the split whose median
+ * job holds the least core-time (threads x wall time: what the cores can
+ * give is what bounds throughput at load), until it is stale or the load
+ * changes. A median, not a mean, so a job preempted by another process
+ * does not decide. The logic (dcv_tuner_threads / _done) is pure; the gate
+ * below serializes it under one mutex and owns the count of free cores.
+ * Pool threads; the stats read a snapshot.
  */
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "deconvd/engine.h"
@@ -38,11 +41,10 @@ static void start_probe(struct dcv_tuner *t)
     t->phase = DCV_TUNER_PROBING;
     t->round = 0;
     t->cur = 0;
-    t->win_start = 0;
+    t->in_round = 0;
     t->psum = 0;
     t->pn = 0;
-    memset(t->done, 0, sizeof t->done);
-    memset(t->ns, 0, sizeof t->ns);
+    memset(t->nsamp, 0, sizeof t->nsamp);
 }
 
 static bool loaded(const struct dcv_tuner *t, uint64_t now)
@@ -67,63 +69,70 @@ int dcv_tuner_threads(struct dcv_tuner *t, uint64_t now, long demand)
     return t->cores / t->cand[t->cur];
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* The end of a probe: the best rate, unless the previous choice is within
  * the hysteresis of it (noise must not flip a settled choice). */
 static void finish_probe(struct dcv_tuner *t, uint64_t now)
 {
     int best = 0;
     for (int i = 0; i < t->ncand; i++) {
-        t->rate[i] = t->ns[i] ? 1e9 * (double)t->done[i] / (double)t->ns[i] : 0;
+        int n = t->nsamp[i];
+        qsort(t->samp[i], (size_t)n, sizeof t->samp[i][0], cmp_u64);
+        uint64_t med = n ? (n % 2 ? t->samp[i][n / 2]
+                                  : (t->samp[i][n / 2 - 1] + t->samp[i][n / 2]) / 2) : 0;
+        t->rate[i] = med ? 1e9 * t->cores / (double)med : 0;
         if (t->rate[i] > t->rate[best]) best = i;
     }
+    double next = 0;
+    for (int i = 0; i < t->ncand; i++)
+        if (i != best && t->rate[i] > next) next = t->rate[i];
+    t->margin = next > 0 ? t->rate[best] / next : DCV_TUNER_DECISIVE;
     if (t->probes && t->rate[t->best] * DCV_TUNER_HYSTERESIS >= t->rate[best]) best = t->best;
     t->best = t->cur = best;
     t->probe_demand = t->pn ? t->psum / (double)t->pn : 0;
     t->phase = DCV_TUNER_SETTLED;
     t->settled_at = now;
+    t->wsum = 0;
+    t->wn = 0;
     t->probes++;
 }
 
-void dcv_tuner_done(struct dcv_tuner *t, uint64_t now, long demand)
+void dcv_tuner_done(struct dcv_tuner *t, uint64_t now, long demand, int threads,
+                    uint64_t hold_ns)
 {
     if (t->ncand <= 1) return;
     if (demand >= 1) t->last_busy = now;
-    if (!loaded(t, now) || t->phase == DCV_TUNER_IDLE) {
-        t->win_start = 0;                   /* a window measures sustained load only */
-        return;
-    }
-    if (!t->win_start) {                    /* the first completion opens the window */
-        t->win_start = now;
-        t->win_done = 0;
-        t->win_demand = 0;
-        return;
-    }
-    t->win_done++;
-    t->win_demand += (double)demand + 1;
-    uint64_t dt = now - t->win_start;
-    if (dt < DCV_TUNER_WINDOW_NS || t->win_done < DCV_TUNER_WINDOW_MIN) return;
+    if (!loaded(t, now) || t->phase == DCV_TUNER_IDLE) return;   /* sustained load only */
     if (t->phase == DCV_TUNER_PROBING) {
-        /* The first probe ever runs a round more and drops the first: it
-         * builds each thread count's primitives (JIT) and warms the caches. */
-        if (t->probes || t->round > 0) {
-            t->done[t->cur] += t->win_done;
-            t->ns[t->cur] += dt;
-            t->psum += t->win_demand;
-            t->pn += t->win_done;
+        /* a job that began under another split (or alone) says nothing of this one */
+        if (threads * t->cand[t->cur] != t->cores) return;
+        /* The first probe ever runs a round more and drops it: it builds
+         * each thread count's primitives (JIT) and warms the caches. */
+        if ((t->probes || t->round > 0) && t->nsamp[t->cur] < DCV_TUNER_SAMPLES) {
+            t->samp[t->cur][t->nsamp[t->cur]++] = (uint64_t)threads * hold_ns;
+            t->psum += (double)demand + 1;
+            t->pn++;
         }
-        t->win_start = 0;                   /* jobs begun under the old split finish unmeasured */
+        if (++t->in_round < DCV_TUNER_PER_ROUND) return;
+        t->in_round = 0;
         if (++t->cur == t->ncand) {
             t->cur = 0;
             if (++t->round == DCV_TUNER_ROUNDS + (t->probes == 0)) finish_probe(t, now);
         }
         return;
     }
-    double mean = t->win_demand / (double)t->win_done;
-    t->win_start = now;
-    t->win_done = 0;
-    t->win_demand = 0;
-    if (mean > t->probe_demand * DCV_TUNER_LOAD_CHANGE ||
-        mean * DCV_TUNER_LOAD_CHANGE < t->probe_demand)
+    t->wsum += (double)demand + 1;
+    if (++t->wn < DCV_TUNER_LOAD_WINDOW) return;
+    double mean = t->wsum / t->wn;
+    t->wsum = 0;
+    t->wn = 0;
+    if (t->margin < DCV_TUNER_DECISIVE && (mean > t->probe_demand * DCV_TUNER_LOAD_CHANGE ||
+                                           mean * DCV_TUNER_LOAD_CHANGE < t->probe_demand))
         start_probe(t);
 }
 
@@ -186,12 +195,13 @@ int dcv_tuner_enter(struct dcv_tuner *t, long queued)
     return n;
 }
 
-void dcv_tuner_leave(struct dcv_tuner *t, int threads, long queued)
+void dcv_tuner_leave(struct dcv_tuner *t, int threads, uint64_t entered_ns, long queued)
 {
+    uint64_t now = dcv_now_ns();
     pthread_mutex_lock(&g_mu);
     g_free += threads;
     g_inside--;
-    if (t) dcv_tuner_done(t, dcv_now_ns(), g_inside + queued);
+    if (t) dcv_tuner_done(t, now, g_inside + queued, threads, now - entered_ns);
     pthread_cond_broadcast(&g_cv);
     pthread_mutex_unlock(&g_mu);
 }

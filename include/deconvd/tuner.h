@@ -1,19 +1,22 @@
-/* tuner.h — how many inferences compute at once, and with how many threads.
+/* tuner.h — how many inferences run at once, and with how many threads.
  *
  * Two parts. The tuner (one per model, in its stats) chooses the split of
- * the cores for that model under sustained concurrency: k jobs computing at
- * once with cores / k OpenMP threads each. It probes each candidate k for
- * short windows, measures completed computes per wall-second, keeps the
- * best, and probes again after a while or when the load changes. A job
- * that computes while nothing else wants to (one client) always gets every
- * core. The tuner's logic takes the time and the demand as arguments, so
- * it is deterministic (tests feed it synthetic completions).
+ * the cores for that model under sustained concurrency: k jobs at once
+ * with cores / k OpenMP threads each. It runs each candidate k for a dozen
+ * jobs at a time, interleaved over two rounds, takes the median core-time
+ * a job held under each (threads x wall time), keeps the split that lets
+ * the cores finish the most jobs per second, and probes again after a
+ * while or when the load changes. A job that runs while nothing else
+ * wants the cores (one client) always gets every core. The tuner's logic
+ * takes the time, the demand and the costs as arguments, so it is
+ * deterministic (tests feed it synthetic jobs).
  *
- * The gate (process-wide) hands out cores: a job enters with the threads
- * its model's tuner chose and waits, in arrival order, until that many
- * cores are free, so jobs never oversubscribe the cores (a job that started
- * alone with every core is not joined by a second one with one more).
- * Pool workers may still decode and encode while another job computes.
+ * The gate (process-wide) hands out cores: a job on the pool enters with
+ * the threads its model's tuner chose and waits, in arrival order, until
+ * that many cores are free, then decodes, computes and encodes with them,
+ * so threads never oversubscribe the cores (a job that started alone with
+ * every core is not joined by a second one with one more, and a worker
+ * encoding never preempts another's OpenMP team).
  */
 #ifndef DECONVD_TUNER_H
 #define DECONVD_TUNER_H
@@ -23,21 +26,26 @@
 
 #define DCV_TUNER_MAX_CAND 4
 
-/* The time one probe window lasts at least, and the completions it needs. */
-#define DCV_TUNER_WINDOW_NS 60000000ull
-#define DCV_TUNER_WINDOW_MIN 6
-/* Rounds over every candidate in a probe (windows interleaved: noise hits all). */
+/* Jobs measured per candidate per round, and rounds per probe (interleaved
+ * so that noise hits every candidate alike). */
+#define DCV_TUNER_PER_ROUND 12
 #define DCV_TUNER_ROUNDS 2
+#define DCV_TUNER_SAMPLES (DCV_TUNER_PER_ROUND * DCV_TUNER_ROUNDS)
 /* A settled choice is probed again after this long under load. */
 #define DCV_TUNER_REPROBE_NS 10000000000ull
-/* Load counts as sustained while some job wanted compute beside another
+/* Load counts as sustained while some job wanted the cores beside another
  * this recently. */
 #define DCV_TUNER_HOLD_NS 30000000ull
 /* No load for this long: the next sustained load starts a new probe (a
  * shorter pause keeps the choice; a load of another level re-probes). */
 #define DCV_TUNER_IDLE_NS 30000000000ull
-/* A settled choice is probed again when the mean demand moves by this factor. */
+/* A settled choice is probed again when the mean demand moves by this
+ * factor (measured over this many completions). */
 #define DCV_TUNER_LOAD_CHANGE 1.5
+#define DCV_TUNER_LOAD_WINDOW 48
+/* A probe whose best beat every other split by this factor is decisive: a
+ * change of load does not re-probe it (only staleness does). */
+#define DCV_TUNER_DECISIVE 1.2
 /* A new best must beat the current choice by this factor to replace it. */
 #define DCV_TUNER_HYSTERESIS 1.03
 
@@ -51,16 +59,17 @@ struct dcv_tuner {
     int cur;                           /* index of the split in use under load */
     int best;                          /* index chosen by the last complete probe */
     enum dcv_tuner_phase phase;
-    int round;                         /* probe round, 0 .. DCV_TUNER_ROUNDS - 1 */
-    uint64_t win_start;                /* 0 = no window open */
-    uint64_t win_done;                 /* completions in the open window */
-    double win_demand;                 /* sum of the demand seen at those completions */
-    uint64_t done[DCV_TUNER_MAX_CAND]; /* this probe: completions and time per candidate */
-    uint64_t ns[DCV_TUNER_MAX_CAND];
-    double rate[DCV_TUNER_MAX_CAND];   /* the last complete probe's computes / s */
+    int round;                         /* probe round (the first probe ever has a warm-up one) */
+    int in_round;                      /* jobs of the current candidate this round */
+    int nsamp[DCV_TUNER_MAX_CAND];     /* this probe: core-ns per job, per candidate */
+    uint64_t samp[DCV_TUNER_MAX_CAND][DCV_TUNER_SAMPLES];
     double psum;                       /* this probe: demand summed over its completions */
     uint64_t pn;
+    double rate[DCV_TUNER_MAX_CAND];   /* the last complete probe: jobs / s the cores allow */
     double probe_demand;               /* mean demand during the last complete probe */
+    double margin;                     /* its best rate over the next best */
+    double wsum;                       /* settled: demand summed over the load window */
+    int wn;
     uint64_t settled_at;
     uint64_t last_busy;                /* last time demand was >= 2 */
     uint64_t probes;                   /* complete probes so far */
@@ -85,9 +94,14 @@ void dcv_tuner_init(struct dcv_tuner *t, int cores);
  * lock: callers serialize (the gate does). */
 int dcv_tuner_threads(struct dcv_tuner *t, uint64_t now, long demand);
 
-/* A job of this model finished compute at `now` with `demand` as above
- * (this one not included). Advances the probe. Pure logic, no lock. */
-void dcv_tuner_done(struct dcv_tuner *t, uint64_t now, long demand);
+/* A job of this model that held `threads` cores for `hold_ns` (its cost:
+ * threads x hold core-ns) finished at `now` with `demand` as above (this
+ * one not included). Advances the probe: each candidate's cost is the
+ * median of its jobs' (robust to a job preempted by another process), and
+ * its rate the jobs per second the cores allow at that cost. Pure logic,
+ * no lock. */
+void dcv_tuner_done(struct dcv_tuner *t, uint64_t now, long demand, int threads,
+                    uint64_t hold_ns);
 
 void dcv_tuner_view(const struct dcv_tuner *t, struct dcv_tuner_view *v);
 const char *dcv_tuner_phase_name(enum dcv_tuner_phase p);
@@ -104,8 +118,9 @@ void dcv_tuner_gate_init(int cores);
  * ops) = every core unless others want compute, then one. `queued` = jobs
  * waiting for a worker, counted into the demand. Pool thread. */
 int dcv_tuner_enter(struct dcv_tuner *t, long queued);
-/* Gives back the cores of a dcv_tuner_enter; records the completion. */
-void dcv_tuner_leave(struct dcv_tuner *t, int threads, long queued);
+/* Gives back the cores of a dcv_tuner_enter (held since entered_ns, the
+ * dcv_now_ns after it returned); records the completion. */
+void dcv_tuner_leave(struct dcv_tuner *t, int threads, uint64_t entered_ns, long queued);
 /* A consistent copy of t's state (under the gate's lock). Any thread. */
 void dcv_tuner_snapshot(const struct dcv_tuner *t, struct dcv_tuner_view *v);
 
