@@ -335,7 +335,7 @@ static bool begin_work(struct job *j)
 
 static void end_work(struct job *j)
 {
-    if (j->threads) dcv_tuner_leave(tuner_of(j), j->threads, j->t_start, dcv_sched_queued());
+    if (j->threads) dcv_tuner_leave(tuner_of(j), j->threads, dcv_sched_queued());
     j->threads = 0;
     j->t_done = dcv_now_ns();
     if (!j->t_decoded) j->t_decoded = j->t_done;

@@ -754,7 +754,9 @@ static struct dcv_json *split_json(const struct dcv_tuner *t)
         struct dcv_json *e = dcv_json_new_object();
         dcv_json_add(e, "jobs_at_once", dcv_json_new_number(v.cand[i]));
         dcv_json_add(e, "threads_per_job", dcv_json_new_number(v.cores / v.cand[i]));
-        dcv_json_add(e, "computes_per_s", dcv_json_new_number(v.rate[i]));
+        /* CPU ms per job as the last probe measured it, null before one */
+        dcv_json_add(e, "cpu_ms_per_job", v.cost[i] > 0 ? dcv_json_new_number(v.cost[i] / 1e6)
+                                                        : dcv_json_new_null());
         dcv_json_append(c, e);
     }
     dcv_json_add(o, "candidates", c);

@@ -7,17 +7,17 @@
  * instant (which let a job that started alone keep every core while a
  * second one started beside it), loses on the others. So each model's
  * tuner measures: under sustained load it runs each candidate split for a
- * dozen jobs, interleaved over two rounds, and keeps the split whose median
- * job holds the least core-time (threads x wall time: what the cores can
- * give is what bounds throughput at load), until it is stale or the load
- * changes. A median, not a mean, so a job preempted by another process
- * does not decide. The logic (dcv_tuner_threads / _done) is pure; the gate
+ * dozen jobs, interleaved over two rounds, and keeps the split with the
+ * least process CPU time per job. CPU, not wall time: other processes on
+ * the machine (a load generator, a build) stretch wall time at random but
+ * not our CPU clock, and at load the CPU a job costs is what bounds
+ * throughput. The logic (dcv_tuner_threads / _done) is pure; the gate
  * below serializes it under one mutex and owns the count of free cores.
  * Pool threads; the stats read a snapshot.
  */
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "deconvd/engine.h"
 #include "deconvd/sched.h"
@@ -41,10 +41,11 @@ static void start_probe(struct dcv_tuner *t)
     t->phase = DCV_TUNER_PROBING;
     t->round = 0;
     t->cur = 0;
-    t->in_round = 0;
+    t->win_open = false;
     t->psum = 0;
     t->pn = 0;
-    memset(t->nsamp, 0, sizeof t->nsamp);
+    memset(t->cpu, 0, sizeof t->cpu);
+    memset(t->jobs, 0, sizeof t->jobs);
 }
 
 static bool loaded(const struct dcv_tuner *t, uint64_t now)
@@ -69,30 +70,26 @@ int dcv_tuner_threads(struct dcv_tuner *t, uint64_t now, long demand)
     return t->cores / t->cand[t->cur];
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* The end of a probe: the best rate, unless the previous choice is within
- * the hysteresis of it (noise must not flip a settled choice). */
+/* The end of a probe: the cheapest split; among near-ties the previous
+ * choice (noise must not flip it), else the most jobs at once (a layer
+ * too small to use more threads costs the same CPU either way, and only
+ * parallel jobs use every core then). */
 static void finish_probe(struct dcv_tuner *t, uint64_t now)
 {
-    int best = 0;
+    double min = 0, next = 0;
     for (int i = 0; i < t->ncand; i++) {
-        int n = t->nsamp[i];
-        qsort(t->samp[i], (size_t)n, sizeof t->samp[i][0], cmp_u64);
-        uint64_t med = n ? (n % 2 ? t->samp[i][n / 2]
-                                  : (t->samp[i][n / 2 - 1] + t->samp[i][n / 2]) / 2) : 0;
-        t->rate[i] = med ? 1e9 * t->cores / (double)med : 0;
-        if (t->rate[i] > t->rate[best]) best = i;
+        t->cost[i] = t->jobs[i] ? (double)t->cpu[i] / (double)t->jobs[i] : 0;
+        if (t->cost[i] > 0 && (min == 0 || t->cost[i] < min)) min = t->cost[i];
     }
-    double next = 0;
-    for (int i = 0; i < t->ncand; i++)
-        if (i != best && t->rate[i] > next) next = t->rate[i];
-    t->margin = next > 0 ? t->rate[best] / next : DCV_TUNER_DECISIVE;
-    if (t->probes && t->rate[t->best] * DCV_TUNER_HYSTERESIS >= t->rate[best]) best = t->best;
+    int best = -1;
+    for (int i = 0; i < t->ncand; i++) {
+        if (t->cost[i] > min && (next == 0 || t->cost[i] < next)) next = t->cost[i];
+        if (t->cost[i] > 0 && t->cost[i] <= min * DCV_TUNER_TIE) best = i;   /* most jobs */
+    }
+    if (best < 0) best = t->best;           /* nothing measured */
+    else if (t->probes && t->cost[t->best] > 0 && t->cost[t->best] <= min * DCV_TUNER_TIE)
+        best = t->best;
+    t->margin = next > 0 && min > 0 ? next / min : DCV_TUNER_DECISIVE;
     t->best = t->cur = best;
     t->probe_demand = t->pn ? t->psum / (double)t->pn : 0;
     t->phase = DCV_TUNER_SETTLED;
@@ -103,23 +100,33 @@ static void finish_probe(struct dcv_tuner *t, uint64_t now)
 }
 
 void dcv_tuner_done(struct dcv_tuner *t, uint64_t now, long demand, int threads,
-                    uint64_t hold_ns)
+                    uint64_t cpu_ns)
 {
     if (t->ncand <= 1) return;
     if (demand >= 1) t->last_busy = now;
-    if (!loaded(t, now) || t->phase == DCV_TUNER_IDLE) return;   /* sustained load only */
+    if (!loaded(t, now) || t->phase == DCV_TUNER_IDLE) {
+        t->win_open = false;                /* sustained load only */
+        return;
+    }
     if (t->phase == DCV_TUNER_PROBING) {
         /* a job that began under another split (or alone) says nothing of this one */
         if (threads * t->cand[t->cur] != t->cores) return;
+        if (!t->win_open) {                 /* this candidate's first job opens its window */
+            t->win_open = true;
+            t->win_n = 0;
+            t->win_cpu0 = cpu_ns;
+            return;
+        }
+        t->psum += (double)demand + 1;
+        t->pn++;
+        if (++t->win_n < DCV_TUNER_PER_ROUND) return;
         /* The first probe ever runs a round more and drops it: it builds
          * each thread count's primitives (JIT) and warms the caches. */
-        if ((t->probes || t->round > 0) && t->nsamp[t->cur] < DCV_TUNER_SAMPLES) {
-            t->samp[t->cur][t->nsamp[t->cur]++] = (uint64_t)threads * hold_ns;
-            t->psum += (double)demand + 1;
-            t->pn++;
+        if (t->probes || t->round > 0) {
+            t->cpu[t->cur] += cpu_ns - t->win_cpu0;
+            t->jobs[t->cur] += (uint64_t)t->win_n;
         }
-        if (++t->in_round < DCV_TUNER_PER_ROUND) return;
-        t->in_round = 0;
+        t->win_open = false;
         if (++t->cur == t->ncand) {
             t->cur = 0;
             if (++t->round == DCV_TUNER_ROUNDS + (t->probes == 0)) finish_probe(t, now);
@@ -148,7 +155,7 @@ void dcv_tuner_view(const struct dcv_tuner *t, struct dcv_tuner_view *v)
     v->threads = t->cores / v->jobs;
     for (int c = 0; c < t->ncand; c++) {
         v->cand[c] = t->cand[c];
-        v->rate[c] = t->rate[c];
+        v->cost[c] = t->cost[c];
     }
 }
 
@@ -195,13 +202,21 @@ int dcv_tuner_enter(struct dcv_tuner *t, long queued)
     return n;
 }
 
-void dcv_tuner_leave(struct dcv_tuner *t, int threads, uint64_t entered_ns, long queued)
+/* The process's CPU time: every thread's, OpenMP helpers and the loop's too. */
+static uint64_t process_cpu_ns(void)
 {
-    uint64_t now = dcv_now_ns();
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void dcv_tuner_leave(struct dcv_tuner *t, int threads, long queued)
+{
+    uint64_t cpu = t ? process_cpu_ns() : 0;
     pthread_mutex_lock(&g_mu);
     g_free += threads;
     g_inside--;
-    if (t) dcv_tuner_done(t, now, g_inside + queued, threads, now - entered_ns);
+    if (t) dcv_tuner_done(t, dcv_now_ns(), g_inside + queued, threads, cpu);
     pthread_cond_broadcast(&g_cv);
     pthread_mutex_unlock(&g_mu);
 }

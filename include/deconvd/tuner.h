@@ -3,13 +3,13 @@
  * Two parts. The tuner (one per model, in its stats) chooses the split of
  * the cores for that model under sustained concurrency: k jobs at once
  * with cores / k OpenMP threads each. It runs each candidate k for a dozen
- * jobs at a time, interleaved over two rounds, takes the median core-time
- * a job held under each (threads x wall time), keeps the split that lets
- * the cores finish the most jobs per second, and probes again after a
- * while or when the load changes. A job that runs while nothing else
- * wants the cores (one client) always gets every core. The tuner's logic
- * takes the time, the demand and the costs as arguments, so it is
- * deterministic (tests feed it synthetic jobs).
+ * jobs at a time, interleaved over two rounds, measures the process's CPU
+ * time per job under each (every thread: workers, OpenMP helpers, the
+ * loop), keeps the cheapest split (near-ties go to more jobs at once), and
+ * probes again after a while or when the load changes. A job that runs
+ * while nothing else wants the cores (one client) always gets every core.
+ * The tuner's logic takes the time, the demand and the CPU clock as
+ * arguments, so it is deterministic (tests feed it synthetic jobs).
  *
  * The gate (process-wide) hands out cores: a job on the pool enters with
  * the threads its model's tuner chose and waits, in arrival order, until
@@ -30,7 +30,6 @@
  * so that noise hits every candidate alike). */
 #define DCV_TUNER_PER_ROUND 12
 #define DCV_TUNER_ROUNDS 2
-#define DCV_TUNER_SAMPLES (DCV_TUNER_PER_ROUND * DCV_TUNER_ROUNDS)
 /* A settled choice is probed again after this long under load. */
 #define DCV_TUNER_REPROBE_NS 10000000000ull
 /* Load counts as sustained while some job wanted the cores beside another
@@ -46,8 +45,9 @@
 /* A probe whose best beat every other split by this factor is decisive: a
  * change of load does not re-probe it (only staleness does). */
 #define DCV_TUNER_DECISIVE 1.2
-/* A new best must beat the current choice by this factor to replace it. */
-#define DCV_TUNER_HYSTERESIS 1.03
+/* Splits within this factor of the cheapest are near-ties: the previous
+ * choice stays if it is one, else the one with the most jobs at once. */
+#define DCV_TUNER_TIE 1.04
 
 /* OFF: threads_per_request is fixed (no gate, no tuning). */
 enum dcv_tuner_phase { DCV_TUNER_IDLE, DCV_TUNER_PROBING, DCV_TUNER_SETTLED, DCV_TUNER_OFF };
@@ -60,14 +60,16 @@ struct dcv_tuner {
     int best;                          /* index chosen by the last complete probe */
     enum dcv_tuner_phase phase;
     int round;                         /* probe round (the first probe ever has a warm-up one) */
-    int in_round;                      /* jobs of the current candidate this round */
-    int nsamp[DCV_TUNER_MAX_CAND];     /* this probe: core-ns per job, per candidate */
-    uint64_t samp[DCV_TUNER_MAX_CAND][DCV_TUNER_SAMPLES];
+    bool win_open;                     /* a window of the current candidate is open */
+    int win_n;                         /* its jobs so far */
+    uint64_t win_cpu0;                 /* the process CPU clock when it opened */
+    uint64_t cpu[DCV_TUNER_MAX_CAND];  /* this probe: CPU ns and jobs, per candidate */
+    uint64_t jobs[DCV_TUNER_MAX_CAND];
     double psum;                       /* this probe: demand summed over its completions */
     uint64_t pn;
-    double rate[DCV_TUNER_MAX_CAND];   /* the last complete probe: jobs / s the cores allow */
+    double cost[DCV_TUNER_MAX_CAND];   /* the last complete probe: CPU ns per job */
     double probe_demand;               /* mean demand during the last complete probe */
-    double margin;                     /* its best rate over the next best */
+    double margin;                     /* the next cheapest cost over the cheapest */
     double wsum;                       /* settled: demand summed over the load window */
     int wn;
     uint64_t settled_at;
@@ -80,7 +82,7 @@ struct dcv_tuner_view {
     int cores, jobs, threads, ncand;
     enum dcv_tuner_phase phase;
     int cand[DCV_TUNER_MAX_CAND];
-    double rate[DCV_TUNER_MAX_CAND];
+    double cost[DCV_TUNER_MAX_CAND];   /* CPU ns per job, 0 = not measured */
     uint64_t probes;
 };
 
@@ -94,14 +96,11 @@ void dcv_tuner_init(struct dcv_tuner *t, int cores);
  * lock: callers serialize (the gate does). */
 int dcv_tuner_threads(struct dcv_tuner *t, uint64_t now, long demand);
 
-/* A job of this model that held `threads` cores for `hold_ns` (its cost:
- * threads x hold core-ns) finished at `now` with `demand` as above (this
- * one not included). Advances the probe: each candidate's cost is the
- * median of its jobs' (robust to a job preempted by another process), and
- * its rate the jobs per second the cores allow at that cost. Pure logic,
- * no lock. */
+/* A job of this model that ran with `threads` finished at `now` with
+ * `demand` as above (this one not included); cpu_ns is the process CPU
+ * clock then. Advances the probe. Pure logic, no lock. */
 void dcv_tuner_done(struct dcv_tuner *t, uint64_t now, long demand, int threads,
-                    uint64_t hold_ns);
+                    uint64_t cpu_ns);
 
 void dcv_tuner_view(const struct dcv_tuner *t, struct dcv_tuner_view *v);
 const char *dcv_tuner_phase_name(enum dcv_tuner_phase p);
@@ -118,9 +117,8 @@ void dcv_tuner_gate_init(int cores);
  * ops) = every core unless others want compute, then one. `queued` = jobs
  * waiting for a worker, counted into the demand. Pool thread. */
 int dcv_tuner_enter(struct dcv_tuner *t, long queued);
-/* Gives back the cores of a dcv_tuner_enter (held since entered_ns, the
- * dcv_now_ns after it returned); records the completion. */
-void dcv_tuner_leave(struct dcv_tuner *t, int threads, uint64_t entered_ns, long queued);
+/* Gives back the cores of a dcv_tuner_enter; records the completion. */
+void dcv_tuner_leave(struct dcv_tuner *t, int threads, long queued);
 /* A consistent copy of t's state (under the gate's lock). Any thread. */
 void dcv_tuner_snapshot(const struct dcv_tuner *t, struct dcv_tuner_view *v);
 
