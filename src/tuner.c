@@ -7,7 +7,7 @@
  * instant (which let a job that started alone keep every core while a
  * second one started beside it), loses on the others. So each model's
  * tuner measures: under sustained load it runs each candidate split for a
- * dozen jobs, interleaved over two rounds, and keeps the split with the
+ * 16 jobs, interleaved over three rounds, and keeps the split with the
  * least process CPU time per job. CPU, not wall time: other processes on
  * the machine (a load generator, a build) stretch wall time at random but
  * not our CPU clock, and at load the CPU a job costs is what bounds

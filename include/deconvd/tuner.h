@@ -2,8 +2,8 @@
  *
  * Two parts. The tuner (one per model, in its stats) chooses the split of
  * the cores for that model under sustained concurrency: k jobs at once
- * with cores / k OpenMP threads each. It runs each candidate k for a dozen
- * jobs at a time, interleaved over two rounds, measures the process's CPU
+ * with cores / k OpenMP threads each. It runs each candidate k for 16
+ * jobs at a time, interleaved over three rounds, measures the process's CPU
  * time per job under each (every thread: workers, OpenMP helpers, the
  * loop), keeps the cheapest split (near-ties go to more jobs at once), and
  * probes again after a while or when the load changes. A job that runs
@@ -28,8 +28,8 @@
 
 /* Jobs measured per candidate per round, and rounds per probe (interleaved
  * so that noise hits every candidate alike). */
-#define DCV_TUNER_PER_ROUND 12
-#define DCV_TUNER_ROUNDS 2
+#define DCV_TUNER_PER_ROUND 16
+#define DCV_TUNER_ROUNDS 3
 /* A settled choice is probed again after this long under load. */
 #define DCV_TUNER_REPROBE_NS 10000000000ull
 /* Load counts as sustained while some job wanted the cores beside another
@@ -44,7 +44,7 @@
 #define DCV_TUNER_LOAD_WINDOW 48
 /* A probe whose best beat every other split by this factor is decisive: a
  * change of load does not re-probe it (only staleness does). */
-#define DCV_TUNER_DECISIVE 1.2
+#define DCV_TUNER_DECISIVE 1.3
 /* Splits within this factor of the cheapest are near-ties: the previous
  * choice stays if it is one, else the one with the most jobs at once. */
 #define DCV_TUNER_TIE 1.04
