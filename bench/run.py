@@ -16,10 +16,13 @@ Measures, side by side in one run, deconvd against its ceilings and peers
   9 peer         Flask + PyTorch serving the same layer, JSON and binary
  10 chains       dcgan_gen, vae_decoder (chainbench.py): engine vs the sum of
                  the raw primitives, memory per model, end to end vs the peer
+ 11 split        the split of the cores (splitbench.py): 2x1, 1x2 and the
+                 default's tuner, 1-16 binary clients, CPU per request
 
 BENCH_ONLY=dcgan_gen,vae_decoder (or --only) runs only the rows of the
 workloads named: the chain names select their own rows; any single-layer
-name (dcgan_up, tiny, ...) selects rows 1-9 whole (they share a daemon).
+name (dcgan_up, tiny, ...) selects rows 1-9 whole (they share a daemon)
+and that workload's cells of row 11.
 
 Everything listens on 127.0.0.1 with ephemeral ports; every process started
 here is stopped here (by pid). Results: bench/results/latest.{md,json} and
@@ -45,6 +48,7 @@ import time
 import numpy as np
 
 import chainbench
+import splitbench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
@@ -780,6 +784,8 @@ class Bench:
         chains = [n for n in chainbench.CHAINS if not self.only or n in self.only]
         if chains:
             chainbench.run(self, sys.modules[__name__], chains)
+        if not self.only or self.only & set(splitbench.WORKLOADS):
+            splitbench.run(self, sys.modules[__name__])
         r["phases"] = self.phase.data
         r["total_s"] = round(time.time() - t_start, 1)
         self.mon.stop_ev.set()
@@ -1240,6 +1246,7 @@ def analyse(r):
         best = max(c["levels"]["4"]["rps"] for c in conc.values() if "4" in c["levels"])
         a["peer_binary_c4_rps_ratio"] = best / p["binary_c4"]["rps"]
     chainbench.analyse(r, a, g)
+    splitbench.analyse(r, a, g)
     a["goals"] = [{"goal": n, "value": v, "target": t, "met": bool(m)} for n, v, t, m in g]
     noisy = {k: v["foreign_cores"] for k, v in r.get("phases", {}).items()
              if v["foreign_cores"] > 0.15}
@@ -1531,6 +1538,7 @@ def table(r, a):
                          f"{q(p['binary_c4']['rps'], 1)} | {q(a.get('peer_binary_c4_rps_ratio'), 2)} |")
         L.append("")
     L += chainbench.table(r, a, q)
+    L += splitbench.table(r, a, q)
     L.append("## Goals")
     L.append("")
     L.append("| goal | value | target | |")

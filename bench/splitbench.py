@@ -70,6 +70,8 @@ def run(bench, rb):
         r["daemons"] = {k: {"workers": d.workers, "threads_per_request": d.tpr} for k, d in daemons.items()}
     try:
         for name, shape in WORKLOADS.items():
+            if bench.only and name not in bench.only:
+                continue
             body, hdrs = make_body(bench.work, name, shape)
             with bench.phase(f"11_split_{name}"):
                 for d in daemons.values():      # plans for both thread counts, weights warm
