@@ -69,6 +69,7 @@ struct job {
     struct job *prev, *next;           /* the owner's in-flight list */
     bool listed;
     int threads;                       /* cores held from the gate (tuner.c) */
+    bool pooled;                       /* a worker ran it (else the loop alone) */
     enum job_kind kind;
     int op_rank;
     char model[DCV_MODEL_NAME_MAX];    /* as named in the path (metric label) */
@@ -175,6 +176,7 @@ static void record_stats(struct job *j, bool ok, uint64_t end)
     s->compute_input.count++, s->compute_input.ns += j->t_decoded - j->t_start;
     s->compute_infer.count++, s->compute_infer.ns += j->t_computed - j->t_decoded;
     s->compute_output.count++, s->compute_output.ns += j->t_done - j->t_computed;
+    if (j->pooled) s->handback.count++, s->handback.ns += dcv_now_ns() - j->t_done;
     s->inference_count++;
     s->execution_count++;
     s->last_inference_ms = (uint64_t)time(NULL) * 1000;
@@ -327,6 +329,7 @@ static struct dcv_tuner *tuner_of(struct job *j)
 
 static bool begin_work(struct job *j)
 {
+    j->pooled = true;
     if (j->kind != JOB_SHAPE && !j->owner->cfg->threads_per_request)
         j->threads = dcv_tuner_enter(tuner_of(j), dcv_sched_queued());
     j->t_start = dcv_now_ns();          /* the wait for cores is queue time */

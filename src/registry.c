@@ -783,10 +783,7 @@ static struct dcv_json *entry_stats(const struct entry *e)
     dcv_json_add(o, "inference_stats", is);
     dcv_json_add(o, "batch_stats", dcv_json_new_array());
     dcv_json_add(o, "deconvd_split", split_json(&s->tuner));
-    struct dcv_json *path = dcv_json_new_object();
-    dcv_json_add(path, "handback", stat_json(&s->handback));
-    dcv_json_add(path, "send", stat_json(&s->send));
-    dcv_json_add(o, "deconvd_path", path);
+    dcv_json_add(o, "deconvd_handback", stat_json(&s->handback));
     return o;
 }
 
