@@ -376,7 +376,8 @@ class Daemon:
         st, _, b = http_req(self.port, "GET", f"/v2/models/{model}/stats")
         if st != 200:
             raise RuntimeError(f"stats {st}")
-        return json.loads(b)["model_stats"][0]["inference_stats"]
+        x = json.loads(b)["model_stats"][0]
+        return dict(x["inference_stats"], handback=x.get("deconvd_handback", {"count": 0, "ns": 0}))
 
     def mem(self):
         return proc_status(self.p.pid)
@@ -393,7 +394,30 @@ def stats_delta(before, after):
         dn = after[k]["ns"] - before[k]["ns"]
         out[k + "_mean_s"] = dn / 1e9 / n if n else None
     out["count"] = n
+    if "handback" in after and "handback" in before:   # pool job end -> answer on the loop
+        hn = after["handback"]["count"] - before["handback"]["count"]
+        out["handback_mean_s"] = (after["handback"]["ns"] - before["handback"]["ns"]) / 1e9 / hn if hn else None
     return out
+
+
+def access_breakdown(logpath, offset, path):
+    """Medians (ms) of the access-log timings of the 200 answers to `path`
+    logged after byte `offset`: body complete -> answer given (answer_ms),
+    -> queued in libmicrohttpd (resume_ms), -> last byte written (send_ms)."""
+    vals = {"answer_ms": [], "resume_ms": [], "send_ms": [], "ms": []}
+    try:
+        with open(logpath) as f:
+            f.seek(offset)
+            for line in f:
+                if "msg=access" not in line or f"path={path} " not in line or " status=200 " not in line:
+                    continue
+                for k in vals:
+                    m = re.search(rf"\b{k}=([\d.]+)", line)
+                    if m:
+                        vals[k].append(float(m.group(1)))
+    except OSError:
+        return {}
+    return {k: float(np.median(v)) for k, v in vals.items() if v} | {"n": len(vals["ms"])}
 
 
 class Nginx:
@@ -890,6 +914,7 @@ class Bench:
             # warm up apart, so that the server's stats cover exactly the timed requests
             self.client(url, self.bodies["bin"], self.bin_headers(), n=20, warm=0, tag="warm-up")
             b0 = d.stats("dcgan_up")
+            logpos = os.path.getsize(d.logpath)
             for i in range(K):
                 cs.append(self.ceiling())
                 pd.append(self.client(url, self.bodies["bin"], self.bin_headers(), n=s["bin_n"] // K,
@@ -900,6 +925,7 @@ class Bench:
                                           tag="floor binary", lat=True, server=ng))
             res = self.merge(pd)
             res["split"] = stats_delta(b0, d.stats("dcgan_up"))
+            res["path_ms"] = access_breakdown(d.logpath, logpos, "/v2/models/dcgan_up/infer")
             r["http_binary"] = res
             r["ceiling_adjacent"]["http_binary"] = self.merge_ceil(cs)
             if pf:
@@ -1387,6 +1413,20 @@ def table(r, a):
             L.append(f"Binary: (deconvd median − transport floor median) / raw median = "
                      f"**{q(a['http_binary_median_minus_floor_over_raw'], 2)}** — what deconvd adds beyond the bytes "
                      "any HTTP server must move.")
+        pm = (hb or {}).get("path_ms")
+        if pm:
+            sp = hb.get("split", {})
+
+            def ms(k):
+                return q((sp.get(k) or 0) * 1e3, 3)
+            L.append("")
+            L.append(f"Where a binary request's time goes on the server (access log medians, {pm.get('n')} requests): "
+                     f"body complete → answer given {q(pm.get('answer_ms'), 3)} ms (means from the stats: wait for "
+                     f"a worker and cores {ms('queue_mean_s')}, decode {ms('compute_input_mean_s')}, compute "
+                     f"{ms('compute_infer_mean_s')}, encode {ms('compute_output_mean_s')}, hand-back to the loop "
+                     f"{ms('handback_mean_s')}); → queued in libmicrohttpd {q(pm.get('resume_ms'), 3)} ms; → last "
+                     f"byte written {q(pm.get('send_ms'), 3)} ms; the client's median {q(hb['latency']['median_s']*1e3, 3)} ms "
+                     "includes sending the body and reading the answer.")
         if a.get("raw_dcgan_adjacent_latency_s"):
             L.append("")
             L.append(f"Raw ceiling measured in alternation with the binary slices: {q(a['raw_dcgan_adjacent_latency_s']*1e3, 3)} ms "
