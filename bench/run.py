@@ -349,10 +349,10 @@ class Daemon:
                 t = re.search(r"threads_per_request=(\w+)", line)
                 th = re.search(r"\bthreads=(\d+)", line)
                 self.workers = int(w.group(1)) if w else 0
-                # "2" (older daemons), or "fixed"/"adaptive" with threads=N
+                # "2" (older daemons), or "fixed"/"adaptive"/"tuned" with threads=N
                 self.tpr = t.group(1) if t else "?"
-                if th and self.tpr in ("fixed", "adaptive"):
-                    self.tpr = th.group(1) if self.tpr == "fixed" else f"adaptive (up to {th.group(1)})"
+                if th and self.tpr in ("fixed", "adaptive", "tuned"):
+                    self.tpr = th.group(1) if self.tpr == "fixed" else f"{self.tpr} (up to {th.group(1)})"
             else:
                 time.sleep(0.02)
         if self.port is None:

@@ -271,7 +271,7 @@ static int start(struct server *s, char *err)
         return dcv_errf(err, rc, "cannot set up the event loop");
     DCV_LOG(DCV_LOG_INFO, "listening", KV_S("host", s->cfg->listen_host),
             KV_I("port", dcv_http_port(s->http)), KV_I("workers", s->cfg->workers),
-            KV_S("threads_per_request", s->cfg->threads_per_request ? "fixed" : "adaptive"),
+            KV_S("threads_per_request", s->cfg->threads_per_request ? "fixed" : "tuned"),
             KV_I("threads", s->cfg->threads_per_request ? s->cfg->threads_per_request
                                                           : s->cfg->cores),
             KV_S("models_dir", s->cfg->models_dir), KV_S("version", DCV_VERSION));
