@@ -17,16 +17,19 @@ Measures, side by side in one run, deconvd against its ceilings and peers
   9 peer         Flask + PyTorch serving the same layer, JSON and binary
  10 chains       dcgan_gen, vae_decoder (chainbench.py): engine vs the sum of
                  the raw primitives, memory per model, end to end vs the peer
- 11 peers        every workload at 1-16 clients, binary and JSON, vs ONNX
+  11 peers        every workload at 1-16 clients, binary and JSON, vs ONNX
                  Runtime on Node.js and PyTorch + OpenBLAS (peers.py)
- 12 batching     tiny, audio_up with dynamic_batching on vs off, 1-16 clients
+  12 batching     tiny, audio_up with dynamic_batching on vs off, 1-16 clients
                  (batchbench.py)
+  13 split        the split of the cores (splitbench.py): 2x1, 1x2 and the
+                 default's tuner, 1-16 binary clients, CPU per request
 
 BENCH_ONLY=dcgan_gen,vae_decoder (or --only) runs only the rows of the
 workloads named: the chain names select their own rows; any single-layer
-name (dcgan_up, tiny, ...) selects rows 1-9 whole (they share a daemon);
-row 11 runs for every workload named. "peers" in the list runs row 11
-alone (for the workloads named, or all); "batching" runs row 12 alone.
+name (dcgan_up, tiny, ...) selects rows 1-9 whole (they share a daemon)
+and that workload's cells of row 13; row 11 runs for every workload named.
+"peers" in the list runs row 11 alone (for the workloads named, or all);
+"batching" runs row 12 alone.
 
 Everything listens on 127.0.0.1 with ephemeral ports; every process started
 here is stopped here (by pid). Results: bench/results/latest.{md,json} and
@@ -55,6 +58,7 @@ import batchbench
 import chainbench
 import peers
 import codecbench
+import splitbench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
@@ -355,10 +359,10 @@ class Daemon:
                 t = re.search(r"threads_per_request=(\w+)", line)
                 th = re.search(r"\bthreads=(\d+)", line)
                 self.workers = int(w.group(1)) if w else 0
-                # "2" (older daemons), or "fixed"/"adaptive" with threads=N
+                # "2" (older daemons), or "fixed"/"adaptive"/"tuned" with threads=N
                 self.tpr = t.group(1) if t else "?"
-                if th and self.tpr in ("fixed", "adaptive"):
-                    self.tpr = th.group(1) if self.tpr == "fixed" else f"adaptive (up to {th.group(1)})"
+                if th and self.tpr in ("fixed", "adaptive", "tuned"):
+                    self.tpr = th.group(1) if self.tpr == "fixed" else f"{self.tpr} (up to {th.group(1)})"
             else:
                 time.sleep(0.02)
         if self.port is None:
@@ -382,7 +386,8 @@ class Daemon:
         st, _, b = http_req(self.port, "GET", f"/v2/models/{model}/stats")
         if st != 200:
             raise RuntimeError(f"stats {st}")
-        return json.loads(b)["model_stats"][0]["inference_stats"]
+        x = json.loads(b)["model_stats"][0]
+        return dict(x["inference_stats"], handback=x.get("deconvd_handback", {"count": 0, "ns": 0}))
 
     def mem(self):
         return proc_status(self.p.pid)
@@ -399,7 +404,30 @@ def stats_delta(before, after):
         dn = after[k]["ns"] - before[k]["ns"]
         out[k + "_mean_s"] = dn / 1e9 / n if n else None
     out["count"] = n
+    if "handback" in after and "handback" in before:   # pool job end -> answer on the loop
+        hn = after["handback"]["count"] - before["handback"]["count"]
+        out["handback_mean_s"] = (after["handback"]["ns"] - before["handback"]["ns"]) / 1e9 / hn if hn else None
     return out
+
+
+def access_breakdown(logpath, offset, path):
+    """Medians (ms) of the access-log timings of the 200 answers to `path`
+    logged after byte `offset`: body complete -> answer given (answer_ms),
+    -> queued in libmicrohttpd (resume_ms), -> last byte written (send_ms)."""
+    vals = {"answer_ms": [], "resume_ms": [], "send_ms": [], "ms": []}
+    try:
+        with open(logpath) as f:
+            f.seek(offset)
+            for line in f:
+                if "msg=access" not in line or f"path={path} " not in line or " status=200 " not in line:
+                    continue
+                for k in vals:
+                    m = re.search(rf"\b{k}=([\d.]+)", line)
+                    if m:
+                        vals[k].append(float(m.group(1)))
+    except OSError:
+        return {}
+    return {k: float(np.median(v)) for k, v in vals.items() if v} | {"n": len(vals["ms"])}
 
 
 class Nginx:
@@ -793,6 +821,8 @@ class Bench:
             chains = [n for n in chainbench.CHAINS if not wl or n in wl]
             if chains:
                 chainbench.run(self, sys.modules[__name__], chains)
+            if not wl or wl & set(splitbench.WORKLOADS):
+                splitbench.run(self, sys.modules[__name__])
         named = [n for n in peers.WORKLOADS if not wl or n in wl]
         if named and (not rows or "peers" in rows):
             peers.run(self, sys.modules[__name__], named)
@@ -903,6 +933,7 @@ class Bench:
             # warm up apart, so that the server's stats cover exactly the timed requests
             self.client(url, self.bodies["bin"], self.bin_headers(), n=20, warm=0, tag="warm-up")
             b0 = d.stats("dcgan_up")
+            logpos = os.path.getsize(d.logpath)
             for i in range(K):
                 cs.append(self.ceiling())
                 pd.append(self.client(url, self.bodies["bin"], self.bin_headers(), n=s["bin_n"] // K,
@@ -913,6 +944,7 @@ class Bench:
                                           tag="floor binary", lat=True, server=ng))
             res = self.merge(pd)
             res["split"] = stats_delta(b0, d.stats("dcgan_up"))
+            res["path_ms"] = access_breakdown(d.logpath, logpos, "/v2/models/dcgan_up/infer")
             r["http_binary"] = res
             r["ceiling_adjacent"]["http_binary"] = self.merge_ceil(cs)
             if pf:
@@ -1262,6 +1294,7 @@ def analyse(r):
     chainbench.analyse(r, a, g)
     peers.analyse(r, a, g)
     batchbench.analyse(r, a, g)
+    splitbench.analyse(r, a, g)
     a["goals"] = [{"goal": n, "value": v, "target": t, "met": bool(m)} for n, v, t, m in g]
     noisy = {k: v["foreign_cores"] for k, v in r.get("phases", {}).items()
              if v["foreign_cores"] > 0.15}
@@ -1402,6 +1435,20 @@ def table(r, a):
             L.append(f"Binary: (deconvd median − transport floor median) / raw median = "
                      f"**{q(a['http_binary_median_minus_floor_over_raw'], 2)}** — what deconvd adds beyond the bytes "
                      "any HTTP server must move.")
+        pm = (hb or {}).get("path_ms")
+        if pm:
+            sp = hb.get("split", {})
+
+            def ms(k):
+                return q((sp.get(k) or 0) * 1e3, 3)
+            L.append("")
+            L.append(f"Where a binary request's time goes on the server (access log medians, {pm.get('n')} requests): "
+                     f"body complete → answer given {q(pm.get('answer_ms'), 3)} ms (means from the stats: wait for "
+                     f"a worker and cores {ms('queue_mean_s')}, decode {ms('compute_input_mean_s')}, compute "
+                     f"{ms('compute_infer_mean_s')}, encode {ms('compute_output_mean_s')}, hand-back to the loop "
+                     f"{ms('handback_mean_s')}); → queued in libmicrohttpd {q(pm.get('resume_ms'), 3)} ms; → last "
+                     f"byte written {q(pm.get('send_ms'), 3)} ms; the client's median {q(hb['latency']['median_s']*1e3, 3)} ms "
+                     "includes sending the body and reading the answer.")
         if a.get("raw_dcgan_adjacent_latency_s"):
             L.append("")
             L.append(f"Raw ceiling measured in alternation with the binary slices: {q(a['raw_dcgan_adjacent_latency_s']*1e3, 3)} ms "
@@ -1556,6 +1603,7 @@ def table(r, a):
     L += chainbench.table(r, a, q)
     L += peers.table(r, a, q)
     L += batchbench.table(r, a, q)
+    L += splitbench.table(r, a, q)
     L.append("## Goals")
     L.append("")
     L.append("| goal | value | target | |")

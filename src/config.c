@@ -226,10 +226,11 @@ out:
 void dcv_config_finalize(struct dcv_config *c, int cores)
 {
     c->cores = cores < 1 ? 1 : cores;
-    /* threads_per_request 0 = adaptive: a job running alone uses every core
-     * (best latency), concurrent jobs split them (best throughput; a fixed
-     * split loses one or the other, see bench/README.md). So by default
-     * there is one worker per core. */
+    /* threads_per_request 0 = tuned (tuner.c): a job running alone uses
+     * every core (best latency); under load each model's tuner picks how
+     * many jobs run at once (a fixed split loses latency or throughput, and
+     * which split wins depends on the layer, see bench/README.md row 11).
+     * So by default there is one worker per core: up to one job per core. */
     if (c->workers == 0)
         c->workers = c->threads_per_request > 0 && c->cores / c->threads_per_request > 0
                    ? c->cores / c->threads_per_request : c->cores;

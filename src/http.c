@@ -95,7 +95,7 @@ struct dcv_http_req {
     struct MHD_Response *resp;     /* waiting to be queued */
     int status;
     size_t out_bytes;
-    uint64_t start_ns, body_ns, sending_ns;
+    uint64_t start_ns, body_ns, answer_ns, sending_ns;
     void (*gone)(void *);          /* client left while dispatched, unanswered */
     void *gone_arg;
     char model[128], endpoint[32];
@@ -198,6 +198,7 @@ void dcv_http_respond_held(struct dcv_http_req *r, int status, const char *conte
     r->status = status;
     r->out_bytes = len;
     r->resp = resp;
+    r->answer_ns = dcv_now_ns();
     r->gone = NULL;
     if (r->suspended) {
         /* In external epoll mode a resume does not wake MHD's epoll fd:
@@ -455,13 +456,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls;
     (void)conn;
     if (!r) return;
-    double ms = (dcv_now_ns() - r->start_ns) / 1e6;
+    uint64_t now = dcv_now_ns();
+    double ms = (now - r->start_ns) / 1e6;
+    /* where an answered request's time went: body complete -> answer given
+     * (handler, workers, hand-backs), -> queued in MHD (the resume: one
+     * loop wake-up), -> last byte written */
+    bool timed = r->body_ns && r->answer_ns && r->sending_ns >= r->answer_ns;
     char path[400];                /* keeps the line within the logger's line size */
     snprintf(path, sizeof path, strlen(r->url) < sizeof path ? "%s" : "%.380s...", r->url);
     DCV_LOG(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? DCV_LOG_INFO : DCV_LOG_WARN, "access",
             KV_S("method", r->method), KV_S("path", path), KV_S("endpoint", r->endpoint),
             KV_S("model", r->model), KV_I("status", r->status), KV_I("bytes_in", r->len),
             KV_I("bytes_out", r->out_bytes), KV_F("ms", ms),
+            KV_F("answer_ms", timed ? (r->answer_ns - r->body_ns) / 1e6 : 0),
+            KV_F("resume_ms", timed ? (r->sending_ns - r->answer_ns) / 1e6 : 0),
+            KV_F("send_ms", timed ? (now - r->sending_ns) / 1e6 : 0),
             KV_S("outcome", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok"
                             : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED || r->cut ? "timeout"
                             : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || r->left

@@ -47,6 +47,7 @@
 #include "deconvd/summary.h"
 #include "deconvd/tensor.h"
 #include "deconvd/tfserving.h"
+#include "deconvd/tuner.h"
 #include "deconvd/utf8.h"
 
 struct dcv_jobs {
@@ -68,6 +69,8 @@ struct job {
     struct dcv_sched_job *handle;      /* until job_done */
     struct job *prev, *next;           /* the owner's in-flight list */
     bool listed;
+    int threads;                       /* cores held from the gate (tuner.c) */
+    bool pooled;                       /* a worker ran it (else the loop alone) */
     enum job_kind kind;
     int op_rank;
     char model[DCV_MODEL_NAME_MAX];    /* as named in the path (metric label) */
@@ -176,6 +179,7 @@ static void record_stats(struct job *j, bool ok, uint64_t end)
     s->compute_input.count++, s->compute_input.ns += j->t_decoded - j->t_start;
     s->compute_infer.count++, s->compute_infer.ns += j->t_computed - j->t_decoded;
     s->compute_output.count++, s->compute_output.ns += j->t_done - j->t_computed;
+    if (j->pooled) s->handback.count++, s->handback.ns += dcv_now_ns() - j->t_done;
     uint64_t items = j->ondim ? (uint64_t)j->oshape[0] : 1;   /* the batch, as Triton */
     s->inference_count += items;
     s->execution_count += j->bi.b ? (uint64_t)(j->bi.exec_requests > 0) : 1;
@@ -321,28 +325,41 @@ static void job_done(void *arg)
     job_free(j);
 }
 
-/* Adaptive threads: the cores split among the jobs running now (this one
- * included). Pool thread. */
-static void pick_threads(const struct dcv_config *cfg)
+/* A job on the pool first waits for its share of the cores (tuner.c: the
+ * split its model's tuner chose; shape inference computes nothing), then
+ * decodes, computes and encodes with them, so that a worker encoding never
+ * preempts another's OpenMP team. No gate when threads_per_request fixes
+ * the split. Then: timing, and no work for a job already answered. */
+static struct dcv_tuner *tuner_of(struct job *j)
 {
-    if (cfg->threads_per_request) return;      /* fixed: set once per thread */
-    long running = dcv_sched_running();
-    int n = running > 0 ? cfg->cores / (int)running : cfg->cores;
-    dcv_engine_set_threads(n > 0 ? n : 1);
+    return j->ref.stats ? &j->ref.stats->tuner : NULL;
 }
 
-/* Start of a phase on the pool: timing, threads, and no work for a job
- * already answered. */
+/* A model with dynamic_batching stays outside the gate: its parked jobs
+ * hand their workers back and a group runs on whichever thread fills it,
+ * so it takes the cores not taken by the jobs running now. */
+static void pick_threads(const struct dcv_config *cfg)
+{
+    long n = cfg->threads_per_request ? cfg->threads_per_request
+           : cfg->cores / (dcv_sched_running() > 0 ? dcv_sched_running() : 1);
+    dcv_engine_set_threads(n > 0 ? (int)n : 1);
+}
+
 static bool begin_work(struct job *j)
 {
-    j->t_start = dcv_now_ns();
-    pick_threads(j->owner->cfg);
+    j->pooled = true;
+    if (j->bi.b) pick_threads(j->owner->cfg);
+    else if (j->kind != JOB_SHAPE && !j->owner->cfg->threads_per_request)
+        j->threads = dcv_tuner_enter(tuner_of(j), dcv_sched_queued());
+    j->t_start = dcv_now_ns();          /* the wait for cores is queue time */
     dcv_batch_started(&j->bi);
     return (j->rc = stopped(j)) == 0;
 }
 
 static void end_work(struct job *j)
 {
+    if (j->threads) dcv_tuner_leave(tuner_of(j), j->threads, dcv_sched_queued());
+    j->threads = 0;
     j->t_done = dcv_now_ns();
     if (!j->t_decoded) j->t_decoded = j->t_done;
     if (!j->t_computed) j->t_computed = j->t_done;
@@ -865,72 +882,12 @@ static int job_json(struct job *j, struct dcv_json *doc)
     return j->out ? 0 : dcv_errf(j->err, DCV_ENOMEM, "out of memory");
 }
 
-/* {model_name, input_shape, output_shape, layers, total_params}: the
- * model's per-layer table (model.summary()) for this input shape, unknown
- * dims -1; the last layer's params unknown unless counted. */
-static int rows_answer(struct job *j, const int64_t *in, int nd, struct dcv_model_row *rows,
-                       int n)
-{
-    const struct dcv_shape *out = &rows[n - 1].out;
-    uint64_t total = dcv_summary_total(rows, n);
-    struct dcv_json *o = dcv_json_new_object();
-    if (j->ref.ver) dcv_json_add(o, "model_name", dcv_json_new_string(j->ref.name));
-    dcv_json_add(o, "input_shape", dcv_json_new_int_array(in, (size_t)nd));
-    dcv_json_add(o, "output_shape", dcv_json_new_int_array(out->d, (size_t)out->ndim));
-    dcv_json_add(o, "layers", dcv_summary_json(rows, n));
-    dcv_json_add(o, "total_params", total == DCV_SUMMARY_UNKNOWN ? dcv_json_new_null()
-                                                                 : dcv_json_new_number((double)total));
-    free(rows);
-    return job_json(j, o);
-}
-
-static int shape_answer(struct job *j, const struct dcv_model *m, const int64_t *in, int nd,
-                        bool counted)
-{
-    struct dcv_model_row *rows;
-    int n, rc = dcv_summary_rows(m, in, nd, &rows, &n, j->err);
-    if (rc) return rc;
-    if (!counted) rows[n - 1].params = DCV_SUMMARY_UNKNOWN;
-    return rows_answer(j, in, nd, rows, n);
-}
-
-/* /v2/shape on a bare layer config: its shape rules alone (as they always
- * answered), then a model shell around the parsed layer (nothing loaded,
- * no weights) for the table, its input channels from the shape when the
- * config leaves them open (else its params are unknown). */
-static int layer_shape_answer(struct job *j, const struct dcv_json *doc, const int64_t *in,
-                              int nd)
-{
-    const struct dcv_json *cfg = dcv_json_get(doc, "config");
-    struct dcv_model shell = { .ndim = nd, .out_ndim = nd, .input_name = "input" };
-    struct dcv_layer *l = &shell.layer;
-    int64_t out[DCV_MAX_DIMS];
-    if (dcv_modelform_is_model(doc)) {    /* a chain: its layers' shape rules, no weights */
-        struct dcv_model_row *rows;
-        int n, rc = dcv_summary_config_rows(doc, in, nd, &rows, &n, j->err);
-        return rc ? rc : rows_answer(j, in, nd, rows, n);
-    }
-    int rc = dcv_layer_parse(dcv_json_string(dcv_json_get(doc, "class_name")), cfg ? cfg : doc,
-                             l, j->err);
-    if (rc) return rc;
-    if ((rc = dcv_layer_output_shape(l, in, nd, out, j->err))) goto out;
-    int64_t ch = in[dcv_conv_channel_axis(&l->conv)];
-    if (!l->conv.in_channels && ch > 0 && (rc = dcv_layer_set_in_channels(l, ch, j->err)))
-        goto out;
-    memcpy(shell.in_sig, in, sizeof(int64_t) * (size_t)nd);
-    memcpy(shell.out_sig, out, sizeof(int64_t) * (size_t)nd);
-    rc = shape_answer(j, &shell, in, nd, l->conv.in_channels > 0);
-out:
-    dcv_layer_release(l);
-    return rc;
-}
-
 /* Shape inference on the pool: the body may be as big as max_body_bytes,
  * and a tree of it (bounded) is no work for the loop thread. */
 static void shape_work(void *arg)
 {
     struct job *j = arg;
-    struct dcv_json *doc = NULL;
+    struct dcv_json *doc = NULL, *ans;
     int64_t in[DCV_MAX_DIMS];
     int nd;
     if (!begin_work(j) ||
@@ -940,10 +897,10 @@ static void shape_work(void *arg)
     if ((nd = dcv_json_dims(dcv_json_get(doc, "input_shape"), in, DCV_MAX_DIMS, true,
                         "input_shape", j->err)) < 0)
         j->rc = nd;
-    else if (j->ref.ver)
-        j->rc = shape_answer(j, j->ref.model, in, nd, true);
-    else
-        j->rc = layer_shape_answer(j, doc, in, nd);
+    else if (!(j->rc = j->ref.ver ? dcv_summary_model_answer(j->ref.name, j->ref.model, in, nd,
+                                                              &ans, j->err)
+                                  : dcv_summary_config_answer(doc, in, nd, &ans, j->err)))
+        j->rc = job_json(j, ans);
 out:
     dcv_json_free(doc);
     drop_body(j);

@@ -739,6 +739,30 @@ static struct dcv_json *stat_json(const struct dcv_stat *s)
     return o;
 }
 
+/* The tuner's current split and the rates its last probe measured. */
+static struct dcv_json *split_json(const struct dcv_tuner *t)
+{
+    struct dcv_tuner_view v;
+    struct dcv_json *o = dcv_json_new_object(), *c = dcv_json_new_array();
+    dcv_tuner_snapshot(t, &v);
+    dcv_json_add(o, "state", dcv_json_new_string(dcv_tuner_phase_name(v.phase)));
+    dcv_json_add(o, "cores", dcv_json_new_number(v.cores));
+    dcv_json_add(o, "jobs_at_once", dcv_json_new_number(v.jobs));
+    dcv_json_add(o, "threads_per_job", dcv_json_new_number(v.threads));
+    dcv_json_add(o, "probes", dcv_json_new_number((double)v.probes));
+    for (int i = 0; i < v.ncand; i++) {
+        struct dcv_json *e = dcv_json_new_object();
+        dcv_json_add(e, "jobs_at_once", dcv_json_new_number(v.cand[i]));
+        dcv_json_add(e, "threads_per_job", dcv_json_new_number(v.cores / v.cand[i]));
+        /* CPU ms per job as the last probe measured it, null before one */
+        dcv_json_add(e, "cpu_ms_per_job", v.cost[i] > 0 ? dcv_json_new_number(v.cost[i] / 1e6)
+                                                        : dcv_json_new_null());
+        dcv_json_append(c, e);
+    }
+    dcv_json_add(o, "candidates", c);
+    return o;
+}
+
 static struct dcv_json *entry_stats(const struct entry *e)
 {
     const struct dcv_model_stats *s = &e->stats;
@@ -758,6 +782,8 @@ static struct dcv_json *entry_stats(const struct entry *e)
     dcv_json_add(is, "compute_output", stat_json(&s->compute_output));
     dcv_json_add(o, "inference_stats", is);
     dcv_json_add(o, "batch_stats", dcv_json_new_array());
+    dcv_json_add(o, "deconvd_split", split_json(&s->tuner));
+    dcv_json_add(o, "deconvd_handback", stat_json(&s->handback));
     return o;
 }
 

@@ -34,6 +34,7 @@
 #include "deconvd/registry.h"
 #include "deconvd/sched.h"
 #include "deconvd/server.h"
+#include "deconvd/tuner.h"
 
 struct server {
     const struct dcv_config *cfg;
@@ -240,6 +241,7 @@ static int start(struct server *s, char *err)
                                 .handler = dcv_api_handle, .precheck = dcv_api_precheck,
                                 .wake = http_wake };
     int rc;
+    if (!s->cfg->threads_per_request) dcv_tuner_gate_init(s->cfg->cores);
     if ((rc = dcv_engine_init(err)) ||
         (rc = dcv_sched_init(s->cfg->workers, s->cfg->max_queue, thread_init, (void *)s->cfg,
                              err)))
@@ -269,7 +271,7 @@ static int start(struct server *s, char *err)
         return dcv_errf(err, rc, "cannot set up the event loop");
     DCV_LOG(DCV_LOG_INFO, "listening", KV_S("host", s->cfg->listen_host),
             KV_I("port", dcv_http_port(s->http)), KV_I("workers", s->cfg->workers),
-            KV_S("threads_per_request", s->cfg->threads_per_request ? "fixed" : "adaptive"),
+            KV_S("threads_per_request", s->cfg->threads_per_request ? "fixed" : "tuned"),
             KV_I("threads", s->cfg->threads_per_request ? s->cfg->threads_per_request
                                                           : s->cfg->cores),
             KV_S("models_dir", s->cfg->models_dir), KV_S("version", DCV_VERSION));

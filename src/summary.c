@@ -13,6 +13,7 @@
 
 #include "deconvd/error.h"
 #include "deconvd/json.h"
+#include "deconvd/layer.h"
 #include "deconvd/layers.h"
 #include "deconvd/modelform.h"
 #include "deconvd/summary.h"
@@ -193,4 +194,70 @@ void dcv_summary_print(FILE *f, const struct dcv_model_row *rows, int n, const c
     }
     params_text(c.params, sizeof c.params, dcv_summary_total(rows, n));
     fprintf(f, "%sTotal params: %s\n", indent, c.params);
+}
+
+/* {model_name, input_shape, output_shape, layers, total_params}; takes rows. */
+static struct dcv_json *rows_answer(const char *name, const int64_t *in, int nd,
+                                    struct dcv_model_row *rows, int n)
+{
+    const struct dcv_shape *out = &rows[n - 1].out;
+    uint64_t total = dcv_summary_total(rows, n);
+    struct dcv_json *o = dcv_json_new_object();
+    if (name) dcv_json_add(o, "model_name", dcv_json_new_string(name));
+    dcv_json_add(o, "input_shape", dcv_json_new_int_array(in, (size_t)nd));
+    dcv_json_add(o, "output_shape", dcv_json_new_int_array(out->d, (size_t)out->ndim));
+    dcv_json_add(o, "layers", dcv_summary_json(rows, n));
+    dcv_json_add(o, "total_params", total == DCV_SUMMARY_UNKNOWN ? dcv_json_new_null()
+                                                                 : dcv_json_new_number((double)total));
+    free(rows);
+    return o;
+}
+
+static int model_answer(const char *name, const struct dcv_model *m, const int64_t *in, int nd,
+                        bool counted, struct dcv_json **doc, char *err)
+{
+    struct dcv_model_row *rows;
+    int n, rc = dcv_summary_rows(m, in, nd, &rows, &n, err);
+    if (rc) return rc;
+    if (!counted) rows[n - 1].params = DCV_SUMMARY_UNKNOWN;
+    *doc = rows_answer(name, in, nd, rows, n);
+    return 0;
+}
+
+int dcv_summary_model_answer(const char *name, const struct dcv_model *m, const int64_t *in,
+                             int nd, struct dcv_json **doc, char *err)
+{
+    return model_answer(name, m, in, nd, true, doc, err);
+}
+
+/* A bare layer config: its shape rules alone (as they always answered),
+ * then a model shell around the parsed layer (nothing loaded, no weights)
+ * for the table, its input channels from the shape when the config leaves
+ * them open (else its params are unknown). */
+int dcv_summary_config_answer(const struct dcv_json *doc, const int64_t *in, int nd,
+                              struct dcv_json **ans, char *err)
+{
+    const struct dcv_json *cfg = dcv_json_get(doc, "config");
+    struct dcv_model shell = { .ndim = nd, .out_ndim = nd, .input_name = "input" };
+    struct dcv_layer *l = &shell.layer;
+    int64_t out[DCV_MAX_DIMS];
+    if (dcv_modelform_is_model(doc)) {    /* a chain: its layers' shape rules, no weights */
+        struct dcv_model_row *rows;
+        int n, rc = dcv_summary_config_rows(doc, in, nd, &rows, &n, err);
+        if (!rc) *ans = rows_answer(NULL, in, nd, rows, n);
+        return rc;
+    }
+    int rc = dcv_layer_parse(dcv_json_string(dcv_json_get(doc, "class_name")), cfg ? cfg : doc,
+                             l, err);
+    if (rc) return rc;
+    if ((rc = dcv_layer_output_shape(l, in, nd, out, err))) goto out;
+    int64_t ch = in[dcv_conv_channel_axis(&l->conv)];
+    if (!l->conv.in_channels && ch > 0 && (rc = dcv_layer_set_in_channels(l, ch, err)))
+        goto out;
+    memcpy(shell.in_sig, in, sizeof(int64_t) * (size_t)nd);
+    memcpy(shell.out_sig, out, sizeof(int64_t) * (size_t)nd);
+    rc = model_answer(NULL, &shell, in, nd, l->conv.in_channels > 0, ans, err);
+out:
+    dcv_layer_release(l);
+    return rc;
 }

@@ -15,7 +15,7 @@ struct dcv_config {
     int listen_port;             /* 8080; 0 = ephemeral */
     char models_dir[PATH_MAX];   /* resolved against the config file's dir */
     int workers;                 /* 0 = one per core (or cores / threads_per_request) */
-    int threads_per_request;     /* 0 = adaptive: cores / jobs running at that moment */
+    int threads_per_request;     /* 0 = tuned per model under load (tuner.c), all cores alone */
     int cores;                   /* set by dcv_config_finalize */
     size_t max_body_bytes;
     int max_queue;

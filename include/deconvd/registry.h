@@ -16,6 +16,7 @@
 
 #include "deconvd/error.h"
 #include "deconvd/model.h"
+#include "deconvd/tuner.h"
 
 struct dcv_registry;
 struct dcv_json;
@@ -26,6 +27,11 @@ struct dcv_stat { uint64_t count, ns; };
 struct dcv_model_stats {
     struct dcv_stat success, fail, queue, compute_input, compute_infer, compute_output;
     uint64_t inference_count, execution_count, last_inference_ms;
+    /* past Triton's phases: a pool job's end -> its answer given on the
+     * loop (the hand-back: one wake-up of the loop); the access log has
+     * the rest (resume_ms, send_ms) */
+    struct dcv_stat handback;
+    struct dcv_tuner tuner;          /* the split of the cores; the gate's lock */
 };
 
 struct dcv_model_version;

@@ -2,8 +2,8 @@
  * text, for /shape answers and `deconvd --check`.
  *
  * The rows come from dcv_model_summary (model.h), which knows single
- * layers and chains alike; this module only sizes, totals and formats
- * them. Pure functions, any thread.
+ * layers and chains alike; this module sizes, totals and formats them,
+ * and builds the /shape answers from them. Pure functions, any thread.
  */
 #ifndef DECONVD_SUMMARY_H
 #define DECONVD_SUMMARY_H
@@ -43,5 +43,18 @@ struct dcv_json *dcv_summary_json(const struct dcv_model_row *rows, int n);
  * row ("name (Class)", the output shape as "(None, 7, 7, 64)", params),
  * then "Total params: N". Each line starts with indent. */
 void dcv_summary_print(FILE *f, const struct dcv_model_row *rows, int n, const char *indent);
+
+/* The /shape answer {model_name, input_shape, output_shape, layers,
+ * total_params} of loaded model m named `name` for input shape `in`: *doc
+ * (the caller frees it). 0, or dcv_summary_rows's errors. Any thread. */
+int dcv_summary_model_answer(const char *name, const struct dcv_model *m, const int64_t *in,
+                             int nd, struct dcv_json **doc, char *err);
+
+/* The same answer (no model_name) for /v2/shape's document: a bare layer
+ * config (its params unknown when its input channels are) or a
+ * Sequential / Functional config (dcv_summary_config_rows). 0 with *ans,
+ * or the parse/shape error naming the key or layer. Any thread. */
+int dcv_summary_config_answer(const struct dcv_json *doc, const int64_t *in, int nd,
+                              struct dcv_json **ans, char *err);
 
 #endif
