@@ -1226,6 +1226,10 @@ def analyse(r):
             a[f"floor_{k}_median_s"] = fl[k]["latency"]["median_s"]
             if ref_lat:
                 a[f"http_{k}_median_minus_floor_over_raw"] = (h["latency"]["median_s"] - fl[k]["latency"]["median_s"]) / ref_lat
+    if "floor_binary_median_s" in a and hb and ref_lat:      # issue 14, goal 3
+        v = hb["latency"]["median_s"] / (ref_lat + a["floor_binary_median_s"])
+        a["http_binary_median_over_raw_plus_floor"] = v
+        g.append(("3 HTTP binary median / (raw + nginx moving the same bytes)", v, "<= 1.15", v <= 1.15))
     cd = r.get("codec")
     if cd:
         g.append(("4 codec decode speed-up vs cJSON", cd["decode_ratio"], ">= 10", cd["decode_ratio"] >= 10))
