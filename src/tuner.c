@@ -210,10 +210,15 @@ static uint64_t process_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The CPU clock is read only while a probe measures: it is a system call
+ * that sums every thread of the process, and a settled or idle tuner never
+ * looks at it (a small chain computes in about 0.1 ms, on a paravirtual
+ * machine where each call costs microseconds). Under the lock, so the
+ * phase it goes by is the one dcv_tuner_done sees. */
 void dcv_tuner_leave(struct dcv_tuner *t, int threads, long queued)
 {
-    uint64_t cpu = t ? process_cpu_ns() : 0;
     pthread_mutex_lock(&g_mu);
+    uint64_t cpu = t && t->phase == DCV_TUNER_PROBING ? process_cpu_ns() : 0;
     g_free += threads;
     g_inside--;
     if (t) dcv_tuner_done(t, dcv_now_ns(), g_inside + queued, threads, cpu);

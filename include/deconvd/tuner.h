@@ -98,7 +98,8 @@ int dcv_tuner_threads(struct dcv_tuner *t, uint64_t now, long demand);
 
 /* A job of this model that ran with `threads` finished at `now` with
  * `demand` as above (this one not included); cpu_ns is the process CPU
- * clock then. Advances the probe. Pure logic, no lock. */
+ * clock then, read only while t is probing (it is ignored in any other
+ * phase: callers may pass 0). Advances the probe. Pure logic, no lock. */
 void dcv_tuner_done(struct dcv_tuner *t, uint64_t now, long demand, int threads,
                     uint64_t cpu_ns);
 

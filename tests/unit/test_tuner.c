@@ -105,6 +105,42 @@ Test(tuner, picks_a_job_per_core_when_that_costs_less_cpu)
     cr_assert_eq(dcv_tuner_threads(&t, m.now, 8), 1);
 }
 
+/* The gate reads the CPU clock only while a probe measures (the read is a
+ * system call): a tuner fed 0 outside probes must decide exactly as one
+ * fed the clock at every job, through a settled stretch and a re-probe. */
+static void run_gated(struct dcv_tuner *t, struct sim *m, int n, long demand)
+{
+    for (int i = 0; i < n; i++) {
+        int threads = dcv_tuner_threads(t, m->now, demand);
+        int k = t->cores / threads;
+        m->now += m->gap[k];
+        m->cpu_clock += m->cpu[k];
+        dcv_tuner_done(t, m->now, demand - 1, threads,
+                       t->phase == DCV_TUNER_PROBING ? m->cpu_clock : 0);
+    }
+}
+
+Test(tuner, the_clock_read_only_while_probing_decides_alike)
+{
+    struct dcv_tuner a, b;
+    struct sim ma = { .now = 1000 * MS, .gap = { 0, 800000, 1000000 },
+                      .cpu = { 0, 1310000, 1910000 } };
+    struct sim mb = ma;
+    dcv_tuner_init(&a, 2);
+    dcv_tuner_init(&b, 2);
+    for (int round = 0; round < 30; round++) {   /* ~24 s of load: re-probes when stale */
+        run(&a, &ma, 1000, 4);
+        run_gated(&b, &mb, 1000, 4);
+        cr_assert_eq(a.phase, b.phase);
+        cr_assert_eq(a.probes, b.probes);
+        cr_assert_eq(jobs_now(&a), jobs_now(&b));
+        for (int c = 0; c < a.ncand; c++) cr_assert_float_eq(a.cost[c], b.cost[c], 1e-9);
+    }
+    cr_assert_geq(b.probes, 2, "a re-probe happened");
+    cr_assert_eq(jobs_now(&b), 1);
+    cr_assert_float_eq(b.cost[0], 1310000.0, 1.0);
+}
+
 /* Other processes stretch wall time (here the 1 x 2 jobs' tenfold), not
  * the process's CPU clock: the choice follows the CPU. */
 Test(tuner, wall_time_does_not_decide)
