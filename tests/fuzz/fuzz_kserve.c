@@ -226,18 +226,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[DCV_ERRLEN];
     struct dcv_infer_request req;
     fz_err_init(err);
+    /* an aligned FP32 binary input is borrowed from body: it lives as long */
     int rc = dcv_kserve_decode(body, size, header_len, &lim, &req, err);
-    free(body);
     FZ_LOG("kserve: header_len %zu: %s %s", header_len, dcv_error_name(rc), rc ? err : "");
     padded_decode(data, size, header_len, &lim, rc, &req);
     if (rc) {
         fz_check_error(rc, err, "dcv_kserve_decode");
         FUZZ_CHECK(req.input.data == NULL, "failed decode left data behind");
+        free(body);
         return 0;
     }
     if (req.input_shm.used) {
         shm_input(&req, lim.max_elems);
         dcv_infer_request_release(&req);
+        free(body);
         return 0;
     }
     fz_check_tensor(&req.input, lim.max_elems, "decoded input");
@@ -249,5 +251,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         response_round_trip(&req);
     }
     dcv_infer_request_release(&req);
+    free(body);
     return 0;
 }
