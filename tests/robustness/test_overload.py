@@ -141,17 +141,26 @@ def test_overload():
         busy_req = L.http_req("POST", "/v2/models/heavy/infer",
                               headers={"Content-Length": str(len(hb)),
                                        "Expect": "100-continue", **hh})
-        fillers = [T.Bg(lambda: d.post("/v2/models/heavy/infer", data=hb, headers=hh))
-                   for _ in range(4)]
-        for f in fillers:
-            f.start()
-        full = T.wait_until(lambda: (L.metric(d, "deconvd_queue_depth") or 0) >= 2, 10, 0.02)
-        rr = L.raw(d.port, busy_req, timeout=5) if full else None
+        # The precondition is retried (at most 3 rounds of 4 fillers): about one run
+        # in four the queue was never seen at 2 within 10 s (cause not found; noted
+        # in issue 14's closing note); the check is on the 503, given a full queue.
+        for attempt in range(3):
+            fillers = [T.Bg(lambda: d.post("/v2/models/heavy/infer", data=hb, headers=hh))
+                       for _ in range(4)]
+            for f in fillers:
+                f.start()
+            full = T.wait_until(lambda: (L.metric(d, "deconvd_queue_depth") or 0) >= 2, 10,
+                                0.02)
+            rr = L.raw(d.port, busy_req, timeout=5) if full else None
+            for f in fillers:
+                f.join(120)
+            if full:
+                break
+            L.wait_idle(d, 60)
+        L.figure("overload: rounds of fillers until the queue was seen full", str(attempt + 1))
         check("overload: with the queue full, a big upload gets 503 on its headers alone",
               rr is not None and rr.status == 503 and rr.elapsed < 1, (full, rr and rr.status,
                                                                       rr and rr.elapsed))
-        for f in fillers:
-            f.join(120)
         check("overload: metrics count the 503s",
               'deconvd_requests_total{model="heavy",endpoint="infer",code="503"} %d' % len(busy)
               in m, [ln for ln in m.splitlines() if "code=\"503\"" in ln])
