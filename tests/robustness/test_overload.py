@@ -141,9 +141,10 @@ def test_overload():
         busy_req = L.http_req("POST", "/v2/models/heavy/infer",
                               headers={"Content-Length": str(len(hb)),
                                        "Expect": "100-continue", **hh})
-        # The precondition is retried (at most 3 rounds of 4 fillers): about one run
-        # in four the queue was never seen at 2 within 10 s (cause not found; noted
-        # in issue 14's closing note); the check is on the 503, given a full queue.
+        # The precondition is retried (at most 3 rounds of 4 fillers): when the 4
+        # arrive before the one worker has taken the first, two are queued and two
+        # refused (503, queue full), the worker takes one at once and depth 2 lasts
+        # too short for the poll to see it. The check is on the 503, given a full queue.
         for attempt in range(3):
             fillers = [T.Bg(lambda: d.post("/v2/models/heavy/infer", data=hb, headers=hh))
                        for _ in range(4)]
