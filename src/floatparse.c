@@ -327,24 +327,48 @@ struct token {
     unsigned digits, dots, exps; /* '0'..'9', '.', 'e'/'E' */
 };
 
-HOT void classify(const char *p, struct token *t)
+/* One 16-byte block of a token, classified: its bytes' digit values (valid
+ * where is_digit), and masks (bit i = byte i) of the bytes that end a token
+ * (',', ']', <= ' '), of 'e'/'E', of digits and of dots. */
+struct block16 {
+    __m128i d, is_digit;
+    unsigned end, exp, digits, dots;
+};
+
+HOT void scan16(const char *p, struct block16 *b)
 {
-    const __m128i index = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
-    __m128i is_digit_v = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
+    b->d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+    b->is_digit = _mm_cmpeq_epi8(_mm_min_epu8(b->d, _mm_set1_epi8(9)), b->d);
     __m128i end = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')),
                                _mm_cmpeq_epi8(v, _mm_set1_epi8(']')));
     end = _mm_or_si128(end, _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(' ')), v));
     __m128i exp = _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('e'));
-    t->len = (unsigned)__builtin_ctz((unsigned)_mm_movemask_epi8(end) | 0x10000u);
+    b->end = (unsigned)_mm_movemask_epi8(end);
+    b->exp = (unsigned)_mm_movemask_epi8(exp);
+    b->digits = (unsigned)_mm_movemask_epi8(b->is_digit);
+    b->dots = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
+}
+
+/* The digit values of the block's first n bytes, 0 elsewhere. */
+HOT __m128i digits_before(const struct block16 *b, unsigned n)
+{
+    const __m128i index = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m128i in = _mm_cmplt_epi8(index, _mm_set1_epi8((char)n));
+    return _mm_and_si128(b->d, _mm_and_si128(b->is_digit, in));
+}
+
+HOT void classify(const char *p, struct token *t)
+{
+    struct block16 b;
+    scan16(p, &b);
+    t->len = (unsigned)__builtin_ctz(b.end | 0x10000u);
     /* an 'e' past the end loses to the end bit anyway */
-    t->mant = (unsigned)__builtin_ctz((unsigned)_mm_movemask_epi8(exp) | 1u << t->len);
-    t->exps = (unsigned)_mm_movemask_epi8(exp);
-    t->digits = (unsigned)_mm_movemask_epi8(is_digit_v);
-    t->dots = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')));
-    __m128i in_mant = _mm_cmplt_epi8(index, _mm_set1_epi8((char)t->mant));
-    t->digits_v = _mm_and_si128(d, _mm_and_si128(is_digit_v, in_mant));
+    t->mant = (unsigned)__builtin_ctz(b.exp | 1u << t->len);
+    t->exps = b.exp;
+    t->digits = b.digits;
+    t->dots = b.dots;
+    t->digits_v = digits_before(&b, t->mant);
 }
 
 /* upto[k]: bytes 0..k set. */
@@ -439,21 +463,13 @@ HOT int quick_token(const struct token *t, const char *p, float *out)
  * decide. */
 HOT int quick_long(const struct token *t, const char *p, float *out, unsigned *len_out)
 {
-    const __m128i index = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-    __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
-    __m128i is_digit_v = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
-    __m128i end = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')),
-                               _mm_cmpeq_epi8(v, _mm_set1_epi8(']')));
-    end = _mm_or_si128(end, _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(' ')), v));
-    __m128i exp = _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('e'));
-    unsigned len = (unsigned)__builtin_ctzll((uint64_t)(unsigned)_mm_movemask_epi8(end) << 16 |
-                                             1ull << 32);
-    uint64_t exps = t->exps | (uint64_t)(unsigned)_mm_movemask_epi8(exp) << 16;
+    struct block16 tail;
+    scan16(p + 16, &tail);
+    unsigned len = (unsigned)__builtin_ctzll((uint64_t)tail.end << 16 | 1ull << 32);
+    uint64_t exps = t->exps | (uint64_t)tail.exp << 16;
     unsigned ep = (unsigned)__builtin_ctzll(exps | 1ull << len);
-    uint64_t digits = t->digits | (uint64_t)(unsigned)_mm_movemask_epi8(is_digit_v) << 16;
-    uint64_t dots = t->dots | (uint64_t)(unsigned)_mm_movemask_epi8(
-                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('.'))) << 16;
+    uint64_t digits = t->digits | (uint64_t)tail.digits << 16;
+    uint64_t dots = t->dots | (uint64_t)tail.dots << 16;
     unsigned neg = *p == '-';
     int e10 = 0;
     *len_out = len;
@@ -470,8 +486,7 @@ HOT int quick_long(const struct token *t, const char *p, float *out, unsigned *l
     __m128i head = _mm_loadu_si128((const __m128i *)(const void *)upto[dot]);
     __m128i lo = _mm_or_si128(_mm_and_si128(head, _mm_slli_si128(t->digits_v, 1)),
                               _mm_andnot_si128(head, t->digits_v));
-    __m128i in_mant = _mm_cmplt_epi8(index, _mm_set1_epi8((char)(ep - 16)));
-    __m128i hi = _mm_and_si128(d, _mm_and_si128(is_digit_v, in_mant));
+    __m128i hi = digits_before(&tail, ep - 16);
     const __m128i zero = _mm_setzero_si128(), w10 = _mm_set1_epi32(0x0001000a);
     __m128i a = _mm_madd_epi16(_mm_unpacklo_epi8(lo, zero), w10);
     __m128i b = _mm_madd_epi16(_mm_unpackhi_epi8(lo, zero), w10);
