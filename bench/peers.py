@@ -119,6 +119,12 @@ class Server:
     direct children (cluster workers, gunicorn workers)."""
     label = "?"
 
+    def setup(self, rb, workdir, key, label):
+        """Its name, a free port and its log file, before it is spawned."""
+        self.rb, self.key, self.label = rb, key, label
+        self.port = rb.free_port()
+        self.logpath = os.path.join(workdir, f"{key}.log")
+
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
 
@@ -142,11 +148,7 @@ class Server:
         return sum(self.rb.proc_status(p).get("VmRSS", 0) for p in self.pids())
 
     def tail(self, n=5):
-        try:
-            with open(self.logpath) as f:
-                return " | ".join(f.read().strip().splitlines()[-n:])
-        except OSError:
-            return ""
+        return self.rb.log_tail(self.logpath, n)
 
     def stop(self):
         self.rb.stop(self.p)
@@ -154,11 +156,8 @@ class Server:
 
 class Ort(Server):
     def __init__(self, rb, workdir, onnx, procs, threads):
-        self.rb, self.procs, self.threads = rb, procs, threads
-        self.key = f"ort_{procs}x{threads}"
-        self.label = f"ONNX Runtime {procs}×{threads}"
-        self.port = rb.free_port()
-        self.logpath = os.path.join(workdir, f"{self.key}.log")
+        self.procs, self.threads = procs, threads
+        self.setup(rb, workdir, f"ort_{procs}x{threads}", f"ONNX Runtime {procs}×{threads}")
         argv = ["node", os.path.join(PEER, "ort_server.js"), "--port", str(self.port), "--procs", str(procs),
                 "--threads", str(threads)] + [f"{n}={p}" for n, p in onnx.items()]
         self.p = rb.spawn(argv, stdout=subprocess.DEVNULL, stderr=open(self.logpath, "w"), cwd=PEER)
@@ -173,11 +172,8 @@ class Ort(Server):
 
 class Torch(Server):
     def __init__(self, rb, workdir, models, workers, threads):
-        self.rb, self.workers, self.threads = rb, workers, threads
-        self.key = f"torch_{workers}x{threads}"
-        self.label = f"PyTorch+OpenBLAS {workers}×{threads}"
-        self.port = rb.free_port()
-        self.logpath = os.path.join(workdir, f"{self.key}.log")
+        self.workers, self.threads = workers, threads
+        self.setup(rb, workdir, f"torch_{workers}x{threads}", f"PyTorch+OpenBLAS {workers}×{threads}")
         env = dict(os.environ, DCV_PEER_ARGS=json.dumps(["--threads", str(threads)] +
                                                        [a for m in models for a in ("--model", m)]),
                    LD_LIBRARY_PATH=OPENBLAS + (":" + os.environ["LD_LIBRARY_PATH"]

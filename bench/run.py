@@ -323,6 +323,16 @@ class Phases:
 
 # ---------------------------------------------------------------- servers
 
+
+def log_tail(path, n=5):
+    """The last n lines of a process's log file, joined, for error messages."""
+    try:
+        with open(path) as f:
+            return " | ".join(f.read().strip().splitlines()[-n:])
+    except OSError:
+        return ""
+
+
 class Daemon:
     def __init__(self, build, workdir, models, tag, workers=None, tpr=None, config=None, env=None,
                  extra=None):
@@ -370,11 +380,7 @@ class Daemon:
         self.ready_s = wait_ready(self.port, self.p)
 
     def tail(self, n=5):
-        try:
-            with open(self.logpath) as f:
-                return " | ".join(f.read().strip().splitlines()[-n:])
-        except OSError:
-            return ""
+        return log_tail(self.logpath, n)
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
