@@ -340,9 +340,10 @@ static struct dcv_tuner *tuner_of(struct job *j)
  * so it takes the cores not taken by the jobs running now. */
 static void pick_threads(const struct dcv_config *cfg)
 {
-    long n = cfg->threads_per_request ? cfg->threads_per_request
-           : cfg->cores / (dcv_sched_running() > 0 ? dcv_sched_running() : 1);
-    dcv_engine_set_threads(n > 0 ? (int)n : 1);
+    if (cfg->threads_per_request) return;      /* fixed: set once per thread */
+    long running = dcv_sched_running();
+    int n = running > 0 ? cfg->cores / (int)running : cfg->cores;
+    dcv_engine_set_threads(n > 0 ? n : 1);
 }
 
 static bool begin_work(struct job *j)
