@@ -54,16 +54,10 @@ def make_models(workdir):
     return mdir
 
 
-def make_body(workdir, w, shape):
+def make_body(rb, workdir, w, shape):
     x = np.random.default_rng(5).uniform(-1, 1, shape).astype("<f4")
-    head = json.dumps({"inputs": [{"name": "input", "shape": list(shape), "datatype": "FP32",
-                                   "parameters": {"binary_data_size": x.nbytes}}],
-                       "parameters": {"binary_data_output": True}}).encode()
     path = os.path.join(workdir, f"batch_{w}.body")
-    with open(path, "wb") as f:
-        f.write(head + x.tobytes())
-    return path, [f"Inference-Header-Content-Length: {len(head)}",
-                  "Content-Type: application/octet-stream"]
+    return path, rb.binary_headers(rb.write_binary_body(path, x))
 
 
 def counts(rb, d, model):
@@ -98,7 +92,7 @@ def run(bench, rb):
         r["daemon"] = {"workers": d.workers, "threads_per_request": d.tpr}
     try:
         for w, shape in WORKLOADS.items():
-            body, hdrs = make_body(bench.work, w, shape)
+            body, hdrs = make_body(rb, bench.work, w, shape)
             out_bytes = int(np.prod(shape)) * 4      # at least the input's size comes back
             x = r.setdefault("workloads", {}).setdefault(w, {"levels": {}})
             x["same_answer"] = check_same(rb, d, w, body, hdrs[0])

@@ -54,21 +54,13 @@ def alone_dir(workdir, mdir, name):
     return d
 
 
-def make_bodies(workdir, name, latent, input_name):
+def make_bodies(rb, workdir, name, latent, input_name):
     x = np.random.default_rng(7).standard_normal((1, latent)).astype("<f4")
-    head = json.dumps({"inputs": [{"name": input_name, "shape": list(x.shape), "datatype": "FP32",
-                                   "parameters": {"binary_data_size": x.nbytes}}],
-                       "parameters": {"binary_data_output": True}}).encode()
-    b = {"x": x, "bin_hl": len(head)}
-    b["bin"] = os.path.join(workdir, f"{name}_bin.body")
-    with open(b["bin"], "wb") as f:
-        f.write(head + x.tobytes())
-    b["json"] = os.path.join(workdir, f"{name}_json.body")
-    with open(b["json"], "w") as f:
-        json.dump({"inputs": [{"name": input_name, "shape": list(x.shape), "datatype": "FP32",
-                               "data": x.ravel().tolist()}]}, f, separators=(",", ":"))
-    b["headers"] = {"binary": [f"Inference-Header-Content-Length: {len(head)}",
-                               "Content-Type: application/octet-stream"],
+    b = {"x": x, "bin": os.path.join(workdir, f"{name}_bin.body"),
+         "json": os.path.join(workdir, f"{name}_json.body")}
+    b["bin_hl"] = rb.write_binary_body(b["bin"], x, input_name)
+    rb.write_json_body(b["json"], x, input_name)
+    b["headers"] = {"binary": rb.binary_headers(b["bin_hl"]),
                     "json": ["Content-Type: application/json"]}
     return b
 
@@ -198,7 +190,7 @@ def run(bench, rb, names):
 
     def bodies_for(port, name):
         if name not in bodies:
-            bodies[name] = make_bodies(bench.work, name, CHAINS[name], input_name(rb, port, name))
+            bodies[name] = make_bodies(rb, bench.work, name, CHAINS[name], input_name(rb, port, name))
         return bodies[name]
 
     with bench.phase("10a_chain_engine"):

@@ -22,7 +22,6 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import chainbench  # noqa: E402
 import peers  # noqa: E402
 import run as rb  # noqa: E402
 
@@ -125,7 +124,7 @@ def main():
             with open(os.path.join(mdir, name + ".json")) as f:
                 doc = json.load(f)
             in_name = doc["config"]["layers"][0]["config"]["name"] if doc["class_name"] == "Sequential" else "input"
-            b = peers.make_bodies(work, name, shape, in_name)
+            b = peers.make_bodies(rb, work, name, shape, in_name)
             ref = reference(os.path.join(mdir, name + ".json"), b["x"].astype(np.float64))
             bound = 1e-4 * max(1.0, float(np.max(np.abs(ref))))
             for srv in servers:

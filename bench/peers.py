@@ -92,22 +92,15 @@ def in_shape(mdir, name):
     return [1] + m["config"]["batch_input_shape"][1:]
 
 
-def make_bodies(workdir, name, shape, input_name):
+def make_bodies(rb, workdir, name, shape, input_name):
     """The binary and JSON requests (JSON as a Python client sends float32:
     tolist(), each value's shortest text as a double)."""
     x = np.random.default_rng(11).uniform(-1, 1, shape).astype("<f4")
-    head = json.dumps({"inputs": [{"name": input_name, "shape": shape, "datatype": "FP32",
-                                   "parameters": {"binary_data_size": x.nbytes}}],
-                       "parameters": {"binary_data_output": True}}).encode()
-    b = {"x": x, "bin_hl": len(head), "bin": os.path.join(workdir, f"peer_{name}_bin.body"),
+    b = {"x": x, "bin": os.path.join(workdir, f"peer_{name}_bin.body"),
          "json": os.path.join(workdir, f"peer_{name}_json.body")}
-    with open(b["bin"], "wb") as f:
-        f.write(head + x.tobytes())
-    with open(b["json"], "w") as f:
-        json.dump({"inputs": [{"name": input_name, "shape": shape, "datatype": "FP32",
-                               "data": x.ravel().tolist()}]}, f, separators=(",", ":"))
-    b["headers"] = {"binary": [f"Inference-Header-Content-Length: {len(head)}",
-                               "Content-Type: application/octet-stream"],
+    b["bin_hl"] = rb.write_binary_body(b["bin"], x, input_name)
+    rb.write_json_body(b["json"], x, input_name)
+    b["headers"] = {"binary": rb.binary_headers(b["bin_hl"]),
                     "json": ["Content-Type: application/json"]}
     return b
 
@@ -326,7 +319,7 @@ def run(bench, rb, names):
             with bench.phase(f"11b_peers_{name}"):
                 w = r["workloads"][name] = {}
                 shape = in_shape(mdir, name)
-                b = make_bodies(bench.work, name, shape, chainbench.input_name(rb, d.port, name))
+                b = make_bodies(rb, bench.work, name, shape, chainbench.input_name(rb, d.port, name))
                 y = chainbench.infer_bin(rb, d.port, name, b)
                 w["in_shape"], w["out_shape"] = shape, list(y.shape)
                 w["check"] = {}

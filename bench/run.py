@@ -543,25 +543,39 @@ class Peer:
 
 # ---------------------------------------------------------------- bodies
 
+def write_binary_body(path, x, input_name="input"):
+    """The KServe request for float32 x with binary tensors both ways, written
+    to path; returns its JSON header's length."""
+    head = json.dumps({"inputs": [{"name": input_name, "shape": list(x.shape), "datatype": "FP32",
+                                   "parameters": {"binary_data_size": x.nbytes}}],
+                       "parameters": {"binary_data_output": True}}).encode()
+    with open(path, "wb") as f:
+        f.write(head + x.tobytes())
+    return len(head)
+
+
+def binary_headers(hl):
+    return [f"Inference-Header-Content-Length: {hl}", "Content-Type: application/octet-stream"]
+
+
+def write_json_body(path, x, input_name="input"):
+    """The same request in JSON as a Python client (tritonclient, requests)
+    sends it: float32 values through tolist(), i.e. the shortest repr of each
+    value as a double."""
+    with open(path, "w") as f:
+        json.dump({"inputs": [{"name": input_name, "shape": list(x.shape), "datatype": "FP32",
+                               "data": x.ravel().tolist()}]}, f, separators=(",", ":"))
+
+
 def make_bodies(workdir):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (1, 32, 32, 128)).astype("<f4")
-    head = json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
-                                   "parameters": {"binary_data_size": x.nbytes}}],
-                       "parameters": {"binary_data_output": True}}).encode()
     b = {}
     b["bin"] = os.path.join(workdir, "dcgan_bin.body")
-    with open(b["bin"], "wb") as f:
-        f.write(head + x.tobytes())
-    b["bin_hl"] = len(head)
-    b["bin_bytes"] = len(head) + x.nbytes
-    # JSON as a Python client (tritonclient, requests) sends it: float32 values
-    # through tolist(), i.e. the shortest repr of each value as a double.
+    b["bin_hl"] = write_binary_body(b["bin"], x)
+    b["bin_bytes"] = b["bin_hl"] + x.nbytes
     b["json"] = os.path.join(workdir, "dcgan_json.body")
-    doc = {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
-                       "data": x.ravel().tolist()}]}
-    with open(b["json"], "w") as f:
-        json.dump(doc, f, separators=(",", ":"))
+    write_json_body(b["json"], x)
     b["json_bytes"] = os.path.getsize(b["json"])
     t = rng.uniform(-1, 1, (1, 4, 4, 8)).astype("<f4")
     b["tiny"] = os.path.join(workdir, "tiny_json.body")

@@ -39,16 +39,10 @@ def settings(quick):
     return dict(split_slice_s=1.4, split_slices=2, split_warm_s=0.6, split_levels=LEVELS)
 
 
-def make_body(workdir, name, shape):
+def make_body(rb, workdir, name, shape):
     x = np.random.default_rng(11).uniform(-1, 1, shape).astype("<f4")
-    head = json.dumps({"inputs": [{"name": "input", "shape": list(shape), "datatype": "FP32",
-                                   "parameters": {"binary_data_size": x.nbytes}}],
-                       "parameters": {"binary_data_output": True}}).encode()
     path = os.path.join(workdir, f"split_{name}.body")
-    with open(path, "wb") as f:
-        f.write(head + x.tobytes())
-    return path, [f"Inference-Header-Content-Length: {len(head)}",
-                  "Content-Type: application/octet-stream"]
+    return path, rb.binary_headers(rb.write_binary_body(path, x))
 
 
 def split_of(rb, d, model):
@@ -72,7 +66,7 @@ def run(bench, rb):
         for name, shape in WORKLOADS.items():
             if bench.only and name not in bench.only:
                 continue
-            body, hdrs = make_body(bench.work, name, shape)
+            body, hdrs = make_body(rb, bench.work, name, shape)
             with bench.phase(f"11_split_{name}"):
                 for d in daemons.values():      # plans for both thread counts, weights warm
                     bench.client(d.url(f"/v2/models/{name}/infer"), body, hdrs, n=20, c=2, warm=0,
