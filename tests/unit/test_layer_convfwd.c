@@ -590,6 +590,46 @@ Test(layer_convfwd, chunked_run_equals_whole_run_on_a_jit_kernel)
     free(w), free(b), free(x), free(whole), free(parts);
 }
 
+/* A very wide forward convolution gets a direct JIT kernel, not oneDNN's
+ * brgemm one, whose creation grows with the width (~4 us a column: a 1 KB
+ * model file made the daemon spend 6.9 s and 1.2 GB creating one), and
+ * still computes the convolution (checked against a plain loop). */
+Test(layer_convfwd, a_very_wide_convolution_is_created_fast_and_right)
+{
+    enum { W = 1 << 17, IC = 8, OC = 8, K = 3 };
+    struct dcv_conv c = { .rank = 1, .in_channels = IC, .filters = OC, .kernel = { K },
+                          .strides = { 1 }, .dilation = { 1 }, .padding = DCV_PADDING_SAME,
+                          .use_bias = true, .forward = true, .act = { .kind = DCV_ACT_LINEAR } };
+    struct dcv_engine_kernel *k;
+    struct dcv_engine_stats st;
+    char err[DCV_ERRLEN];
+    int64_t sp[1] = { W };
+    float *w = noise(K * IC * OC, 0.5f), *b = noise(OC, 0.5f), *x = noise((size_t)W * IC, 1);
+    float *y = malloc(sizeof(float) * (size_t)W * OC);
+    cr_assert_eq(dcv_engine_kernel_create(&c, w, b, 0, sp, &k, err), 0, "%s", err);
+    cr_assert_eq(dcv_engine_run(k, x, 1, sp, sp, y, NULL, err), 0, "%s", err);
+    dcv_engine_kernel_stats(k, &st);
+    cr_assert(strncmp(st.impl, "brg", 3) != 0 && strncmp(st.impl, "ref", 3) != 0,
+              "implementation %s", st.impl);
+    double worst = 0;
+    for (int64_t i = 0; i < W; i += 997) {          /* every 997th column, both edges */
+        for (int o = 0; o < OC; o++) {
+            double want = b[o];
+            for (int t = 0; t < K; t++) {
+                int64_t j = i + t - 1;
+                if (j < 0 || j >= W) continue;
+                for (int ci = 0; ci < IC; ci++)
+                    want += (double)x[j * IC + ci] * w[(t * IC + ci) * OC + o];
+            }
+            double e = fabs(y[i * OC + o] - want) / (fabs(want) > 1 ? fabs(want) : 1);
+            if (e > worst) worst = e;
+        }
+    }
+    cr_assert_lt(worst, 1e-5, "worst relative error %g", worst);
+    dcv_engine_kernel_free(k);
+    free(w), free(b), free(x), free(y);
+}
+
 /* Whole get_config() dicts as Keras 3.15 (DTypePolicy, serialized
  * initializers, every regularizer/constraint key) and tf.keras 2 (plain
  * dtype, batch_input_shape, causal Conv1D) write them. */
