@@ -97,12 +97,12 @@ VALGRIND_LOGS := $(BUILD)/valgrind
 valgrind-test: deps all $(TEST_BIN)
 	@rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)/unit
 	-@for s in $$($(TEST_BIN) --list | sed -n 's/^\([A-Za-z0-9_]*\): [0-9]* tests*$$/\1/p'); do \
-	  DCV_TEST_PYTHON=/usr/bin/python3 $(VALGRIND) $(TEST_BIN) --filter "$$s/*" \
+	  DECONVD_BUF_MALLOC=1 DCV_TEST_PYTHON=/usr/bin/python3 $(VALGRIND) $(TEST_BIN) --filter "$$s/*" \
 	    > $(VALGRIND_LOGS)/unit/$$s.log 2>&1; \
 	  echo "$$s: $$(grep Synthesis $(VALGRIND_LOGS)/unit/$$s.log || echo 'did not finish')"; \
 	done
-	-VALGRIND="$(VALGRIND)" scripts/valgrind-smoke $(BUILD) 2>&1 | tee $(VALGRIND_LOGS)/smoke.log
-	-DCV_TEST_VALGRIND="$(VALGRIND)" scripts/run-tests $(BUILD) 2>&1 | tee $(VALGRIND_LOGS)/blackbox.log
+	-DECONVD_BUF_MALLOC=1 VALGRIND="$(VALGRIND)" scripts/valgrind-smoke $(BUILD) 2>&1 | tee $(VALGRIND_LOGS)/smoke.log
+	-DECONVD_BUF_MALLOC=1 DCV_TEST_VALGRIND="$(VALGRIND)" scripts/run-tests $(BUILD) 2>&1 | tee $(VALGRIND_LOGS)/blackbox.log
 	scripts/test-summary $(VALGRIND_LOGS)
 
 clean:

@@ -6,10 +6,17 @@
  * block whose pages are warmest goes out next) as long as the cached bytes
  * stay under the limit, evicting the longest-unused blocks first. Smaller
  * blocks go straight back to malloc, which recycles them well by itself.
- * Blocks come from malloc too, so valgrind and LeakSanitizer see them; the
- * ASan build caches nothing, because a cached block would hide a
- * use-after-free from it. Rounding wastes address space, not memory: pages
- * never touched are never resident.
+ * Blocks of 128 KiB and more are mapped here (mmap/munmap), not taken from
+ * malloc: what leaves the cache goes back to the kernel whatever glibc's
+ * mmap threshold is, and that threshold can stay dynamic for the libraries'
+ * own scratch (oneDNN's GEMM mallocs and frees its packing buffers on every
+ * execution: at a fixed 256 KiB threshold each one was a fresh mapping, a
+ * page fault per 4 KiB and an munmap, on every request). The ASan build
+ * takes every block from malloc and caches nothing, because a cached block
+ * would hide a use-after-free from it; DECONVD_BUF_MALLOC=1 in the
+ * environment makes any build take them from malloc (valgrind-test sets it,
+ * so that memcheck sees them). Rounding wastes address space, not memory:
+ * pages never touched are never resident.
  *
  * Thread: any; one mutex guards the stacks (a few operations per request).
  */
@@ -19,6 +26,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/mman.h>
+
 #include "deconvd/buf.h"
 
 #define MAGIC 0x64637662756621ULL     /* "dcvbuf!" */
@@ -26,6 +35,7 @@
 #define MAX_CLASS 31                  /* 2 GiB; bigger blocks are not cached */
 #define PER_CLASS 16
 #define DEFAULT_LIMIT ((size_t)64 << 20)
+#define MAP_MIN ((size_t)128 << 10)   /* blocks from here on are mapped here */
 
 #if defined(__SANITIZE_ADDRESS__)
 #define CACHE_ALLOWED false
@@ -42,6 +52,7 @@ struct head {
     uint64_t magic;
     size_t cap;                       /* usable bytes after the header */
     int cls;                          /* 0: not a cached size */
+    int mapped;                       /* from mmap, else from posix_memalign */
     uint64_t last_used;
     char pad[DCV_BUF_ALIGN - 32];
 };
@@ -52,6 +63,38 @@ static struct head *g_free[MAX_CLASS + 1][PER_CLASS];
 static int g_nfree[MAX_CLASS + 1];
 static size_t g_limit = CACHE_ALLOWED ? DEFAULT_LIMIT : 0;
 static struct dcv_buf_stats g_stats;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static bool g_map = CACHE_ALLOWED;
+
+static void read_env(void)
+{
+    const char *e = getenv("DECONVD_BUF_MALLOC");
+    if (e && *e && strcmp(e, "0") != 0) g_map = false;
+}
+
+/* A block of `bytes` (header included), 64-byte aligned; NULL when out of
+ * memory. The header's mapped flag says how to give it back. */
+static struct head *get_block(size_t bytes)
+{
+    pthread_once(&g_once, read_env);
+    if (g_map && bytes >= MAP_MIN) {
+        void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        ((struct head *)m)->mapped = 1;
+        return m;
+    }
+    void *mem = NULL;
+    if (posix_memalign(&mem, DCV_BUF_ALIGN, bytes) != 0) return NULL;
+    ((struct head *)mem)->mapped = 0;
+    return mem;
+}
+
+static void put_block(struct head *h)
+{
+    h->magic = 0;
+    if (h->mapped) munmap(h, sizeof *h + h->cap);
+    else free(h);
+}
 
 static uint64_t now_ms(void)
 {
@@ -92,8 +135,7 @@ static void drop_locked(int c, int i)
     memmove(&g_free[c][i], &g_free[c][i + 1], sizeof(g_free[c][0]) * (size_t)(g_nfree[c] - i - 1));
     g_nfree[c]--;
     g_stats.cached_bytes -= h->cap;
-    h->magic = 0;
-    free(h);
+    put_block(h);
 }
 
 /* Frees the longest-unused cached block; false when none is cached. The
@@ -120,9 +162,7 @@ void *dcv_buf_alloc(size_t n)
     }
     pthread_mutex_unlock(&g_lock);
     if (!h) {
-        void *mem = NULL;
-        if (cap > SIZE_MAX - sizeof *h ||
-            posix_memalign(&mem, DCV_BUF_ALIGN, sizeof *h + cap) != 0) {
+        if (cap > SIZE_MAX - sizeof *h || !(h = get_block(sizeof *h + cap))) {
             if (c) {
                 pthread_mutex_lock(&g_lock);
                 g_stats.live_bytes -= cap;
@@ -130,7 +170,6 @@ void *dcv_buf_alloc(size_t n)
             }
             return NULL;
         }
-        h = mem;
         h->magic = MAGIC;
         h->cap = cap;
         h->cls = c;
@@ -156,8 +195,7 @@ void dcv_buf_free(void *p)
         pthread_mutex_unlock(&g_lock);
         if (!h) return;
     }
-    h->magic = 0;
-    free(h);
+    put_block(h);
 }
 
 size_t dcv_buf_capacity(const void *p) { return head_of(p)->cap; }
@@ -196,8 +234,7 @@ void dcv_buf_trim(uint64_t max_idle_ms)
                 continue;
             }
             g_stats.cached_bytes -= h->cap;
-            h->magic = 0;
-            free(h);
+            put_block(h);
         }
         g_nfree[c] = keep;
     }

@@ -7,7 +7,6 @@
  */
 #include <getopt.h>
 #include <limits.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,11 +186,6 @@ int main(int argc, char **argv)
     if (level >= 0) over.log_level = level;
     dcv_config_finalize(&over, (int)sysconf(_SC_NPROCESSORS_ONLN));
     dcv_log_setup((enum dcv_log_level)over.log_level, over.log_json);
-    /* A fixed mmap threshold: glibc otherwise raises it after the first big
-     * request body is freed and serves later bodies (MBs) from the heap,
-     * which grows and never shrinks. Tensors this size go straight back to
-     * the kernel instead. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     /* Fault injection for tests: the next N execution-buffer allocations fail. */
     const char *fail = getenv("DECONVD_TEST_FAIL_ALLOCS");
     if (fail && atoi(fail) > 0) {

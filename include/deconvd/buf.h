@@ -1,10 +1,12 @@
 /* buf.h — tensor-sized buffers that keep their pages between requests.
  *
  * Request bodies, output tensors and response bodies are allocated and
- * freed once per request and are megabytes long. From malloc (which maps
- * blocks this size afresh each time) every request pays ~one page fault per
- * 4 KiB touched plus an munmap; a bounded cache of recently freed blocks
- * makes a steady stream of same-sized requests fault-free.
+ * freed once per request and are megabytes long. Mapped afresh each time,
+ * every request pays ~one page fault per 4 KiB touched plus an munmap; a
+ * bounded cache of recently freed blocks makes a steady stream of
+ * same-sized requests fault-free, and blocks leaving it are unmapped, so
+ * RSS falls back after a burst (glibc's heap, which would otherwise serve
+ * them once its dynamic mmap threshold has risen, grows and never shrinks).
  *
  * Any thread may call any of these. Blocks are 64-byte aligned.
  */
