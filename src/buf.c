@@ -52,7 +52,6 @@ struct head {
     uint64_t magic;
     size_t cap;                       /* usable bytes after the header */
     int cls;                          /* 0: not a cached size */
-    int mapped;                       /* from mmap, else from posix_memalign */
     uint64_t last_used;
     char pad[DCV_BUF_ALIGN - 32];
 };
@@ -72,27 +71,27 @@ static void read_env(void)
     if (e && *e && strcmp(e, "0") != 0) g_map = false;
 }
 
+/* Whether a block of `bytes` (header included) is mapped here. g_map is
+ * settled by the first get_block, before any block exists to give back. */
+static bool mapped(size_t bytes) { return g_map && bytes >= MAP_MIN; }
+
 /* A block of `bytes` (header included), 64-byte aligned; NULL when out of
- * memory. The header's mapped flag says how to give it back. */
+ * memory. */
 static struct head *get_block(size_t bytes)
 {
     pthread_once(&g_once, read_env);
-    if (g_map && bytes >= MAP_MIN) {
+    if (mapped(bytes)) {
         void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED) return NULL;
-        ((struct head *)m)->mapped = 1;
-        return m;
+        return m == MAP_FAILED ? NULL : m;
     }
     void *mem = NULL;
-    if (posix_memalign(&mem, DCV_BUF_ALIGN, bytes) != 0) return NULL;
-    ((struct head *)mem)->mapped = 0;
-    return mem;
+    return posix_memalign(&mem, DCV_BUF_ALIGN, bytes) == 0 ? mem : NULL;
 }
 
 static void put_block(struct head *h)
 {
     h->magic = 0;
-    if (h->mapped) munmap(h, sizeof *h + h->cap);
+    if (mapped(sizeof *h + h->cap)) munmap(h, sizeof *h + h->cap);
     else free(h);
 }
 
